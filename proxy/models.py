@@ -1,0 +1,121 @@
+"""Providers and routing rules (the configuration) and Exchanges (the record)."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class Provider(models.Model):
+    """A backend endpoint: one wire dialect, one base URL, one key."""
+
+    name = models.SlugField(max_length=64, unique=True)
+    dialect = models.CharField(max_length=32, default="openai")  # key of proxy.translate.DIALECTS
+    base_url = models.CharField(max_length=500)
+    # The key is either the name of an environment variable (preferred: nothing secret in the DB)
+    # or a secret stored here that the UI never shows again. Neither set = forward the client's key.
+    api_key_env = models.CharField(max_length=128, blank=True, default="")
+    api_key_secret = models.CharField(max_length=500, blank=True, default="")
+    extra_headers = models.JSONField(default=dict, blank=True)
+    connect_timeout = models.FloatField(default=10.0)
+    read_timeout = models.FloatField(default=600.0)
+    # {model_id: {"max_output_tokens": int, "context_window": int, "input_price": $/Mtok,
+    #  "output_price": $/Mtok, "cache_read_price": $/Mtok, "options": [..]}}: overrides of built-in tables.
+    models = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Rule(models.Model):
+    """One routing rule. Rules are tried by position; the first match wins."""
+
+    name = models.CharField(max_length=100, unique=True)
+    position = models.IntegerField(default=0, db_index=True)
+    enabled = models.BooleanField(default=True)
+    # {"model": "*haiku*", "task": "background", "agent": "Explore", "client": "...", "session": "..."}
+    conditions = models.JSONField(default=dict, blank=True)
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="rules")
+    model = models.CharField(max_length=200, blank=True, default="")  # "" = keep the client's model
+    # {"max_tokens": int ceiling, "temperature": float, "reasoning_effort": "low|medium|high"}
+    overrides = models.JSONField(default=dict, blank=True)
+    # [{"provider": "name", "model": "id"}, ...] tried in order when an attempt fails before the first byte
+    fallbacks = models.JSONField(default=list, blank=True)
+    # Virtual claude-… model ids this rule answers to, listed in GET /v1/models.
+    aliases = models.JSONField(default=list, blank=True)
+    is_default = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ConfigVersion(models.Model):
+    """A single row whose counter is bumped on every configuration edit: every process re-reads on change."""
+
+    version = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+
+class Exchange(models.Model):
+    """One client request and everything that happened answering it."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        OK = "ok"
+        ERROR = "error"
+        CANCELLED = "cancelled"
+
+    created_at = models.DateTimeField(db_index=True)  # when the request was received
+    finished_at = models.DateTimeField(null=True, blank=True)
+    endpoint = models.CharField(max_length=32, default="messages")  # messages | count_tokens
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+    http_status = models.IntegerField(null=True, blank=True)
+    error_type = models.CharField(max_length=64, blank=True, default="")
+    error_message = models.TextField(blank=True, default="")
+    stream = models.BooleanField(default=False)
+
+    session_id = models.CharField(max_length=100, blank=True, default="", db_index=True)
+    agent = models.CharField(max_length=100, blank=True, default="", db_index=True)
+    user_agent = models.CharField(max_length=300, blank=True, default="")
+    client_model = models.CharField(max_length=200, blank=True, default="", db_index=True)
+    backend_model = models.CharField(max_length=200, blank=True, default="")
+    provider = models.CharField(max_length=64, blank=True, default="")
+    dialect = models.CharField(max_length=32, blank=True, default="")
+    rule = models.CharField(max_length=100, blank=True, default="", db_index=True)
+    route_reason = models.TextField(blank=True, default="")
+    task = models.CharField(max_length=32, blank=True, default="")
+
+    # Both sides of the translation. Secrets never reach these: headers are filtered first.
+    client_request = models.JSONField(null=True, blank=True)
+    client_headers = models.JSONField(default=dict, blank=True)
+    upstream_request = models.JSONField(null=True, blank=True)
+    upstream_response = models.TextField(blank=True, default="")  # raw JSON body or SSE transcript
+    client_response = models.JSONField(null=True, blank=True)  # the Message the client got (accumulated)
+    changes = models.JSONField(default=list, blank=True)  # [{"kind", "detail"}]: what translation altered
+    attempts = models.JSONField(default=list, blank=True)  # every upstream attempt, fallbacks included
+
+    # Timings in milliseconds after created_at.
+    upstream_first_byte_ms = models.FloatField(null=True, blank=True)
+    first_token_ms = models.FloatField(null=True, blank=True)
+    duration_ms = models.FloatField(null=True, blank=True)
+
+    input_tokens = models.IntegerField(default=0)
+    output_tokens = models.IntegerField(default=0)
+    cache_read_tokens = models.IntegerField(default=0)
+    cache_write_tokens = models.IntegerField(default=0)
+    cost_usd = models.FloatField(null=True, blank=True)  # estimate on the backend model
+    claude_cost_usd = models.FloatField(null=True, blank=True)  # the same tokens on the model asked for
+
+    tool_calls = models.IntegerField(default=0)
+    tool_call_errors = models.IntegerField(default=0)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"exchange {self.pk} {self.client_model} {self.status}"

@@ -1,0 +1,138 @@
+"""Wire types (TypedDicts, plain dicts at run time) and our own values (frozen dataclasses).
+
+Pure: stdlib and typing only. Nothing in proxy/translate/ imports Django or httpx.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypedDict
+
+JSONDict = dict[str, Any]
+JSONList = list[Any]
+
+StopReason = Literal["end_turn", "max_tokens", "stop_sequence", "tool_use", "pause_turn", "refusal"]
+
+ErrorType = Literal[
+    "invalid_request_error",
+    "authentication_error",
+    "permission_error",
+    "not_found_error",
+    "request_too_large",
+    "rate_limit_error",
+    "api_error",
+    "overloaded_error",
+]
+
+
+class Usage(TypedDict, total=False):
+    input_tokens: int
+    output_tokens: int
+    cache_read_input_tokens: int
+    cache_creation_input_tokens: int
+
+
+class MessagesRequest(TypedDict, total=False):
+    """POST /v1/messages body as clients send it (only the fields we read are named)."""
+
+    model: str
+    messages: list[JSONDict]
+    system: str | list[JSONDict]
+    max_tokens: int
+    stream: bool
+    tools: list[JSONDict]
+    tool_choice: JSONDict
+    thinking: JSONDict
+    output_config: JSONDict
+    metadata: JSONDict
+    stop_sequences: list[str]
+    temperature: float
+    top_p: float
+    top_k: int
+
+
+class Message(TypedDict, total=False):
+    """An Anthropic Message response."""
+
+    id: str
+    type: Literal["message"]
+    role: Literal["assistant"]
+    model: str
+    content: list[JSONDict]
+    stop_reason: StopReason | None
+    stop_sequence: str | None
+    usage: Usage
+
+
+# An Anthropic stream event: {"type": "message_start" | "content_block_start" | ... , ...}
+StreamEvent = JSONDict
+
+
+@dataclass(frozen=True, slots=True)
+class SSEEvent:
+    """One server-sent event as decoded from the wire."""
+
+    data: str
+    event: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where one attempt goes: a provider's endpoint and a model, with what we know of it."""
+
+    provider: str  # provider name, for the record
+    dialect: str  # key of translate.DIALECTS
+    base_url: str  # e.g. https://api.openai.com/v1 (openai) or https://api.anthropic.com (anthropic)
+    model: str  # backend model id; "" for anthropic passthrough = keep the client's model
+    api_key: str = ""  # resolved secret; "" = forward the client's own credentials (passthrough)
+    extra_headers: tuple[tuple[str, str], ...] = ()
+    max_output_tokens: int | None = None  # the model's real output limit; None = unknown, pass through
+    # Per-model quirks, as data: "max_completion_tokens", "reasoning", "replay_reasoning",
+    # "no_cache_control", "no_top_k", "no_temperature", "max_stop_sequences=4", ...
+    options: frozenset[str] = frozenset()
+    # Parameter overrides from the route rule (max_tokens ceiling, temperature, reasoning_effort).
+    overrides: tuple[tuple[str, Any], ...] = ()
+
+    def option_value(self, prefix: str) -> str | None:
+        """Value of a `name=value` option, or None."""
+        for opt in self.options:
+            if opt.startswith(prefix + "="):
+                return opt.split("=", 1)[1]
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamRequest:
+    """An HTTP request to a backend, built by a dialect; upstream.py sends it."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: JSONDict
+    stream: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """Something the translation changed or dropped: shown on the exchange ("lossy: N")."""
+
+    kind: str  # e.g. "max_tokens_lowered", "tool_renamed", "cache_control_stripped", "field_dropped"
+    detail: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "detail": self.detail}
+
+
+@dataclass(slots=True)
+class Translation:
+    """One request's translation: the upstream request plus what answering it back needs."""
+
+    upstream: UpstreamRequest
+    client_model: str  # echoed in every response: the client derives limits and features from it
+    message_id: str  # msg_… for the response
+    changes: list[Change] = field(default_factory=list)
+    # upstream tool name -> the client's original name (names over the backend's limits)
+    tool_names: dict[str, str] = field(default_factory=dict)
+    stop_sequences: tuple[str, ...] = ()
+    # Anything else a dialect's response side needs from its request side.
+    state: JSONDict = field(default_factory=dict)
