@@ -2,18 +2,5 @@
 
 Imports only the stdlib, typing, orjson (fast JSON) and bpe-openai (offline token counts):
 no Django, no httpx, no clock, no randomness. Ids and keys are passed in.
+The registry of dialects is `proxy.translate.dialects.DIALECTS`.
 """
-
-from __future__ import annotations
-
-from . import anthropic, openai_chat
-from .base import Dialect
-
-DIALECTS: dict[str, Dialect] = {
-    "openai": openai_chat.DIALECT,
-    "anthropic": anthropic.DIALECT,
-}
-
-
-def get_dialect(name: str) -> Dialect:
-    return DIALECTS[name]
