@@ -20,7 +20,7 @@ class Provider(models.Model):
     read_timeout = models.FloatField(default=600.0)
     # {model_id: {"max_output_tokens": int, "context_window": int, "input_price": $/Mtok,
     #  "output_price": $/Mtok, "cache_read_price": $/Mtok, "options": [..]}}: overrides of built-in tables.
-    models = models.JSONField(default=dict, blank=True)
+    model_settings = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
