@@ -92,6 +92,8 @@ class Target:
     options: frozenset[str] = frozenset()
     # Parameter overrides from the route rule (max_tokens ceiling, temperature, reasoning_effort).
     overrides: tuple[tuple[str, Any], ...] = ()
+    connect_timeout: float = 10.0
+    read_timeout: float = 600.0
 
     def option_value(self, prefix: str) -> str | None:
         """Value of a `name=value` option, or None."""
