@@ -1,0 +1,41 @@
+"""The one place Anthropic error bodies, SSE error frames and their HTTP statuses are made."""
+
+from __future__ import annotations
+
+import orjson
+from django.http import HttpResponse
+
+from proxy.translate.types import ErrorType
+
+STATUS_OF: dict[str, int] = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "overloaded_error": 529,
+}
+
+
+def error_body(error_type: ErrorType | str, message: str) -> dict[str, object]:
+    return {"type": "error", "error": {"type": error_type, "message": message}}
+
+
+def error_response(
+    error_type: ErrorType | str, message: str, *, status: int | None = None, retry_after: str | None = None
+) -> HttpResponse:
+    response = HttpResponse(
+        orjson.dumps(error_body(error_type, message)),
+        status=status or STATUS_OF.get(error_type, 500),
+        content_type="application/json",
+    )
+    if retry_after:
+        response["retry-after"] = retry_after
+    return response
+
+
+def error_frame(error_type: ErrorType | str, message: str) -> bytes:
+    """An error after the stream began: Anthropic's `event: error` frame (the client must not see a clean end)."""
+    return b"event: error\ndata: " + orjson.dumps(error_body(error_type, message)) + b"\n\n"

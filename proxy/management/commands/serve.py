@@ -1,0 +1,35 @@
+"""`python manage.py serve`: migrate, seed the default route, then run daphne (proxy + dashboard)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Apply migrations, seed the default route from the environment, and serve on HOST:PORT."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--host", default=os.environ.get("SWITCHBOARD_HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=int(os.environ.get("SWITCHBOARD_PORT", "8082")))
+
+    def handle(self, *args: Any, host: str, port: int, **options: Any) -> None:
+        # The routing seed refuses a backend that points at our own address: it needs to know the port.
+        os.environ["SWITCHBOARD_PORT"] = str(port)
+        os.environ["SWITCHBOARD_HOST"] = host
+        call_command("migrate", interactive=False, verbosity=0)
+        from proxy.seed import ensure_seeded
+
+        ensure_seeded()
+        from daphne.cli import CommandLineInterface
+
+        self.stdout.write(f"Switchboard on http://{host}:{port}  (dashboard: /, API: /v1/messages)")
+        self.stdout.flush()
+        sys.argv = ["daphne"]
+        CommandLineInterface().run(
+            ["-b", host, "-p", str(port), "--proxy-headers", "proxy.asgi:application"]
+        )

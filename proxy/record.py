@@ -1,0 +1,86 @@
+"""A finished tape -> the Exchange row's fields. Runs in the recorder's thread, never on the event loop."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import orjson
+
+from proxy import catalog
+from proxy.tape import Tape
+from proxy.translate.accumulate import accumulate
+from proxy.translate.types import JSONDict
+
+
+def finished_fields(tape: Tape) -> dict[str, Any]:
+    message = tape.client_message
+    if message is None and tape.client_events:
+        message = accumulate(tape.client_events)
+    usage = dict(tape.usage or (message or {}).get("usage") or {})
+    input_tokens = int(usage.get("input_tokens") or 0)
+    output_tokens = int(usage.get("output_tokens") or 0)
+    cache_read = int(usage.get("cache_read_input_tokens") or 0)
+    cache_write = int(usage.get("cache_creation_input_tokens") or 0)
+    tool_uses = [b for b in (message or {}).get("content", []) if b.get("type") == "tool_use"]
+    end = tape.done_at if tape.done_at is not None else tape.t0
+    return {
+        "finished_at": tape.received_at + timedelta(seconds=end - tape.t0),
+        "status": tape.status,
+        "http_status": tape.http_status,
+        "error_type": tape.error_type,
+        "error_message": tape.error_message[:5000],
+        "rule": tape.rule,
+        "route_reason": tape.route_reason,
+        "task": tape.task,
+        "agent": tape.agent,
+        "provider": tape.provider,
+        "dialect": tape.dialect,
+        "backend_model": tape.backend_model[:200],
+        "upstream_request": tape.upstream_request,
+        "upstream_response": b"".join(tape.upstream_chunks).decode("utf-8", errors="replace"),
+        "client_response": message,
+        "changes": tape.changes,
+        "attempts": tape.attempts,
+        "upstream_first_byte_ms": tape.ms(tape.first_byte_at),
+        "first_token_ms": tape.ms(tape.first_token_at),
+        "duration_ms": tape.ms(tape.done_at),
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "cache_read_tokens": cache_read,
+        "cache_write_tokens": cache_write,
+        "cost_usd": _cost(tape, usage),
+        "claude_cost_usd": _claude_cost(tape, usage),
+        "tool_calls": len(tool_uses),
+        "tool_call_errors": sum(1 for b in tool_uses if _invalid_tool_input(b)),
+    }
+
+
+def _cost(tape: Tape, usage: JSONDict) -> float | None:
+    if not usage or not tape.backend_model:
+        return None
+    try:
+        return catalog.cost_usd(model=tape.backend_model, usage=usage, provider=tape.provider or None)
+    except Exception:  # a pricing gap must never lose the record
+        return None
+
+
+def _claude_cost(tape: Tape, usage: JSONDict) -> float | None:
+    if not usage or not tape.client_model:
+        return None
+    try:
+        return catalog.claude_equivalent_cost(client_model=tape.client_model, usage=usage)
+    except Exception:
+        return None
+
+
+def _invalid_tool_input(block: JSONDict) -> bool:
+    value = block.get("input")
+    if isinstance(value, dict):
+        return False
+    if isinstance(value, str):
+        try:
+            return not isinstance(orjson.loads(value), dict)
+        except orjson.JSONDecodeError:
+            return True
+    return True

@@ -1,0 +1,140 @@
+"""The only database writer for exchanges, off the hot path.
+
+`submit()` is `put_nowait` and never awaits. One writer task per process drains the queue in batches
+and does the ORM work in a dedicated thread, so neither the stream nor Django's shared
+sync thread waits on the database. After each batch commits it publishes the changed rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections, transaction
+
+from proxy import live
+from proxy.tape import Tape
+
+logger = logging.getLogger(__name__)
+
+_MAX_BATCH = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """A pending row for the live feed: only fields known at the start (copied: the tape keeps changing)."""
+
+    key: int
+    fields: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    tape: Tape
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[Started | Finished] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        # One thread: one DB connection, writes in submission order.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recorder")
+        self._pk_of: dict[int, int] = {}  # tape key -> row pk, for rows inserted as pending
+
+    def submit(self, item: Started | Finished) -> None:
+        if not settings.RECORD_EXCHANGES:
+            return
+        loop = asyncio.get_running_loop()
+        if self._queue is None or self._loop is not loop:
+            self._queue = asyncio.Queue()
+            self._loop = loop
+            # A fresh context: the writer must not inherit the request's asgiref thread context.
+            self._task = loop.create_task(self._run(), context=contextvars.Context())
+        self._queue.put_nowait(item)
+
+    def start(self, tape: Tape) -> None:
+        self.submit(Started(tape.key, _start_fields(tape)))
+
+    def finish(self, tape: Tape) -> None:
+        self.submit(Finished(tape))
+
+    async def drain(self) -> None:
+        """Wait until everything submitted so far is written (tests, shutdown)."""
+        if self._queue is not None:
+            await self._queue.join()
+
+    async def _run(self) -> None:
+        assert self._queue is not None
+        queue = self._queue
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await queue.get()]
+            while not queue.empty() and len(batch) < _MAX_BATCH:
+                batch.append(queue.get_nowait())
+            try:
+                changed = await loop.run_in_executor(self._executor, self._write, batch)
+                for pk, created in changed:
+                    await live.publish_exchange(pk, created=created)
+            except Exception:
+                logger.exception("recorder: failed to write %d item(s)", len(batch))
+            finally:
+                for _ in batch:
+                    queue.task_done()
+
+    def _write(self, batch: list[Started | Finished]) -> list[tuple[int, bool]]:
+        """Runs in the writer thread. Returns (pk, created) for each row touched."""
+        from proxy.models import Exchange
+        from proxy.record import finished_fields
+
+        close_old_connections()
+        finished_keys = {item.tape.key for item in batch if isinstance(item, Finished)}
+        changed: list[tuple[int, bool]] = []
+        with transaction.atomic():
+            for item in batch:
+                if isinstance(item, Started):
+                    if item.key in finished_keys:
+                        continue  # finished in the same batch: one insert with everything
+                    row = Exchange.objects.create(**item.fields)
+                    self._pk_of[item.key] = row.pk
+                    changed.append((row.pk, True))
+                    continue
+                tape = item.tape
+                fields = finished_fields(tape)
+                pk = self._pk_of.pop(tape.key, None)
+                if pk is None:
+                    row = Exchange.objects.create(**_start_fields(tape), **fields)
+                    changed.append((row.pk, True))
+                else:
+                    Exchange.objects.filter(pk=pk).update(**fields)
+                    changed.append((pk, False))
+        return changed
+
+
+def _start_fields(tape: Tape) -> dict[str, Any]:
+    return {
+        "created_at": tape.received_at,
+        "endpoint": tape.endpoint,
+        "stream": tape.stream,
+        "session_id": tape.session_id,
+        "user_agent": tape.user_agent[:300],
+        "client_model": tape.client_model[:200],
+        "client_request": tape.client_request,
+        "client_headers": tape.client_headers,
+        "rule": tape.rule,
+        "route_reason": tape.route_reason,
+        "task": tape.task,
+        "agent": tape.agent,
+        "provider": tape.provider,
+        "dialect": tape.dialect,
+        "backend_model": tape.backend_model,
+    }
+
+
+recorder = Recorder()

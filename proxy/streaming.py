@@ -1,0 +1,190 @@
+"""Serving one Messages request: try each routed target in turn, then answer or relay the stream.
+
+The only loop that touches the client's socket. Recording goes in `finally:` so a client hang-up
+(Django cancels the generator) or an upstream failure is still recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+import orjson
+from django.http import HttpResponse, StreamingHttpResponse
+
+from proxy import upstream
+from proxy.errors import error_frame, error_response
+from proxy.recorder import recorder
+from proxy.routing import Decision
+from proxy.tape import Tape
+from proxy.translate.base import StreamTranslator, TranslationError, UpstreamError
+from proxy.translate.dialects import DIALECTS
+from proxy.translate.sse import SSEDecoder, encode_event
+from proxy.translate.types import Target, Translation
+
+logger = logging.getLogger(__name__)
+
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 529})
+_MAX_RETRY_AFTER_S = 5.0  # honour retry-after between fallbacks, but never stall a client longer
+
+
+async def serve_messages(*, decision: Decision, headers: dict[str, str], tape: Tape, message_id: str) -> HttpResponse:
+    """Try the decision's targets in order; fall back only before the client got a byte."""
+    last_error: UpstreamError | None = None
+    for attempt, target in enumerate(decision.targets):
+        if last_error is not None and last_error.retry_after:
+            await asyncio.sleep(min(_retry_after_seconds(last_error.retry_after), _MAX_RETRY_AFTER_S))
+        dialect = DIALECTS[target.dialect]
+        try:
+            translation = dialect.build_request(decision.body, target, message_id=message_id, client_headers=headers)
+        except TranslationError as exc:
+            return _refuse(tape, exc.error_type, exc.message, exc.status)
+        _note_target(tape, target, translation)
+        started = time.perf_counter()
+        try:
+            response = await upstream.open_request(
+                translation.upstream,
+                connect_timeout=target.connect_timeout,
+                read_timeout=target.read_timeout,
+            )
+        except httpx.TransportError as exc:
+            last_error = UpstreamError(f"upstream {target.provider} unreachable: {exc!r}", error_type="api_error",
+                                       status=502 if isinstance(exc, httpx.ConnectError) else 504)
+            _note_attempt(tape, attempt, target, started, error=last_error)
+            continue
+        tape.first_byte_at = time.perf_counter()
+        if response.status_code >= 400:
+            body = await response.aread()
+            await response.aclose()
+            tape.upstream_chunks = [body]
+            last_error = dialect.parse_error(response.status_code, body, dict(response.headers))
+            _note_attempt(tape, attempt, target, started, error=last_error)
+            if response.status_code in RETRYABLE_STATUSES:
+                continue
+            break
+        _note_attempt(tape, attempt, target, started, error=None)
+        tape.http_status = 200
+        if translation.upstream.stream:
+            translator = dialect.stream_translator(translation)
+            return _sse_response(relay(response=response, translator=translator, tape=tape))
+        return await _answer(response=response, dialect_name=target.dialect, translation=translation, tape=tape)
+    assert last_error is not None, "routing returned no target"
+    return _refuse(tape, last_error.error_type, last_error.message, last_error.status, last_error.retry_after)
+
+
+async def _answer(*, response: httpx.Response, dialect_name: str, translation: Translation, tape: Tape) -> HttpResponse:
+    try:
+        body = await response.aread()
+    except httpx.TransportError as exc:
+        return _refuse(tape, "api_error", f"upstream connection broke while reading the reply: {exc!r}", 502)
+    finally:
+        await response.aclose()
+    tape.upstream_chunks = [body]
+    try:
+        message = DIALECTS[dialect_name].parse_response(orjson.loads(body), translation)
+    except UpstreamError as exc:
+        return _refuse(tape, exc.error_type, exc.message, exc.status)
+    except orjson.JSONDecodeError:
+        return _refuse(tape, "api_error", f"upstream returned a body that is not JSON: {body[:200]!r}", 502)
+    tape.client_message = message
+    tape.usage = dict(message.get("usage") or {})
+    tape.status = "ok"
+    tape.done_at = time.perf_counter()
+    recorder.finish(tape)
+    return HttpResponse(orjson.dumps(message), content_type="application/json")
+
+
+async def relay(*, response: httpx.Response, translator: StreamTranslator, tape: Tape) -> AsyncIterator[bytes]:
+    """Upstream SSE bytes -> translated Anthropic SSE frames, event by event."""
+    decoder = SSEDecoder()
+    chunks = tape.upstream_chunks
+    events = tape.client_events
+    try:
+        try:
+            async for chunk in response.aiter_bytes():
+                chunks.append(chunk)
+                out = []
+                for event in decoder.feed(chunk):
+                    out.extend(translator.feed(event))
+                if out:
+                    if tape.first_token_at is None and any(e["type"] == "content_block_delta" for e in out):
+                        tape.first_token_at = time.perf_counter()
+                    events.extend(out)
+                    yield b"".join([encode_event(e) for e in out])
+                if getattr(translator, "done", False):
+                    break  # e.g. a stop sequence matched locally: stop paying for tokens nobody reads
+            out = []
+            for event in decoder.flush():
+                out.extend(translator.feed(event))
+            out.extend(translator.finish())
+            if out:
+                events.extend(out)
+                yield b"".join([encode_event(e) for e in out])
+            tape.status = "ok"
+        except UpstreamError as exc:
+            tape.fail(exc.error_type, exc.message)
+            yield error_frame(exc.error_type, exc.message)
+        except httpx.TransportError as exc:
+            message = f"upstream stream broke: {exc!r}"
+            tape.fail("api_error", message)
+            yield error_frame("api_error", message)
+    except (asyncio.CancelledError, GeneratorExit):
+        tape.status = "cancelled"
+        tape.error_message = "client disconnected mid-stream"
+        raise
+    finally:
+        tape.usage = dict(getattr(translator, "usage", None) or {})
+        tape.done_at = time.perf_counter()
+        await response.aclose()
+        recorder.finish(tape)
+
+
+def _sse_response(stream: AsyncIterator[bytes]) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(stream, content_type="text/event-stream")
+    response["cache-control"] = "no-cache"
+    response["x-accel-buffering"] = "no"
+    return response
+
+
+def _refuse(tape: Tape, error_type: str, message: str, status: int, retry_after: str | None = None) -> HttpResponse:
+    tape.fail(error_type, message, status)
+    tape.done_at = time.perf_counter()
+    recorder.finish(tape)
+    return error_response(error_type, message, status=status, retry_after=retry_after)
+
+
+def _note_target(tape: Tape, target: Target, translation: Translation) -> None:
+    tape.provider = target.provider
+    tape.dialect = target.dialect
+    tape.backend_model = str(translation.upstream.body.get("model") or target.model or tape.client_model)
+    tape.upstream_request = {
+        "method": translation.upstream.method,
+        "url": translation.upstream.url,
+        "headers": {k: v for k, v in translation.upstream.headers.items() if k.lower() not in _SECRET_HEADERS},
+        "body": translation.upstream.body,
+    }
+    tape.changes = [c.as_dict() for c in translation.changes]
+
+
+_SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "x-goog-api-key"})
+
+
+def _note_attempt(tape: Tape, attempt: int, target: Target, started: float, *, error: UpstreamError | None) -> None:
+    tape.attempts.append({
+        "attempt": attempt + 1,
+        "provider": target.provider,
+        "model": target.model,
+        "ms": round((time.perf_counter() - started) * 1000, 1),
+        "status": error.upstream_status or error.status if error else 200,
+        "error": error.message if error else "",
+    })
+
+
+def _retry_after_seconds(value: str) -> float:
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return 1.0

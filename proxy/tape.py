@@ -1,0 +1,73 @@
+"""What one exchange leaves behind while it is served: filled in on the hot path, written later.
+
+Appends only (no encoding, no copies) while the request is in flight; the recorder's writer thread
+turns a finished tape into a row.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from itertools import count
+from typing import Any
+
+from proxy.translate.types import JSONDict, Message, StreamEvent
+
+_keys = count(1)
+
+# Header names whose values are secrets: never stored, never shown.
+_SECRET_HINTS = ("key", "token", "secret", "authorization", "cookie", "password")
+
+
+def safe_headers(headers: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in headers.items() if not any(h in k for h in _SECRET_HINTS) and not k.startswith(":")}
+
+
+@dataclass(slots=True)
+class Tape:
+    endpoint: str
+    client_request: JSONDict | None
+    client_headers: dict[str, str]
+    stream: bool = False
+    key: int = field(default_factory=lambda: next(_keys))
+    received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    t0: float = field(default_factory=time.perf_counter)
+    session_id: str = ""
+    user_agent: str = ""
+    client_model: str = ""
+    # routing
+    rule: str = ""
+    route_reason: str = ""
+    task: str = ""
+    agent: str = ""
+    provider: str = ""
+    dialect: str = ""
+    backend_model: str = ""
+    attempts: list[JSONDict] = field(default_factory=list)
+    changes: list[JSONDict] = field(default_factory=list)
+    # both sides
+    upstream_request: JSONDict | None = None
+    upstream_chunks: list[bytes] = field(default_factory=list)
+    client_events: list[StreamEvent] = field(default_factory=list)
+    client_message: Message | None = None
+    usage: dict[str, Any] = field(default_factory=dict)
+    # outcome
+    status: str = "pending"
+    http_status: int | None = None
+    error_type: str = ""
+    error_message: str = ""
+    # perf_counter stamps
+    first_byte_at: float | None = None
+    first_token_at: float | None = None
+    done_at: float | None = None
+
+    def ms(self, stamp: float | None) -> float | None:
+        return None if stamp is None else round((stamp - self.t0) * 1000, 3)
+
+    def fail(self, error_type: str, message: str, http_status: int | None = None) -> None:
+        self.status = "error"
+        self.error_type = error_type
+        self.error_message = message
+        if http_status is not None:
+            self.http_status = http_status

@@ -1,0 +1,142 @@
+"""The Anthropic-compatible API: glue only. Parsing, routing and translation live elsewhere."""
+
+from __future__ import annotations
+
+import secrets
+import string
+
+import orjson
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from proxy import routing
+from proxy.errors import error_response
+from proxy.recorder import recorder
+from proxy.streaming import serve_messages
+from proxy.tape import Tape, safe_headers
+from proxy.translate.base import TranslationError
+from proxy.translate.tokens import count_tokens as estimate_tokens
+from proxy.validation import validate_messages_request
+
+_ALPHABET = string.ascii_letters + string.digits
+
+
+def new_message_id() -> str:
+    return "msg_" + "".join(secrets.choice(_ALPHABET) for _ in range(24))
+
+
+@csrf_exempt
+async def messages(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        return error_response("not_found_error", f"{request.method} /v1/messages: use POST", status=405)
+    headers = client_headers(request)
+    tape = Tape(endpoint="messages", client_request=None, client_headers=safe_headers(headers))
+    tape.user_agent = headers.get("user-agent", "")
+    try:
+        body = validate_messages_request(read_json(request))
+        tape.client_request = body
+        tape.stream = bool(body.get("stream"))
+        tape.client_model = body["model"]
+        tape.session_id = session_id(body, headers)
+        decision = await routing.decide(body, headers)
+    except TranslationError as exc:
+        tape.fail(exc.error_type, exc.message, exc.status)
+        recorder.finish(tape)
+        return error_response(exc.error_type, exc.message, status=exc.status)
+    tape.rule, tape.route_reason, tape.task, tape.agent = decision.rule, decision.reason, decision.task, decision.agent
+    recorder.start(tape)
+    return await serve_messages(decision=decision, headers=headers, tape=tape, message_id=new_message_id())
+
+
+@csrf_exempt
+async def count_tokens(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        return error_response("not_found_error", "use POST /v1/messages/count_tokens", status=405)
+    try:
+        body = validate_messages_request(read_json(request), needs_max_tokens=False)
+    except TranslationError as exc:
+        return error_response(exc.error_type, exc.message, status=exc.status)
+    # Counted locally (an estimate: Claude's tokenizer is not public), so it works for every backend.
+    return JsonResponse({"input_tokens": estimate_tokens(body)})
+
+
+async def models(request: HttpRequest) -> HttpResponse:
+    ids = await routing.model_ids()
+    data = [
+        {"type": "model", "id": model_id, "display_name": model_id, "created_at": "2025-01-01T00:00:00Z"}
+        for model_id in ids
+    ]
+    return JsonResponse(
+        {"data": data, "has_more": False, "first_id": ids[0] if ids else None, "last_id": ids[-1] if ids else None}
+    )
+
+
+def read_json(request: HttpRequest) -> object:
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > settings.MAX_REQUEST_BYTES:
+        raise TranslationError(
+            f"request body: {length} bytes is over the {settings.MAX_REQUEST_BYTES} byte limit",
+            error_type="request_too_large",
+            status=413,
+        )
+    try:
+        raw = request.body
+    except RequestDataTooBig as exc:
+        raise TranslationError("request body: too large", error_type="request_too_large", status=413) from exc
+    if not raw:
+        raise TranslationError("request body: empty; expected a JSON object")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise TranslationError(f"request body: not valid JSON ({exc})") from exc
+
+
+def client_headers(request: HttpRequest) -> dict[str, str]:
+    """Lower-case header names, plus ':query' carrying the raw query string (Claude Code sends ?beta=true)."""
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    query = request.META.get("QUERY_STRING", "")
+    if query:
+        headers[":query"] = query
+    return headers
+
+
+def session_id(body: dict[str, object], headers: dict[str, str]) -> str:
+    """Claude Code's session: its header, else the session_id inside metadata.user_id (a JSON string)."""
+    if headers.get("x-claude-code-session-id"):
+        return headers["x-claude-code-session-id"][:100]
+    metadata = body.get("metadata")
+    user_id = metadata.get("user_id") if isinstance(metadata, dict) else None
+    if isinstance(user_id, str) and user_id.startswith("{"):
+        try:
+            parsed = orjson.loads(user_id)
+        except orjson.JSONDecodeError:
+            return ""
+        if isinstance(parsed, dict) and isinstance(parsed.get("session_id"), str):
+            return parsed["session_id"][:100]
+    return ""
+
+
+_EXCHANGE_FIELDS = (
+    "id", "created_at", "finished_at", "endpoint", "status", "http_status", "error_type", "error_message", "stream",
+    "session_id", "agent", "user_agent", "client_model", "backend_model", "provider", "dialect", "rule",
+    "route_reason", "task", "client_request", "upstream_request", "upstream_response", "client_response", "changes",
+    "attempts", "upstream_first_byte_ms", "first_token_ms", "duration_ms", "input_tokens", "output_tokens",
+    "cache_read_tokens", "cache_write_tokens", "cost_usd", "claude_cost_usd", "tool_calls", "tool_call_errors",
+)
+
+
+async def exchanges(request: HttpRequest) -> HttpResponse:
+    """GET /api/exchanges?limit=N[&session=…]: the newest recorded exchanges as JSON (for scripts and tests)."""
+    from proxy.models import Exchange
+
+    try:
+        limit = max(1, min(int(request.GET.get("limit", "50")), 500))
+    except ValueError:
+        return error_response("invalid_request_error", "limit: must be an integer")
+    rows = Exchange.objects.order_by("-id")
+    if request.GET.get("session"):
+        rows = rows.filter(session_id=request.GET["session"])
+    data = [row async for row in rows.values(*_EXCHANGE_FIELDS)[:limit]]
+    return HttpResponse(orjson.dumps({"data": data}), content_type="application/json")

@@ -1,0 +1,130 @@
+"""Shared fixtures: the fixtures folder, a scripted OpenAI upstream, and a real server process.
+
+The server is started exactly as the README says (`python manage.py serve --port N`), with its own
+data directory, so tests talk real HTTP to real daphne.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fakes.openai_upstream import FakeOpenAI
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def load_fixture(name: str) -> dict[str, Any]:
+    """A captured Claude Code request body from tests/fixtures/claude-code/ (name without .json)."""
+    return json.loads((FIXTURES / "claude-code" / f"{name}.json").read_text())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen[bytes]
+    data_dir: Path
+    log: Path
+
+    def exchanges(self, limit: int = 50, **params: str) -> list[dict[str, Any]]:
+        response = httpx.get(f"{self.url}/api/exchanges", params={"limit": limit, **params}, timeout=10)
+        response.raise_for_status()
+        return response.json()["data"]
+
+    def wait_for_exchange(
+        self, predicate: Callable[[dict[str, Any]], bool] = lambda e: True, timeout: float = 10.0
+    ) -> dict[str, Any]:
+        """The newest recorded exchange matching `predicate` once it is no longer pending."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for row in self.exchanges(20):
+                if row["status"] != "pending" and predicate(row):
+                    return row
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no finished exchange matched within {timeout}s; log: {self.log}")
+            time.sleep(0.05)
+
+    def last_id(self) -> int:
+        rows = self.exchanges(1)
+        return rows[0]["id"] if rows else 0
+
+
+def start_server(tmp: Path, env: dict[str, str], *, port: int | None = None) -> Server:
+    port = port or free_port()
+    data_dir = tmp / f"data-{port}"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = tmp / f"server-{port}.log"
+    full_env = {k: v for k, v in os.environ.items()
+                if not k.startswith(("OPENAI_", "ANTHROPIC_", "SWITCHBOARD_", "DATABASE_URL", "REDIS_URL"))}
+    full_env.update({"SWITCHBOARD_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1", **env})
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "serve", "--port", str(port)],
+        cwd=ROOT, env=full_env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+    )
+    server = Server(url=f"http://127.0.0.1:{port}", process=process, data_dir=data_dir, log=log)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{server.url}/v1/models", timeout=2).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"server not ready in 60s:\n{log.read_text()[-3000:]}")
+
+
+def stop_server(server: Server) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(10)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+
+
+@pytest.fixture(scope="session")
+def fake_openai() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def server(fake_openai: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A real `manage.py serve` routed to the scripted OpenAI upstream (big/mid/small models)."""
+    srv = start_server(tmp_path_factory.mktemp("server"), {
+        "OPENAI_BASE_URL": fake_openai.url,
+        "OPENAI_API_KEY": "sk-test-upstream",
+        "BIG_MODEL": "big-model",
+        "MIDDLE_MODEL": "mid-model",
+        "SMALL_MODEL": "small-model",
+    })
+    yield srv
+    stop_server(srv)
+
+
+@pytest.fixture
+def upstream(fake_openai: FakeOpenAI) -> Iterator[FakeOpenAI]:
+    """The scripted upstream, emptied before each test."""
+    fake_openai.reset()
+    yield fake_openai
+    fake_openai.reset()
