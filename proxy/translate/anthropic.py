@@ -1,0 +1,319 @@
+"""Passthrough dialect: the Anthropic Messages API itself and Anthropic-compatible endpoints.
+
+Serves api.anthropic.com and servers that speak the same wire format (Ollama >= 0.14, OpenRouter, DeepSeek,
+Moonshot). Content is not translated; the few edits are the model id, a max_tokens ceiling and, for
+non-official servers, dropping Anthropic-only fields. The stream is still decoded event by event so the
+relay can record it and echo the client's model id.
+
+Wire format: https://docs.anthropic.com/en/api/messages-streaming and https://docs.anthropic.com/en/api/errors
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import orjson
+
+from .base import UpstreamError
+from .types import (
+    Change,
+    ErrorType,
+    JSONDict,
+    Message,
+    MessagesRequest,
+    SSEEvent,
+    StreamEvent,
+    Target,
+    Translation,
+    UpstreamRequest,
+)
+
+OFFICIAL_HOST = "api.anthropic.com"
+DEFAULT_VERSION = "2023-06-01"
+USER_AGENT = "switchboard/0.1"
+
+# Top-level request fields only api.anthropic.com understands. Compatible servers reject some of them, and
+# `safeguards` carries local paths from the client's machine: it must never leave for a third party.
+ANTHROPIC_ONLY_FIELDS = ("safeguards", "context_management", "container", "mcp_servers")
+
+# Client headers forwarded as they are (names are lower-case in client_headers).
+FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta", "x-claude-code-session-id")
+
+# https://docs.anthropic.com/en/api/errors#http-errors
+ERROR_STATUS: dict[str, int] = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "billing_error": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "timeout_error": 504,
+    "overloaded_error": 529,
+}
+_KNOWN_ERROR_TYPES: frozenset[str] = frozenset(
+    {
+        "invalid_request_error",
+        "authentication_error",
+        "permission_error",
+        "not_found_error",
+        "request_too_large",
+        "rate_limit_error",
+        "api_error",
+        "overloaded_error",
+    }
+)
+_STATUS_ERROR_TYPE: dict[int, ErrorType] = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    529: "overloaded_error",
+}
+_MAX_ERROR_TEXT = 2000
+
+
+def is_official(target: Target) -> bool:
+    """True when the target is Anthropic's own API (not marked as a compatible server)."""
+    if "anthropic_compatible" in target.options:
+        return False
+    return (urlsplit(target.base_url).hostname or "").lower() == OFFICIAL_HOST
+
+
+def messages_url(base_url: str, query: str = "") -> str:
+    """base_url + /v1/messages, without doubling a trailing /v1; `query` is the client's raw query string."""
+    base = base_url.rstrip("/")
+    url = base + "/messages" if base.endswith("/v1") else base + "/v1/messages"
+    query = query.lstrip("?")
+    return url + "?" + query if query else url
+
+
+def output_ceiling(target: Target) -> int | None:
+    """The lowest of the model's real output limit and the route's max_tokens override, if any."""
+    limits = [target.max_output_tokens, dict(target.overrides).get("max_tokens")]
+    known = [int(v) for v in limits if v]
+    return min(known) if known else None
+
+
+def cap_max_tokens(body: JSONDict, ceiling: int | None, changes: list[Change]) -> None:
+    """Lower max_tokens to the ceiling in place, and the thinking budget with it (it must stay below)."""
+    requested = body.get("max_tokens")
+    if ceiling is None or not isinstance(requested, int) or requested <= ceiling:
+        return
+    body["max_tokens"] = ceiling
+    changes.append(Change("max_tokens_lowered", f"{requested} -> {ceiling}"))
+    thinking = body.get("thinking")
+    if isinstance(thinking, dict) and isinstance(thinking.get("budget_tokens"), int):
+        budget = thinking["budget_tokens"]
+        if budget >= ceiling:
+            # Anthropic rejects budget_tokens >= max_tokens.
+            body["thinking"] = {**thinking, "budget_tokens": ceiling - 1}
+            changes.append(Change("thinking_budget_lowered", f"{budget} -> {ceiling - 1}"))
+
+
+def build_headers(target: Target, client_headers: dict[str, str], *, official: bool) -> dict[str, str]:
+    """Upstream headers: version/betas/session forwarded, our user-agent, and a key (ours or the client's)."""
+    headers = {
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+        "anthropic-version": DEFAULT_VERSION,
+    }
+    for name in FORWARDED_HEADERS:
+        value = client_headers.get(name)
+        if value:
+            headers[name] = value
+    if target.api_key:
+        headers["x-api-key"] = target.api_key
+        if not official:
+            # Compatible servers differ on which header they read (DeepSeek/Moonshot/OpenRouter document
+            # ANTHROPIC_AUTH_TOKEN, i.e. a bearer token): send both.
+            headers["authorization"] = "Bearer " + target.api_key
+    else:
+        # No key configured: forward the client's own credentials, never stored.
+        for name in ("x-api-key", "authorization"):
+            value = client_headers.get(name)
+            if value:
+                headers[name] = value
+    for name, value in target.extra_headers:
+        headers[name.lower()] = value
+    return headers
+
+
+class AnthropicDialect:
+    """The passthrough dialect: build_request / parse_response / stream_translator / parse_error."""
+
+    name = "anthropic"
+    supports_images = True
+    supports_thinking = True
+
+    def build_request(
+        self, request: MessagesRequest, target: Target, *, message_id: str, client_headers: dict[str, str]
+    ) -> Translation:
+        """The client's body unchanged except model, max_tokens ceiling and Anthropic-only fields."""
+        body: JSONDict = dict(request)
+        changes: list[Change] = []
+        client_model = str(request.get("model", ""))
+        if target.model and target.model != client_model:
+            body["model"] = target.model
+            changes.append(Change("model_mapped", f"{client_model} -> {target.model}"))
+        cap_max_tokens(body, output_ceiling(target), changes)
+        official = is_official(target)
+        if not official:
+            for name in ANTHROPIC_ONLY_FIELDS:
+                if name in body:
+                    del body[name]
+                    changes.append(Change("field_dropped", name))
+        upstream = UpstreamRequest(
+            method="POST",
+            url=messages_url(target.base_url, client_headers.get(":query", "")),
+            headers=build_headers(target, client_headers, official=official),
+            body=body,
+            stream=bool(request.get("stream")),
+        )
+        return Translation(
+            upstream=upstream, client_model=client_model, message_id=message_id, changes=changes
+        )
+
+    def parse_response(self, body: JSONDict, translation: Translation) -> Message:
+        """The reply is already a Message; only the model id is the client's own."""
+        message: Message = {**body, "model": translation.client_model}  # type: ignore[typeddict-item]
+        return message
+
+    def stream_translator(self, translation: Translation) -> AnthropicStreamTranslator:
+        return AnthropicStreamTranslator(client_model=translation.client_model)
+
+    def parse_error(self, status: int, body: bytes, headers: dict[str, str]) -> UpstreamError:
+        """Anthropic error bodies keep their type and status; anything else becomes an api_error."""
+        retry_after = _header(headers, "retry-after")
+        error_type, message = _error_from_body(status, body)
+        return UpstreamError(
+            message, error_type=error_type, status=status, retry_after=retry_after, upstream_status=status
+        )
+
+
+class AnthropicStreamTranslator:
+    """Relays upstream events one by one, decoded, echoing the client's model id.
+
+    Attributes read by the relay: `usage` (message_start usage merged with message_delta usage),
+    `stop_reason`, `done` (True once message_stop arrived).
+    """
+
+    __slots__ = ("_client_model", "_errored", "done", "stop_reason", "usage")
+
+    def __init__(self, *, client_model: str) -> None:
+        self._client_model = client_model
+        self._errored = False
+        self.done = False
+        self.stop_reason: str | None = None
+        self.usage: dict[str, int] = {}
+
+    def feed(self, event: SSEEvent) -> list[StreamEvent]:
+        data = event.data
+        if data == "[DONE]":
+            # Not Anthropic's format, but some compatible servers end with it; message_stop already came.
+            return []
+        try:
+            parsed = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise UpstreamError(
+                f"upstream sent an event that is not JSON: {data[:200]!r}", status=502
+            ) from exc
+        if not isinstance(parsed, dict):
+            raise UpstreamError(f"upstream sent an event that is not an object: {data[:200]!r}", status=502)
+        match parsed.get("type", event.event):
+            case "message_start":
+                return [self._message_start(parsed)]
+            case "message_delta":
+                self._message_delta(parsed)
+            case "message_stop":
+                self.done = True
+            case "error":
+                self._errored = True
+                raise _stream_error(parsed)
+            case "content_block_start" | "content_block_delta" | "content_block_stop" | "ping":
+                pass
+            case _:
+                # Anthropic's versioning policy allows new event types: relay them, the client decides.
+                pass
+        return [parsed]
+
+    def finish(self) -> list[StreamEvent]:
+        """Nothing to close in a passthrough; a stream cut before message_stop is an error."""
+        if self.done or self._errored:
+            return []
+        raise UpstreamError("upstream stream ended before message_stop", status=502)
+
+    def _message_start(self, event: JSONDict) -> StreamEvent:
+        message = event.get("message")
+        if not isinstance(message, dict):
+            return event
+        self._merge_usage(message.get("usage"))
+        if message.get("model") == self._client_model:
+            return event
+        return {**event, "message": {**message, "model": self._client_model}}
+
+    def _message_delta(self, event: JSONDict) -> None:
+        delta = event.get("delta")
+        if isinstance(delta, dict) and delta.get("stop_reason") is not None:
+            self.stop_reason = delta["stop_reason"]
+        self._merge_usage(event.get("usage"))
+
+    def _merge_usage(self, usage: object) -> None:
+        if not isinstance(usage, dict):
+            return
+        for key, value in usage.items():
+            # message_delta usage is cumulative; nested objects (cache_creation, server_tool_use) are skipped.
+            if isinstance(value, int) and not isinstance(value, bool):
+                self.usage[key] = value
+
+
+def _header(headers: dict[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is None:
+        for key, candidate in headers.items():
+            if key.lower() == name:
+                return candidate
+    return value
+
+
+def _error_type(raw: object, status: int) -> ErrorType:
+    if isinstance(raw, str) and raw in _KNOWN_ERROR_TYPES:
+        return raw  # type: ignore[return-value]
+    return _STATUS_ERROR_TYPE.get(status, "api_error")
+
+
+def _error_from_body(status: int, body: bytes) -> tuple[ErrorType, str]:
+    try:
+        parsed = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        parsed = None
+    if isinstance(parsed, dict):
+        error = parsed.get("error")
+        if isinstance(error, dict):
+            # Anthropic: {"type": "error", "error": {"type": ..., "message": ...}}; OpenAI-style bodies too.
+            message = str(error.get("message") or error.get("type") or f"upstream returned {status}")
+            return _error_type(error.get("type"), status), message
+        if isinstance(error, str):
+            # Ollama: {"error": "model 'x' not found"}
+            return _error_type(None, status), error
+        if isinstance(parsed.get("message"), str):
+            return _error_type(parsed.get("type"), status), parsed["message"]
+    text = body.decode("utf-8", errors="replace").strip()[:_MAX_ERROR_TEXT]
+    return "api_error", text or f"upstream returned {status} with an empty body"
+
+
+def _stream_error(event: JSONDict) -> UpstreamError:
+    """An `event: error` frame -> UpstreamError with the status it would have had without streaming."""
+    error = event.get("error")
+    raw_type = error.get("type") if isinstance(error, dict) else None
+    message = str(error.get("message", "")) if isinstance(error, dict) else ""
+    status = ERROR_STATUS.get(raw_type, 500) if isinstance(raw_type, str) else 500
+    return UpstreamError(
+        message or "upstream stream error", error_type=_error_type(raw_type, status), status=status
+    )
+
+
+DIALECT = AnthropicDialect()
