@@ -221,6 +221,13 @@ def test_max_completion_tokens_sent_instead_when_option_set() -> None:
         ({"tool_choice": {"type": "maybe"}, "tools": [TOOL]}, "tool_choice.type: unknown"),
         ({"thinking": {"type": "enabled"}}, "thinking.budget_tokens: must be an integer"),
         ({"tools": [{"name": "x"}]}, "tools.0.input_schema: must be an object"),
+        ({"tools": [{"input_schema": {}}]}, "tools.0.name: required"),
+        ({"tool_choice": {"type": "tool"}, "tools": [TOOL]}, "tool_choice.name: required"),
+        ({"thinking": {"type": "sometimes"}}, "thinking.type: unknown"),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "base64"}}]}]},
+            "messages.0.content.0.source: media_type and data required",
+        ),
     ],
 )
 def test_malformed_input_raises_translation_error_naming_the_field(change: dict, message: str) -> None:
@@ -370,6 +377,17 @@ def test_thinking_replayed_as_reasoning_content_when_option_set() -> None:
     )
     assert translation.upstream.body["messages"][1]["reasoning_content"] == "list it"
     assert "reasoning_dropped" not in kinds(translation)
+
+
+def test_thinking_replayed_in_the_field_our_signature_names() -> None:
+    # The response side signs thinking from OpenRouter's `reasoning` field "switchboard.openai.reasoning".
+    messages = tool_turn([{"type": "tool_result", "tool_use_id": "toolu_1", "content": "x"}])
+    thinking = {"type": "thinking", "thinking": "hmm", "signature": "switchboard.openai.reasoning"}
+    messages[1]["content"].insert(0, thinking)
+    target = make_target(options=frozenset({"replay_reasoning"}))
+    assistant = translate(make_request(messages=messages), target).upstream.body["messages"][1]
+    assert assistant["reasoning"] == "hmm"
+    assert "reasoning_content" not in assistant
 
 
 def test_empty_reasoning_content_on_tool_call_turn_when_replaying_without_thinking() -> None:
@@ -701,6 +719,12 @@ def test_stop_sequences_limit_from_target_option() -> None:
     translation = translate(make_request(stop_sequences=["A", "B"]), target)
     assert translation.upstream.body["stop"] == ["A"]
     assert translation.state["local_stop_sequences"] == ["B"]
+
+
+def test_stop_sequences_default_limit_when_option_malformed() -> None:
+    target = make_target(options=frozenset({"max_stop_sequences=lots"}))
+    translation = translate(make_request(stop_sequences=["A", "B", "C", "D", "E"]), target)
+    assert translation.upstream.body["stop"] == ["A", "B", "C", "D"]
 
 
 def test_stop_sequences_all_sent_when_within_limit() -> None:

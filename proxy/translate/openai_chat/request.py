@@ -18,6 +18,7 @@ from ..base import TranslationError
 from ..ids import tool_id_to_upstream
 from ..tool_names import ToolNameMap
 from ..types import Change, JSONDict, MessagesRequest, Target, Translation, UpstreamRequest
+from .response import REASONING_FIELDS, SIGNATURE_PREFIX
 
 # Top-level fields this module maps; anything else (context_management, safeguards, container,
 # mcp_servers, service_tier, …) is Anthropic-only or unknown: dropped and listed, never forwarded.
@@ -320,6 +321,8 @@ def _tool_result_content(block: JSONDict, path: str, ctx: _Context) -> tuple[str
                         images.append(image)
                 case "tool_reference":  # tool search (CLI 2.1.332): the tool's definition was loaded
                     name = item.get("tool_name")
+                    if not isinstance(name, str) or not name:
+                        raise TranslationError(f"{ipath}.tool_name: required")
                     texts.append(f"Tool loaded: {name}")
                     ctx.changes.append(Change("tool_reference_converted", f"{ipath}: {name}"))
                 case other:
@@ -337,6 +340,7 @@ def _assistant_message(blocks: list[JSONDict], path: str, pending: _Pending, ctx
     texts: list[str] = []
     tool_calls: list[JSONDict] = []
     thinking: list[str] = []
+    reasoning_field = "reasoning_content"  # DeepSeek's name; vLLM and others accept it too
     for j, block in enumerate(blocks):
         bpath = f"{path}.content.{j}"
         ctx.see(block)
@@ -349,6 +353,7 @@ def _assistant_message(blocks: list[JSONDict], path: str, pending: _Pending, ctx
                 pending.ids[block["id"]] = bpath
             case "thinking" if ctx.replay_reasoning and isinstance(block.get("thinking"), str):
                 thinking.append(block["thinking"])
+                reasoning_field = _reasoning_field(block.get("signature"), reasoning_field)
             case "thinking" | "redacted_thinking":  # redacted: encrypted for Anthropic only
                 ctx.reasoning_dropped += 1
             case other:
@@ -360,8 +365,17 @@ def _assistant_message(blocks: list[JSONDict], path: str, pending: _Pending, ctx
         message["tool_calls"] = tool_calls
     if ctx.replay_reasoning and (thinking or tool_calls):
         # DeepSeek returns 400 when a tool-call turn lacks reasoning_content, even an empty one.
-        message["reasoning_content"] = "\n\n".join(thinking)
+        message[reasoning_field] = "\n\n".join(thinking)
     return [message]
+
+
+def _reasoning_field(signature: object, default: str) -> str:
+    """The field a thinking block we made came from (its signature names it), so it goes back there."""
+    if isinstance(signature, str) and signature.startswith(SIGNATURE_PREFIX):
+        named = signature[len(SIGNATURE_PREFIX) :]
+        if named in REASONING_FIELDS:
+            return named
+    return default
 
 
 def _tool_call(block: JSONDict, path: str, ctx: _Context) -> JSONDict:
@@ -557,7 +571,8 @@ def _stop(value: Any, body: JSONDict, ctx: _Context) -> tuple[tuple[str, ...], l
         return (), []
     if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
         raise TranslationError("stop_sequences: must be a list of strings")
-    limit = int(ctx.target.option_value("max_stop_sequences") or _DEFAULT_MAX_STOP_SEQUENCES)
+    configured = ctx.target.option_value("max_stop_sequences")
+    limit = int(configured) if configured and configured.isdigit() else _DEFAULT_MAX_STOP_SEQUENCES
     sent, local = value[:limit], value[limit:]
     if sent:
         body["stop"] = sent
