@@ -1,0 +1,42 @@
+"""Anthropic Messages <-> OpenAI Chat Completions: OpenAI, DeepSeek, OpenRouter, Ollama, vLLM, SGLang, Kimi…
+
+request.py builds the upstream request; response.py reads replies and errors; stream.py is the SSE
+state machine. This module only ties them into the `Dialect` the registry lists.
+"""
+
+from __future__ import annotations
+
+from ..base import UpstreamError
+from ..types import JSONDict, Message, MessagesRequest, Target, Translation
+from . import request, response
+from .stream import OpenAIStreamTranslator
+
+__all__ = ["DIALECT", "OpenAIChatDialect", "OpenAIStreamTranslator"]
+
+
+class OpenAIChatDialect:
+    name = "openai"
+
+    def build_request(
+        self,
+        request_body: MessagesRequest,
+        target: Target,
+        *,
+        message_id: str,
+        client_headers: dict[str, str],
+    ) -> Translation:
+        return request.build_request(
+            request_body, target, message_id=message_id, client_headers=client_headers
+        )
+
+    def parse_response(self, body: JSONDict, translation: Translation) -> Message:
+        return response.parse_response(body, translation)
+
+    def stream_translator(self, translation: Translation) -> OpenAIStreamTranslator:
+        return OpenAIStreamTranslator(translation)
+
+    def parse_error(self, status: int, body: bytes, headers: dict[str, str]) -> UpstreamError:
+        return response.parse_error(status, body, headers)
+
+
+DIALECT = OpenAIChatDialect()
