@@ -198,17 +198,18 @@ class AnthropicStreamTranslator:
     """Relays upstream events one by one, decoded, echoing the client's model id.
 
     Attributes read by the relay: `usage` (message_start usage merged with message_delta usage),
-    `stop_reason`, `done` (True once message_stop arrived).
+    `stop_reason`, `stop_sequence`, `done` (True once message_stop arrived).
     """
 
-    __slots__ = ("_client_model", "_errored", "done", "stop_reason", "usage")
+    __slots__ = ("_client_model", "_errored", "done", "stop_reason", "stop_sequence", "usage")
 
     def __init__(self, *, client_model: str) -> None:
         self._client_model = client_model
         self._errored = False
         self.done = False
         self.stop_reason: str | None = None
-        self.usage: dict[str, int] = {}
+        self.stop_sequence: str | None = None
+        self.usage: dict[str, int] = {"input_tokens": 0, "output_tokens": 0}
 
     def feed(self, event: SSEEvent) -> list[StreamEvent]:
         data = event.data
@@ -259,6 +260,7 @@ class AnthropicStreamTranslator:
         delta = event.get("delta")
         if isinstance(delta, dict) and delta.get("stop_reason") is not None:
             self.stop_reason = delta["stop_reason"]
+            self.stop_sequence = delta.get("stop_sequence")
         self._merge_usage(event.get("usage"))
 
     def _merge_usage(self, usage: object) -> None:

@@ -166,7 +166,7 @@ class _Counter:
 
 
 def image_tokens(source: object) -> int:
-    """Anthropic's image estimate from the pixel size when a base64 PNG/JPEG/GIF tells it; else a flat cost."""
+    """Anthropic's image estimate from the pixel size of a base64 PNG/JPEG/GIF; else a flat cost."""
     if not isinstance(source, dict) or source.get("type") != "base64":
         return IMAGE_TOKENS_UNKNOWN
     data = source.get("data")
