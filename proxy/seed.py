@@ -1,0 +1,67 @@
+"""The first configuration, from the environment: what a fresh install routes by until someone edits it."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db import transaction
+
+from proxy.routing import config_edit, own_port
+from proxy.rules import is_own_address
+
+logger = logging.getLogger(__name__)
+
+OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
+BIG_DEFAULT = "gpt-4o"
+SMALL_DEFAULT = "gpt-4o-mini"
+
+
+def ensure_seeded() -> None:
+    """Create the default configuration when there is no provider yet (idempotent; called at start).
+
+    With OPENAI_BASE_URL or OPENAI_API_KEY: provider "openai" and rules haiku -> SMALL_MODEL,
+    opus -> BIG_MODEL, default -> MIDDLE_MODEL. With no backend at all: Anthropic passthrough keeping
+    the client's model and key, so the dashboard shows the user's own Claude traffic with zero config.
+    """
+    from proxy.models import Provider, Rule
+
+    with transaction.atomic():
+        if Provider.objects.exists():
+            return
+        if settings.OPENAI_BASE_URL or settings.OPENAI_API_KEY:
+            base_url = settings.OPENAI_BASE_URL or OPENAI_DEFAULT_URL
+            _refuse_loop(base_url, "OPENAI_BASE_URL")
+            big = settings.BIG_MODEL or BIG_DEFAULT
+            middle = settings.MIDDLE_MODEL or big
+            small = settings.SMALL_MODEL or SMALL_DEFAULT
+            with config_edit():
+                provider = Provider.objects.create(
+                    name="openai", dialect="openai", base_url=base_url, api_key_env="OPENAI_API_KEY"
+                )
+                Rule.objects.create(
+                    name="haiku", position=0, conditions={"model": "haiku"}, provider=provider, model=small
+                )
+                Rule.objects.create(
+                    name="opus", position=1, conditions={"model": "opus"}, provider=provider, model=big
+                )
+                Rule.objects.create(
+                    name="default", position=2, is_default=True, provider=provider, model=middle
+                )
+            logger.info("seeded routing: openai at %s (%s / %s / %s)", base_url, small, middle, big)
+        else:
+            base_url = settings.ANTHROPIC_UPSTREAM_URL
+            _refuse_loop(base_url, "SWITCHBOARD_ANTHROPIC_URL")
+            with config_edit():
+                provider = Provider.objects.create(name="anthropic", dialect="anthropic", base_url=base_url)
+                Rule.objects.create(name="default", position=0, is_default=True, provider=provider, model="")
+            logger.info("seeded routing: Anthropic passthrough at %s (no backend configured)", base_url)
+
+
+def _refuse_loop(base_url: str, variable: str) -> None:
+    if is_own_address(base_url, own_port()):
+        raise ImproperlyConfigured(
+            f"{variable}={base_url} points at this proxy itself (port {own_port()}): requests would loop. "
+            "Set it to the backend's URL (ANTHROPIC_BASE_URL is what Claude Code uses to reach us)."
+        )
