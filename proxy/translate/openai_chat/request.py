@@ -82,7 +82,7 @@ def build_request(
     tools = _tools(request.get("tools"), ctx)  # first, so tool names are registered in a stable order
     body["messages"] = _system(request.get("system"), ctx) + _messages(messages, ctx)
     key = "max_completion_tokens" if "max_completion_tokens" in target.options else "max_tokens"
-    body[key] = _max_tokens(request.get("max_tokens"), target, overrides, ctx)
+    body[key] = _max_tokens(request.get("max_tokens"), target=target, overrides=overrides, ctx=ctx)
     stream = bool(request.get("stream"))
     if stream:
         body["stream"] = True
@@ -90,10 +90,10 @@ def build_request(
     if tools:
         body["tools"] = tools
     body.update(_tool_choice(request.get("tool_choice"), has_tools=bool(tools), ctx=ctx))
-    reasoning = _reasoning(request, overrides, body, ctx)
+    reasoning = _reasoning(request, overrides=overrides, body=body, ctx=ctx)
     body.update(_response_format(request.get("output_config"), ctx))
-    stop_sequences, local_stops = _stop(request.get("stop_sequences"), body, ctx)
-    _sampling(request, overrides, body, ctx)
+    stop_sequences, local_stops = _stop(request.get("stop_sequences"), body=body, ctx=ctx)
+    _sampling(request, overrides=overrides, body=body, ctx=ctx)
     body.update(_user(request.get("metadata"), ctx))
 
     for short, original in ctx.names.renamed().items():
@@ -128,7 +128,7 @@ def build_request(
 # --- max_tokens ----------------------------------------------------------------------------------
 
 
-def _max_tokens(value: Any, target: Target, overrides: JSONDict, ctx: _Context) -> int:
+def _max_tokens(value: Any, *, target: Target, overrides: JSONDict, ctx: _Context) -> int:
     if value is None:
         raise TranslationError("max_tokens: required")
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -151,7 +151,7 @@ def _max_tokens(value: Any, target: Target, overrides: JSONDict, ctx: _Context) 
 # --- system and messages -------------------------------------------------------------------------
 
 
-def _text_of(content: Any, path: str, ctx: _Context) -> str:
+def _text_of(content: Any, *, path: str, ctx: _Context) -> str:
     """A system prompt (string or text blocks) as one string: the form every server accepts."""
     if isinstance(content, str):
         return content
@@ -172,7 +172,7 @@ def _text_of(content: Any, path: str, ctx: _Context) -> str:
 def _system(system: Any, ctx: _Context) -> list[JSONDict]:
     if system is None:
         return []
-    text = _text_of(system, "system", ctx)
+    text = _text_of(system, path="system", ctx=ctx)
     return [{"role": "system", "content": text}] if text else []
 
 
@@ -212,17 +212,17 @@ def _messages(messages: list[Any], ctx: _Context) -> list[JSONDict]:
             raise TranslationError(f"{path}: must be an object")
         role = message.get("role")
         if role == "system":  # mid-conversation system message (Claude Code beta): keep it in place
-            text = _text_of(message.get("content"), f"{path}.content", ctx)
+            text = _text_of(message.get("content"), path=f"{path}.content", ctx=ctx)
             if text:
                 # Chat Completions wants tool messages right after their assistant turn: hold it until then.
                 (pending.deferred if pending.ids else out).append({"role": "system", "content": text})
             continue
         blocks = _blocks(message.get("content"), path)
         if role == "user":
-            out.extend(_user_message(blocks, path, pending, ctx))
+            out.extend(_user_message(blocks, path=path, pending=pending, ctx=ctx))
         elif role == "assistant":
             _unanswered(pending)
-            out.extend(_assistant_message(blocks, path, pending, ctx))
+            out.extend(_assistant_message(blocks, path=path, pending=pending, ctx=ctx))
         else:
             raise TranslationError(f"{path}.role: must be 'user', 'assistant' or 'system'")
     _unanswered(pending)
@@ -235,7 +235,7 @@ def _unanswered(pending: _Pending) -> None:
         raise TranslationError(f"{path}: tool_use {client_id} has no tool_result in the next user message")
 
 
-def _image_part(block: JSONDict, path: str, ctx: _Context) -> JSONDict | None:
+def _image_part(block: JSONDict, *, path: str, ctx: _Context) -> JSONDict | None:
     source = block.get("source")
     if not isinstance(source, dict):
         raise TranslationError(f"{path}.source: required")
@@ -255,7 +255,7 @@ def _image_part(block: JSONDict, path: str, ctx: _Context) -> JSONDict | None:
             return None
 
 
-def _user_message(blocks: list[JSONDict], path: str, pending: _Pending, ctx: _Context) -> list[JSONDict]:
+def _user_message(blocks: list[JSONDict], *, path: str, pending: _Pending, ctx: _Context) -> list[JSONDict]:
     """Tool results first (one `tool` message each), then one user message with the rest."""
     tool_messages: list[JSONDict] = []
     moved: list[JSONDict] = []  # images from tool results: tool messages cannot carry them
@@ -268,11 +268,12 @@ def _user_message(blocks: list[JSONDict], path: str, pending: _Pending, ctx: _Co
                 client_id = block.get("tool_use_id")
                 if not isinstance(client_id, str) or pending.ids.pop(client_id, None) is None:
                     raise TranslationError(f"{bpath}: unknown tool_use_id")
-                text, images = _tool_result_content(block, bpath, ctx)
+                text, images = _tool_result_content(block, path=bpath, ctx=ctx)
                 upstream_id = tool_id_to_upstream(client_id)
                 tool_messages.append({"role": "tool", "tool_call_id": upstream_id, "content": text})
                 if images:
-                    moved.append({"type": "text", "text": f"Image from tool result {client_id}:"})
+                    # Named by the id the model itself gave the call.
+                    moved.append({"type": "text", "text": f"Image from tool result {upstream_id}:"})
                     moved.extend(images)
                     ctx.changes.append(
                         Change("tool_result_image_moved", f"{bpath}: {len(images)} image(s) -> user message")
@@ -281,7 +282,7 @@ def _user_message(blocks: list[JSONDict], path: str, pending: _Pending, ctx: _Co
                 if text := _text(block, bpath):
                     parts.append({"type": "text", "text": text})
             case "image":
-                if image := _image_part(block, bpath, ctx):
+                if image := _image_part(block, path=bpath, ctx=ctx):
                     parts.append(image)
             case other:
                 ctx.drop(f"{bpath}: type {other}")
@@ -300,7 +301,7 @@ def _user_content(parts: list[JSONDict]) -> str | list[JSONDict]:
     return parts
 
 
-def _tool_result_content(block: JSONDict, path: str, ctx: _Context) -> tuple[str, list[JSONDict]]:
+def _tool_result_content(block: JSONDict, *, path: str, ctx: _Context) -> tuple[str, list[JSONDict]]:
     """A tool_result's content as text for the `tool` message, plus the images it held."""
     content = block.get("content")
     texts: list[str] = []
@@ -317,7 +318,7 @@ def _tool_result_content(block: JSONDict, path: str, ctx: _Context) -> tuple[str
                 case "text":
                     texts.append(_text(item, ipath))
                 case "image":
-                    if image := _image_part(item, ipath, ctx):
+                    if image := _image_part(item, path=ipath, ctx=ctx):
                         images.append(image)
                 case "tool_reference":  # tool search (CLI 2.1.332): the tool's definition was loaded
                     name = item.get("tool_name")
@@ -336,7 +337,9 @@ def _tool_result_content(block: JSONDict, path: str, ctx: _Context) -> tuple[str
     return text, images
 
 
-def _assistant_message(blocks: list[JSONDict], path: str, pending: _Pending, ctx: _Context) -> list[JSONDict]:
+def _assistant_message(
+    blocks: list[JSONDict], *, path: str, pending: _Pending, ctx: _Context
+) -> list[JSONDict]:
     texts: list[str] = []
     tool_calls: list[JSONDict] = []
     thinking: list[str] = []
@@ -349,7 +352,7 @@ def _assistant_message(blocks: list[JSONDict], path: str, pending: _Pending, ctx
                 if text := _text(block, bpath):
                     texts.append(text)
             case "tool_use":
-                tool_calls.append(_tool_call(block, bpath, ctx))
+                tool_calls.append(_tool_call(block, path=bpath, ctx=ctx))
                 pending.ids[block["id"]] = bpath
             case "thinking" if ctx.replay_reasoning and isinstance(block.get("thinking"), str):
                 thinking.append(block["thinking"])
@@ -378,7 +381,7 @@ def _reasoning_field(signature: object, default: str) -> str:
     return default
 
 
-def _tool_call(block: JSONDict, path: str, ctx: _Context) -> JSONDict:
+def _tool_call(block: JSONDict, *, path: str, ctx: _Context) -> JSONDict:
     client_id, name, arguments = block.get("id"), block.get("name"), block.get("input")
     if not isinstance(client_id, str) or not client_id:
         raise TranslationError(f"{path}.id: required")
@@ -477,7 +480,7 @@ def _budget_effort(budget: int) -> str:
     return "high"
 
 
-def _reasoning(request: MessagesRequest, overrides: JSONDict, body: JSONDict, ctx: _Context) -> bool:
+def _reasoning(request: MessagesRequest, *, overrides: JSONDict, body: JSONDict, ctx: _Context) -> bool:
     """Sets reasoning_effort when the client asked for thinking and the target reasons; True if asked."""
     thinking = request.get("thinking")
     if thinking is None:
@@ -565,7 +568,7 @@ def _strict_compatible(schema: Any) -> bool:
     return True
 
 
-def _stop(value: Any, body: JSONDict, ctx: _Context) -> tuple[tuple[str, ...], list[str]]:
+def _stop(value: Any, *, body: JSONDict, ctx: _Context) -> tuple[tuple[str, ...], list[str]]:
     """Sends what the backend accepts as `stop`; the rest are matched locally by the response side."""
     if value is None:
         return (), []
@@ -592,7 +595,7 @@ def _number(request: MessagesRequest, key: str) -> float | None:
     return value
 
 
-def _sampling(request: MessagesRequest, overrides: JSONDict, body: JSONDict, ctx: _Context) -> None:
+def _sampling(request: MessagesRequest, *, overrides: JSONDict, body: JSONDict, ctx: _Context) -> None:
     options = ctx.target.options
     temperature = overrides.get("temperature", _number(request, "temperature"))
     if temperature is not None:
