@@ -4,4 +4,5 @@ from . import views
 
 urlpatterns = [
     path("", views.feed, name="feed"),
+    path("exchanges/<int:pk>", views.exchange_detail, name="exchange"),
 ]

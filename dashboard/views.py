@@ -1,11 +1,46 @@
+"""Dashboard pages. Views are glue: parse the request, call a query/service function, render."""
+
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from dashboard import conversation, queries
 from proxy.models import Exchange
 
 
+def _int_or_none(value: str | None) -> int | None:
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None
+
+
 def feed(request: HttpRequest) -> HttpResponse:
-    exchanges = Exchange.objects.all()[:100]
-    return render(request, "dashboard/feed.html", {"exchanges": exchanges})
+    filters = queries.parse_filters(request.GET)
+    before = _int_or_none(request.GET.get("before"))
+    rows, next_before = queries.feed_page(filters, before=before)
+    context = {
+        "rows": rows,
+        "next_before": next_before,
+        "filters": filters,
+        "filter_query": filters.as_query(),
+        "paged": before is not None,
+        "statuses": Exchange.Status.values,
+        "ranges": list(queries.RANGES),
+    }
+    if request.htmx and before is not None:
+        return render(request, "dashboard/exchanges.html#more-rows", context)
+    if request.htmx:
+        return render(request, "dashboard/exchanges.html#results", context)
+    context["choices"] = queries.filter_choices()
+    return render(request, "dashboard/exchanges.html", context)
+
+
+def exchange_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    try:
+        exchange = Exchange.objects.get(pk=pk)
+    except Exchange.DoesNotExist as exc:
+        raise Http404("no such exchange") from exc
+    context = conversation.detail_context(exchange, host=request.get_host(), scheme=request.scheme)
+    return render(request, "dashboard/exchange_detail.html", context)

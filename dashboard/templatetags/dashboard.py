@@ -1,0 +1,87 @@
+"""Formatting filters for the dashboard: tokens, money, durations, JSON. Formatting only, no queries."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def tokens(value: int | None) -> str:
+    """12345 -> 12.3k; small numbers unchanged."""
+    if value is None:
+        return "–"
+    n = int(value)
+    if n >= 1_000_000:
+        return f"{n / 1_000_000:.1f}M"
+    if n >= 10_000:
+        return f"{n / 1000:.0f}k"
+    if n >= 1000:
+        return f"{n / 1000:.1f}k"
+    return str(n)
+
+
+@register.filter
+def usd(value: float | None) -> str:
+    if value is None:
+        return "–"
+    v = float(value)
+    if v == 0:
+        return "$0"
+    if v < 0.01:
+        return f"${v:.4f}"
+    if v < 100:
+        return f"${v:.3f}"
+    return f"${v:,.0f}"
+
+
+@register.filter
+def ms(value: float | None) -> str:
+    """Milliseconds, readable: 850 ms, 2.4 s, 3m 05s."""
+    if value is None:
+        return "–"
+    v = float(value)
+    if v < 1000:
+        return f"{v:.0f} ms"
+    if v < 60_000:
+        return f"{v / 1000:.1f} s"
+    minutes, seconds = divmod(int(v / 1000), 60)
+    return f"{minutes}m {seconds:02d}s"
+
+
+@register.filter
+def hms(value: datetime | None) -> str:
+    return value.strftime("%H:%M:%S") if value else ""
+
+
+@register.filter
+def pretty_json(value: Any) -> str:
+    """Indented JSON for <pre> blocks (autoescaped by the template like any other text)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return value
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2, default=str).decode()
+
+
+@register.filter
+def short(value: str | None, length: int = 8) -> str:
+    return (value or "")[: int(length)]
+
+
+@register.filter
+def pct(value: float | None) -> str:
+    return "–" if value is None else f"{float(value) * 100:.0f}%"
+
+
+@register.filter
+def lines(value: str | None) -> int:
+    return (value or "").count("\n") + 1

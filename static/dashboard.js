@@ -1,0 +1,77 @@
+// Switchboard dashboard behaviour: keyboard navigation of the feed, copy buttons, live-socket status.
+// A static file because the Content-Security-Policy allows no inline script.
+"use strict";
+
+(function () {
+  function rows() { return Array.from(document.querySelectorAll("#exchange-rows tr.exchange")); }
+
+  function select(row) {
+    document.querySelectorAll("#exchange-rows tr.selected").forEach(function (r) { r.classList.remove("selected"); });
+    if (row) {
+      row.classList.add("selected");
+      row.scrollIntoView({ block: "nearest" });
+    }
+  }
+
+  function typing(target) {
+    return target && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName));
+  }
+
+  document.addEventListener("keydown", function (ev) {
+    if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    if (typing(ev.target)) {
+      if (ev.key === "Escape") ev.target.blur();
+      return;
+    }
+    var list = rows();
+    var current = document.querySelector("#exchange-rows tr.selected");
+    var i = current ? list.indexOf(current) : -1;
+    if (ev.key === "j" || ev.key === "ArrowDown") {
+      if (!list.length) return;
+      select(list[Math.min(i + 1, list.length - 1)]);
+      ev.preventDefault();
+    } else if (ev.key === "k" || ev.key === "ArrowUp") {
+      if (!list.length) return;
+      select(list[Math.max(i - 1, 0)]);
+      ev.preventDefault();
+    } else if (ev.key === "Enter" && current) {
+      window.location.href = current.getAttribute("data-href");
+    } else if (ev.key === "/") {
+      var q = document.getElementById("q");
+      if (q) { q.focus(); ev.preventDefault(); }
+    }
+  });
+
+  document.addEventListener("click", function (ev) {
+    var row = ev.target.closest && ev.target.closest("#exchange-rows tr.exchange");
+    if (row && !ev.target.closest("a")) select(row);
+    var copy = ev.target.closest && ev.target.closest("[data-copy-from]");
+    if (copy) {
+      var source = document.getElementById(copy.getAttribute("data-copy-from"));
+      if (source && navigator.clipboard) {
+        navigator.clipboard.writeText(source.textContent).then(function () {
+          copy.textContent = "Copied";
+          setTimeout(function () { copy.textContent = copy.getAttribute("data-label") || "Copy"; }, 1500);
+        });
+      }
+    }
+  });
+
+  // Socket status for the "live" dot; new rows flash briefly.
+  document.addEventListener("htmx:wsOpen", function () {
+    var live = document.getElementById("live");
+    if (live) live.classList.add("connected");
+  });
+  document.addEventListener("htmx:wsClose", function () {
+    var live = document.getElementById("live");
+    if (live) live.classList.remove("connected");
+  });
+  document.addEventListener("htmx:oobAfterSwap", function (ev) {
+    var target = ev.detail && ev.detail.target;
+    if (target && target.id === "exchange-rows" && target.firstElementChild) {
+      target.firstElementChild.classList.add("flash");
+    } else if (target && target.classList && target.classList.contains("exchange")) {
+      target.classList.add("flash");
+    }
+  });
+})();
