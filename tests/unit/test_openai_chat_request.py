@@ -482,18 +482,20 @@ def test_tool_result_content_becomes_tool_message_text(block: dict[str, Any], ex
 
 def test_tool_result_images_moved_to_user_message_after_tool_messages() -> None:
     image = {"type": "image", "source": {"type": "base64", "media_type": "image/jpeg", "data": "AAAA"}}
+    client_id = tool_id_to_client("functions.Screenshot:0")
     result = {
         "type": "tool_result",
-        "tool_use_id": "toolu_1",
+        "tool_use_id": client_id,
         "content": [{"type": "text", "text": "shot"}, image],
     }
-    translation = translate(make_request(messages=tool_turn([result, {"type": "text", "text": "look"}])))
+    messages = tool_turn([result, {"type": "text", "text": "look"}], tool_ids=(client_id,))
+    translation = translate(make_request(messages=messages))
     out = translation.upstream.body["messages"]
-    assert out[2] == {"role": "tool", "tool_call_id": "toolu_1", "content": "shot"}
+    assert out[2] == {"role": "tool", "tool_call_id": "functions.Screenshot:0", "content": "shot"}
     assert out[3] == {
         "role": "user",
         "content": [
-            {"type": "text", "text": "Image from tool result toolu_1:"},
+            {"type": "text", "text": "Image from tool result functions.Screenshot:0:"},
             {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,AAAA"}},
             {"type": "text", "text": "look"},
         ],
