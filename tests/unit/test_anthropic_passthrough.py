@@ -1,4 +1,4 @@
-"""The Anthropic passthrough dialect (translate/anthropic.py): request edits, headers, stream relay, errors."""
+"""The passthrough dialect (translate/anthropic.py): request edits, headers, stream relay, errors."""
 
 from __future__ import annotations
 
@@ -278,7 +278,8 @@ def test_stream_block_starts_and_stops_pair_up_with_contiguous_indices(name):
 
 def test_stream_returns_parsed_event_itself_when_nothing_to_rewrite():
     translator = DIALECT.stream_translator(translation())
-    out = translator.feed(SSEEvent(data='{"type":"content_block_stop","index":0}', event="content_block_stop"))
+    event = SSEEvent(data='{"type":"content_block_stop","index":0}', event="content_block_stop")
+    out = translator.feed(event)
     assert out == [{"type": "content_block_stop", "index": 0}]
 
 
@@ -398,7 +399,8 @@ def test_parse_error_returns_api_error_with_text_when_body_is_not_json():
 
 def test_parse_error_maps_status_when_body_has_a_plain_string_error():
     error = DIALECT.parse_error(404, b'{"error": "model \'qwen9\' not found"}', {})
-    assert (error.status, error.error_type, error.message) == (404, "not_found_error", "model 'qwen9' not found")
+    assert (error.status, error.error_type) == (404, "not_found_error")
+    assert error.message == "model 'qwen9' not found"
 
 
 def test_parse_error_names_status_when_body_is_empty():
