@@ -417,8 +417,8 @@ def compile_config(
     dialects: Collection[str] = ("openai", "anthropic"),
     own_port: int | None = None,
     environ: Mapping[str, str] | None = None,
-    max_output_tokens: Callable[[str], int | None] | None = None,
-    model_options: Callable[[str], frozenset[str]] | None = None,
+    max_output_tokens: Callable[[str, JSONDict | None], int | None] | None = None,
+    model_options: Callable[[str, JSONDict | None], frozenset[str]] | None = None,
 ) -> Snapshot:
     """Validate and turn the configuration into a Snapshot (rules in the given order)."""
     problems: list[str] = []
@@ -440,9 +440,10 @@ def compile_config(
         p = by_provider[provider]
         settings = p.model_settings.get(model) or {}
         limit = settings.get("max_output_tokens")
-        if not isinstance(limit, int) and model and max_output_tokens is not None:
-            limit = max_output_tokens(model)
-        options = (model_options(model) if model and model_options else frozenset()) | frozenset(
+        if model and max_output_tokens is not None:
+            # the catalog looks at the provider's own table first (globs allowed), then the shipped one
+            limit = max_output_tokens(model, dict(p.model_settings) or None)
+        options = (model_options(model, None) if model and model_options else frozenset()) | frozenset(
             str(o) for o in settings.get("options") or ()
         )
         return Target(
