@@ -109,7 +109,7 @@ class Recorder:
                 fields = finished_fields(tape)
                 pk = self._pk_of.pop(tape.key, None)
                 if pk is None:
-                    row = Exchange.objects.create(**_start_fields(tape), **fields)
+                    row = Exchange.objects.create(**{**_start_fields(tape), **fields})
                     changed.append((row.pk, True))
                 else:
                     Exchange.objects.filter(pk=pk).update(**fields)

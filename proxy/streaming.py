@@ -52,7 +52,7 @@ async def serve_messages(*, decision: Decision, headers: dict[str, str], tape: T
             )
         except httpx.TransportError as exc:
             last_error = UpstreamError(f"upstream {target.provider} unreachable: {exc!r}", error_type="api_error",
-                                       status=502 if isinstance(exc, httpx.ConnectError) else 504)
+                                       status=500)
             _note_attempt(tape, attempt, target, started, error=last_error)
             continue
         tape.first_byte_at = time.perf_counter()

@@ -1,12 +1,11 @@
 from django.urls import include, path
 
-from proxy import api, views
+from proxy import views
 
 urlpatterns = [
     path("v1/messages", views.messages, name="messages"),
     path("v1/messages/count_tokens", views.count_tokens, name="count_tokens"),
     path("v1/models", views.models, name="models"),
     path("api/exchanges", views.exchanges, name="api_exchanges"),
-    path("api/route/explain", api.explain, name="api_route_explain"),
     path("", include("dashboard.urls")),
 ]

@@ -167,6 +167,7 @@ class FakeOpenAI:
         try:
             for i, payload in enumerate(reply.chunks):
                 if reply.break_after is not None and i >= reply.break_after:
+                    await asyncio.sleep(0.1)  # let what was written reach the peer: abort() drops the buffer
                     request.transport.abort()  # type: ignore[union-attr]
                     return response
                 if reply.hang_after is not None and i >= reply.hang_after:

@@ -30,6 +30,7 @@ class Command(BaseCommand):
         self.stdout.write(f"Switchboard on http://{host}:{port}  (dashboard: /, API: /v1/messages)")
         self.stdout.flush()
         sys.argv = ["daphne"]
-        CommandLineInterface().run(
-            ["-b", host, "-p", str(port), "--proxy-headers", "proxy.asgi:application"]
-        )
+        args = ["-b", host, "-p", str(port), "--proxy-headers"]
+        # An access log line per request costs CPU on the hot path; opt in with SWITCHBOARD_ACCESS_LOG=1.
+        args += ["--access-log", "-"] if os.environ.get("SWITCHBOARD_ACCESS_LOG") else ["-v", "0"]
+        CommandLineInterface().run([*args, "proxy.asgi:application"])
