@@ -12,6 +12,7 @@ import base64
 import binascii
 import math
 import struct
+import warnings
 from functools import cache
 from typing import Any
 
@@ -42,9 +43,15 @@ _PNG_B64_PREFIX = 32
 @cache
 def _encoding() -> Any:
     """The o200k encoder, loaded once on first use (about a second; call warm_up() at startup)."""
-    import bpe_openai  # deferred: loading the vocabulary is the slow part
+    with warnings.catch_warnings():
+        # bpe-openai 0.1.4 loads its vocabularies through importlib.resources.open_binary at import
+        # (deprecated, harmless): keep that out of logs and `-W error` runs.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import bpe_openai  # deferred: importing it loads the vocabularies, the slow part
 
-    return bpe_openai.get_encoding("o200k_base")
+        encoding = bpe_openai.get_encoding("o200k_base")
+        encoding.encode_ordinary("load")
+    return encoding
 
 
 def warm_up() -> None:
