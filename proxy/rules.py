@@ -60,6 +60,11 @@ class RuleSpec:
     enabled: bool = True
     is_default: bool = False
 
+    def __post_init__(self) -> None:
+        # Lists or tuples in, tuples kept: specs from the DB, TOML and code compare equal.
+        object.__setattr__(self, "fallbacks", tuple(self.fallbacks))
+        object.__setattr__(self, "aliases", tuple(self.aliases))
+
 
 @dataclass(frozen=True, slots=True)
 class Decision:

@@ -1,0 +1,98 @@
+"""`manage.py routes export|import|list`: the routing configuration as a file a team keeps in git."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from proxy import config_io
+from proxy.routing import load_specs
+from proxy.rules import ConfigError
+
+
+class Command(BaseCommand):
+    help = "Export, import or list the routing configuration (providers and rules)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        sub = parser.add_subparsers(dest="action", required=True)
+        export = sub.add_parser("export", help="write the configuration as TOML (no secrets)")
+        export.add_argument("-o", "--output", help="file to write (default: standard output)")
+        imp = sub.add_parser("import", help="replace the configuration with a TOML file")
+        imp.add_argument("file", help="TOML file from `routes export`, or a claude-code-router config.json")
+        imp.add_argument(
+            "--from-claude-code-router",
+            action="store_true",
+            help="the file is claude-code-router's config.json (~/.claude-code-router/config.json)",
+        )
+        imp.add_argument("--dry-run", action="store_true", help="check and show the result, change nothing")
+        sub.add_parser("list", help="show the rules in the order they are tried")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        match options["action"]:
+            case "export":
+                self.export(options.get("output"))
+            case "import":
+                self.import_file(Path(options["file"]).expanduser(), options)
+            case "list":
+                self.list_rules()
+
+    def export(self, output: str | None) -> None:
+        text = config_io.export_config()
+        if output:
+            Path(output).write_text(text)
+            self.stderr.write(f"wrote {output}")
+        else:
+            sys.stdout.write(text)
+
+    def import_file(self, path: Path, options: dict[str, Any]) -> None:
+        try:
+            raw = path.read_text()
+        except OSError as exc:
+            raise CommandError(f"{path}: {exc.strerror}") from exc
+        notes: list[str] = []
+        try:
+            if options["from_claude_code_router"]:
+                try:
+                    data = orjson.loads(raw)
+                except orjson.JSONDecodeError as exc:
+                    raise CommandError(f"{path}: not valid JSON ({exc})") from exc
+                providers, rules, notes = config_io.from_claude_code_router(data)
+            else:
+                providers, rules = config_io.parse_toml(raw)
+            if options["dry_run"]:
+                from proxy.routing import validate_config
+
+                validate_config(providers, rules)
+                self.stdout.write(config_io.export_toml(providers, rules))
+            else:
+                config_io.import_config(providers, rules)
+        except ConfigError as exc:
+            lines = "\n".join(f"  - {p}" for p in exc.problems)
+            raise CommandError(f"{path}: refused, the current configuration is unchanged:\n{lines}") from exc
+        for note in notes:
+            self.stderr.write(f"note: {note}")
+        verb = "would import" if options["dry_run"] else "imported"
+        self.stderr.write(self.style.SUCCESS(f"{verb} {len(providers)} providers and {len(rules)} rules"))
+
+    def list_rules(self) -> None:
+        providers, rules = load_specs()
+        for p in providers:
+            key = (
+                f"env {p.api_key_env}"
+                if p.api_key_env
+                else ("stored secret" if p.api_key_secret else "no key")
+            )
+            self.stdout.write(f"provider {p.name}: {p.dialect} {p.base_url} ({key})")
+        for r in rules:
+            state = "" if r.enabled else " [disabled]"
+            when = "default" if r.is_default else (orjson.dumps(dict(r.conditions)).decode() or "always")
+            target = f"{r.provider}/{r.model or '(client model)'}"
+            chain = "".join(
+                f" -> {f.get('rule') or f.get('provider', '') + '/' + f.get('model', '')}"
+                for f in r.fallbacks
+            )
+            self.stdout.write(f"rule {r.name}{state}: {when} => {target}{chain}")
