@@ -178,12 +178,12 @@ def _cost_from_overrides(tokens: dict[str, int], overrides: dict[str, Any]) -> f
 
 @lru_cache(maxsize=512)
 def _resolve(model: str, provider: str | None) -> tuple[str, str | None] | None:
-    """A (model_ref, provider_id) genai-prices can price, trying the forms routers and Ollama use."""
+    """A (model_ref, provider_id) genai-prices can price, trying the id without a router's vendor prefix."""
+    # Ollama-style `model:tag` ids are deliberately not stripped: a local model is not billed at cloud rates
+    # (give a local provider zero-price overrides to show $0).
     refs = [model]
     if "/" in model:
         refs.append(model.rsplit("/", 1)[1])  # openrouter-style vendor/model
-    if ":" in refs[-1]:
-        refs.append(refs[-1].split(":", 1)[0])  # ollama-style model:tag
     # Our provider names are user-chosen ("my-deepseek"): try them as genai-prices ids, then without.
     providers: list[str | None] = [provider.lower(), None] if provider else [None]
     for provider_id in providers:
