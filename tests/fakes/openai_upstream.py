@@ -109,8 +109,11 @@ def error(status: int, message: str, *, type_: str = "invalid_request_error", he
 class FakeOpenAI:
     """Start with `with FakeOpenAI() as fake:`; `fake.url` is the OpenAI base URL (ending in /v1)."""
 
+    paths: tuple[str, ...] = ("/v1/chat/completions",)
+
     def __init__(self) -> None:
         self._replies: deque[Reply] = deque()
+        self.queries: list[str] = []
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.disconnects = 0
@@ -130,6 +133,7 @@ class FakeOpenAI:
         self._replies.clear()
         self.requests.clear()
         self.headers.clear()
+        self.queries.clear()
         self.disconnects = 0
 
     def __enter__(self) -> FakeOpenAI:
@@ -145,7 +149,8 @@ class FakeOpenAI:
 
     async def _start(self) -> None:
         app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_post("/v1/chat/completions", self._handle)
+        for route in self.paths:
+            app.router.add_post(route, self._handle)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -155,9 +160,10 @@ class FakeOpenAI:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.requests.append(body)
+        self.queries.append(request.query_string)
         self.headers.append({k.lower(): v for k, v in request.headers.items()})
         reply = self._replies.popleft() if self._replies else (
-            text_stream("ok") if body.get("stream") else completion("ok"))
+            self.default_reply(body))
         if reply.first_delay_s:
             await asyncio.sleep(reply.first_delay_s)
         if not reply.chunks:
@@ -186,6 +192,9 @@ class FakeOpenAI:
             raise
         await response.write_eof()
         return response
+
+    def default_reply(self, body: dict[str, Any]) -> Reply:
+        return text_stream("ok") if body.get("stream") else completion("ok")
 
     def wait_for_requests(self, n: int, timeout: float = 5.0) -> None:
         deadline = time.monotonic() + timeout
