@@ -133,7 +133,13 @@ def usage_from_openai(usage: JSONDict | None) -> Usage:
     usage = usage or {}
     prompt = _int(usage.get("prompt_tokens"))
     details = usage.get("prompt_tokens_details") or {}
-    cached = _int(details.get("cached_tokens")) or _int(usage.get("prompt_cache_hit_tokens"))
+    # OpenAI puts cache reads in prompt_tokens_details; DeepSeek also as prompt_cache_hit_tokens;
+    # Moonshot (Kimi) as a top-level cached_tokens.
+    cached = (
+        _int(details.get("cached_tokens"))
+        or _int(usage.get("prompt_cache_hit_tokens"))
+        or _int(usage.get("cached_tokens"))
+    )
     return {
         "input_tokens": max(prompt - cached, 0),
         "output_tokens": _int(usage.get("completion_tokens")),
