@@ -67,6 +67,12 @@ def _entry(model: str, overrides: Table | None) -> dict[str, Any] | None:
         entry = lookup(model, {k.lower(): v for k, v in overrides.items()})
         if entry is not None:
             return entry
+    return _shipped_entry(model)
+
+
+@lru_cache(maxsize=1024)
+def _shipped_entry(model: str) -> dict[str, Any] | None:
+    # The hot path asks for the same few models on every request: skip the glob scan.
     return lookup(model, limits_table())
 
 

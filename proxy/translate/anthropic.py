@@ -31,6 +31,8 @@ from .types import (
 OFFICIAL_HOST = "api.anthropic.com"
 DEFAULT_VERSION = "2023-06-01"
 USER_AGENT = "switchboard/0.1"
+# https://docs.anthropic.com/en/docs/build-with-claude/extended-thinking: budget_tokens >= 1024
+MIN_THINKING_BUDGET = 1024
 
 # Top-level request fields only api.anthropic.com understands. Compatible servers reject some of them, and
 # `safeguards` carries local paths from the client's machine: it must never leave for a third party.
@@ -91,6 +93,12 @@ def messages_url(base_url: str, query: str = "") -> str:
     return url + "?" + query if query else url
 
 
+def count_tokens_url(base_url: str, query: str = "") -> str:
+    """The count_tokens endpoint next to /v1/messages (official API; most compatible servers lack it)."""
+    url, _, rest = messages_url(base_url, query).partition("?")
+    return url + "/count_tokens" + ("?" + rest if rest else "")
+
+
 def output_ceiling(target: Target) -> int | None:
     """The lowest of the model's real output limit and the route's max_tokens override, if any."""
     limits = [target.max_output_tokens, dict(target.overrides).get("max_tokens")]
@@ -108,8 +116,13 @@ def cap_max_tokens(body: JSONDict, ceiling: int | None, changes: list[Change]) -
     thinking = body.get("thinking")
     if isinstance(thinking, dict) and isinstance(thinking.get("budget_tokens"), int):
         budget = thinking["budget_tokens"]
-        if budget >= ceiling:
-            # Anthropic rejects budget_tokens >= max_tokens.
+        if budget < ceiling:
+            return
+        # Anthropic rejects budget_tokens >= max_tokens, and budgets under its minimum.
+        if ceiling - 1 < MIN_THINKING_BUDGET:
+            body["thinking"] = {"type": "disabled"}
+            changes.append(Change("thinking_disabled", f"max_tokens {ceiling} leaves no room for thinking"))
+        else:
             body["thinking"] = {**thinking, "budget_tokens": ceiling - 1}
             changes.append(Change("thinking_budget_lowered", f"{budget} -> {ceiling - 1}"))
 
@@ -175,6 +188,25 @@ class AnthropicDialect:
         )
         return Translation(
             upstream=upstream, client_model=client_model, message_id=message_id, changes=changes
+        )
+
+    def build_count_tokens_request(
+        self, request: JSONDict, target: Target, *, client_headers: dict[str, str]
+    ) -> UpstreamRequest:
+        """POST /v1/messages/count_tokens passed through: model mapped, Anthropic-only fields kept off."""
+        body: JSONDict = dict(request)
+        if target.model:
+            body["model"] = target.model
+        official = is_official(target)
+        if not official:
+            for name in ANTHROPIC_ONLY_FIELDS:
+                body.pop(name, None)
+        return UpstreamRequest(
+            method="POST",
+            url=count_tokens_url(target.base_url, client_headers.get(":query", "")),
+            headers=build_headers(target, client_headers, official=official),
+            body=body,
+            stream=False,
         )
 
     def parse_response(self, body: JSONDict, translation: Translation) -> Message:

@@ -131,6 +131,20 @@ def test_build_request_lowers_thinking_budget_when_it_reaches_new_max_tokens():
     assert request["thinking"]["budget_tokens"] == 31999
 
 
+def test_build_request_disables_thinking_when_ceiling_leaves_no_room_for_minimum_budget():
+    request = dict(REQUEST, thinking={"type": "enabled", "budget_tokens": 2048})
+    result = build(request, overrides=(("max_tokens", 1000),))
+    assert result.upstream.body["max_tokens"] == 1000
+    assert result.upstream.body["thinking"] == {"type": "disabled"}
+    assert [c.kind for c in result.changes] == ["max_tokens_lowered", "thinking_disabled"]
+
+
+def test_build_request_keeps_adaptive_thinking_when_lowering_max_tokens():
+    request = dict(REQUEST, thinking={"type": "adaptive"})
+    result = build(request, max_output_tokens=32000)
+    assert result.upstream.body["thinking"] == {"type": "adaptive"}
+
+
 @pytest.mark.parametrize("field", ["safeguards", "context_management", "container", "mcp_servers"])
 def test_build_request_drops_anthropic_only_field_when_target_is_compatible(field):
     request = dict(REQUEST, **{field: {"x": "/home/user/project"}})
@@ -232,6 +246,30 @@ def test_build_request_sends_key_both_ways_when_target_is_compatible():
 def test_build_request_adds_target_extra_headers():
     headers = build(extra_headers=(("HTTP-Referer", "https://example.org"),)).upstream.headers
     assert headers["http-referer"] == "https://example.org"
+
+
+# count_tokens passthrough
+
+
+def test_build_count_tokens_request_targets_count_endpoint_with_query():
+    body = json.loads((FIXTURES / "claude-code" / "count_tokens.json").read_text())
+    upstream = DIALECT.build_count_tokens_request(
+        body, make_target(api_key="sk-ant-ours"), client_headers=CLIENT_HEADERS
+    )
+    assert upstream.url == "https://api.anthropic.com/v1/messages/count_tokens?beta=true"
+    assert upstream.body == body
+    assert upstream.headers["x-api-key"] == "sk-ant-ours"
+    assert upstream.stream is False
+
+
+def test_build_count_tokens_request_maps_model_and_drops_fields_for_compatible_target():
+    body = {"model": "claude-opus-4-8", "messages": [], "context_management": {"edits": []}}
+    upstream = DIALECT.build_count_tokens_request(
+        body, make_target(base_url="https://openrouter.ai/api/v1", model="x/y"), client_headers={}
+    )
+    assert upstream.url == "https://openrouter.ai/api/v1/messages/count_tokens"
+    assert upstream.body == {"model": "x/y", "messages": []}
+    assert "context_management" in body
 
 
 # parse_response
