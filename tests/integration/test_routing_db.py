@@ -1,0 +1,285 @@
+"""Routing against the database: seeding, the snapshot seeing edits, validation refusing bad ones, import."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management import CommandError, call_command
+from django.test import AsyncRequestFactory
+
+from proxy import api, routing
+from proxy.models import ConfigVersion, Provider, Rule
+from proxy.rules import ConfigError
+from proxy.seed import ensure_seeded
+from proxy.translate.base import TranslationError
+from tests.conftest import load_fixture
+
+pytestmark = pytest.mark.django_db(transaction=True)  # the snapshot reads on its own thread: commit for real
+
+CCR_CONFIG = Path(__file__).resolve().parent.parent / "fixtures" / "ccr" / "config.json"
+
+
+@pytest.fixture(autouse=True)
+def fresh_snapshot(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """No backend in the environment unless a test sets one; no snapshot left by an earlier test."""
+    settings.OPENAI_API_KEY = settings.OPENAI_BASE_URL = ""
+    settings.BIG_MODEL = settings.MIDDLE_MODEL = settings.SMALL_MODEL = ""
+    settings.ANTHROPIC_UPSTREAM_URL = "https://api.anthropic.com"
+    monkeypatch.delenv("SWITCHBOARD_PORT", raising=False)
+    routing.invalidate()
+    yield
+    routing.invalidate()
+
+
+def decide(body: dict[str, Any], headers: dict[str, str] | None = None) -> routing.Decision:
+    return asyncio.run(routing.decide(body, headers or {}))
+
+
+def test_ensure_seeded_without_backend_is_an_anthropic_passthrough() -> None:
+    ensure_seeded()
+    ensure_seeded()  # idempotent
+    assert list(Provider.objects.values_list("name", "dialect", "base_url", "api_key_env")) == [
+        ("anthropic", "anthropic", "https://api.anthropic.com", "")
+    ]
+    decision = decide(load_fixture("main_turn"))
+    assert decision.rule == "default"
+    assert [(t.provider, t.model, t.api_key) for t in decision.targets] == [("anthropic", "", "")]
+    assert ConfigVersion.objects.get().version == 1
+
+
+def test_ensure_seeded_with_an_openai_key_creates_the_three_rules(settings: Any, monkeypatch: Any) -> None:
+    settings.OPENAI_API_KEY = "sk-test"
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    settings.BIG_MODEL, settings.SMALL_MODEL = "big-model", "small-model"
+    ensure_seeded()
+    provider = Provider.objects.get()
+    assert (provider.name, provider.base_url, provider.api_key_env) == (
+        "openai",
+        "https://api.openai.com/v1",
+        "OPENAI_API_KEY",
+    )
+    rules = list(Rule.objects.values_list("name", "model", "conditions", "is_default"))
+    assert rules == [
+        ("haiku", "small-model", {"model": "haiku"}, False),
+        ("opus", "big-model", {"model": "opus"}, False),
+        ("default", "big-model", {}, True),  # MIDDLE_MODEL falls back to BIG_MODEL
+    ]
+    haiku = decide(load_fixture("background_haiku"))
+    assert (haiku.rule, haiku.reason) == ("haiku", "rule 'haiku': model contains 'haiku'")
+    assert (haiku.targets[0].model, haiku.targets[0].api_key) == ("small-model", "sk-test")
+    assert decide(load_fixture("main_turn")).rule == "opus"
+    assert decide({**load_fixture("main_turn"), "model": "claude-sonnet-4-5"}).targets[0].model == "big-model"
+
+
+def test_ensure_seeded_uses_gpt_4o_models_when_none_are_set(settings: Any) -> None:
+    settings.OPENAI_BASE_URL = "http://10.0.0.5:8000/v1"
+    ensure_seeded()
+    assert dict(Rule.objects.values_list("name", "model")) == {
+        "haiku": "gpt-4o-mini",
+        "opus": "gpt-4o",
+        "default": "gpt-4o",
+    }
+    assert Provider.objects.get().base_url == "http://10.0.0.5:8000/v1"
+
+
+def test_ensure_seeded_refuses_a_backend_url_that_is_this_proxy(settings: Any, monkeypatch: Any) -> None:
+    monkeypatch.setenv("SWITCHBOARD_PORT", "8082")
+    settings.OPENAI_BASE_URL = "http://localhost:8082/v1"
+    with pytest.raises(ImproperlyConfigured, match="points at this proxy itself"):
+        ensure_seeded()
+    assert not Provider.objects.exists()
+
+
+def test_decide_sees_an_edit_made_elsewhere_on_the_next_request() -> None:
+    ensure_seeded()
+    assert decide(load_fixture("background_haiku")).rule == "default"
+    # What another process does: commit rows and bump the version. This process is not told.
+    provider = Provider.objects.create(name="cheap", dialect="openai", base_url="http://10.0.0.9/v1")
+    Rule.objects.create(
+        name="bg", position=-1, conditions={"task": "background"}, provider=provider, model="q"
+    )
+    routing.bump_version()
+    decision = decide(load_fixture("background_haiku"))
+    assert (decision.rule, decision.targets[0].provider, decision.task) == ("bg", "cheap", "background")
+
+
+def test_decide_sees_an_edit_through_the_config_thread_as_on_postgres(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(routing, "_direct_reads", False)  # what a non-SQLite database gets
+    ensure_seeded()
+    assert decide(load_fixture("background_haiku")).rule == "default"
+    provider = Provider.objects.create(name="cheap", dialect="openai", base_url="http://10.0.0.9/v1")
+    Rule.objects.create(
+        name="bg", position=-1, conditions={"task": "background"}, provider=provider, model="q"
+    )
+    routing.bump_version()
+    assert decide(load_fixture("background_haiku")).rule == "bg"
+
+
+def test_decide_keeps_the_snapshot_while_the_version_is_unchanged() -> None:
+    ensure_seeded()
+    before = asyncio.run(routing.snapshot())
+    Rule.objects.filter(name="default").update(model="changed-without-bump")
+    after = asyncio.run(routing.snapshot())
+    assert after is before  # no reload without a version change (edits go through config_edit)
+
+
+def test_config_edit_refuses_an_invalid_change_and_the_old_configuration_keeps_serving() -> None:
+    ensure_seeded()
+    version = ConfigVersion.objects.get().version
+    with pytest.raises(ConfigError, match="rule 'broken': condition model: bad glob"), routing.config_edit():
+        Rule.objects.create(
+            name="broken",
+            position=-1,
+            conditions={"model": "claude-[opus"},
+            provider=Provider.objects.get(name="anthropic"),
+        )
+    assert not Rule.objects.filter(name="broken").exists()
+    assert ConfigVersion.objects.get().version == version
+    assert decide(load_fixture("main_turn")).rule == "default"
+
+
+def test_config_edit_refuses_deleting_the_default_rule() -> None:
+    ensure_seeded()
+    with pytest.raises(ConfigError, match="exactly one enabled default rule"), routing.config_edit():
+        Rule.objects.filter(is_default=True).delete()
+    assert Rule.objects.filter(is_default=True).count() == 1
+
+
+def test_decide_answers_many_concurrent_requests_with_one_snapshot() -> None:
+    ensure_seeded()
+
+    async def many() -> list[routing.Decision]:
+        body = load_fixture("main_turn")
+        return await asyncio.gather(*(routing.decide(body, {}) for _ in range(200)))
+
+    decisions = asyncio.run(many())
+    assert {d.rule for d in decisions} == {"default"}
+
+
+def test_decide_costs_well_under_a_millisecond_including_the_version_check() -> None:
+    ensure_seeded()
+    body = load_fixture("main_turn")
+
+    async def timed() -> float:
+        await routing.decide(body, {})
+        started = time.perf_counter()
+        for _ in range(200):
+            await routing.decide(body, {})
+        return (time.perf_counter() - started) / 200
+
+    per_decision = asyncio.run(timed())
+    assert per_decision < 0.001, f"{per_decision * 1e6:.0f} us per decision"
+
+
+def test_decide_raises_translation_error_when_no_rule_serves() -> None:
+    ensure_seeded()
+    Rule.objects.all().delete()  # a hand-edited database: nothing validated it
+    routing.bump_version()
+    with pytest.raises((TranslationError, ConfigError)):
+        decide(load_fixture("main_turn"))
+
+
+def test_model_ids_lists_aliases() -> None:
+    ensure_seeded()
+    with routing.config_edit():
+        Rule.objects.create(
+            name="fast",
+            position=-1,
+            provider=Provider.objects.get(),
+            model="claude-haiku-4-5",
+            aliases=["claude-fast"],
+        )
+    assert asyncio.run(routing.model_ids()) == ["claude-fast"]
+
+
+def test_routes_export_then_import_round_trips(tmp_path: Path) -> None:
+    ensure_seeded()
+    with routing.config_edit():
+        provider = Provider.objects.create(
+            name="local", dialect="openai", base_url="http://10.1.1.1/v1", api_key_secret="sk-kept"
+        )
+        Rule.objects.create(
+            name="bg",
+            position=-1,
+            provider=provider,
+            model="q",
+            conditions={"task": "background"},
+            fallbacks=[{"provider": "anthropic", "model": "claude-haiku-4-5"}],
+        )
+    out = io.StringIO()
+    path = tmp_path / "routes.toml"
+    call_command("routes", "export", "-o", str(path), stderr=out)
+    text = path.read_text()
+    assert "sk-kept" not in text
+    before = routing.load_specs()
+    Rule.objects.filter(name="bg").update(model="edited")
+    call_command("routes", "import", str(path), stderr=out)
+    assert routing.load_specs() == before  # the stored secret is kept
+    assert Provider.objects.get(name="local").api_key_secret == "sk-kept"
+
+
+def test_routes_import_refuses_an_invalid_file_and_changes_nothing(tmp_path: Path) -> None:
+    ensure_seeded()
+    before = routing.load_specs()
+    path = tmp_path / "bad.toml"
+    path.write_text(
+        '[[providers]]\nname = "p"\ndialect = "openai"\nbase_url = "https://x.example/v1"\n\n'
+        '[[rules]]\nname = "default"\nprovider = "nowhere"\nmodel = "m"\ndefault = true\n'
+    )
+    with pytest.raises(CommandError, match="unknown provider 'nowhere'"):
+        call_command("routes", "import", str(path), stderr=io.StringIO())
+    assert routing.load_specs() == before
+
+
+def test_routes_import_from_claude_code_router_reports_what_was_not_carried(tmp_path: Path) -> None:
+    ensure_seeded()
+    err = io.StringIO()
+    call_command("routes", "import", "--from-claude-code-router", str(CCR_CONFIG), stderr=err)
+    assert set(Provider.objects.values_list("name", flat=True)) == {
+        "openrouter",
+        "deepseek",
+        "ollama",
+        "kimi",
+    }
+    assert Provider.objects.get(name="ollama").api_key_secret == "ollama"
+    assert "note: provider 'gemini': the Gemini API is not supported yet" in err.getvalue()
+    assert "imported 4 providers and 5 rules" in err.getvalue()
+    assert decide(load_fixture("background_title")).targets[0].model == "qwen2.5-coder:latest"
+
+
+def explain(body: dict[str, Any]) -> Any:
+    """The view itself (POST /api/route/explain once wired in proxy/urls.py)."""
+    request = AsyncRequestFactory().post(
+        "/api/route/explain", data=json.dumps(body), content_type="application/json"
+    )
+    return asyncio.run(api.explain(request))
+
+
+def test_explain_returns_the_decision_without_calling_a_backend() -> None:
+    ensure_seeded()
+    body = load_fixture("subagent_explore_haiku")
+    response = explain(body)
+    assert response.status_code == 200
+    assert json.loads(response.content) == {
+        "rule": "default",
+        "reason": "rule 'default': the default (no other rule matched)",
+        "task": "background",
+        "agent": "Explore",
+        "targets": [{"provider": "anthropic", "model": "claude-haiku-4-5-20251001", "dialect": "anthropic"}],
+    }
+
+
+def test_explain_refuses_a_body_without_model() -> None:
+    ensure_seeded()
+    response = explain({"messages": []})
+    assert response.status_code == 400
+    assert json.loads(response.content)["error"]["type"] == "invalid_request_error"
