@@ -176,3 +176,11 @@ def test_image_tokens_is_flat_when_data_is_not_an_image():
 
 def test_image_tokens_is_flat_when_base64_is_garbage():
     assert image_tokens({"type": "base64", "media_type": "image/png", "data": "%%%%"}) == IMAGE_TOKENS_UNKNOWN
+
+
+def test_count_breakdown_counts_text_documents_and_flat_cost_for_pdfs():
+    text_doc = {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "a b c"}}
+    pdf_source = {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0x"}
+    pdf = {"type": "document", "source": pdf_source}
+    expected = MESSAGE_OVERHEAD + 2 * BLOCK_OVERHEAD + o200k("a b c") + tokens.DOCUMENT_TOKENS_UNKNOWN
+    assert count_breakdown(user(text_doc, pdf))["messages"] == expected
