@@ -89,8 +89,9 @@ def _block(b: dict[str, Any]) -> Block:
             inner = b.get("content")
             children = to_blocks(inner)
             text = "\n".join(c.text for c in children if c.kind == "text")
+            others = [c for c in children if c.kind != "text"]
             return Block(kind="tool_result", text=text, tool_id=str(b.get("tool_use_id", "")),
-                         is_error=bool(b.get("is_error")), children=[c for c in children if c.kind != "text"])  # fmt: skip
+                         is_error=bool(b.get("is_error")), children=others)  # fmt: skip
         case "image":
             return Block(kind="image", image_src=_image_src(b.get("source") or {}), text=_image_label(b))
         case _:
@@ -200,7 +201,8 @@ def _bars(parts: list[tuple[str, int]], total: int) -> list[dict[str, Any]]:
     bars, x = [], 0.0
     for i, (name, tokens) in enumerate(parts):
         w = 100 * tokens / total
-        bars.append({"name": name, "tokens": tokens, "pct": round(w), "x": round(x, 2), "w": round(w, 2), "i": i})
+        bars.append({"name": name, "tokens": tokens, "pct": round(w), "x": round(x, 2), "w": round(w, 2),
+                     "i": i % 6})  # fmt: skip
         x += w
     return bars
 

@@ -121,15 +121,21 @@ def filter_exchanges(qs: QuerySet[Exchange], f: FeedFilters) -> QuerySet[Exchang
     return qs
 
 
-def feed_page(f: FeedFilters, *, before: int | None = None, limit: int = PAGE_SIZE) -> tuple[list[Exchange], int | None]:
+def feed_page(
+    f: FeedFilters, *, before: int | None = None, limit: int = PAGE_SIZE
+) -> tuple[list[Exchange], int | None]:
     """One page of rows, newest first, and the `before` cursor of the next page (None at the end)."""
-    qs = filter_exchanges(Exchange.objects.only(*ROW_FIELDS), f)
-    if before is not None:
-        qs = qs.filter(id__lt=before)
-    rows = list(qs.order_by("-id")[: limit + 1])
+    rows = list(feed_query(f, before=before)[: limit + 1])
     if len(rows) > limit:
         return rows[:limit], rows[limit - 1].pk
     return rows, None
+
+
+def feed_query(f: FeedFilters, *, before: int | None = None) -> QuerySet[Exchange]:
+    qs = filter_exchanges(Exchange.objects.only(*ROW_FIELDS), f)
+    if before is not None:
+        qs = qs.filter(id__lt=before)
+    return qs.order_by("-id")
 
 
 def row_if_matching(pk: int, f: FeedFilters) -> Exchange | None:

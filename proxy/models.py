@@ -83,7 +83,7 @@ class Exchange(models.Model):
     agent = models.CharField(max_length=100, blank=True, default="", db_index=True)
     user_agent = models.CharField(max_length=300, blank=True, default="")
     client_model = models.CharField(max_length=200, blank=True, default="", db_index=True)
-    backend_model = models.CharField(max_length=200, blank=True, default="")
+    backend_model = models.CharField(max_length=200, blank=True, default="", db_index=True)  # feed filter
     provider = models.CharField(max_length=64, blank=True, default="")
     dialect = models.CharField(max_length=32, blank=True, default="")
     rule = models.CharField(max_length=100, blank=True, default="", db_index=True)
@@ -112,7 +112,7 @@ class Exchange(models.Model):
     claude_cost_usd = models.FloatField(null=True, blank=True)  # the same tokens on the model asked for
 
     tool_calls = models.IntegerField(default=0)
-    tool_call_errors = models.IntegerField(default=0)
+    tool_call_errors = models.IntegerField(default=0, db_index=True)  # "failed tool calls only" filter
 
     class Meta:
         ordering = ["-id"]

@@ -15,7 +15,7 @@ register = template.Library()
 def tokens(value: int | None) -> str:
     """12345 -> 12.3k; small numbers unchanged."""
     if value is None:
-        return "–"
+        return "-"
     n = int(value)
     if n >= 1_000_000:
         return f"{n / 1_000_000:.1f}M"
@@ -29,7 +29,7 @@ def tokens(value: int | None) -> str:
 @register.filter
 def usd(value: float | None) -> str:
     if value is None:
-        return "–"
+        return "-"
     v = float(value)
     if v == 0:
         return "$0"
@@ -44,7 +44,7 @@ def usd(value: float | None) -> str:
 def ms(value: float | None) -> str:
     """Milliseconds, readable: 850 ms, 2.4 s, 3m 05s."""
     if value is None:
-        return "–"
+        return "-"
     v = float(value)
     if v < 1000:
         return f"{v:.0f} ms"
@@ -79,7 +79,7 @@ def short(value: str | None, length: int = 8) -> str:
 
 @register.filter
 def pct(value: float | None) -> str:
-    return "–" if value is None else f"{float(value) * 100:.0f}%"
+    return "-" if value is None else f"{float(value) * 100:.0f}%"
 
 
 @register.filter

@@ -31,8 +31,14 @@ def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
     return {
         **browser_type_launch_args,
         "executable_path": chromium,
-        "args": ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"],
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ],
     }
 
 
@@ -42,7 +48,7 @@ def browser_context_args(browser_context_args: dict) -> dict:
 
 
 @pytest.fixture
-def screenshot(page) -> Callable[..., Path]:  # noqa: ANN001 - pytest-playwright's Page
+def screenshot(page) -> Callable[..., Path]:
     """Save a full-page screenshot under test-output/screenshots/; docs=True also copies it for the README."""
 
     def take(name: str, *, docs: bool = False, full_page: bool = True) -> Path:

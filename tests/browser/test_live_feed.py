@@ -31,7 +31,9 @@ def test_live_feed_shows_new_exchange_then_its_update_without_reload(
 
     def call() -> None:
         with client.messages.stream(
-            model="claude-sonnet-4-5", max_tokens=100, messages=[{"role": "user", "content": "live feed test"}]
+            model="claude-sonnet-4-5",
+            max_tokens=100,
+            messages=[{"role": "user", "content": "live feed test"}],
         ) as stream:
             result["text"] = stream.get_final_text()
 
