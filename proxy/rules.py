@@ -23,6 +23,16 @@ CONDITION_KEYS = ("model", "task", "agent", "client", "session", "threshold")
 OVERRIDE_KEYS = ("max_tokens", "temperature", "reasoning_effort")
 REASONING_EFFORTS = ("minimal", "low", "medium", "high", "xhigh", "max")
 DEFAULT_LONG_CONTEXT_TOKENS = 60000
+# Listed in GET /v1/models for the rules that answer to them (Claude Code's /model picker keeps only
+# claude-… ids): the current ids named by the captured CLI's own prompt (2.1.197) and the latest CLI's
+# main model (2.1.332).
+KNOWN_CLAUDE_MODELS = (
+    "claude-opus-5-5",
+    "claude-opus-4-8",
+    "claude-sonnet-5",
+    "claude-haiku-4-5-20251001",
+    "claude-fable-5",
+)
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "0.0.0.0", "::1", "::")
 
 
@@ -467,7 +477,8 @@ def compile_config(
 
     compiled: list[CompiledRule] = []
     default: CompiledRule | None = None
-    model_ids: dict[str, None] = {}
+    aliases: dict[str, None] = {}
+    answered: dict[str, None] = {}
     for rule in rules:
         if not rule.enabled:
             continue
@@ -478,15 +489,22 @@ def compile_config(
             aliases=frozenset(a.lower() for a in rule.aliases),
             **compiled_conditions[rule.name],
         )
-        model_ids.update(dict.fromkeys(rule.aliases))
-        for pattern in c.model:
-            if pattern.regex is None and pattern.raw.startswith("claude"):
-                model_ids[pattern.raw] = None
+        aliases.update(dict.fromkeys(rule.aliases))
+        answered.update(dict.fromkeys(_answers_to(c, is_default=rule.is_default)))
         if rule.is_default:
             default = c
         else:
             compiled.append(c)
-    return Snapshot(version=version, rules=tuple(compiled), default=default, model_ids=tuple(model_ids))
+    model_ids = tuple({**aliases, **answered})  # aliases first: the models a user made on purpose
+    return Snapshot(version=version, rules=tuple(compiled), default=default, model_ids=model_ids)
+
+
+def _answers_to(rule: CompiledRule, *, is_default: bool) -> list[str]:
+    """The claude ids a rule serves: exact ids it names, known ids its patterns match; all for the default."""
+    if is_default:
+        return list(KNOWN_CLAUDE_MODELS)
+    ids = [p.raw for p in rule.model if p.regex is None and p.lowered.startswith("claude")]
+    return ids + [m for m in KNOWN_CLAUDE_MODELS if any(p.matches(m) for p in rule.model)]
 
 
 def needs_token_count(snapshot: Snapshot) -> bool:

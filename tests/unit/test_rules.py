@@ -334,9 +334,23 @@ def test_choose_target_alias_selects_its_rule_and_is_listed() -> None:
     decision = choose_target(snap, body, {})
     assert decision is not None
     assert decision.reason == "rule 'fast': model is alias 'claude-fast-gpt'"
-    assert snap.model_ids == ("claude-fast-gpt", "claude-opus-4-8")
+    assert snap.model_ids[:2] == ("claude-fast-gpt", "claude-opus-4-8")
     other = choose_target(snap, load_fixture("main_turn"), {})
     assert other is not None and other.rule == "opus"
+
+
+def test_model_ids_lists_aliases_then_the_known_ids_each_rule_answers_to() -> None:
+    haiku_only = compile_config(
+        PROVIDERS,
+        [
+            RuleSpec(name="haiku", provider="cheap", model="q", conditions={"model": "haiku"}),
+            RuleSpec(name="bg", provider="cheap", model="q", conditions={"task": "background"}),
+            RuleSpec(name="d", provider="cheap", model="q", is_default=True, aliases=["claude-local"]),
+        ],
+    )
+    assert haiku_only.model_ids[:2] == ("claude-local", "claude-haiku-4-5-20251001")
+    assert "claude-opus-4-8" in haiku_only.model_ids  # the default rule answers to every model
+    assert all(i.startswith("claude") for i in haiku_only.model_ids)
 
 
 def test_choose_target_skips_disabled_rules() -> None:
