@@ -517,3 +517,9 @@ def test_module_imports_only_the_stdlib_and_orjson(module: str) -> None:
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             imported.add(node.module.split(".")[0])
     assert imported - set(sys.stdlib_module_names) <= {"orjson"}
+
+
+def test_tool_call_without_a_name_raises() -> None:
+    body = completion({"tool_calls": [call("c1", "", "{}")]}, "tool_calls")
+    with pytest.raises(UpstreamError, match="without a name"):
+        parse_response(body, make_translation())

@@ -607,3 +607,19 @@ def test_dialect_hands_out_a_fresh_translator_per_request() -> None:
     first, second = DIALECT.stream_translator(translation), DIALECT.stream_translator(translation)
     assert first is not second and isinstance(first, OpenAIStreamTranslator)
     assert DIALECT.name == "openai"
+
+
+def test_tool_call_that_never_gets_a_name_raises() -> None:
+    translator = OpenAIStreamTranslator(make_translation())
+    with pytest.raises(UpstreamError, match="without a name"):
+        feed_chunks(
+            translator,
+            [chunk({"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]}), chunk({}, "tool_calls")],
+        )
+
+
+def test_finish_reason_error_raises_at_once() -> None:
+    translator = OpenAIStreamTranslator(make_translation())
+    with pytest.raises(UpstreamError, match="finish_reason 'error'"):
+        feed_chunks(translator, [chunk({"content": "par"}), chunk({}, "error")])
+    assert translator.done and translator.finish() == []

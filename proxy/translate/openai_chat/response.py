@@ -230,6 +230,8 @@ def parse_response(body: JSONDict, translation: Translation) -> Message:
     for ordinal, call in enumerate(calls):
         function = call.get("function") or {}
         name = str(function.get("name") or "")
+        if not name:
+            raise UpstreamError(f"upstream sent a tool call without a name: {str(function)[:200]!r}")
         block = tool_use_block(
             upstream_id=call.get("id"), name=name, ordinal=ordinal, translation=translation
         )

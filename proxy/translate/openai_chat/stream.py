@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, assert_never
 
 import orjson
 
@@ -131,20 +131,16 @@ class OpenAIStreamTranslator:
             raise
 
     def _feed(self, event: SSEEvent) -> list[StreamEvent]:
-        data = event.data.strip()
-        if data == "[DONE]":
-            return self.finish()
-        try:
-            chunk = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            raise UpstreamError(
-                f"upstream sent a stream event that is not JSON: {data[:200]!r}", error_type="api_error"
-            ) from None
-        if not isinstance(chunk, dict):
-            raise UpstreamError(f"upstream sent an unexpected stream event: {data[:200]!r}")
-        if event.event == "error" or chunk.get("error"):
-            raise error_from_object(chunk.get("error") or chunk, where="upstream stream error")
-        return self._on_chunk(chunk)
+        kind, chunk = _classify(event)
+        match kind:
+            case "done":
+                return self.finish()
+            case "error":
+                raise error_from_object(chunk.get("error") or chunk, where="upstream stream error")
+            case "chunk":
+                return self._on_chunk(chunk)
+            case _:
+                assert_never(kind)
 
     def _on_chunk(self, chunk: JSONDict) -> list[StreamEvent]:
         events = self._start_message() if self.phase is Phase.BEFORE_START else []
@@ -159,6 +155,8 @@ class OpenAIStreamTranslator:
         events += self._on_delta(delta)
         if self.phase is Phase.STOPPED:  # a local stop sequence matched inside this delta
             return events
+        if choice.get("finish_reason") == "error":  # OpenRouter: the provider failed mid-generation
+            raise UpstreamError("upstream stream ended with finish_reason 'error'")
         if choice.get("finish_reason"):
             self._finish_reason = choice["finish_reason"]
             self._finish_choice = choice
@@ -266,6 +264,10 @@ class OpenAIStreamTranslator:
             events += self._open_tool_block(waiting)
 
     def _open_tool_block(self, call: ToolCall) -> list[StreamEvent]:
+        if not call.name:
+            raise UpstreamError(
+                f"upstream sent a tool call without a name: {''.join(call.arguments)[:200]!r}"
+            )
         start = tool_use_block(
             upstream_id=call.upstream_id, name=call.name, ordinal=call.ordinal, translation=self.translation
         )
@@ -374,6 +376,23 @@ class OpenAIStreamTranslator:
     def _delta(self, delta: JSONDict) -> StreamEvent:
         assert self.open_block is not None  # every caller opens a block first
         return {"type": "content_block_delta", "index": self.open_block.index, "delta": delta}
+
+
+def _classify(event: SSEEvent) -> tuple[Literal["done", "error", "chunk"], JSONDict]:
+    """What an upstream SSE event is: the [DONE] sentinel, an error object, or a completion chunk."""
+    data = event.data.strip()
+    if data == "[DONE]":
+        return "done", {}
+    try:
+        chunk = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise UpstreamError(f"upstream sent a stream event that is not JSON: {data[:200]!r}") from None
+    if not isinstance(chunk, dict):
+        raise UpstreamError(f"upstream sent an unexpected stream event: {data[:200]!r}")
+    # OpenRouter and others put `{"error": {...}}` in a data line; a few name the event `error`.
+    if event.event == "error" or chunk.get("error"):
+        return "error", chunk
+    return "chunk", chunk
 
 
 def _is_complete_json(text: str) -> bool:
