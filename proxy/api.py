@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from proxy import routing
 from proxy.errors import error_response
 from proxy.translate.base import TranslationError
+from proxy.translate.types import MessagesRequest
 
 
 @csrf_exempt
@@ -21,7 +24,7 @@ async def explain(request: HttpRequest) -> HttpResponse:
         body = read_json(request)
         if not isinstance(body, dict) or not isinstance(body.get("model"), str):
             raise TranslationError("request body: expected a Messages request object with a model")
-        decision = await routing.decide(body, client_headers(request))
+        decision = await routing.decide(cast(MessagesRequest, body), client_headers(request))
     except TranslationError as exc:
         return error_response(exc.error_type, exc.message, status=exc.status)
     return JsonResponse(

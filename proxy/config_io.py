@@ -320,18 +320,18 @@ def import_config(providers: Sequence[ProviderSpec], rules: Sequence[RuleSpec]) 
             row.connect_timeout, row.read_timeout = spec.connect_timeout, spec.read_timeout
             row.save()
             by_name[spec.name] = row
-        for position, spec in enumerate(rules):
-            if spec.provider not in by_name:
-                raise ConfigError([f"rule '{spec.name}': unknown provider '{spec.provider}'"])
+        for position, rule in enumerate(rules):
+            if rule.provider not in by_name:
+                raise ConfigError([f"rule '{rule.name}': unknown provider '{rule.provider}'"])
             Rule.objects.create(
-                name=spec.name,
+                name=rule.name,
                 position=position,
-                enabled=spec.enabled,
-                conditions=dict(spec.conditions),
-                provider=by_name[spec.provider],
-                model=spec.model,
-                overrides=dict(spec.overrides),
-                fallbacks=[dict(f) for f in spec.fallbacks],
-                aliases=list(spec.aliases),
-                is_default=spec.is_default,
+                enabled=rule.enabled,
+                conditions=dict(rule.conditions),
+                provider=by_name[rule.provider],
+                model=rule.model,
+                overrides=dict(rule.overrides),
+                fallbacks=[dict(f) for f in rule.fallbacks],
+                aliases=list(rule.aliases),
+                is_default=rule.is_default,
             )

@@ -284,12 +284,14 @@ def _read_version_direct() -> int | None:
             _local.reader = reader
         from proxy.models import ConfigVersion
 
-        row = reader.execute(f"SELECT MAX(version) FROM {ConfigVersion._meta.db_table}").fetchone()
+        # fetchall, not fetchone: it finishes the statement, so no read transaction stays open to hold
+        # back WAL checkpoints (or, without WAL, block writers).
+        rows = reader.execute(f"SELECT MAX(version) FROM {ConfigVersion._meta.db_table}").fetchall()
     except sqlite3.Error:
         logger.warning("direct configuration version read failed; using the config thread", exc_info=True)
         _local.reader = None
         return None
-    return int(row[0] or 0) if row else 0
+    return int(rows[0][0] or 0) if rows else 0
 
 
 # --- the interface of the hot path -----------------------------------------------------------------
