@@ -57,7 +57,7 @@ def finished_fields(tape: Tape) -> dict[str, Any]:
 
 
 def _cost(tape: Tape, usage: JSONDict) -> float | None:
-    if not usage or not tape.backend_model:
+    if not usage or not tape.backend_model or tape.endpoint != "messages":
         return None
     try:
         return catalog.cost_usd(model=tape.backend_model, usage=usage, provider=tape.provider or None)
@@ -66,7 +66,7 @@ def _cost(tape: Tape, usage: JSONDict) -> float | None:
 
 
 def _claude_cost(tape: Tape, usage: JSONDict) -> float | None:
-    if not usage or not tape.client_model:
+    if not usage or not tape.client_model or tape.endpoint != "messages":
         return None
     try:
         return catalog.claude_equivalent_cost(client_model=tape.client_model, usage=usage)

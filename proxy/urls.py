@@ -1,11 +1,12 @@
 from django.urls import include, path
 
-from proxy import views
+from proxy import api, views
 
 urlpatterns = [
     path("v1/messages", views.messages, name="messages"),
     path("v1/messages/count_tokens", views.count_tokens, name="count_tokens"),
     path("v1/models", views.models, name="models"),
     path("api/exchanges", views.exchanges, name="api_exchanges"),
+    path("api/route/explain", api.explain, name="api_route_explain"),
     path("", include("dashboard.urls")),
 ]

@@ -14,10 +14,9 @@ from django.views.decorators.csrf import csrf_exempt
 from proxy import routing
 from proxy.errors import error_response
 from proxy.recorder import recorder
-from proxy.streaming import serve_messages
+from proxy.streaming import serve_count_tokens, serve_messages
 from proxy.tape import Tape, safe_headers
 from proxy.translate.base import TranslationError
-from proxy.translate.tokens import count_tokens as estimate_tokens
 from proxy.validation import validate_messages_request
 
 _ALPHABET = string.ascii_letters + string.digits
@@ -54,12 +53,21 @@ async def messages(request: HttpRequest) -> HttpResponse:
 async def count_tokens(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return error_response("not_found_error", "use POST /v1/messages/count_tokens", status=405)
+    headers = client_headers(request)
+    tape = Tape(endpoint="count_tokens", client_request=None, client_headers=safe_headers(headers))
+    tape.user_agent = headers.get("user-agent", "")
     try:
         body = validate_messages_request(read_json(request), needs_max_tokens=False)
+        tape.client_request = body
+        tape.client_model = body["model"]
+        tape.session_id = session_id(body, headers)
+        decision = await routing.decide(body, headers)
     except TranslationError as exc:
+        tape.fail(exc.error_type, exc.message, exc.status)
+        recorder.finish(tape)
         return error_response(exc.error_type, exc.message, status=exc.status)
-    # Counted locally (an estimate: Claude's tokenizer is not public), so it works for every backend.
-    return JsonResponse({"input_tokens": estimate_tokens(body)})
+    tape.rule, tape.route_reason, tape.task, tape.agent = decision.rule, decision.reason, decision.task, decision.agent
+    return await serve_count_tokens(decision=decision, headers=headers, tape=tape)
 
 
 async def models(request: HttpRequest) -> HttpResponse:

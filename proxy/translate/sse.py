@@ -37,14 +37,13 @@ class SSEDecoder:
         return self._lines(lines)
 
     def flush(self) -> list[SSEEvent]:
-        """End of stream: a final event without its blank line is still dispatched."""
-        rest = self._buffer.rstrip(b"\r")
+        """End of stream. An event never closed by its blank line is discarded, as the spec says: it may be
+        half of a frame from a connection that broke."""
         self._buffer = b""
-        events = self._lines([rest]) if rest else []
-        event = self._dispatch()
-        if event is not None:
-            events.append(event)
-        return events
+        self._data = []
+        self._event = None
+        self._has_data = False
+        return []
 
     def _lines(self, lines: list[bytes]) -> list[SSEEvent]:
         events: list[SSEEvent] = []

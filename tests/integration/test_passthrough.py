@@ -95,3 +95,14 @@ def test_passthrough_real_claude_code_turn_is_forwarded_untranslated(
     row = inspector.wait_for_exchange(lambda e: e["dialect"] == "anthropic" and e["client_model"] == "claude-opus-4-8"
                                       and e["client_request"].get("context_management") is not None)
     assert any("context_management" in c["detail"] for c in row["changes"])
+
+
+def test_count_tokens_is_local_for_a_compatible_server_and_recorded(inspector: Server) -> None:
+    body = load_fixture("count_tokens")
+    response = httpx.post(f"{inspector.url}/v1/messages/count_tokens?beta=true", json=body,
+                          headers={"x-api-key": "k"})
+    assert response.status_code == 200
+    assert response.json()["input_tokens"] > 1000
+    row = inspector.wait_for_exchange(lambda e: e["endpoint"] == "count_tokens")
+    assert row["status"] == "ok" and row["input_tokens"] == response.json()["input_tokens"]
+    assert row["cost_usd"] is None
