@@ -120,20 +120,18 @@ def turns(messages: list[dict[str, Any]]) -> list[Turn]:
     return [Turn(role=str(m.get("role", "?")), blocks=to_blocks(m.get("content"))) for m in messages]
 
 
-def timeline(e: Exchange) -> dict[str, Any]:
-    """Received -> upstream first byte -> first token -> done, scaled to a 600-wide SVG."""
-    points = [("received", 0.0), ("upstream first byte", e.upstream_first_byte_ms),
-              ("first token", e.first_token_ms), ("done", e.duration_ms)]  # fmt: skip
+def timeline(e: Exchange) -> list[dict[str, Any]]:
+    """A waterfall: one bar per milestone (upstream first byte, first token, done) from `received`.
+
+    Widths are in SVG units of 0-100 (CSP forbids inline styles; SVG attributes are fine).
+    """
+    points = [("upstream first byte", e.upstream_first_byte_ms), ("first token", e.first_token_ms),
+              ("done", e.duration_ms)]  # fmt: skip
     total = max([v for _, v in points if v is not None] + [1.0])
-    width = 560
-    marks = []
-    for label, value in points:
-        if value is None:
-            marks.append({"label": label, "ms": None, "x": None})
-            continue
-        marks.append({"label": label, "ms": value, "x": round(20 + width * value / total, 1)})
-    done_x = marks[-1]["x"] or 20
-    return {"marks": marks, "bar_width": max(round(done_x - 20, 1), 1)}
+    return [
+        {"label": label, "ms": value, "w": None if value is None else max(round(100 * value / total, 2), 0.3)}
+        for label, value in points
+    ]
 
 
 def curl_command(e: Exchange, *, host: str, scheme: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -61,3 +61,14 @@ def screenshot(page) -> Callable[..., Path]:
         return path
 
     return take
+
+
+@pytest.fixture(autouse=True)
+def no_csp_violations(page) -> Iterator[list[str]]:
+    """Every browser test fails on a Content-Security-Policy violation or a JS error in the page."""
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    yield problems
+    relevant = [p for p in problems if "favicon" not in p]
+    assert relevant == [], relevant

@@ -1,0 +1,94 @@
+"""The exchange detail page, and hostile recorded content staying inert in every page that shows it."""
+
+from __future__ import annotations
+
+import anthropic
+from playwright.sync_api import Page, expect
+
+from tests.conftest import Server
+from tests.fakes.openai_upstream import FakeOpenAI, completion, tool_stream
+
+WRITE_TOOL = {
+    "name": "Write",
+    "description": "Write a file",
+    "input_schema": {
+        "type": "object",
+        "properties": {"file_path": {"type": "string"}, "content": {"type": "string"}},
+        "required": ["file_path", "content"],
+    },
+}
+
+HOSTILE = (
+    "<script>window.__xss = 1</script>"
+    '<img src="x" onerror="window.__xss = 2">'
+    '<div hx-get="/evil" hx-trigger="load" hx-swap="outerHTML">htmx bait</div>'
+)
+
+
+def _client(server: Server) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=server.url, api_key="sk-client", max_retries=0)
+
+
+def test_detail_shows_tool_call_and_both_sides_of_the_translation(
+    page: Page, server: Server, upstream: FakeOpenAI, screenshot
+) -> None:
+    upstream.script(tool_stream([("call_1", "Write", ['{"file_path": "/tmp/hello.txt", ', '"content": "hi"}'])]))
+    with _client(server).messages.stream(
+        model="claude-opus-4-8",
+        max_tokens=64000,
+        system=[{"type": "text", "text": "You write files.", "cache_control": {"type": "ephemeral"}}],
+        tools=[WRITE_TOOL],
+        messages=[{"role": "user", "content": "create hello.txt containing hi"}],
+    ) as stream:
+        message = stream.get_final_message()
+    assert message.content[-1].type == "tool_use"
+    row = server.wait_for_exchange(lambda e: e["client_model"] == "claude-opus-4-8")
+
+    page.goto(f"{server.url}/exchanges/{row['id']}")
+    tool_use = page.locator(".block.tool_use").last
+    expect(tool_use).to_contain_text("Write")
+    expect(tool_use.locator("pre")).to_contain_text('"file_path": "/tmp/hello.txt"')
+    expect(page.locator("#client-request")).to_contain_text('"input_schema"')
+    # The OpenAI side of the same request: the tool became a function.
+    expect(page.locator("#upstream-request")).to_contain_text('"function"')
+    expect(page.locator("#upstream-response")).to_contain_text("chat.completion.chunk")
+    expect(page.locator("#client-response")).to_contain_text('"tool_use"')
+    expect(page.locator(".msg.system")).to_contain_text("You write files.")
+    screenshot("exchange-detail", docs=True)
+
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.get_by_role("button", name="Copy as curl").click()
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert copied.startswith("curl -sS ") and "/v1/messages" in copied
+    assert '"create hello.txt containing hi"' in copied
+
+
+def test_hostile_prompt_renders_as_inert_text_in_feed_and_detail(
+    page: Page, server: Server, upstream: FakeOpenAI, screenshot
+) -> None:
+    evil_requests: list[str] = []
+    page.on("request", lambda r: evil_requests.append(r.url) if "/evil" in r.url or r.url.endswith("/x") else None)
+    page.goto(f"{server.url}/")
+    expect(page.locator("#live.connected")).to_be_visible(timeout=10_000)
+
+    upstream.script(completion("Sure: " + HOSTILE))
+    reply = _client(server).messages.create(
+        model="claude-haiku-4-5", max_tokens=50, messages=[{"role": "user", "content": HOSTILE}]
+    )
+    assert HOSTILE in reply.content[0].text
+    row = server.wait_for_exchange(lambda e: e["client_model"] == "claude-haiku-4-5")
+    expect(page.locator(f"#exchange-{row['id']}")).to_be_visible(timeout=5_000)
+
+    # Search by the hostile text: results come back through htmx and stay inert too.
+    page.fill("#q", "window.__xss")
+    expect(page.locator("#exchange-rows tr.exchange")).to_have_count(1, timeout=5_000)
+
+    page.goto(f"{server.url}/exchanges/{row['id']}")
+    expect(page.locator(".msg.user pre").first).to_have_text(HOSTILE)
+    expect(page.locator(".msg.assistant pre").last).to_contain_text(HOSTILE)
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.__xss") is None
+    assert page.locator("img[src='x']").count() == 0
+    assert page.get_by_text("htmx bait", exact=True).count() == 0  # only ever inside escaped text
+    assert evil_requests == []
+    screenshot("xss-inert")
