@@ -59,9 +59,10 @@ def toml_value(value: Any) -> str:
     if isinstance(value, str):
         return _string(value)
     if isinstance(value, Mapping):
-        if not value:
+        items = [(k, v) for k, v in value.items() if v is not None]  # TOML has no null: absent means unset
+        if not items:
             return "{}"
-        return "{ " + ", ".join(f"{_key(str(k))} = {toml_value(v)}" for k, v in value.items()) + " }"
+        return "{ " + ", ".join(f"{_key(str(k))} = {toml_value(v)}" for k, v in items) + " }"
     if isinstance(value, list | tuple):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
     raise TypeError(f"cannot write {type(value).__name__} as TOML")

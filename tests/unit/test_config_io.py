@@ -78,6 +78,10 @@ def test_toml_value_escapes_strings_and_quotes_keys() -> None:
     assert tomllib.loads("v = " + toml_value({"a b": 'x\n"y"\u0001'}))["v"] == {"a b": 'x\n"y"\u0001'}
 
 
+def test_toml_value_leaves_out_nulls() -> None:
+    assert toml_value({"max_output_tokens": 100, "context_window": None}) == "{ max_output_tokens = 100 }"
+
+
 def test_parse_toml_refuses_unknown_keys_and_bad_toml() -> None:
     with pytest.raises(ConfigError, match="rules\\[0\\]: unknown key 'modle'"):
         parse_toml('[[rules]]\nname = "x"\nprovider = "p"\nmodle = "m"\n')
