@@ -32,7 +32,8 @@ def _client(server: Server) -> anthropic.Anthropic:
 def test_detail_shows_tool_call_and_both_sides_of_the_translation(
     page: Page, server: Server, upstream: FakeOpenAI, screenshot
 ) -> None:
-    upstream.script(tool_stream([("call_1", "Write", ['{"file_path": "/tmp/hello.txt", ', '"content": "hi"}'])]))
+    fragments = ['{"file_path": "/tmp/hello.txt", ', '"content": "hi"}']
+    upstream.script(tool_stream([("call_1", "Write", fragments)]))
     with _client(server).messages.stream(
         model="claude-opus-4-8",
         max_tokens=64000,
@@ -67,7 +68,8 @@ def test_hostile_prompt_renders_as_inert_text_in_feed_and_detail(
     page: Page, server: Server, upstream: FakeOpenAI, screenshot
 ) -> None:
     evil_requests: list[str] = []
-    page.on("request", lambda r: evil_requests.append(r.url) if "/evil" in r.url or r.url.endswith("/x") else None)
+    bait = ("/evil", "/x")
+    page.on("request", lambda r: evil_requests.append(r.url) if r.url.endswith(bait) else None)
     page.goto(f"{server.url}/")
     expect(page.locator("#live.connected")).to_be_visible(timeout=10_000)
 
