@@ -6,7 +6,7 @@ import logging
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from proxy.routing import config_edit, own_port
 from proxy.rules import is_own_address
@@ -25,6 +25,18 @@ def ensure_seeded() -> None:
     opus -> BIG_MODEL, default -> MIDDLE_MODEL. With no backend at all: Anthropic passthrough keeping
     the client's model and key, so the dashboard shows the user's own Claude traffic with zero config.
     """
+    from proxy.models import Provider
+
+    try:
+        _seed()
+    except IntegrityError:
+        # Two servers started together (Postgres; SQLite's IMMEDIATE transactions serialise them):
+        # the other one seeded first, which is all we wanted.
+        if not Provider.objects.exists():
+            raise
+
+
+def _seed() -> None:
     from proxy.models import Provider, Rule
 
     with transaction.atomic():
