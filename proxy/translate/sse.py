@@ -39,11 +39,13 @@ class SSEDecoder:
     def flush(self) -> list[SSEEvent]:
         """End of stream. An event never closed by its blank line is discarded, as the spec says: it may be
         half of a frame from a connection that broke."""
+        # A held-back CR still ended its line (it was only waiting to see whether an LF followed).
+        events = self._lines([self._buffer[:-1]]) if self._buffer.endswith(b"\r") else []
         self._buffer = b""
         self._data = []
         self._event = None
         self._has_data = False
-        return []
+        return events
 
     def _lines(self, lines: list[bytes]) -> list[SSEEvent]:
         events: list[SSEEvent] = []

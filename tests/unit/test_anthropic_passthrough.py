@@ -387,12 +387,14 @@ def test_stream_finish_raises_when_stream_ends_before_message_stop():
         translator.finish()
 
 
-def test_stream_raises_when_cut_event_is_flushed_as_broken_json():
+def test_stream_cut_mid_event_ends_as_an_error_not_a_clean_end():
     decoder = SSEDecoder()
-    decoder.feed((FIXTURES / "anthropic" / "truncated.sse").read_bytes())
-    (partial,) = decoder.flush()
-    with pytest.raises(UpstreamError, match="not JSON"):
-        DIALECT.stream_translator(translation()).feed(partial)
+    translator = DIALECT.stream_translator(translation())
+    for event in decoder.feed((FIXTURES / "anthropic" / "truncated.sse").read_bytes()):
+        translator.feed(event)
+    assert decoder.flush() == []  # the half frame is discarded (WHATWG: pending data at EOF is dropped)
+    with pytest.raises(UpstreamError, match="ended before message_stop"):
+        translator.finish()
 
 
 def test_stream_finish_is_idempotent_after_message_stop():
