@@ -162,6 +162,13 @@ def test_recorded_stream_follows_the_anthropic_grammar(case: str) -> None:
 
 
 @pytest.mark.parametrize("case", COMPLETE_CASES)
+def test_recorded_stream_translates_to_the_expected_events(case: str) -> None:
+    # <case>.expected.jsonl was reviewed by hand once; it pins the exact output against regressions.
+    expected = [orjson.loads(line) for line in (FIXTURES / f"{case}.expected.jsonl").read_text().splitlines()]
+    assert translate(case)[1] == expected
+
+
+@pytest.mark.parametrize("case", COMPLETE_CASES)
 def test_recorded_stream_accumulates_like_the_anthropic_sdk(case: str) -> None:
     _, events = translate(case)
     assert accumulate(events) == sdk_accumulate(events)
