@@ -259,7 +259,7 @@ def test_routes_import_from_claude_code_router_reports_what_was_not_carried(tmp_
 
 
 def explain(body: dict[str, Any]) -> Any:
-    """The view itself (POST /api/route/explain once wired in proxy/urls.py)."""
+    """The view itself, as POST /api/route/explain serves it (the live tests go through the URL)."""
     request = AsyncRequestFactory().post(
         "/api/route/explain", data=json.dumps(body), content_type="application/json"
     )

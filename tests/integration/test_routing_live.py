@@ -163,8 +163,7 @@ def test_explain_answers_without_calling_a_backend(servers: tuple[Server, Server
     response = httpx.post(
         f"{server.url}/api/route/explain", json=load_fixture("subagent_explore_haiku"), timeout=10
     )
-    if response.status_code == 404:
-        pytest.skip("POST /api/route/explain is not wired in proxy/urls.py yet")
+    assert response.status_code == 200, response.text
     assert response.json()["targets"] == [{"provider": "b", "model": "small-b", "dialect": "openai"}]
     assert response.json()["agent"] == "Explore"
     assert upstreams[0].requests == upstreams[1].requests == []
