@@ -523,3 +523,19 @@ def test_tool_call_without_a_name_raises() -> None:
     body = completion({"tool_calls": [call("c1", "", "{}")]}, "tool_calls")
     with pytest.raises(UpstreamError, match="without a name"):
         parse_response(body, make_translation())
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"choices": "x"},
+        {"choices": ["x"]},
+        {"choices": [{"message": "hi"}]},
+        {"choices": [{"message": {"tool_calls": {"id": "c1"}}}]},
+        {"choices": [{"message": {"tool_calls": [{"id": "c1", "function": "Bash"}]}}]},
+        {"choices": [{"message": {"content": "x"}}], "usage": "lots"},
+    ],
+)
+def test_malformed_replies_raise_upstream_error(body: dict) -> None:
+    with pytest.raises(UpstreamError, match="malformed"):
+        parse_response(body, make_translation())

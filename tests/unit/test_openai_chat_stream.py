@@ -630,3 +630,21 @@ def test_finish_reason_error_raises_at_once() -> None:
     with pytest.raises(UpstreamError, match="finish_reason 'error'"):
         feed_chunks(translator, [chunk({"content": "par"}), chunk({}, "error")])
     assert translator.done and translator.finish() == []
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"choices": "nope"},
+        {"choices": [["not", "a", "choice"]]},
+        {"choices": [{"index": 0, "delta": "text"}]},
+        {"choices": [{"index": 0, "delta": {"tool_calls": {"index": 0}}}]},
+        {"choices": [{"index": 0, "delta": {"tool_calls": ["call"]}}]},
+        {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": "Bash"}]}}]},
+        {"choices": [], "usage": [1, 2]},
+    ],
+)
+def test_malformed_chunks_raise_upstream_error(bad: dict) -> None:
+    translator = OpenAIStreamTranslator(make_translation())
+    with pytest.raises(UpstreamError, match="malformed"):
+        feed_chunks(translator, [bad])

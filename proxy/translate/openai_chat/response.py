@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from http import HTTPStatus
+from typing import Any
 
 import orjson
 
@@ -130,9 +131,9 @@ def stop_reason_for(
 
 def usage_from_openai(usage: JSONDict | None) -> Usage:
     """OpenAI `usage` -> Anthropic usage; Anthropic's input_tokens excludes cache reads."""
-    usage = usage or {}
+    usage = shape(usage, dict, "usage")
     prompt = _int(usage.get("prompt_tokens"))
-    details = usage.get("prompt_tokens_details") or {}
+    details = shape(usage.get("prompt_tokens_details"), dict, "usage")
     # OpenAI puts cache reads in prompt_tokens_details; DeepSeek also as prompt_cache_hit_tokens;
     # Moonshot (Kimi) as a top-level cached_tokens.
     cached = (
@@ -206,11 +207,11 @@ def parse_response(body: JSONDict, translation: Translation) -> Message:
     """A non-streaming Chat Completions reply (2xx) -> Anthropic Message."""
     if body.get("error"):  # OpenRouter and others may answer 200 with an error object
         raise error_from_object(body["error"])
-    choices = body.get("choices") or []
+    choices = shape(body.get("choices"), list, "choices")
     if not choices:
         raise UpstreamError("upstream reply has no choices", error_type="api_error", status=500)
-    choice = choices[0]
-    message = choice.get("message") or {}
+    choice = shape(choices[0], dict, "choice")
+    message = shape(choice.get("message"), dict, "message")
     content: list[JSONDict] = []
 
     field, reasoning = reasoning_of(message)
@@ -228,7 +229,7 @@ def parse_response(body: JSONDict, translation: Translation) -> Message:
     if text:
         content.append({"type": "text", "text": text})
     for ordinal, call in enumerate(calls):
-        function = call.get("function") or {}
+        function = shape(call.get("function"), dict, "tool call")
         name = str(function.get("name") or "")
         if not name:
             raise UpstreamError(f"upstream sent a tool call without a name: {str(function)[:200]!r}")
@@ -329,11 +330,20 @@ def _message_text(content: object) -> str:
 
 
 def _tool_calls(message: JSONDict) -> list[JSONDict]:
-    calls = [c for c in message.get("tool_calls") or [] if isinstance(c, dict)]
+    calls = [shape(c, dict, "tool call") for c in shape(message.get("tool_calls"), list, "tool_calls")]
     legacy = message.get("function_call")
     if not calls and isinstance(legacy, dict):  # the deprecated single `function_call` has no id
         calls = [{"function": legacy}]
     return calls
+
+
+def shape(value: object, kind: type, what: str) -> Any:
+    """`value` when it is a `kind` (None counts as empty); anything else is a malformed upstream reply."""
+    if value is None:
+        return kind()
+    if not isinstance(value, kind):
+        raise UpstreamError(f"upstream sent a malformed {what}: {str(value)[:200]!r}")
+    return value
 
 
 def _int(value: object) -> int:

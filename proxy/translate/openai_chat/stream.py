@@ -26,6 +26,7 @@ from .response import (
     local_stop_sequences,
     parse_tool_input,
     reasoning_of,
+    shape,
     stop_reason_for,
     thinking_signature,
     tool_use_block,
@@ -146,12 +147,16 @@ class OpenAIStreamTranslator:
         events = self._start_message() if self.phase is Phase.BEFORE_START else []
         if chunk.get("usage"):
             self.usage = usage_from_openai(chunk["usage"])
-        choices = [c for c in chunk.get("choices") or [] if isinstance(c, dict) and c.get("index", 0) == 0]
+        choices = [
+            c
+            for c in shape(chunk.get("choices"), list, "choices")
+            if shape(c, dict, "choice").get("index", 0) == 0
+        ]
         if not choices:
             # The usage chunk (`"choices": []`) comes after the finish chunk: the message is complete.
             return events + (self._stop() if self._finish_reason is not None and chunk.get("usage") else [])
         choice = choices[0]  # n > 1 is not something an Anthropic client can ask for
-        delta = choice.get("delta") or {}
+        delta = shape(choice.get("delta"), dict, "delta")
         events += self._on_delta(delta)
         if self.phase is Phase.STOPPED:  # a local stop sequence matched inside this delta
             return events
@@ -176,7 +181,7 @@ class OpenAIStreamTranslator:
         if isinstance(refusal, str) and refusal and self.phase is not Phase.STOPPED:
             self._refused = True
             events += self._on_text(refusal)
-        for fragment in delta.get("tool_calls") or []:
+        for fragment in shape(delta.get("tool_calls"), list, "tool_calls"):
             if self.phase is Phase.STOPPED:
                 break
             events += self._on_tool_fragment(fragment)
@@ -214,8 +219,9 @@ class OpenAIStreamTranslator:
         return [*events, self._delta({"type": "text_delta", "text": text})]
 
     def _on_tool_fragment(self, fragment: JSONDict) -> list[StreamEvent]:
+        fragment = shape(fragment, dict, "tool call")
+        function = shape(fragment.get("function"), dict, "tool call")
         call = self._call_for(fragment)
-        function = fragment.get("function") or {}
         if function.get("name") and not call.name:
             call.name = str(function["name"])
         arguments = function.get("arguments")
