@@ -71,7 +71,7 @@ def _apply_message_delta(message: Message, event: JSONDict) -> None:
     message["stop_sequence"] = delta.get("stop_sequence")
     for key in ("stop_details", "container"):
         if delta.get(key) is not None:
-            message[key] = delta[key]  # type: ignore[literal-required]
+            message[key] = delta[key]  # type: ignore[literal-required,typeddict-unknown-key]
     usage = event.get("usage") or {}
     merged = message.setdefault("usage", {"input_tokens": 0, "output_tokens": 0})
     merged["output_tokens"] = usage.get("output_tokens", merged.get("output_tokens", 0))

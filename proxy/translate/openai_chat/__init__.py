@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from ..base import UpstreamError
 from ..types import JSONDict, Message, MessagesRequest, Target, Translation
-from . import request, response
+from . import response
+from .request import build_request
 from .stream import OpenAIStreamTranslator
 
 __all__ = ["DIALECT", "OpenAIChatDialect", "OpenAIStreamTranslator"]
@@ -19,15 +20,13 @@ class OpenAIChatDialect:
 
     def build_request(
         self,
-        request_body: MessagesRequest,
+        request: MessagesRequest,
         target: Target,
         *,
         message_id: str,
         client_headers: dict[str, str],
     ) -> Translation:
-        return request.build_request(
-            request_body, target, message_id=message_id, client_headers=client_headers
-        )
+        return build_request(request, target, message_id=message_id, client_headers=client_headers)
 
     def parse_response(self, body: JSONDict, translation: Translation) -> Message:
         return response.parse_response(body, translation)

@@ -239,6 +239,8 @@ def parse_response(body: JSONDict, translation: Translation) -> Message:
         block["input"] = parse_tool_input(function.get("arguments"), name=name)
         content.append(block)
 
+    stop_reason: StopReason
+    stop_sequence: str | None
     if hit is not None:
         stop_reason, stop_sequence = "stop_sequence", hit[1]
     else:

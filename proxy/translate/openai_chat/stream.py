@@ -60,7 +60,6 @@ class ToolCall:
     """One upstream tool call as its fragments arrive."""
 
     ordinal: int  # order of first appearance: block order and synthetic ids
-    upstream_index: int | None
     upstream_id: str | None = None
     name: str = ""
     arguments: list[str] = field(default_factory=list)
@@ -242,12 +241,14 @@ class OpenAIStreamTranslator:
         """The call a fragment belongs to: by `index`, or a new call when a different `id` shows up."""
         index = fragment.get("index")
         upstream_id = fragment.get("id") or None
-        call = self._calls_by_index.get(index) if isinstance(index, int) else (self._calls or [None])[-1]
+        call: ToolCall | None
+        if isinstance(index, int):
+            call = self._calls_by_index.get(index)
+        else:
+            call = self._calls[-1] if self._calls else None
         if call is None or (upstream_id and call.upstream_id and upstream_id != call.upstream_id):
             # Some backends reuse index 0 (or omit it) for every parallel call; the id tells them apart.
-            call = ToolCall(
-                ordinal=len(self._calls), upstream_index=index if isinstance(index, int) else None
-            )
+            call = ToolCall(ordinal=len(self._calls))
             self._calls.append(call)
             if isinstance(index, int):
                 self._calls_by_index[index] = call
@@ -300,7 +301,7 @@ class OpenAIStreamTranslator:
 
     def _start_message(self) -> list[StreamEvent]:
         self.phase = Phase.BETWEEN_BLOCKS
-        message = {
+        message: JSONDict = {
             "id": self.translation.message_id,
             "type": "message",
             "role": "assistant",
