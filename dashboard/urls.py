@@ -5,4 +5,6 @@ from . import views
 urlpatterns = [
     path("", views.feed, name="feed"),
     path("exchanges/<int:pk>", views.exchange_detail, name="exchange"),
+    path("sessions", views.session_list, name="sessions"),
+    path("sessions/<str:session_id>", views.session_detail, name="session"),
 ]

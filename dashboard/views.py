@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from dashboard import conversation, queries
+from dashboard import conversation, queries, sessions
 from proxy.models import Exchange
 
 
@@ -44,3 +44,16 @@ def exchange_detail(request: HttpRequest, pk: int) -> HttpResponse:
         raise Http404("no such exchange") from exc
     context = conversation.detail_context(exchange, host=request.get_host(), scheme=request.scheme)
     return render(request, "dashboard/exchange_detail.html", context)
+
+
+def session_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "dashboard/sessions.html", {"sessions": sessions.recent_sessions()})
+
+
+def session_detail(request: HttpRequest, session_id: str) -> HttpResponse:
+    roots, exchanges = sessions.build_tree(session_id)
+    if not exchanges:
+        raise Http404("no such session")
+    context = {"session_id": session_id, "roots": roots, "totals": sessions.session_totals(roots),
+               "truncated": len(exchanges) >= sessions.MAX_EXCHANGES}  # fmt: skip
+    return render(request, "dashboard/session.html", context)

@@ -1,0 +1,112 @@
+"""The session view: threads recognised from the traffic, subagents nested under their Agent call."""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from dashboard.sessions import build_tree
+from proxy.models import Exchange
+from tests.conftest import load_fixture
+
+pytestmark = pytest.mark.django_db
+
+SESSION = "00000000-0000-4000-8000-000000000000"
+AGENT_PROMPT = "Subagent job: reply with the single word PONG."
+
+
+def record(body: dict[str, Any], answer: list[dict[str, Any]], **fields: Any) -> Exchange:
+    return Exchange.objects.create(
+        created_at=timezone.now(), session_id=SESSION, client_model=body["model"], status="ok",
+        client_request=body, client_response={"role": "assistant", "content": answer}, **fields,
+    )  # fmt: skip
+
+
+def agent_call(tool_id: str = "toolu_agent_1") -> dict[str, Any]:
+    agent_input = {"description": "Say pong", "prompt": AGENT_PROMPT, "subagent_type": "general-purpose"}
+    return {"type": "tool_use", "id": tool_id, "name": "Agent", "input": agent_input}
+
+
+def follow_up(
+    body: dict[str, Any], answer: list[dict[str, Any]], results: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The next request of the same thread: the history, the answer, then the new tool results."""
+    nxt = copy.deepcopy(body)
+    nxt["messages"] = [
+        *nxt["messages"],
+        {"role": "assistant", "content": answer},
+        {"role": "user", "content": results},
+    ]
+    return nxt
+
+
+def make_session() -> dict[str, Exchange]:
+    main1 = load_fixture("main_turn")
+    title = record(load_fixture("background_title"), [{"type": "text", "text": '{"title": "Hello file"}'}])
+    m1 = record(main1, [agent_call()], cache_read_tokens=9000, tool_calls=1)
+    sub = record(load_fixture("subagent_turn"), [{"type": "text", "text": "PONG"}], agent="general-purpose",
+                 client_headers={"x-claude-code-agent-id": "ae92c2c6a46dd5384"})  # fmt: skip
+    results = [
+        {"type": "tool_result", "tool_use_id": "toolu_agent_1", "content": [{"type": "text", "text": "PONG"}]}
+    ]
+    main2 = follow_up(main1, [agent_call()], results)
+    write = {"type": "tool_use", "id": "toolu_w", "name": "Write", "input": {"content": "x"}}
+    m2 = record(main2, [write], cache_read_tokens=200, tool_calls=1)
+    error = "<tool_use_error>InputValidationError: missing required file_path</tool_use_error>"
+    bad = [{"type": "tool_result", "tool_use_id": "toolu_w", "is_error": True, "content": error}]
+    m3 = record(follow_up(main2, [write], bad), [{"type": "text", "text": "Sorry."}], cache_read_tokens=9500)
+    return {"title": title, "m1": m1, "sub": sub, "m2": m2, "m3": m3}
+
+
+def test_session_tree_nests_subagent_under_the_turn_that_started_it() -> None:
+    rows = make_session()
+    roots, _ = build_tree(SESSION)
+    kinds = [(r.kind, [t.e.pk for t in r.turns]) for r in roots]
+    assert kinds == [
+        ("background", [rows["title"].pk]),
+        ("main", [rows["m1"].pk, rows["m2"].pk, rows["m3"].pk]),
+    ]
+    main = roots[1]
+    (child,) = main.turns[0].children
+    assert child.kind == "subagent" and child.label == "general-purpose"
+    assert [t.e.pk for t in child.turns] == [rows["sub"].pk]
+    assert child.parent_tool_id == "toolu_agent_1"
+    assert main.turns[1].children == [] and main.turns[2].children == []
+
+
+def test_session_turn_shows_only_what_is_new_since_the_previous_request() -> None:
+    make_session()
+    roots, _ = build_tree(SESSION)
+    first, second, third = roots[1].turns
+    assert any(i.kind == "text" and "create a file hello.txt" in i.text for i in first.new)
+    assert [(i.kind, i.text) for i in second.new] == [("tool_result", "PONG")]
+    assert [(i.kind, i.is_error) for i in third.new] == [("tool_result", True)]
+    # The Write call that failed is counted on the turn that made it.
+    assert second.failures == 1 and first.failures == 0
+
+
+def test_session_flags_a_turn_whose_cache_reads_dropped() -> None:
+    make_session()
+    roots, _ = build_tree(SESSION)
+    _first, second, third = roots[1].turns
+    assert second.cache_broke and not third.cache_broke
+    assert any("cache reads dropped 9000 → 200" in n for n in second.notes), second.notes
+
+
+def test_session_page_renders_tree_and_totals() -> None:
+    rows = make_session()
+    html = Client().get(f"/sessions/{SESSION}").content.decode()
+    # The subagent's turn is inside the main thread's first turn's <li>.
+    m1 = html.index(f'id="turn-{rows["m1"].pk}"')
+    sub = html.index(f'id="turn-{rows["sub"].pk}"')
+    m2 = html.index(f'id="turn-{rows["m2"].pk}"')
+    assert m1 < sub < m2
+    assert "cache broken" in html and "is_error" in html
+    assert re.search(r"failed tool calls</dt><dd><span class=\"bad\">1</span>", html)
+    listing = Client().get("/sessions").content.decode()
+    assert f'href="/sessions/{SESSION}"' in listing
