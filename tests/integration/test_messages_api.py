@@ -32,9 +32,9 @@ def test_non_streaming_text_answers_as_anthropic_with_the_model_id_the_client_se
 ) -> None:
     upstream.script(completion("Hello there", prompt=120, completion_tokens=7, cached=100))
     message = client.messages.create(
-        model="claude-sonnet-4-5", max_tokens=1000, messages=[{"role": "user", "content": "hi"}]
+        model="claude-sonnet-5", max_tokens=1000, messages=[{"role": "user", "content": "hi"}]
     )
-    assert message.model == "claude-sonnet-4-5"
+    assert message.model == "claude-sonnet-5"
     assert message.id.startswith("msg_")
     assert [b.type for b in message.content] == ["text"]
     assert message.content[0].text == "Hello there"  # type: ignore[union-attr]
@@ -46,7 +46,7 @@ def test_non_streaming_text_answers_as_anthropic_with_the_model_id_the_client_se
     assert sent["model"] == "mid-model"  # sonnet-class -> MIDDLE_MODEL
     assert sent["max_tokens"] == 1000
     assert upstream.headers[-1]["authorization"] == "Bearer sk-test-upstream"
-    row = server.wait_for_exchange(lambda e: e["client_model"] == "claude-sonnet-4-5")
+    row = server.wait_for_exchange(lambda e: e["client_model"] == "claude-sonnet-5")
     assert row["status"] == "ok" and row["backend_model"] == "mid-model"
     assert row["client_request"]["messages"][0]["content"] == "hi"
     assert row["upstream_request"]["body"]["model"] == "mid-model"
@@ -132,7 +132,7 @@ def test_upstream_rate_limit_is_a_429_rate_limit_error_with_retry_after(
 ) -> None:
     upstream.script(error(429, "slow down", type_="rate_limit_exceeded", headers={"retry-after": "7"}))
     response = httpx.post(f"{server.url}/v1/messages", json={
-        "model": "claude-sonnet-4-5", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]})
+        "model": "claude-sonnet-5", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]})
     assert response.status_code == 429
     assert response.headers["retry-after"] == "7"
     body = response.json()
@@ -150,7 +150,7 @@ def test_upstream_errors_map_to_anthropic_error_types(
 ) -> None:
     upstream.script(*[error(upstream_status, "nope")] * 3)
     response = httpx.post(f"{server.url}/v1/messages", json={
-        "model": "claude-sonnet-4-5", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]})
+        "model": "claude-sonnet-5", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]})
     assert response.status_code == status
     assert response.json()["error"]["type"] == error_type
     row = server.wait_for_exchange(lambda e: e["http_status"] == status)

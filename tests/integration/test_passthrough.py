@@ -58,10 +58,10 @@ def test_passthrough_stream_is_relayed_event_by_event_and_recorded(
 ) -> None:
     anthropic_upstream.script(sse_file("tool_use", split=37))  # frames cut at odd byte offsets
     client = anthropic.Anthropic(base_url=inspector.url, api_key="sk-ant-x", max_retries=0)
-    with client.messages.stream(model="claude-sonnet-4-5", max_tokens=100,
+    with client.messages.stream(model="claude-sonnet-5", max_tokens=100,
                                 messages=[{"role": "user", "content": "write"}]) as stream:
         final = stream.get_final_message()
-    assert final.model == "claude-sonnet-4-5"
+    assert final.model == "claude-sonnet-5"
     tool = [b for b in final.content if b.type == "tool_use"][0]
     assert tool.name == "Write" and "file_path" in tool.input  # type: ignore[operator]
     row = inspector.wait_for_exchange(lambda e: e["dialect"] == "anthropic" and e["stream"])
