@@ -539,3 +539,9 @@ def test_tool_call_without_a_name_raises() -> None:
 def test_malformed_replies_raise_upstream_error(body: dict) -> None:
     with pytest.raises(UpstreamError, match="malformed"):
         parse_response(body, make_translation())
+
+
+def test_registry_lists_this_dialect_under_openai() -> None:
+    from proxy.translate.dialects import DIALECTS
+
+    assert DIALECTS["openai"] is DIALECT
