@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from dashboard import conversation, queries, sessions
+from dashboard import conversation, queries, sessions, toolcalls
 from proxy.models import Exchange
 
 
@@ -57,3 +57,17 @@ def session_detail(request: HttpRequest, session_id: str) -> HttpResponse:
     context = {"session_id": session_id, "roots": roots, "totals": sessions.session_totals(roots),
                "truncated": len(exchanges) >= sessions.MAX_EXCHANGES}  # fmt: skip
     return render(request, "dashboard/session.html", context)
+
+
+def tool_matrix(request: HttpRequest) -> HttpResponse:
+    report = toolcalls.recent_report()
+    return render(request, "dashboard/tools.html", {"matrix": report.matrix(), "analysed": report.analysed,
+                                                    "window": toolcalls.WINDOW})  # fmt: skip
+
+
+def tool_failures(request: HttpRequest) -> HttpResponse:
+    agent, model, tool = (request.GET.get(k, "") for k in ("agent", "model", "tool"))
+    report = toolcalls.recent_report()
+    context = {"agent": agent, "model": model, "tool": tool, "cell": report.cells.get((agent, model, tool)),
+               "groups": report.groups(agent, model, tool)}  # fmt: skip
+    return render(request, "dashboard/tool_failures.html", context)

@@ -1,0 +1,209 @@
+"""Tool-call outcomes: which agent x routed model x tool calls fail, and how, grouped by error.
+
+A call fails when its arguments are not valid JSON or do not validate against the tool's
+input_schema, when it names a tool the request did not offer, when the client answers it with a
+`tool_result` marked `is_error` (joined by tool_use id, in a later request of the session), or when
+the upstream errored or the stream broke while the call was being written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonschema
+import orjson
+from django.db.models import Q
+
+from proxy.models import Exchange
+
+WINDOW = 1500  # newest exchanges analysed per page view: bodies are big, this keeps the page under a second
+_TAG = re.compile(r"</?tool_use_error>")
+_QUOTED = re.compile(r"(\"[^\"]{0,200}\"|'[^']{0,200}'|`[^`]{0,200}`)")
+_PATH = re.compile(r"(/[\w.\-]+){2,}")
+_NUMBER = re.compile(r"\d+")
+
+
+@dataclass(slots=True)
+class Failure:
+    exchange_id: int
+    tool: str
+    group: str
+    args: str
+    detail: str = ""
+
+
+@dataclass(slots=True)
+class Cell:
+    calls: int = 0
+    failures: int = 0
+
+    @property
+    def rate(self) -> float:
+        return self.failures / self.calls if self.calls else 0.0
+
+    @property
+    def level(self) -> int:
+        """0 fine, 1 some failures, 2 bad: drives the cell colour."""
+        return 0 if not self.failures else (1 if self.rate < 0.1 else 2)
+
+
+@dataclass(slots=True)
+class Report:
+    cells: dict[tuple[str, str, str], Cell] = field(default_factory=lambda: defaultdict(Cell))
+    failures: dict[tuple[str, str, str], list[Failure]] = field(default_factory=lambda: defaultdict(list))
+    analysed: int = 0
+
+    def matrix(self, max_tools: int = 16) -> dict[str, Any]:
+        tool_calls: dict[str, int] = defaultdict(int)
+        for (_, _, tool), cell in self.cells.items():
+            tool_calls[tool] += cell.calls
+        tools = sorted(tool_calls, key=lambda t: (-tool_calls[t], t))[:max_tools]
+        rows = sorted({(agent, model) for agent, model, _ in self.cells})
+        return {
+            "tools": tools,
+            "rows": [
+                {"agent": a, "model": m, "cells": [(t, self.cells.get((a, m, t))) for t in tools]}
+                for a, m in rows
+            ],
+        }
+
+    def groups(self, agent: str, model: str, tool: str) -> list[tuple[str, list[Failure]]]:
+        by_group: dict[str, list[Failure]] = defaultdict(list)
+        for f in self.failures.get((agent, model, tool), []):
+            by_group[f.group].append(f)
+        return sorted(by_group.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+
+
+def normalize_error(text: str) -> str:
+    """A tool error message -> a group name: first line, quotes/paths/numbers elided."""
+    line = _TAG.sub("", text).strip().split("\n", 1)[0]
+    line = _QUOTED.sub("…", _PATH.sub("<path>", line))
+    line = _NUMBER.sub("N", line)
+    return line[:100] or "error (no message)"
+
+
+def _schema_errors(schema: dict[str, Any], value: Any, cache: dict[str, Any]) -> list[str]:
+    key = hashlib.sha1(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    validator = cache.get(key)
+    if validator is None:
+        try:
+            cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+            validator = cache[key] = cls(schema)
+        except Exception:  # a schema we cannot compile validates nothing
+            validator = cache[key] = False
+    if validator is False:
+        return []
+    out = []
+    for err in validator.iter_errors(value):
+        where = ".".join(str(p) for p in err.absolute_path)
+        match err.validator:
+            case "required":
+                missing = [r for r in err.validator_value if not (isinstance(value, dict) and r in value)]
+                out.append(f"missing required {', '.join(missing) or '?'}")
+            case "additionalProperties":
+                out.append("unexpected property")
+            case "type":
+                out.append(f"{where or 'value'} should be {err.validator_value}")
+            case _:
+                out.append(f"{where or 'value'}: {err.validator} failed")
+    return out
+
+
+def _call_problem(
+    call: dict[str, Any], offered: dict[str, Any], cache: dict[str, Any]
+) -> tuple[str, str] | None:
+    name = str(call.get("name", ""))
+    raw = call.get("input")
+    if isinstance(raw, str):
+        try:
+            raw = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return "not valid JSON", ""
+    if not isinstance(raw, dict):
+        return "arguments are not a JSON object", ""
+    if offered and name not in offered:
+        return "tool not offered", name
+    schema = offered.get(name)
+    if isinstance(schema, dict):
+        errors = _schema_errors(schema, raw, cache)
+        if errors:
+            return errors[0], "; ".join(errors)
+    return None
+
+
+def _last_results(e: Exchange) -> dict[str, tuple[bool, str]]:
+    """tool_use_id -> (is_error, text) for the tool results this request brings (its last user turn)."""
+    messages = (e.client_request or {}).get("messages") or [] if isinstance(e.client_request, dict) else []
+    if not messages or messages[-1].get("role") != "user" or isinstance(messages[-1].get("content"), str):
+        return {}
+    out = {}
+    for b in messages[-1].get("content") or []:
+        if isinstance(b, dict) and b.get("type") == "tool_result":
+            content = b.get("content")
+            if isinstance(content, list):
+                content = " ".join(str(c.get("text", "")) for c in content if isinstance(c, dict))
+            out[str(b.get("tool_use_id", ""))] = (bool(b.get("is_error")), str(content or ""))
+    return out
+
+
+def analyse(exchanges: list[Exchange]) -> Report:
+    """Exchanges in any order -> the report. Results are joined to calls by tool_use id."""
+    report = Report(analysed=len(exchanges))
+    results: dict[str, tuple[bool, str]] = {}
+    for e in exchanges:
+        results.update(_last_results(e))
+    cache: dict[str, Any] = {}
+    for e in exchanges:
+        response = e.client_response if isinstance(e.client_response, dict) else {}
+        calls = [
+            b for b in response.get("content") or [] if isinstance(b, dict) and b.get("type") == "tool_use"
+        ]
+        if not calls:
+            continue
+        request = e.client_request if isinstance(e.client_request, dict) else {}
+        offered = {
+            t.get("name"): t.get("input_schema") for t in request.get("tools") or [] if isinstance(t, dict)
+        }
+        key_base = (e.agent or "main", e.backend_model or e.client_model)
+        broke = e.status in ("error", "cancelled")
+        for call in calls:
+            key = (*key_base, str(call.get("name", "?")))
+            report.cells[key].calls += 1
+            problem = _call_problem(call, offered, cache)
+            if problem is None and broke:
+                problem = (
+                    "stream broke during the call" if e.status == "cancelled" else "upstream error",
+                    "",
+                )
+            if problem is None:
+                is_error, text = results.get(str(call.get("id", "")), (False, ""))
+                if is_error:
+                    problem = (normalize_error(text), text[:2000])
+            if problem is not None:
+                report.cells[key].failures += 1
+                args = call.get("input")
+                args_text = (
+                    args if isinstance(args, str) else orjson.dumps(args, option=orjson.OPT_INDENT_2).decode()
+                )
+                report.failures[key].append(Failure(exchange_id=e.pk, tool=key[2], group=problem[0],
+                                                    args=args_text, detail=problem[1]))  # fmt: skip
+    return report
+
+
+def recent_report(window: int = WINDOW) -> Report:
+    """The report over the newest exchanges that made or answered tool calls."""
+    qs = (
+        Exchange.objects.filter(endpoint="messages")
+        .filter(
+            Q(tool_calls__gt=0)
+            | Q(status__in=("error", "cancelled"))
+            | Q(client_request__icontains="tool_result")
+        )
+        .only("id", "agent", "backend_model", "client_model", "status", "client_request", "client_response")
+        .order_by("-id")
+    )
+    return analyse(list(qs[:window]))
