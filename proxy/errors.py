@@ -37,5 +37,5 @@ def error_response(
 
 
 def error_frame(error_type: ErrorType | str, message: str) -> bytes:
-    """An error after the stream began: Anthropic's `event: error` frame (the client must not see a clean end)."""
+    """An error after the stream began: Anthropic's `event: error` frame (never a silent clean end)."""
     return b"event: error\ndata: " + orjson.dumps(error_body(error_type, message)) + b"\n\n"

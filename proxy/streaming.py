@@ -33,7 +33,9 @@ RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 529})
 _MAX_RETRY_AFTER_S = 5.0  # honour retry-after between fallbacks, but never stall a client longer
 
 
-async def serve_messages(*, decision: Decision, headers: dict[str, str], tape: Tape, message_id: str) -> HttpResponse:
+async def serve_messages(
+    *, decision: Decision, headers: dict[str, str], tape: Tape, message_id: str
+) -> HttpResponse:
     """Try the decision's targets in order; fall back only before the client got a byte."""
     last_error: UpstreamError | None = None
     for attempt, target in enumerate(decision.targets):
@@ -41,7 +43,9 @@ async def serve_messages(*, decision: Decision, headers: dict[str, str], tape: T
             await asyncio.sleep(min(_retry_after_seconds(last_error.retry_after), _MAX_RETRY_AFTER_S))
         dialect = DIALECTS[target.dialect]
         try:
-            translation = dialect.build_request(decision.body, target, message_id=message_id, client_headers=headers)
+            translation = dialect.build_request(
+                decision.body, target, message_id=message_id, client_headers=headers
+            )
         except TranslationError as exc:
             return _refuse(tape, exc.error_type, exc.message, exc.status)
         _note_target(tape, target, translation)
@@ -53,8 +57,9 @@ async def serve_messages(*, decision: Decision, headers: dict[str, str], tape: T
                 read_timeout=target.read_timeout,
             )
         except httpx.TransportError as exc:
-            last_error = UpstreamError(f"upstream {target.provider} unreachable: {exc!r}", error_type="api_error",
-                                       status=500)
+            last_error = UpstreamError(
+                f"upstream {target.provider} unreachable: {exc!r}", error_type="api_error", status=500
+            )
             _note_attempt(tape, attempt, target, started, error=last_error)
             continue
         tape.first_byte_at = time.perf_counter()
@@ -72,7 +77,9 @@ async def serve_messages(*, decision: Decision, headers: dict[str, str], tape: T
         if translation.upstream.stream:
             translator = dialect.stream_translator(translation)
             return _sse_response(relay(response=response, translator=translator, tape=tape))
-        return await _answer(response=response, dialect_name=target.dialect, translation=translation, tape=tape)
+        return await _answer(
+            response=response, dialect_name=target.dialect, translation=translation, tape=tape
+        )
     assert last_error is not None, "routing returned no target"
     return _refuse(tape, last_error.error_type, last_error.message, last_error.status, last_error.retry_after)
 
@@ -83,7 +90,9 @@ async def serve_count_tokens(*, decision: Decision, headers: dict[str, str], tap
     tape.provider, tape.dialect = target.provider, target.dialect
     tape.backend_model = target.model or tape.client_model
     if target.dialect == "anthropic" and anthropic_dialect.is_official(target):
-        outbound = anthropic_dialect.DIALECT.build_count_tokens_request(decision.body, target, client_headers=headers)
+        outbound = anthropic_dialect.DIALECT.build_count_tokens_request(
+            decision.body, target, client_headers=headers
+        )
         try:
             response = await upstream.open_request(
                 outbound, connect_timeout=target.connect_timeout, read_timeout=target.read_timeout
@@ -108,7 +117,9 @@ async def serve_count_tokens(*, decision: Decision, headers: dict[str, str], tap
     return HttpResponse(orjson.dumps(counted), content_type="application/json")
 
 
-async def _answer(*, response: httpx.Response, dialect_name: str, translation: Translation, tape: Tape) -> HttpResponse:
+async def _answer(
+    *, response: httpx.Response, dialect_name: str, translation: Translation, tape: Tape
+) -> HttpResponse:
     try:
         body = await response.aread()
     except httpx.TransportError as exc:
@@ -130,7 +141,9 @@ async def _answer(*, response: httpx.Response, dialect_name: str, translation: T
     return HttpResponse(orjson.dumps(message), content_type="application/json")
 
 
-async def relay(*, response: httpx.Response, translator: StreamTranslator, tape: Tape) -> AsyncIterator[bytes]:
+async def relay(
+    *, response: httpx.Response, translator: StreamTranslator, tape: Tape
+) -> AsyncIterator[bytes]:
     """Upstream SSE bytes -> translated Anthropic SSE frames, event by event."""
     decoder = SSEDecoder()
     chunks = tape.upstream_chunks
@@ -182,7 +195,9 @@ def _sse_response(stream: AsyncIterator[bytes]) -> StreamingHttpResponse:
     return response
 
 
-def _refuse(tape: Tape, error_type: str, message: str, status: int, retry_after: str | None = None) -> HttpResponse:
+def _refuse(
+    tape: Tape, error_type: str, message: str, status: int, retry_after: str | None = None
+) -> HttpResponse:
     tape.fail(error_type, message, status)
     tape.done_at = time.perf_counter()
     recorder.finish(tape)
@@ -196,7 +211,9 @@ def _note_target(tape: Tape, target: Target, translation: Translation) -> None:
     tape.upstream_request = {
         "method": translation.upstream.method,
         "url": translation.upstream.url,
-        "headers": {k: v for k, v in translation.upstream.headers.items() if k.lower() not in _SECRET_HEADERS},
+        "headers": {
+            k: v for k, v in translation.upstream.headers.items() if k.lower() not in _SECRET_HEADERS
+        },
         "body": translation.upstream.body,
     }
     tape.changes = [c.as_dict() for c in translation.changes]
@@ -205,15 +222,19 @@ def _note_target(tape: Tape, target: Target, translation: Translation) -> None:
 _SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "x-goog-api-key"})
 
 
-def _note_attempt(tape: Tape, attempt: int, target: Target, started: float, *, error: UpstreamError | None) -> None:
-    tape.attempts.append({
-        "attempt": attempt + 1,
-        "provider": target.provider,
-        "model": target.model,
-        "ms": round((time.perf_counter() - started) * 1000, 1),
-        "status": error.upstream_status or error.status if error else 200,
-        "error": error.message if error else "",
-    })
+def _note_attempt(
+    tape: Tape, attempt: int, target: Target, started: float, *, error: UpstreamError | None
+) -> None:
+    tape.attempts.append(
+        {
+            "attempt": attempt + 1,
+            "provider": target.provider,
+            "model": target.model,
+            "ms": round((time.perf_counter() - started) * 1000, 1),
+            "status": error.upstream_status or error.status if error else 200,
+            "error": error.message if error else "",
+        }
+    )
 
 
 def _retry_after_seconds(value: str) -> float:

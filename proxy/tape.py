@@ -21,7 +21,9 @@ _SECRET_HINTS = ("key", "token", "secret", "authorization", "cookie", "password"
 
 
 def safe_headers(headers: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in headers.items() if not any(h in k for h in _SECRET_HINTS) and not k.startswith(":")}
+    return {
+        k: v for k, v in headers.items() if not any(h in k for h in _SECRET_HINTS) and not k.startswith(":")
+    }
 
 
 @dataclass(slots=True)

@@ -13,7 +13,9 @@ def validate_messages_request(body: object, *, needs_max_tokens: bool = True) ->
         raise TranslationError("request body: must be a JSON object")
     model = body.get("model")
     if not isinstance(model, str) or not model:
-        raise TranslationError("model: Field required" if model is None else "model: must be a non-empty string")
+        raise TranslationError(
+            "model: Field required" if model is None else "model: must be a non-empty string"
+        )
     if needs_max_tokens:
         max_tokens = body.get("max_tokens")
         if max_tokens is None:

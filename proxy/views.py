@@ -44,7 +44,12 @@ async def messages(request: HttpRequest) -> HttpResponse:
         tape.fail(exc.error_type, exc.message, exc.status)
         recorder.finish(tape)
         return error_response(exc.error_type, exc.message, status=exc.status)
-    tape.rule, tape.route_reason, tape.task, tape.agent = decision.rule, decision.reason, decision.task, decision.agent
+    tape.rule, tape.route_reason, tape.task, tape.agent = (
+        decision.rule,
+        decision.reason,
+        decision.task,
+        decision.agent,
+    )
     recorder.start(tape)
     return await serve_messages(decision=decision, headers=headers, tape=tape, message_id=new_message_id())
 
@@ -66,7 +71,12 @@ async def count_tokens(request: HttpRequest) -> HttpResponse:
         tape.fail(exc.error_type, exc.message, exc.status)
         recorder.finish(tape)
         return error_response(exc.error_type, exc.message, status=exc.status)
-    tape.rule, tape.route_reason, tape.task, tape.agent = decision.rule, decision.reason, decision.task, decision.agent
+    tape.rule, tape.route_reason, tape.task, tape.agent = (
+        decision.rule,
+        decision.reason,
+        decision.task,
+        decision.agent,
+    )
     return await serve_count_tokens(decision=decision, headers=headers, tape=tape)
 
 
@@ -77,7 +87,12 @@ async def models(request: HttpRequest) -> HttpResponse:
         for model_id in ids
     ]
     return JsonResponse(
-        {"data": data, "has_more": False, "first_id": ids[0] if ids else None, "last_id": ids[-1] if ids else None}
+        {
+            "data": data,
+            "has_more": False,
+            "first_id": ids[0] if ids else None,
+            "last_id": ids[-1] if ids else None,
+        }
     )
 
 
@@ -127,16 +142,47 @@ def session_id(body: dict[str, object], headers: dict[str, str]) -> str:
 
 
 _EXCHANGE_FIELDS = (
-    "id", "created_at", "finished_at", "endpoint", "status", "http_status", "error_type", "error_message", "stream",
-    "session_id", "agent", "user_agent", "client_model", "backend_model", "provider", "dialect", "rule",
-    "route_reason", "task", "client_request", "upstream_request", "upstream_response", "client_response", "changes",
-    "attempts", "upstream_first_byte_ms", "first_token_ms", "duration_ms", "input_tokens", "output_tokens",
-    "cache_read_tokens", "cache_write_tokens", "cost_usd", "claude_cost_usd", "tool_calls", "tool_call_errors",
+    "id",
+    "created_at",
+    "finished_at",
+    "endpoint",
+    "status",
+    "http_status",
+    "error_type",
+    "error_message",
+    "stream",
+    "session_id",
+    "agent",
+    "user_agent",
+    "client_model",
+    "backend_model",
+    "provider",
+    "dialect",
+    "rule",
+    "route_reason",
+    "task",
+    "client_request",
+    "upstream_request",
+    "upstream_response",
+    "client_response",
+    "changes",
+    "attempts",
+    "upstream_first_byte_ms",
+    "first_token_ms",
+    "duration_ms",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cost_usd",
+    "claude_cost_usd",
+    "tool_calls",
+    "tool_call_errors",
 )
 
 
 async def exchanges(request: HttpRequest) -> HttpResponse:
-    """GET /api/exchanges?limit=N[&session=…]: the newest recorded exchanges as JSON (for scripts and tests)."""
+    """GET /api/exchanges?limit=N[&session=…]: the newest recorded exchanges as JSON (scripts, tests)."""
     from proxy.models import Exchange
 
     try:

@@ -72,12 +72,18 @@ def start_server(tmp: Path, env: dict[str, str], *, port: int | None = None) -> 
     data_dir = tmp / f"data-{port}"
     data_dir.mkdir(parents=True, exist_ok=True)
     log = tmp / f"server-{port}.log"
-    full_env = {k: v for k, v in os.environ.items()
-                if not k.startswith(("OPENAI_", "ANTHROPIC_", "SWITCHBOARD_", "DATABASE_URL", "REDIS_URL"))}
+    full_env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OPENAI_", "ANTHROPIC_", "SWITCHBOARD_", "DATABASE_URL", "REDIS_URL"))
+    }
     full_env.update({"SWITCHBOARD_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1", **env})
     process = subprocess.Popen(
         [sys.executable, "manage.py", "serve", "--port", str(port)],
-        cwd=ROOT, env=full_env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        env=full_env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
     )
     server = Server(url=f"http://127.0.0.1:{port}", process=process, data_dir=data_dir, log=log)
     deadline = time.monotonic() + 60
@@ -111,13 +117,16 @@ def fake_openai() -> Iterator[FakeOpenAI]:
 @pytest.fixture(scope="session")
 def server(fake_openai: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A real `manage.py serve` routed to the scripted OpenAI upstream (big/mid/small models)."""
-    srv = start_server(tmp_path_factory.mktemp("server"), {
-        "OPENAI_BASE_URL": fake_openai.url,
-        "OPENAI_API_KEY": "sk-test-upstream",
-        "BIG_MODEL": "big-model",
-        "MIDDLE_MODEL": "mid-model",
-        "SMALL_MODEL": "small-model",
-    })
+    srv = start_server(
+        tmp_path_factory.mktemp("server"),
+        {
+            "OPENAI_BASE_URL": fake_openai.url,
+            "OPENAI_API_KEY": "sk-test-upstream",
+            "BIG_MODEL": "big-model",
+            "MIDDLE_MODEL": "mid-model",
+            "SMALL_MODEL": "small-model",
+        },
+    )
     yield srv
     stop_server(srv)
 

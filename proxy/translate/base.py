@@ -18,7 +18,7 @@ class TranslationError(Exception):
 
 
 class UpstreamError(Exception):
-    """The backend answered with an error (before or during the stream), already mapped to Anthropic's terms."""
+    """The backend answered with an error (before or during the stream), mapped to Anthropic's terms."""
 
     def __init__(
         self,
@@ -41,7 +41,7 @@ class StreamTranslator(Protocol):
     """A fresh state machine per request: upstream events in, Anthropic stream events out."""
 
     def feed(self, event: SSEEvent) -> list[StreamEvent]:
-        """One upstream SSE event in, zero or more Anthropic events out. Raises UpstreamError on an error event."""
+        """One upstream SSE event in, zero or more Anthropic events out; UpstreamError on an error event."""
         ...
 
     def finish(self) -> list[StreamEvent]:

@@ -11,7 +11,7 @@ SSE_FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "anthropic"
 
 
 def sse_file(name: str, *, split: int = 0) -> Reply:
-    """A recorded Anthropic stream from tests/fixtures/anthropic/<name>.sse (optionally cut in `split`-byte pieces)."""
+    """A recorded stream from tests/fixtures/anthropic/<name>.sse, optionally cut in `split`-byte pieces."""
     raw = (SSE_FIXTURES / f"{name}.sse").read_bytes()
     if split:
         return Reply(chunks=[raw[i : i + split] for i in range(0, len(raw), split)])
@@ -19,18 +19,31 @@ def sse_file(name: str, *, split: int = 0) -> Reply:
 
 
 def message(text: str = "Hi from Anthropic", *, model: str = "claude-upstream", **usage: int) -> Reply:
-    return Reply(body={
-        "id": "msg_upstream01", "type": "message", "role": "assistant", "model": model,
-        "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": None,
-        "usage": {"input_tokens": usage.get("input_tokens", 12), "output_tokens": usage.get("output_tokens", 4),
-                  "cache_read_input_tokens": usage.get("cache_read_input_tokens", 0),
-                  "cache_creation_input_tokens": 0},
-    })
+    return Reply(
+        body={
+            "id": "msg_upstream01",
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [{"type": "text", "text": text}],
+            "stop_reason": "end_turn",
+            "stop_sequence": None,
+            "usage": {
+                "input_tokens": usage.get("input_tokens", 12),
+                "output_tokens": usage.get("output_tokens", 4),
+                "cache_read_input_tokens": usage.get("cache_read_input_tokens", 0),
+                "cache_creation_input_tokens": 0,
+            },
+        }
+    )
 
 
 def anthropic_error(status: int, error_type: str, text: str, headers: dict[str, str] | None = None) -> Reply:
-    return Reply(status=status, headers=headers or {},
-                 body={"type": "error", "error": {"type": error_type, "message": text}})
+    return Reply(
+        status=status,
+        headers=headers or {},
+        body={"type": "error", "error": {"type": error_type, "message": text}},
+    )
 
 
 class FakeAnthropic(FakeOpenAI):

@@ -32,7 +32,9 @@ class Reply:
     hang_after: int | None = None  # stop sending (keep the socket open) after this many chunks
 
 
-def chunk(delta: dict[str, Any], *, finish: str | None = None, model: str = "fake-model", cid: str = "chatcmpl-1") -> dict:
+def chunk(
+    delta: dict[str, Any], *, finish: str | None = None, model: str = "fake-model", cid: str = "chatcmpl-1"
+) -> dict:
     return {
         "id": cid,
         "object": "chat.completion.chunk",
@@ -58,7 +60,9 @@ def usage_chunk(prompt: int, completion: int, cached: int = 0, model: str = "fak
     }
 
 
-def text_stream(*pieces: str, prompt: int = 10, completion: int = 5, cached: int = 0, finish: str = "stop") -> Reply:
+def text_stream(
+    *pieces: str, prompt: int = 10, completion: int = 5, cached: int = 0, finish: str = "stop"
+) -> Reply:
     chunks: list[Any] = [chunk({"role": "assistant", "content": ""})]
     chunks += [chunk({"content": p}) for p in pieces]
     chunks += [chunk({}, finish=finish), usage_chunk(prompt, completion, cached), "[DONE]"]
@@ -74,8 +78,20 @@ def tool_stream(
         chunks.append(chunk({"content": text}))
     for index, (call_id, name, fragments) in enumerate(calls):
         first = fragments[0] if fragments else ""
-        chunks.append(chunk({"tool_calls": [{"index": index, "id": call_id, "type": "function",
-                                             "function": {"name": name, "arguments": first}}]}))
+        chunks.append(
+            chunk(
+                {
+                    "tool_calls": [
+                        {
+                            "index": index,
+                            "id": call_id,
+                            "type": "function",
+                            "function": {"name": name, "arguments": first},
+                        }
+                    ]
+                }
+            )
+        )
         for fragment in fragments[1:]:
             chunks.append(chunk({"tool_calls": [{"index": index, "function": {"arguments": fragment}}]}))
     chunks += [chunk({}, finish="tool_calls"), usage_chunk(prompt, completion), "[DONE]"]
@@ -83,27 +99,44 @@ def tool_stream(
 
 
 def completion(
-    content: str | None = "Hello!", *, tool_calls: list[dict] | None = None, finish: str = "stop",
-    prompt: int = 10, completion_tokens: int = 5, cached: int = 0, extra: dict | None = None,
+    content: str | None = "Hello!",
+    *,
+    tool_calls: list[dict] | None = None,
+    finish: str = "stop",
+    prompt: int = 10,
+    completion_tokens: int = 5,
+    cached: int = 0,
+    extra: dict | None = None,
 ) -> Reply:
     message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
     if tool_calls:
         message["tool_calls"] = tool_calls
     message.update(extra or {})
-    return Reply(body={
-        "id": "chatcmpl-1",
-        "object": "chat.completion",
-        "created": CREATED,
-        "model": "fake-model",
-        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
-        "usage": {"prompt_tokens": prompt, "completion_tokens": completion_tokens,
-                  "total_tokens": prompt + completion_tokens, "prompt_tokens_details": {"cached_tokens": cached}},
-    })
+    return Reply(
+        body={
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "created": CREATED,
+            "model": "fake-model",
+            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
+            "usage": {
+                "prompt_tokens": prompt,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt + completion_tokens,
+                "prompt_tokens_details": {"cached_tokens": cached},
+            },
+        }
+    )
 
 
-def error(status: int, message: str, *, type_: str = "invalid_request_error", headers: dict | None = None) -> Reply:
-    return Reply(status=status, headers=headers or {},
-                 body={"error": {"message": message, "type": type_, "param": None, "code": None}})
+def error(
+    status: int, message: str, *, type_: str = "invalid_request_error", headers: dict | None = None
+) -> Reply:
+    return Reply(
+        status=status,
+        headers=headers or {},
+        body={"error": {"message": message, "type": type_, "param": None, "code": None}},
+    )
 
 
 class FakeOpenAI:
@@ -162,13 +195,14 @@ class FakeOpenAI:
         self.requests.append(body)
         self.queries.append(request.query_string)
         self.headers.append({k.lower(): v for k, v in request.headers.items()})
-        reply = self._replies.popleft() if self._replies else (
-            self.default_reply(body))
+        reply = self._replies.popleft() if self._replies else (self.default_reply(body))
         if reply.first_delay_s:
             await asyncio.sleep(reply.first_delay_s)
         if not reply.chunks:
             return web.json_response(reply.body, status=reply.status, headers=reply.headers)
-        response = web.StreamResponse(status=reply.status, headers={"content-type": "text/event-stream", **reply.headers})
+        response = web.StreamResponse(
+            status=reply.status, headers={"content-type": "text/event-stream", **reply.headers}
+        )
         await response.prepare(request)
         try:
             for i, payload in enumerate(reply.chunks):

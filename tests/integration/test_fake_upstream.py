@@ -34,8 +34,14 @@ def test_fake_tool_stream_accumulates_with_the_openai_sdk(sdk: openai.OpenAI, up
 
 def test_fake_text_stream_reports_usage_in_the_last_chunk(sdk: openai.OpenAI, upstream: FakeOpenAI) -> None:
     upstream.script(text_stream("a", "b", prompt=9, completion=2))
-    chunks = list(sdk.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}], stream=True,
-                                              stream_options={"include_usage": True}))
+    chunks = list(
+        sdk.chat.completions.create(
+            model="m",
+            messages=[{"role": "user", "content": "x"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "ab"
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 2
 

@@ -87,11 +87,21 @@ def test_streamed_tool_call_split_over_many_chunks_arrives_whole(
 ) -> None:
     fragments = ['{"file', '_path": "/tmp/a', '.txt", "con', 'tent": "hi ', 'there"}']
     upstream.script(tool_stream([("call_abc", "Write", fragments)], text="Writing it."))
-    tools = [{"name": "Write", "description": "write a file", "input_schema": {
-        "type": "object", "properties": {"file_path": {"type": "string"}, "content": {"type": "string"}},
-        "required": ["file_path", "content"]}}]
+    tools = [
+        {
+            "name": "Write",
+            "description": "write a file",
+            "input_schema": {
+                "type": "object",
+                "properties": {"file_path": {"type": "string"}, "content": {"type": "string"}},
+                "required": ["file_path", "content"],
+            },
+        }
+    ]
     with client.messages.stream(
-        model="claude-opus-4-8", max_tokens=1000, tools=tools,  # type: ignore[arg-type]
+        model="claude-opus-4-8",
+        max_tokens=1000,
+        tools=tools,  # type: ignore[arg-type]
         messages=[{"role": "user", "content": "write"}],
     ) as stream:
         final = stream.get_final_message()
@@ -108,13 +118,35 @@ def test_parallel_tool_calls_interleaved_by_index_become_separate_blocks(
 ) -> None:
     chunks = [
         chunk({"role": "assistant", "content": None}),
-        chunk({"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
-                               "function": {"name": "Read", "arguments": '{"file_'}}]}),
-        chunk({"tool_calls": [{"index": 1, "id": "call_2", "type": "function",
-                               "function": {"name": "Bash", "arguments": '{"comm'}}]}),
+        chunk(
+            {
+                "tool_calls": [
+                    {
+                        "index": 0,
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "Read", "arguments": '{"file_'},
+                    }
+                ]
+            }
+        ),
+        chunk(
+            {
+                "tool_calls": [
+                    {
+                        "index": 1,
+                        "id": "call_2",
+                        "type": "function",
+                        "function": {"name": "Bash", "arguments": '{"comm'},
+                    }
+                ]
+            }
+        ),
         chunk({"tool_calls": [{"index": 0, "function": {"arguments": 'path": "a.py"}'}}]}),
         chunk({"tool_calls": [{"index": 1, "function": {"arguments": 'and": "ls"}'}}]}),
-        chunk({}, finish="tool_calls"), usage_chunk(10, 5), "[DONE]",
+        chunk({}, finish="tool_calls"),
+        usage_chunk(10, 5),
+        "[DONE]",
     ]
     upstream.script(Reply(chunks=chunks))
     with client.messages.stream(
@@ -131,8 +163,10 @@ def test_upstream_rate_limit_is_a_429_rate_limit_error_with_retry_after(
     server: Server, upstream: FakeOpenAI
 ) -> None:
     upstream.script(error(429, "slow down", type_="rate_limit_exceeded", headers={"retry-after": "7"}))
-    response = httpx.post(f"{server.url}/v1/messages", json={
-        "model": "claude-sonnet-5", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]})
+    response = httpx.post(
+        f"{server.url}/v1/messages",
+        json={"model": "claude-sonnet-5", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]},
+    )
     assert response.status_code == 429
     assert response.headers["retry-after"] == "7"
     body = response.json()
@@ -142,15 +176,23 @@ def test_upstream_rate_limit_is_a_429_rate_limit_error_with_retry_after(
 
 @pytest.mark.parametrize(
     ("upstream_status", "status", "error_type"),
-    [(400, 400, "invalid_request_error"), (401, 401, "authentication_error"), (403, 403, "permission_error"),
-     (404, 404, "not_found_error"), (500, 500, "api_error"), (503, 529, "overloaded_error")],
+    [
+        (400, 400, "invalid_request_error"),
+        (401, 401, "authentication_error"),
+        (403, 403, "permission_error"),
+        (404, 404, "not_found_error"),
+        (500, 500, "api_error"),
+        (503, 529, "overloaded_error"),
+    ],
 )
 def test_upstream_errors_map_to_anthropic_error_types(
     server: Server, upstream: FakeOpenAI, upstream_status: int, status: int, error_type: str
 ) -> None:
     upstream.script(*[error(upstream_status, "nope")] * 3)
-    response = httpx.post(f"{server.url}/v1/messages", json={
-        "model": "claude-sonnet-5", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]})
+    response = httpx.post(
+        f"{server.url}/v1/messages",
+        json={"model": "claude-sonnet-5", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]},
+    )
     assert response.status_code == status
     assert response.json()["error"]["type"] == error_type
     row = server.wait_for_exchange(lambda e: e["http_status"] == status)
@@ -160,7 +202,9 @@ def test_upstream_errors_map_to_anthropic_error_types(
 def test_sdk_raises_the_matching_exception_type(client: anthropic.Anthropic, upstream: FakeOpenAI) -> None:
     upstream.script(error(401, "bad key", type_="invalid_api_key"))
     with pytest.raises(anthropic.AuthenticationError):
-        client.messages.create(model="claude-haiku-4-5", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+        client.messages.create(
+            model="claude-haiku-4-5", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+        )
 
 
 def test_stream_that_breaks_off_ends_with_an_sse_error_event_and_is_recorded(
@@ -169,9 +213,17 @@ def test_stream_that_breaks_off_ends_with_an_sse_error_event_and_is_recorded(
     reply = text_stream("partial ", "answer", "never sent")
     reply.break_after = 3
     upstream.script(reply)
-    with httpx.stream("POST", f"{server.url}/v1/messages", json={
-        "model": "claude-opus-4-8", "max_tokens": 100, "stream": True,
-        "messages": [{"role": "user", "content": "hi"}]}, timeout=10) as response:
+    with httpx.stream(
+        "POST",
+        f"{server.url}/v1/messages",
+        json={
+            "model": "claude-opus-4-8",
+            "max_tokens": 100,
+            "stream": True,
+            "messages": [{"role": "user", "content": "hi"}],
+        },
+        timeout=10,
+    ) as response:
         assert response.status_code == 200
         text = response.read().decode()
     assert "event: message_start" in text
@@ -185,9 +237,17 @@ def test_stream_that_ends_without_finish_reason_is_an_error_not_a_clean_end(
     server: Server, upstream: FakeOpenAI
 ) -> None:
     upstream.script(Reply(chunks=[chunk({"role": "assistant", "content": ""}), chunk({"content": "cut"})]))
-    with httpx.stream("POST", f"{server.url}/v1/messages", json={
-        "model": "claude-opus-4-8", "max_tokens": 100, "stream": True,
-        "messages": [{"role": "user", "content": "hi"}]}, timeout=10) as response:
+    with httpx.stream(
+        "POST",
+        f"{server.url}/v1/messages",
+        json={
+            "model": "claude-opus-4-8",
+            "max_tokens": 100,
+            "stream": True,
+            "messages": [{"role": "user", "content": "hi"}],
+        },
+        timeout=10,
+    ) as response:
         text = response.read().decode()
     assert "event: error" in text
     assert "event: message_stop" not in text
@@ -199,9 +259,12 @@ def test_sdk_stream_raises_when_the_backend_fails_mid_stream(
     reply = text_stream("a", "b", "c")
     reply.break_after = 2
     upstream.script(reply)
-    with pytest.raises(anthropic.APIError), client.messages.stream(
-        model="claude-opus-4-8", max_tokens=100, messages=[{"role": "user", "content": "hi"}]
-    ) as stream:
+    with (
+        pytest.raises(anthropic.APIError),
+        client.messages.stream(
+            model="claude-opus-4-8", max_tokens=100, messages=[{"role": "user", "content": "hi"}]
+        ) as stream,
+    ):
         for _ in stream:
             pass
 
@@ -212,9 +275,17 @@ def test_client_hang_up_mid_stream_is_recorded_as_cancelled_and_closes_upstream(
     reply = text_stream(*[f"word{i} " for i in range(200)])
     reply.delay_s = 0.02
     upstream.script(reply)
-    with httpx.stream("POST", f"{server.url}/v1/messages", json={
-        "model": "claude-opus-4-8", "max_tokens": 100, "stream": True,
-        "messages": [{"role": "user", "content": "long please"}]}, timeout=10) as response:
+    with httpx.stream(
+        "POST",
+        f"{server.url}/v1/messages",
+        json={
+            "model": "claude-opus-4-8",
+            "max_tokens": 100,
+            "stream": True,
+            "messages": [{"role": "user", "content": "long please"}],
+        },
+        timeout=10,
+    ) as response:
         for line in response.iter_lines():
             if "text_delta" in line:
                 break  # hang up after the first token
@@ -230,8 +301,14 @@ def test_client_hang_up_mid_stream_is_recorded_as_cancelled_and_closes_upstream(
         ({"max_tokens": 10, "messages": [{"role": "user", "content": "x"}]}, "model"),
         ({"model": "claude-x", "messages": [{"role": "user", "content": "x"}]}, "max_tokens"),
         ({"model": "claude-x", "max_tokens": 10}, "messages"),
-        ({"model": "claude-x", "max_tokens": 10, "messages": [{"role": "robot", "content": "x"}]}, "messages.0.role"),
-        ({"model": "claude-x", "max_tokens": 10, "messages": [{"role": "user", "content": 5}]}, "messages.0.content"),
+        (
+            {"model": "claude-x", "max_tokens": 10, "messages": [{"role": "robot", "content": "x"}]},
+            "messages.0.role",
+        ),
+        (
+            {"model": "claude-x", "max_tokens": 10, "messages": [{"role": "user", "content": 5}]},
+            "messages.0.content",
+        ),
         ({"model": "claude-x", "max_tokens": "ten", "messages": []}, "max_tokens"),
     ],
 )
@@ -245,7 +322,9 @@ def test_malformed_request_is_a_400_naming_the_field(server: Server, body: dict,
 
 
 def test_body_that_is_not_json_is_a_400_and_is_recorded(server: Server) -> None:
-    response = httpx.post(f"{server.url}/v1/messages", content=b"{not json", headers={"user-agent": "broken-client"})
+    response = httpx.post(
+        f"{server.url}/v1/messages", content=b"{not json", headers={"user-agent": "broken-client"}
+    )
     assert response.status_code == 400
     assert response.json()["error"]["type"] == "invalid_request_error"
     row = server.wait_for_exchange(lambda e: e["user_agent"] == "broken-client")
@@ -254,8 +333,11 @@ def test_body_that_is_not_json_is_a_400_and_is_recorded(server: Server) -> None:
 
 def test_count_tokens_counts_a_large_read_tool_body_offline(server: Server) -> None:
     body = load_fixture("count_tokens")
-    response = httpx.post(f"{server.url}/v1/messages/count_tokens?beta=true", json=body, headers={
-        "anthropic-beta": "token-counting-2024-11-01,some-future-beta-2099-01-01"})
+    response = httpx.post(
+        f"{server.url}/v1/messages/count_tokens?beta=true",
+        json=body,
+        headers={"anthropic-beta": "token-counting-2024-11-01,some-future-beta-2099-01-01"},
+    )
     assert response.status_code == 200
     tokens = response.json()["input_tokens"]
     text_len = len(json.dumps(body))
@@ -270,9 +352,17 @@ def test_models_lists_only_claude_ids(server: Server) -> None:
 
 
 CLAUDE_CODE_FIXTURES = [
-    "main_turn", "tool_result_turn", "main_turn_interactive", "background_title", "background_haiku",
-    "read_tool_result_turn", "subagent_turn", "subagent_result_turn", "subagent_explore_haiku",
-    "main_turn_custom_model", "main_turn_model_flag_haiku",
+    "main_turn",
+    "tool_result_turn",
+    "main_turn_interactive",
+    "background_title",
+    "background_haiku",
+    "read_tool_result_turn",
+    "subagent_turn",
+    "subagent_result_turn",
+    "subagent_explore_haiku",
+    "main_turn_custom_model",
+    "main_turn_model_flag_haiku",
 ]
 
 
@@ -281,12 +371,19 @@ def test_every_captured_claude_code_request_streams_back_a_valid_answer(
     server: Server, upstream: FakeOpenAI, name: str
 ) -> None:
     body = load_fixture(name)
-    headers = json.loads((load_fixture.__globals__["FIXTURES"] / "claude-code" / "headers.json").read_text())[name]
-    sent_headers = {k: v for k, v in headers["headers"].items()
-                    if k not in ("host", "content-length", "accept-encoding", "connection")}
+    headers = json.loads((load_fixture.__globals__["FIXTURES"] / "claude-code" / "headers.json").read_text())[
+        name
+    ]
+    sent_headers = {
+        k: v
+        for k, v in headers["headers"].items()
+        if k not in ("host", "content-length", "accept-encoding", "connection")
+    }
     sent_headers["x-api-key"] = "sk-client"
     upstream.script(text_stream("done"))
-    with httpx.stream("POST", server.url + headers["path"], json=body, headers=sent_headers, timeout=30) as response:
+    with httpx.stream(
+        "POST", server.url + headers["path"], json=body, headers=sent_headers, timeout=30
+    ) as response:
         assert response.status_code == 200, response.read()
         events = [json.loads(line[6:]) for line in response.iter_lines() if line.startswith("data: ")]
     assert events[0]["type"] == "message_start" and events[-1]["type"] == "message_stop"

@@ -1,4 +1,4 @@
-"""Zero configuration: no backend set, so the proxy passes through to the Anthropic API (here a scripted one)."""
+"""Zero configuration: no backend set, so the proxy passes through to the Anthropic API (scripted here)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,9 @@ def fake_anthropic() -> Iterator[FakeAnthropic]:
 
 @pytest.fixture(scope="module")
 def inspector(fake_anthropic: FakeAnthropic, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = start_server(tmp_path_factory.mktemp("inspector"), {"SWITCHBOARD_ANTHROPIC_URL": fake_anthropic.url})
+    srv = start_server(
+        tmp_path_factory.mktemp("inspector"), {"SWITCHBOARD_ANTHROPIC_URL": fake_anthropic.url}
+    )
     yield srv
     stop_server(srv)
 
@@ -36,10 +38,15 @@ def test_passthrough_forwards_the_clients_own_key_betas_and_query(
     inspector: Server, anthropic_upstream: FakeAnthropic
 ) -> None:
     anthropic_upstream.script(message("hello"))
-    response = httpx.post(f"{inspector.url}/v1/messages?beta=true", json={
-        "model": "claude-opus-4-8", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]},
-        headers={"x-api-key": "sk-ant-users-own", "anthropic-version": "2023-06-01",
-                 "anthropic-beta": "claude-code-20250219,unknown-beta-2099-01-01"})
+    response = httpx.post(
+        f"{inspector.url}/v1/messages?beta=true",
+        json={"model": "claude-opus-4-8", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]},
+        headers={
+            "x-api-key": "sk-ant-users-own",
+            "anthropic-version": "2023-06-01",
+            "anthropic-beta": "claude-code-20250219,unknown-beta-2099-01-01",
+        },
+    )
     assert response.status_code == 200
     assert response.json()["content"][0]["text"] == "hello"
     assert response.json()["model"] == "claude-opus-4-8"  # the client's id, whatever the upstream says
@@ -58,11 +65,12 @@ def test_passthrough_stream_is_relayed_event_by_event_and_recorded(
 ) -> None:
     anthropic_upstream.script(sse_file("tool_use", split=37))  # frames cut at odd byte offsets
     client = anthropic.Anthropic(base_url=inspector.url, api_key="sk-ant-x", max_retries=0)
-    with client.messages.stream(model="claude-sonnet-5", max_tokens=100,
-                                messages=[{"role": "user", "content": "write"}]) as stream:
+    with client.messages.stream(
+        model="claude-sonnet-5", max_tokens=100, messages=[{"role": "user", "content": "write"}]
+    ) as stream:
         final = stream.get_final_message()
     assert final.model == "claude-sonnet-5"
-    tool = [b for b in final.content if b.type == "tool_use"][0]
+    tool = next(b for b in final.content if b.type == "tool_use")
     assert tool.name == "Write" and "file_path" in tool.input  # type: ignore[operator]
     row = inspector.wait_for_exchange(lambda e: e["dialect"] == "anthropic" and e["stream"])
     assert row["status"] == "ok"
@@ -70,11 +78,15 @@ def test_passthrough_stream_is_relayed_event_by_event_and_recorded(
     assert "event: message_stop" in row["upstream_response"]
 
 
-def test_passthrough_error_keeps_its_type_and_status(inspector: Server, anthropic_upstream: FakeAnthropic) -> None:
+def test_passthrough_error_keeps_its_type_and_status(
+    inspector: Server, anthropic_upstream: FakeAnthropic
+) -> None:
     anthropic_upstream.script(*[anthropic_error(529, "overloaded_error", "Overloaded")] * 3)
-    response = httpx.post(f"{inspector.url}/v1/messages", json={
-        "model": "claude-opus-4-8", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]},
-        headers={"x-api-key": "k"})
+    response = httpx.post(
+        f"{inspector.url}/v1/messages",
+        json={"model": "claude-opus-4-8", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]},
+        headers={"x-api-key": "k"},
+    )
     assert response.status_code == 529
     assert response.json()["error"]["type"] == "overloaded_error"
 
@@ -84,23 +96,33 @@ def test_passthrough_real_claude_code_turn_is_forwarded_untranslated(
 ) -> None:
     body = load_fixture("main_turn")
     anthropic_upstream.script(sse_file("text"))
-    with httpx.stream("POST", f"{inspector.url}/v1/messages?beta=true", json=body,
-                      headers={"x-api-key": "k", "anthropic-version": "2023-06-01"}) as response:
+    with httpx.stream(
+        "POST",
+        f"{inspector.url}/v1/messages?beta=true",
+        json=body,
+        headers={"x-api-key": "k", "anthropic-version": "2023-06-01"},
+    ) as response:
         assert response.status_code == 200
         response.read()
     # Nothing translated. A server that is not api.anthropic.com is a "compatible" one: the Anthropic-only
     # context_management is dropped, and the drop is recorded, not silent.
     expected = {k: v for k, v in body.items() if k != "context_management"}
     assert anthropic_upstream.requests[-1] == expected
-    row = inspector.wait_for_exchange(lambda e: e["dialect"] == "anthropic" and e["client_model"] == "claude-opus-4-8"
-                                      and e["client_request"].get("context_management") is not None)
+    row = inspector.wait_for_exchange(
+        lambda e: (
+            e["dialect"] == "anthropic"
+            and e["client_model"] == "claude-opus-4-8"
+            and e["client_request"].get("context_management") is not None
+        )
+    )
     assert any("context_management" in c["detail"] for c in row["changes"])
 
 
 def test_count_tokens_is_local_for_a_compatible_server_and_recorded(inspector: Server) -> None:
     body = load_fixture("count_tokens")
-    response = httpx.post(f"{inspector.url}/v1/messages/count_tokens?beta=true", json=body,
-                          headers={"x-api-key": "k"})
+    response = httpx.post(
+        f"{inspector.url}/v1/messages/count_tokens?beta=true", json=body, headers={"x-api-key": "k"}
+    )
     assert response.status_code == 200
     assert response.json()["input_tokens"] > 1000
     row = inspector.wait_for_exchange(lambda e: e["endpoint"] == "count_tokens")

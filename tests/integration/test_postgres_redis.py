@@ -53,9 +53,16 @@ def database(services: None) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def pair(database: str, fake_openai: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Server]]:
-    env = {"DATABASE_URL": database, "REDIS_URL": "redis://127.0.0.1:6379/0",
-           "OPENAI_BASE_URL": fake_openai.url, "OPENAI_API_KEY": "sk-pg", "BIG_MODEL": "pg-big"}
+def pair(
+    database: str, fake_openai: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[list[Server]]:
+    env = {
+        "DATABASE_URL": database,
+        "REDIS_URL": "redis://127.0.0.1:6379/0",
+        "OPENAI_BASE_URL": fake_openai.url,
+        "OPENAI_API_KEY": "sk-pg",
+        "BIG_MODEL": "pg-big",
+    }
     tmp = tmp_path_factory.mktemp("pg")
     servers = [start_server(tmp, env)]
     servers.append(start_server(tmp, env))  # the second finds the schema and the seed already there
@@ -68,8 +75,9 @@ def test_two_processes_share_one_postgres_record(pair: list[Server], upstream: F
     upstream.script(completion("from pg"), completion("from pg too"))
     for server, text in zip(pair, ["one", "two"], strict=True):
         client = anthropic.Anthropic(base_url=server.url, api_key="k", max_retries=0)
-        reply = client.messages.create(model="claude-opus-4-8", max_tokens=10,
-                                       messages=[{"role": "user", "content": f"pg {text}"}])
+        reply = client.messages.create(
+            model="claude-opus-4-8", max_tokens=10, messages=[{"role": "user", "content": f"pg {text}"}]
+        )
         assert reply.model == "claude-opus-4-8"
     first = pair[0].wait_for_exchange(lambda e: e["client_request"]["messages"][0]["content"] == "pg two")
     assert first["backend_model"] == "pg-big" and first["status"] == "ok"
@@ -85,9 +93,14 @@ def test_live_feed_event_crosses_processes_over_redis(pair: list[Server], upstre
         async with websockets.connect(ws_url, origin=pair[0].url) as socket_a:
             await asyncio.sleep(0.3)
             async with httpx.AsyncClient() as http:
-                response = await http.post(f"{pair[1].url}/v1/messages", json={
-                    "model": "claude-opus-4-8", "max_tokens": 10,
-                    "messages": [{"role": "user", "content": "across processes"}]})
+                response = await http.post(
+                    f"{pair[1].url}/v1/messages",
+                    json={
+                        "model": "claude-opus-4-8",
+                        "max_tokens": 10,
+                        "messages": [{"role": "user", "content": "across processes"}],
+                    },
+                )
                 assert response.status_code == 200
             return str(await asyncio.wait_for(socket_a.recv(), timeout=10))
 

@@ -8,7 +8,18 @@ from pathlib import Path
 import pytest
 
 TRANSLATE = Path(__file__).resolve().parents[2] / "proxy" / "translate"
-FORBIDDEN = ("django", "httpx", "aiohttp", "requests", "socket", "asyncio", "time", "random", "datetime", "proxy.")
+FORBIDDEN = (
+    "django",
+    "httpx",
+    "aiohttp",
+    "requests",
+    "socket",
+    "asyncio",
+    "time",
+    "random",
+    "datetime",
+    "proxy.",
+)
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -23,7 +34,10 @@ def imported_modules(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("path", sorted(TRANSLATE.rglob("*.py")), ids=lambda p: str(p.relative_to(TRANSLATE)))
 def test_translate_module_imports_nothing_impure(path: Path) -> None:
-    bad = {m for m in imported_modules(path) if any(m == f or m.startswith(f + ".") or m.startswith(f)
-                                                     for f in FORBIDDEN if f.endswith(".")) or
-           any(m == f or m.startswith(f + ".") for f in FORBIDDEN if not f.endswith("."))}
+    bad = {
+        m
+        for m in imported_modules(path)
+        if any(m == f or m.startswith(f + ".") or m.startswith(f) for f in FORBIDDEN if f.endswith("."))
+        or any(m == f or m.startswith(f + ".") for f in FORBIDDEN if not f.endswith("."))
+    }
     assert not bad, f"{path.name} imports {sorted(bad)}"

@@ -9,7 +9,10 @@ import pytest
 from proxy.translate.sse import SSEDecoder, encode_event
 from proxy.translate.types import SSEEvent
 
-STREAM = b'event: a\r\ndata: {"x":1}\r\n\r\n: keep-alive comment\ndata: l1\ndata: l2\n\ndata:no-space\n\ndata: [DONE]\n\n'
+STREAM = (
+    b'event: a\r\ndata: {"x":1}\r\n\r\n: keep-alive comment\n'
+    b"data: l1\ndata: l2\n\ndata:no-space\n\ndata: [DONE]\n\n"
+)
 EXPECTED = [
     SSEEvent(data='{"x":1}', event="a"),
     SSEEvent(data="l1\nl2"),
