@@ -545,3 +545,23 @@ def test_registry_lists_this_dialect_under_openai() -> None:
     from proxy.translate.dialects import DIALECTS
 
     assert DIALECTS["openai"] is DIALECT
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"error": {"message": "This model\'s maximum context length is 128000 tokens. However, your messages '
+        b'resulted in 130000 tokens.", "type": "invalid_request_error", "code": "context_length_exceeded"}}',
+        b'{"object": "error", "message": "This model\'s maximum context length is 32768 tokens.", "code": 400}',
+        b'{"error": "the input exceeds the context window of this model"}',
+    ],
+)
+def test_context_overflow_is_worded_as_anthropic_does_so_claude_code_compacts(body: bytes) -> None:
+    error = DIALECT.parse_error(400, body, {})
+    assert error.error_type == "invalid_request_error" and error.status == 400
+    assert error.message.startswith("prompt is too long")
+
+
+def test_other_400s_are_not_mistaken_for_context_overflow() -> None:
+    error = DIALECT.parse_error(400, b'{"error": {"message": "Invalid tool schema"}}', {})
+    assert not error.message.startswith("prompt is too long")

@@ -264,6 +264,15 @@ def parse_error(status: int, body: bytes, headers: dict[str, str]) -> UpstreamEr
     error_type, client_status = _map_status(status)
     message = _error_text(body) or _status_phrase(status)
     retry_after = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+    if 400 <= status < 500 and _CONTEXT_OVERFLOW.search(message):
+        # Anthropic words this "prompt is too long: …", and Claude Code reacts to exactly that phrase
+        # by compacting the conversation; any other wording leaves the session stuck.
+        return UpstreamError(
+            f"prompt is too long: upstream {status}: {message}",
+            error_type="invalid_request_error",
+            status=400,
+            upstream_status=status,
+        )
     return UpstreamError(
         f"upstream {status}: {message}",
         error_type=error_type,
@@ -271,6 +280,14 @@ def parse_error(status: int, body: bytes, headers: dict[str, str]) -> UpstreamEr
         retry_after=retry_after,
         upstream_status=status,
     )
+
+
+# How OpenAI, vLLM, Ollama, llama.cpp, DeepSeek and OpenRouter say the prompt does not fit.
+_CONTEXT_OVERFLOW = re.compile(
+    r"context[_ ]length[_ ]exceeded|maximum context length|context window|prompt is too long"
+    r"|too many tokens|exceeds? the (?:model'?s? )?(?:maximum )?context|input is too long",
+    re.IGNORECASE,
+)
 
 
 def _map_status(status: int) -> tuple[ErrorType, int]:
