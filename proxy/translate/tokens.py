@@ -1,8 +1,10 @@
 """An offline estimate for POST /v1/messages/count_tokens when the backend cannot count.
 
-Claude's tokenizer is not public, so this is an ESTIMATE: text is counted with OpenAI's o200k encoding
-(bpe-openai, bundled in the wheel; tiktoken would download its vocabulary), images with Anthropic's
-published formula, plus small fixed overheads per message and for tool definitions. Expect it to be within
+Claude's tokenizer is not public, so this is an ESTIMATE: text is counted with OpenAI's cl100k encoding
+(bpe-openai, bundled in the wheel; tiktoken would download its vocabulary). cl100k rather than o200k:
+Claude's tokenizers split text more finely than both, so the coarser o200k undercounts more, and cl100k
+costs ~90 MB of memory against o200k's ~130 MB. Images are counted with Anthropic's published formula,
+and small fixed overheads are added per message and for tool definitions. Expect it to be within
 roughly 10-20% of Anthropic's own count for English and code; never use it for billing.
 """
 
@@ -42,14 +44,14 @@ _PNG_B64_PREFIX = 32
 
 @cache
 def _encoding() -> Any:
-    """The o200k encoder, loaded once on first use (about a second; call warm_up() at startup)."""
+    """The cl100k encoder, loaded once on first use (about a second; call warm_up() at startup)."""
     with warnings.catch_warnings():
         # bpe-openai 0.1.4 loads its vocabularies through importlib.resources.open_binary at import
         # (deprecated, harmless): keep that out of logs and `-W error` runs.
         warnings.simplefilter("ignore", DeprecationWarning)
         import bpe_openai  # deferred: importing it loads the vocabularies, the slow part
 
-        encoding = bpe_openai.get_encoding("o200k_base")
+        encoding = bpe_openai.get_encoding("cl100k_base")
         encoding.encode_ordinary("load")
     return encoding
 

@@ -34,7 +34,7 @@ def fixture(name: str) -> dict[str, Any]:
     return json.loads((FIXTURES / f"{name}.json").read_text())
 
 
-def o200k(text: str) -> int:
+def bpe_count(text: str) -> int:
     return len(tokens._encoding().encode_ordinary(text))
 
 
@@ -74,7 +74,7 @@ def test_count_tokens_counts_big_read_fixture_under_100ms_after_warm_up():
     elapsed = time.perf_counter() - start
     assert elapsed < 0.1
     text = request["messages"][0]["content"]
-    assert total == o200k(text) + MESSAGE_OVERHEAD
+    assert total == bpe_count(text) + MESSAGE_OVERHEAD
 
 
 def test_count_tokens_of_plain_string_message_is_its_tokens_plus_overhead():
@@ -90,7 +90,7 @@ def test_count_breakdown_puts_tool_definitions_under_tools_with_preamble():
     schema = {"type": "object", "properties": {"command": {"type": "string"}}}
     request = {"tools": [{"name": "Bash", "description": "Run a command", "input_schema": schema}]}
     text = "Bash\nRun a command\n" + json.dumps(schema, separators=(",", ":"))
-    expected = TOOLS_PREAMBLE + TOOL_OVERHEAD + o200k(text)
+    expected = TOOLS_PREAMBLE + TOOL_OVERHEAD + bpe_count(text)
     assert count_breakdown(request)["tools"] == expected
 
 
@@ -107,7 +107,7 @@ def test_count_breakdown_counts_system_string_and_blocks_alike():
 def test_count_breakdown_counts_tool_use_name_and_input_json():
     block = {"type": "tool_use", "id": "toolu_1", "name": "Write", "input": {"file_path": "/tmp/x"}}
     request = {"messages": [{"role": "assistant", "content": [block]}]}
-    expected = MESSAGE_OVERHEAD + BLOCK_OVERHEAD + o200k('Write\n{"file_path":"/tmp/x"}')
+    expected = MESSAGE_OVERHEAD + BLOCK_OVERHEAD + bpe_count('Write\n{"file_path":"/tmp/x"}')
     assert count_breakdown(request)["messages"] == expected
 
 
@@ -119,20 +119,20 @@ def test_count_breakdown_puts_nested_tool_result_text_and_images_under_tool_resu
         "content": [{"type": "text", "text": "file contents here"}, {"type": "image", "source": image}],
     }
     breakdown = count_breakdown(user(result))
-    assert breakdown["tool_results"] == o200k("file contents here") + 2 * BLOCK_OVERHEAD + 100
+    assert breakdown["tool_results"] == bpe_count("file contents here") + 2 * BLOCK_OVERHEAD + 100
     assert breakdown["messages"] == MESSAGE_OVERHEAD + BLOCK_OVERHEAD
 
 
 def test_count_breakdown_counts_string_tool_result_content():
     result = {"type": "tool_result", "tool_use_id": "toolu_1", "content": "total 0"}
-    assert count_breakdown(user(result))["tool_results"] == o200k("total 0")
+    assert count_breakdown(user(result))["tool_results"] == bpe_count("total 0")
 
 
 def test_count_breakdown_counts_thinking_text_but_not_redacted_data():
     thinking = {"type": "thinking", "thinking": "Let me think about it.", "signature": "EqQB" * 50}
     redacted = {"type": "redacted_thinking", "data": "EmwKAhgBEgy" * 100}
     request = {"messages": [{"role": "assistant", "content": [thinking, redacted]}]}
-    expected = MESSAGE_OVERHEAD + 2 * BLOCK_OVERHEAD + o200k("Let me think about it.")
+    expected = MESSAGE_OVERHEAD + 2 * BLOCK_OVERHEAD + bpe_count("Let me think about it.")
     assert count_breakdown(request)["messages"] == expected
 
 
@@ -182,5 +182,5 @@ def test_count_breakdown_counts_text_documents_and_flat_cost_for_pdfs():
     text_doc = {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "a b c"}}
     pdf_source = {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0x"}
     pdf = {"type": "document", "source": pdf_source}
-    expected = MESSAGE_OVERHEAD + 2 * BLOCK_OVERHEAD + o200k("a b c") + tokens.DOCUMENT_TOKENS_UNKNOWN
+    expected = MESSAGE_OVERHEAD + 2 * BLOCK_OVERHEAD + bpe_count("a b c") + tokens.DOCUMENT_TOKENS_UNKNOWN
     assert count_breakdown(user(text_doc, pdf))["messages"] == expected
