@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from dashboard import conversation, queries, sessions, toolcalls
+from dashboard import charts, conversation, costs, queries, sessions, toolcalls
 from proxy.models import Exchange
 
 
@@ -71,3 +71,34 @@ def tool_failures(request: HttpRequest) -> HttpResponse:
     context = {"agent": agent, "model": model, "tool": tool, "cell": report.cells.get((agent, model, tool)),
                "groups": report.groups(agent, model, tool)}  # fmt: skip
     return render(request, "dashboard/tool_failures.html", context)
+
+
+def _usd(v: float) -> str:
+    return f"${v:,.2f}" if v >= 1 else f"${v:.3f}"
+
+
+def _tok(v: float) -> str:
+    return f"{v / 1e6:.1f}M" if v >= 1e6 else f"{v / 1e3:.0f}k" if v >= 1e3 else f"{v:.0f}"
+
+
+def cost_report(request: HttpRequest) -> HttpResponse:
+    range_key = request.GET.get("range", "30d")
+    if range_key not in costs.RANGES:
+        range_key = "30d"
+    data = costs.report(range_key)
+    labels = [d["day"].strftime("%m-%d") for d in data["days"]]
+    cost_chart = charts.bar_chart(
+        labels,
+        [("routed cost", [d["cost"] for d in data["days"]]),
+         ("same tokens on the requested model", [d["claude_cost"] for d in data["days"]])],
+        fmt=_usd, title="Cost per day (estimate)",
+    )  # fmt: skip
+    token_chart = charts.bar_chart(
+        labels,
+        [("input", [d["input"] for d in data["days"]]), ("output", [d["output"] for d in data["days"]]),
+         ("cache reads", [d["cache_read"] for d in data["days"]])],
+        stacked=True, fmt=_tok, title="Tokens per day",
+    )  # fmt: skip
+    context = {**data, "range": range_key, "ranges": list(costs.RANGES), "cost_chart": cost_chart,
+               "token_chart": token_chart}  # fmt: skip
+    return render(request, "dashboard/costs.html", context)

@@ -14,7 +14,7 @@ register = template.Library()
 @register.filter
 def tokens(value: int | None) -> str:
     """12345 -> 12.3k; small numbers unchanged."""
-    if value is None:
+    if value is None or value == "":
         return "-"
     n = int(value)
     if n >= 1_000_000:
@@ -28,7 +28,7 @@ def tokens(value: int | None) -> str:
 
 @register.filter
 def usd(value: float | None) -> str:
-    if value is None:
+    if value is None or value == "":
         return "-"
     v = float(value)
     if v == 0:
@@ -43,7 +43,7 @@ def usd(value: float | None) -> str:
 @register.filter
 def ms(value: float | None) -> str:
     """Milliseconds, readable: 850 ms, 2.4 s, 3m 05s."""
-    if value is None:
+    if value is None or value == "":
         return "-"
     v = float(value)
     if v < 1000:
@@ -62,7 +62,7 @@ def hms(value: datetime | None) -> str:
 @register.filter
 def pretty_json(value: Any) -> str:
     """Indented JSON for <pre> blocks (autoescaped by the template like any other text)."""
-    if value is None:
+    if value is None or value == "":
         return ""
     if isinstance(value, str):
         try:
@@ -79,7 +79,7 @@ def short(value: str | None, length: int = 8) -> str:
 
 @register.filter
 def pct(value: float | None) -> str:
-    return "-" if value is None else f"{float(value) * 100:.0f}%"
+    return "-" if value is None or value == "" else f"{float(value) * 100:.0f}%"
 
 
 @register.filter

@@ -1,0 +1,100 @@
+"""Costs and usage: tokens and cost by day, model, route, agent and session; what the same traffic
+would have cost on the Claude model the client asked for; latency percentiles per backend."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import timedelta
+from typing import Any
+
+from django.db.models import Count, F, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce, TruncDate
+from django.utils import timezone
+
+from proxy.models import Exchange
+
+RANGES = {"24h": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30), "all": None}
+_SUMS = {
+    "requests": Count("id"),
+    "input": Coalesce(Sum(F("input_tokens") + F("cache_write_tokens")), 0),
+    "cache_read": Coalesce(Sum("cache_read_tokens"), 0),
+    "output": Coalesce(Sum("output_tokens"), 0),
+    "cost": Coalesce(Sum("cost_usd"), 0.0),
+    "claude_cost": Coalesce(Sum("claude_cost_usd"), 0.0),
+    "tool_calls": Coalesce(Sum("tool_calls"), 0),
+    "tool_failures": Coalesce(Sum("tool_call_errors"), 0),
+    "errors": Count("id", filter=Q(status="error")),
+}
+
+
+def window(range_key: str) -> QuerySet[Exchange]:
+    qs = Exchange.objects.filter(endpoint="messages")
+    span = RANGES.get(range_key, RANGES["30d"])
+    return qs.filter(created_at__gte=timezone.now() - span) if span else qs
+
+
+def _with_rates(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    for r in rows:
+        r["saving"] = r["claude_cost"] - r["cost"]
+        r["failure_rate"] = r["tool_failures"] / r["tool_calls"] if r["tool_calls"] else None
+        r["error_rate"] = r["errors"] / r["requests"] if r["requests"] else None
+    return rows
+
+
+def by(qs: QuerySet[Exchange], *keys: str, limit: int = 50) -> list[dict[str, Any]]:
+    rows = qs.values(*keys).annotate(**_SUMS).order_by("-cost", "-requests")[:limit]
+    return _with_rates(list(rows))
+
+
+def per_day(qs: QuerySet[Exchange]) -> list[dict[str, Any]]:
+    rows = qs.annotate(day=TruncDate("created_at")).values("day").annotate(**_SUMS).order_by("day")
+    return _with_rates(list(rows))
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * p
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def latency(qs: QuerySet[Exchange], key: str) -> dict[str, dict[str, float | None]]:
+    """p50/p95 of latency and TTFT per `key` value (computed here: portable across SQLite and Postgres)."""
+    durations: dict[str, list[float]] = defaultdict(list)
+    ttfts: dict[str, list[float]] = defaultdict(list)
+    for name, duration, ttft in qs.exclude(status="pending").values_list(
+        key, "duration_ms", "first_token_ms"
+    ):
+        if duration is not None:
+            durations[name].append(duration)
+        if ttft is not None:
+            ttfts[name].append(ttft)
+    return {
+        name: {"p50": percentile(durations[name], 0.5), "p95": percentile(durations[name], 0.95),
+               "ttft_p50": percentile(ttfts[name], 0.5), "ttft_p95": percentile(ttfts[name], 0.95)}
+        for name in set(durations) | set(ttfts)
+    }  # fmt: skip
+
+
+def report(range_key: str) -> dict[str, Any]:
+    qs = window(range_key)
+    rules = by(qs, "rule")
+    rule_latency = latency(qs, "rule")
+    for r in rules:
+        r.update(rule_latency.get(r["rule"], {}))
+    backends = by(qs, "provider", "backend_model")
+    backend_latency = latency(qs, "backend_model")
+    for b in backends:
+        b.update(backend_latency.get(b["backend_model"], {}))
+    totals = _with_rates([qs.aggregate(**_SUMS)])[0]
+    return {
+        "totals": totals,
+        "days": per_day(qs),
+        "models": by(qs, "client_model", "backend_model"),
+        "rules": rules,
+        "agents": by(qs, "agent"),
+        "sessions": by(qs.exclude(session_id=""), "session_id", limit=20),
+        "backends": backends,
+    }
