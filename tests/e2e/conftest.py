@@ -349,6 +349,7 @@ class Harness:
         workdir = self.tmp / f"{scenario.name}-{self.version}"
         workdir.mkdir(parents=True)
         for name, text in (files or {}).items():
+            (workdir / name).parent.mkdir(parents=True, exist_ok=True)
             (workdir / name).write_text(text)
         run = run_claude(self.claude, self.server.url, f"[e2e:{scenario.name}] {prompt}", workdir, **kwargs)
         assert not self.upstream.errors, (
