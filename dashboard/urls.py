@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import route_views, views
 
 urlpatterns = [
     path("", views.feed, name="feed"),
@@ -10,4 +10,18 @@ urlpatterns = [
     path("costs", views.cost_report, name="costs"),
     path("sessions", views.session_list, name="sessions"),
     path("sessions/<str:session_id>", views.session_detail, name="session"),
+]
+
+urlpatterns += [
+    path("routes", route_views.routes_page, name="routes"),
+    path("routes/rules/new", route_views.rule_form, name="rule_new"),
+    path("routes/rules/new/dry-run", route_views.rule_dry_run, name="rule_new_dry_run"),
+    path("routes/rules/<int:pk>", route_views.rule_form, name="rule_edit"),
+    path("routes/rules/<int:pk>/dry-run", route_views.rule_dry_run, name="rule_dry_run"),
+    path("routes/rules/<int:pk>/move/<str:direction>", route_views.rule_move, name="rule_move"),
+    path("routes/rules/<int:pk>/delete", route_views.rule_delete, name="rule_delete"),
+    path("routes/providers/new", route_views.provider_form, name="provider_new"),
+    path("routes/providers/<int:pk>", route_views.provider_form, name="provider_edit"),
+    path("routes/providers/<int:pk>/delete", route_views.provider_delete, name="provider_delete"),
+    path("routes/explain", route_views.explain, name="route_explain"),
 ]

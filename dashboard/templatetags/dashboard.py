@@ -85,3 +85,8 @@ def pct(value: float | None) -> str:
 @register.filter
 def lines(value: str | None) -> int:
     return (value or "").count("\n") + 1
+
+
+@register.filter
+def compact_json(value: Any) -> str:
+    return orjson.dumps(value, default=str).decode().replace('":', '": ').replace(',"', ', "')

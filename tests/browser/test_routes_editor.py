@@ -1,0 +1,62 @@
+"""A route created and edited in the UI changes where the very next request goes."""
+
+from __future__ import annotations
+
+import anthropic
+from playwright.sync_api import Page, expect
+
+from tests.conftest import Server
+from tests.fakes.openai_upstream import FakeOpenAI, completion
+
+
+def ask(server: Server, upstream: FakeOpenAI, model: str) -> str:
+    """Send one request; return the model the upstream was asked for."""
+    upstream.script(completion("ok"))
+    client = anthropic.Anthropic(base_url=server.url, api_key="sk-client", max_retries=0)
+    client.messages.create(model=model, max_tokens=5, messages=[{"role": "user", "content": "route me"}])
+    return upstream.requests[-1]["model"]
+
+
+def test_route_edited_in_the_ui_changes_where_the_next_request_goes(
+    page: Page, server: Server, upstream: FakeOpenAI, screenshot
+) -> None:
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.goto(f"{server.url}/routes")
+    page.get_by_role("link", name="New rule").click()
+    form = page.locator("#rule-form-new")
+    form.get_by_label("Name").fill("special")
+    form.get_by_label("Position").fill("0")
+    form.get_by_label("Model", exact=True).fill("special-backend")
+    form.get_by_label("Conditions").fill('{"model": "*special*"}')
+    form.get_by_role("button", name="Save").click()
+    row = page.locator(".route-row", has_text="special")
+    expect(row).to_contain_text("special-backend")
+    expect(page.locator("#rules .route-row").first).to_contain_text("special")
+    assert ask(server, upstream, "claude-special-1") == "special-backend"
+
+    # Inline validation: broken JSON is refused and shown on the form.
+    row.get_by_role("link", name="Edit").click()
+    form = page.locator("form.edit-form", has_text="Edit rule special")
+    form.get_by_label("Conditions").fill('{"model": ')
+    form.get_by_role("button", name="Save").click()
+    expect(form.locator(".errorlist")).to_contain_text("not valid JSON")
+    form.get_by_label("Conditions").fill('{"model": "*special*"}')
+    form.get_by_label("Model", exact=True).fill("special-backend-2")
+    form.get_by_role("button", name="Dry run on recent traffic").click()
+    expect(form.locator(".dry-run")).to_contain_text("would move")
+    expect(form.locator(".dry-run")).to_contain_text("special-backend-2")
+    screenshot("routes-editor", docs=True)
+    form.get_by_role("button", name="Save").click()
+    expect(page.locator(".route-row", has_text="special").first).to_contain_text("special-backend-2")
+    assert ask(server, upstream, "claude-special-1") == "special-backend-2"
+
+    # Explain a stored exchange, then delete the rule: traffic goes back to the default.
+    page.get_by_label("or paste a request body").fill(
+        '{"model": "claude-special-9", "max_tokens": 1, "messages": [{"role": "user", "content": "x"}]}'
+    )
+    page.get_by_role("button", name="Explain").click()
+    expect(page.locator("#explain-result")).to_contain_text("Rule special")
+    page.locator(".route-row", has_text="special").first.get_by_role("button", name="Delete").click()
+    expect(page.locator("#rules .route-row", has_text="special-backend-2")).to_have_count(0)
+    assert ask(server, upstream, "claude-special-1") == "mid-model"
+    screenshot("routes")

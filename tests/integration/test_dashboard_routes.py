@@ -1,0 +1,150 @@
+"""The routes editor: validated edits, inline errors, write-only secrets, reorder, explain, dry run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from proxy import routing
+from proxy.models import ConfigVersion, Exchange, Provider, Rule
+
+pytestmark = pytest.mark.django_db(transaction=True)
+HX = {"HTTP_HX_REQUEST": "true"}
+
+
+@pytest.fixture
+def config() -> dict[str, Any]:
+    with routing.config_edit():
+        openai = Provider.objects.create(
+            name="openai", dialect="openai", base_url="http://127.0.0.1:9/v1", api_key_env="OPENAI_API_KEY"
+        )
+        haiku = Rule.objects.create(
+            name="haiku", position=0, conditions={"model": "haiku"}, provider=openai, model="small-model"
+        )
+        default = Rule.objects.create(
+            name="default", position=1, is_default=True, provider=openai, model="mid-model"
+        )
+    return {"openai": openai, "haiku": haiku, "default": default}
+
+
+def rule_post(config: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    data = {
+        "name": "special",
+        "position": 0,
+        "enabled": "on",
+        "provider": config["openai"].pk,
+        "model": "x-model",
+        "conditions": '{"model": "*special*"}',
+        "overrides": "",
+        "fallbacks": "",
+        "aliases": "",
+    }
+    return {**data, **fields}
+
+
+def version() -> int:
+    return ConfigVersion.objects.get().version
+
+
+def test_new_rule_is_saved_and_bumps_the_config_version(config: dict[str, Any]) -> None:
+    before = version()
+    response = Client().post("/routes/rules/new", rule_post(config), **HX)
+    assert response.status_code == 200
+    assert 'id="routes-config"' in response.content.decode()
+    rule = Rule.objects.get(name="special")
+    assert rule.conditions == {"model": "*special*"} and rule.model == "x-model"
+    assert version() == before + 1
+
+
+def test_invalid_json_is_shown_inline_and_nothing_is_saved(config: dict[str, Any]) -> None:
+    response = Client().post("/routes/rules/new", rule_post(config, conditions='{"model": '), **HX)
+    html = response.content.decode()
+    assert "not valid JSON" in html and 'id="rule-form-new"' in html
+    assert response.headers["HX-Retarget"] == "#rule-form-new"
+    assert not Rule.objects.filter(name="special").exists()
+
+
+def test_configuration_problems_roll_back_the_edit_and_are_listed(config: dict[str, Any]) -> None:
+    before = version()
+    bad = rule_post(config, fallbacks='[{"provider": "nowhere", "model": "m"}]')
+    html = Client().post("/routes/rules/new", bad, **HX).content.decode()
+    assert "nowhere" in html and 'class="errorlist nonfield"' in html
+    assert not Rule.objects.filter(name="special").exists()
+    assert version() == before
+
+
+def test_provider_secret_is_write_only(config: dict[str, Any]) -> None:
+    pk = config["openai"].pk
+    data = {
+        "name": "openai",
+        "dialect": "openai",
+        "base_url": "http://127.0.0.1:9/v1",
+        "api_key_env": "",
+        "new_secret": "sk-very-secret",
+        "extra_headers": "",
+        "model_settings": "",
+        "connect_timeout": 10,
+        "read_timeout": 600,
+    }
+    client = Client()
+    assert client.post(f"/routes/providers/{pk}", data, **HX).status_code == 200
+    assert Provider.objects.get(pk=pk).api_key_secret == "sk-very-secret"
+    for page in (client.get(f"/routes/providers/{pk}", **HX), client.get("/routes")):
+        assert "sk-very-secret" not in page.content.decode()
+    client.post(
+        f"/routes/providers/{pk}", {**data, "new_secret": "", "base_url": "http://127.0.0.1:8/v1"}, **HX
+    )
+    assert Provider.objects.get(pk=pk).api_key_secret == "sk-very-secret"  # empty = keep
+    client.post(f"/routes/providers/{pk}", {**data, "new_secret": "", "clear_secret": "on"}, **HX)
+    assert Provider.objects.get(pk=pk).api_key_secret == ""
+
+
+def test_rules_move_and_delete(config: dict[str, Any]) -> None:
+    client = Client()
+    client.post(f"/routes/rules/{config['default'].pk}/move/up", **HX)
+    assert list(Rule.objects.order_by("position").values_list("name", flat=True)) == ["default", "haiku"]
+    client.post(f"/routes/rules/{config['haiku'].pk}/delete", **HX)
+    assert list(Rule.objects.values_list("name", flat=True)) == ["default"]
+
+
+def test_deleting_a_provider_in_use_is_refused_with_a_reason(config: dict[str, Any]) -> None:
+    html = Client().post(f"/routes/providers/{config['openai'].pk}/delete", **HX).content.decode()
+    assert "rules still use this provider" in html
+    assert Provider.objects.filter(pk=config["openai"].pk).exists()
+
+
+def test_explain_a_pasted_request_and_a_stored_exchange(config: dict[str, Any]) -> None:
+    client = Client()
+    body = '{"model": "claude-haiku-4-5", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}'
+    html = client.post("/routes/explain", {"body": body}, **HX).content.decode()
+    assert "Rule <strong>haiku</strong>" in html and "small-model" in html
+    e = Exchange.objects.create(
+        created_at=timezone.now(),
+        client_model="claude-opus-4-8",
+        client_request={"model": "claude-opus-4-8", "max_tokens": 5, "messages": []},
+    )
+    html = client.post("/routes/explain", {"exchange": e.pk}, **HX).content.decode()
+    assert "Rule <strong>default</strong>" in html and "mid-model" in html
+    assert "not valid JSON" in client.post("/routes/explain", {"body": "{"}, **HX).content.decode()
+
+
+def test_dry_run_counts_requests_that_would_move(config: dict[str, Any]) -> None:
+    for model, backend in (
+        ("claude-special-1", "mid-model"),
+        ("claude-special-2", "mid-model"),
+        ("claude-x", "mid-model"),
+    ):
+        Exchange.objects.create(
+            created_at=timezone.now(),
+            client_model=model,
+            provider="openai",
+            backend_model=backend,
+            client_request={"model": model, "max_tokens": 5, "messages": []},
+        )
+    html = Client().post("/routes/rules/new/dry-run", rule_post(config), **HX).content.decode()
+    assert "<strong>2</strong> of the last 3 requests would move" in html
+    assert 'openai/mid-model</span> → <span class="mono">openai/x-model</span>: 2' in html
+    assert not Rule.objects.filter(name="special").exists()
