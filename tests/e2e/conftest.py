@@ -307,6 +307,9 @@ def run_claude(
         code = None
         out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else exc.stdout or ""
         err = exc.stderr.decode() if isinstance(exc.stderr, bytes) else exc.stderr or ""
+    # Kept beside the scratch directory for post-mortems (pytest keeps its last few temp roots).
+    (workdir.parent / f"{workdir.name}.stream.jsonl").write_text(out)
+    (workdir.parent / f"{workdir.name}.stderr.txt").write_text(err)
     events = []
     for line in out.splitlines():
         if line.strip().startswith("{"):

@@ -236,6 +236,8 @@ def test_reasoning_content_reaches_claude_code_as_thinking(harness: Harness) -> 
     blocks = rows[0]["client_response"]["content"]
     assert [b["type"] for b in blocks] == ["thinking", "tool_use"]
     assert blocks[0]["thinking"] == "The user wants a file. The Write tool makes one."
+    shown = [b.get("thinking") for b in run.blocks("thinking")]
+    assert "The user wants a file. The Write tool makes one." in shown
     assert run.result["result"] == "Done, after thinking it over."
 
 
@@ -247,7 +249,7 @@ def test_haiku_subagent_request_is_routed_to_the_small_model(harness: Harness) -
     assert_all_ok(rows)
     haiku = [r for r in rows if "haiku" in r["client_model"]]
     assert len(haiku) == 1, [(r["client_model"], r["backend_model"]) for r in rows]
-    assert haiku[0]["backend_model"] == SMALL
+    assert (haiku[0]["backend_model"], haiku[0]["rule"]) == (SMALL, "haiku")
     assert all(r["backend_model"] == BIG for r in rows if r is not haiku[0])
     sub = [r.body for r in harness.upstream.received("haiku-sub")]
     assert [b["model"] for b in sub] == [SMALL]
