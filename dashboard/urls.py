@@ -5,6 +5,7 @@ from . import route_views, views
 urlpatterns = [
     path("", views.feed, name="feed"),
     path("exchanges/<int:pk>", views.exchange_detail, name="exchange"),
+    path("exchanges/<int:pk>/replay", views.exchange_replay, name="exchange_replay"),
     path("tools", views.tool_matrix, name="tools"),
     path("tools/failures", views.tool_failures, name="tool_failures"),
     path("costs", views.cost_report, name="costs"),

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from asgiref.sync import sync_to_async
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from dashboard import charts, conversation, costs, queries, sessions, toolcalls
-from proxy.models import Exchange
+from proxy.models import Exchange, Rule
 
 
 def _int_or_none(value: str | None) -> int | None:
@@ -43,6 +44,9 @@ def exchange_detail(request: HttpRequest, pk: int) -> HttpResponse:
     except Exchange.DoesNotExist as exc:
         raise Http404("no such exchange") from exc
     context = conversation.detail_context(exchange, host=request.get_host(), scheme=request.scheme)
+    context["rules"] = list(
+        Rule.objects.filter(enabled=True).order_by("position", "id").values_list("name", flat=True)
+    )
     return render(request, "dashboard/exchange_detail.html", context)
 
 
@@ -54,22 +58,34 @@ def session_detail(request: HttpRequest, session_id: str) -> HttpResponse:
     roots, exchanges = sessions.build_tree(session_id)
     if not exchanges:
         raise Http404("no such session")
-    context = {"session_id": session_id, "roots": roots, "totals": sessions.session_totals(roots),
-               "truncated": len(exchanges) >= sessions.MAX_EXCHANGES}  # fmt: skip
+    context = {
+        "session_id": session_id,
+        "roots": roots,
+        "totals": sessions.session_totals(roots),
+        "truncated": len(exchanges) >= sessions.MAX_EXCHANGES,
+    }
     return render(request, "dashboard/session.html", context)
 
 
 def tool_matrix(request: HttpRequest) -> HttpResponse:
     report = toolcalls.recent_report()
-    return render(request, "dashboard/tools.html", {"matrix": report.matrix(), "analysed": report.analysed,
-                                                    "window": toolcalls.WINDOW})  # fmt: skip
+    return render(
+        request,
+        "dashboard/tools.html",
+        {"matrix": report.matrix(), "analysed": report.analysed, "window": toolcalls.WINDOW},
+    )
 
 
 def tool_failures(request: HttpRequest) -> HttpResponse:
     agent, model, tool = (request.GET.get(k, "") for k in ("agent", "model", "tool"))
     report = toolcalls.recent_report()
-    context = {"agent": agent, "model": model, "tool": tool, "cell": report.cells.get((agent, model, tool)),
-               "groups": report.groups(agent, model, tool)}  # fmt: skip
+    context = {
+        "agent": agent,
+        "model": model,
+        "tool": tool,
+        "cell": report.cells.get((agent, model, tool)),
+        "groups": report.groups(agent, model, tool),
+    }
     return render(request, "dashboard/tool_failures.html", context)
 
 
@@ -89,16 +105,48 @@ def cost_report(request: HttpRequest) -> HttpResponse:
     labels = [d["day"].strftime("%m-%d") for d in data["days"]]
     cost_chart = charts.bar_chart(
         labels,
-        [("routed cost", [d["cost"] for d in data["days"]]),
-         ("same tokens on the requested model", [d["claude_cost"] for d in data["days"]])],
-        fmt=_usd, title="Cost per day (estimate)",
-    )  # fmt: skip
+        [
+            ("routed cost", [d["cost"] for d in data["days"]]),
+            ("same tokens on the requested model", [d["claude_cost"] for d in data["days"]]),
+        ],
+        fmt=_usd,
+        title="Cost per day (estimate)",
+    )
     token_chart = charts.bar_chart(
         labels,
-        [("input", [d["input"] for d in data["days"]]), ("output", [d["output"] for d in data["days"]]),
-         ("cache reads", [d["cache_read"] for d in data["days"]])],
-        stacked=True, fmt=_tok, title="Tokens per day",
-    )  # fmt: skip
-    context = {**data, "range": range_key, "ranges": list(costs.RANGES), "cost_chart": cost_chart,
-               "token_chart": token_chart}  # fmt: skip
+        [
+            ("input", [d["input"] for d in data["days"]]),
+            ("output", [d["output"] for d in data["days"]]),
+            ("cache reads", [d["cache_read"] for d in data["days"]]),
+        ],
+        stacked=True,
+        fmt=_tok,
+        title="Tokens per day",
+    )
+    context = {
+        **data,
+        "range": range_key,
+        "ranges": list(costs.RANGES),
+        "cost_chart": cost_chart,
+        "token_chart": token_chart,
+    }
     return render(request, "dashboard/costs.html", context)
+
+
+async def exchange_replay(request: HttpRequest, pk: int) -> HttpResponse:
+    from dashboard import replay  # imports the proxy's serving path: only when a replay is asked for
+
+    original = await Exchange.objects.filter(pk=pk).afirst()
+    if original is None:
+        raise Http404("no such exchange")
+    if request.method != "POST":
+        return HttpResponse(status=405)
+    result = await replay.replay(original, request.POST.get("rule", ""))
+    response = original.client_response if isinstance(original.client_response, dict) else {}
+    context = {
+        "e": original,
+        "result": result,
+        "original_blocks": conversation.to_blocks(response.get("content")),
+        "replay_blocks": conversation.to_blocks((result.message or {}).get("content")),
+    }
+    return await sync_to_async(render)(request, "dashboard/exchange_detail.html#replay-result", context)

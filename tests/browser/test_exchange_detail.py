@@ -94,3 +94,36 @@ def test_hostile_prompt_renders_as_inert_text_in_feed_and_detail(
     assert page.get_by_text("htmx bait", exact=True).count() == 0  # only ever inside escaped text
     assert evil_requests == []
     screenshot("xss-inert")
+
+
+def test_replay_through_another_rule_shows_both_answers_with_tool_calls(
+    page: Page, server: Server, upstream: FakeOpenAI, screenshot
+) -> None:
+    upstream.script(tool_stream([("call_1", "Write", ['{"file_path": "/tmp/a.txt", "content": "A"}'])]))
+    with _client(server).messages.stream(
+        model="claude-opus-4-8",
+        max_tokens=1000,
+        tools=[WRITE_TOOL],
+        messages=[{"role": "user", "content": "replay me: write a.txt"}],
+    ) as stream:
+        stream.get_final_message()
+    row = server.wait_for_exchange(lambda e: e["client_model"] == "claude-opus-4-8" and e["tool_calls"] == 1)
+
+    page.goto(f"{server.url}/exchanges/{row['id']}")
+    # The replay is not streamed: the cheaper model answers with a JSON completion and its own tool call.
+    call = {
+        "id": "call_r",
+        "type": "function",
+        "function": {"name": "Write", "arguments": '{"file_path": "/tmp/b.txt"}'},
+    }
+    upstream.script(completion(None, tool_calls=[call], finish="tool_calls"))
+    page.locator("select[name=rule]").select_option("haiku")
+    page.get_by_role("button", name="Replay").click()
+    result = page.locator("#replay-result")
+    expect(result).to_contain_text("replay · rule haiku · small-model")
+    columns = result.locator(".side-by-side > div")
+    expect(columns.nth(0).locator(".block.tool_use")).to_contain_text("/tmp/a.txt")
+    expect(columns.nth(1).locator(".block.tool_use")).to_contain_text("/tmp/b.txt")
+    assert upstream.requests[-1]["model"] == "small-model"
+    expect(result.locator("a", has_text="exchange")).to_be_visible()
+    screenshot("replay", docs=True)
