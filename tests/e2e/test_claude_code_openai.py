@@ -17,6 +17,7 @@ from tests.e2e.upstream.script import (
     Scenario,
     ToolCall,
     Turn,
+    broken_stream,
     call,
     fail,
     in_cwd,
@@ -104,6 +105,16 @@ HAIKU = Scenario(
     after=say("The helper said hello."),
 )
 HAIKU_SUB = Scenario("haiku-sub", [say("hello from the small model")])
+# Every streaming attempt of the first turn breaks; Claude Code's non-streaming fallback gets the Write.
+RECOVERED = Scenario(
+    "recovered",
+    [
+        broken_stream(
+            call("Write", file_path=in_cwd("saved.txt"), content="saved by the fallback\n"), after="Sav"
+        ),
+        say("Saved."),
+    ],
+)
 BROKEN = Scenario("broken", [fail("I will start writing the fi")])
 HUNG_UP = Scenario("hung-up", [fail("I will start writing the fi", hang_up=True)])
 
@@ -270,3 +281,19 @@ def test_backend_failure_mid_stream_is_reported_not_hung(harness: Harness, scena
     assert rows and all(r["status"] == "error" for r in rows)
     streamed = [r for r in rows if r["stream"]]
     assert streamed and streamed[0]["error_type"]
+
+
+def test_claude_codes_non_streaming_fallback_completes_the_turn_after_a_broken_stream(
+    harness: Harness,
+) -> None:
+    run = harness.run(RECOVERED, "Save a file.")
+
+    assert run.result.get("is_error") is False, run.result
+    assert (run.cwd / "saved.txt").read_text() == "saved by the fallback\n"
+    rows = harness.server.settled(run.session)
+    streamed = [r for r in rows if r["stream"]]
+    fallback = [r for r in rows if not r["stream"]]
+    assert streamed[0]["status"] == "error"
+    assert len(fallback) == 1 and fallback[0]["status"] == "ok"
+    assert [t["name"] for t in tool_uses(fallback[0])] == ["Write"]
+    assert upstream_body(fallback[0]).get("stream") in (None, False)

@@ -74,7 +74,7 @@ class AnthropicServer(ScriptedServer):
 
     def reply(self, h: BaseHTTPRequestHandler, turn: Turn, ctx: Context, body: JSON) -> None:
         stream = bool(body.get("stream"))
-        if turn.fail_after is not None and not stream:
+        if turn.fail_after is not None and not stream and not turn.stream_only:
             send_json(h, 529, self.error_body("overloaded_error", "scripted backend failure"))
             return
         blocks = self._blocks(turn, ctx)

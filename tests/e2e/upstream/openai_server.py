@@ -61,7 +61,7 @@ class OpenAIServer(ScriptedServer):
 
     def reply(self, h: BaseHTTPRequestHandler, turn: Turn, ctx: Context, body: JSON) -> None:
         stream = bool(body.get("stream"))
-        if turn.fail_after is not None and not stream:
+        if turn.fail_after is not None and not stream and not turn.stream_only:
             send_json(h, 503, self.error_body("server_error", "scripted backend failure"))
             return
         text = resolve(turn.text, ctx)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 JSON = dict[str, Any]
@@ -71,6 +71,7 @@ class Turn:
     calls: tuple[ToolCall, ...] = ()
     fail_after: str | None = None  # stream this text, then break the stream with a backend error...
     hang_up: bool = False  # ...or by dropping the connection mid-body
+    stream_only: bool = False  # the failure hits streaming requests only: a non-streaming retry succeeds
     text_chunk: int = 8  # characters per streamed text delta
 
 
@@ -90,6 +91,11 @@ def call(tool: str, chunk: int = 0, **args: Value) -> Turn:
 def parallel(*calls: Turn) -> Turn:
     """Several tool calls in one assistant message."""
     return Turn(calls=tuple(c for turn in calls for c in turn.calls))
+
+
+def broken_stream(turn: Turn, after: str, hang_up: bool = False) -> Turn:
+    """`turn`, but every streaming attempt breaks after `after`: only a non-streaming retry gets it."""
+    return replace(turn, fail_after=after, hang_up=hang_up, stream_only=True)
 
 
 def say(text: Value, thinking: str = "") -> Turn:
