@@ -102,7 +102,7 @@ def export_toml(providers: Sequence[ProviderSpec], rules: Sequence[RuleSpec]) ->
         }
         lines += [f"{k} = {toml_value(v)}" for k, v in row.items() if v not in ({}, [])]
         lines.append("")
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n"
 
 
 # --- reading TOML ------------------------------------------------------------------------------------

@@ -60,7 +60,9 @@ def _cost(tape: Tape, usage: JSONDict) -> float | None:
     if not usage or not tape.backend_model or tape.endpoint != "messages":
         return None
     try:
-        return catalog.cost_usd(model=tape.backend_model, usage=usage, provider=tape.provider or None)
+        return catalog.cost_usd(
+            model=tape.backend_model, usage=usage, provider=tape.provider or None, overrides=tape.prices or None
+        )
     except Exception:  # a pricing gap must never lose the record
         return None
 

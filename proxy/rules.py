@@ -424,6 +424,10 @@ def validate_config(
     compile_config(providers, rules, dialects=dialects, own_port=own_port)
 
 
+# $ per million tokens a provider's model_settings may set; they win over genai-prices in cost estimates.
+PRICE_KEYS = ("input_price", "output_price", "cache_read_price", "cache_write_price")
+
+
 def compile_config(
     providers: Sequence[ProviderSpec],
     rules: Sequence[RuleSpec],
@@ -473,6 +477,7 @@ def compile_config(
             overrides=tuple(sorted(dict(overrides).items())),
             connect_timeout=p.connect_timeout,
             read_timeout=p.read_timeout,
+            prices=tuple((k, float(v)) for k, v in settings.items() if k in PRICE_KEYS and v is not None),
         )
 
     compiled: list[CompiledRule] = []

@@ -207,6 +207,7 @@ def _refuse(
 def _note_target(tape: Tape, target: Target, translation: Translation) -> None:
     tape.provider = target.provider
     tape.dialect = target.dialect
+    tape.prices = dict(target.prices)
     tape.backend_model = str(translation.upstream.body.get("model") or target.model or tape.client_model)
     tape.upstream_request = {
         "method": translation.upstream.method,

@@ -46,6 +46,7 @@ class Tape:
     provider: str = ""
     dialect: str = ""
     backend_model: str = ""
+    prices: dict[str, float] = field(default_factory=dict)  # the provider's own price overrides
     attempts: list[JSONDict] = field(default_factory=list)
     changes: list[JSONDict] = field(default_factory=list)
     # both sides

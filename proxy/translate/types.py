@@ -94,6 +94,8 @@ class Target:
     overrides: tuple[tuple[str, Any], ...] = ()
     connect_timeout: float = 10.0
     read_timeout: float = 600.0
+    # $ per million tokens from the provider's settings (input_price, output_price, cache_read_price, ...)
+    prices: tuple[tuple[str, float], ...] = ()
 
     def option_value(self, prefix: str) -> str | None:
         """Value of a `name=value` option, or None."""
