@@ -61,7 +61,10 @@ def _cost(tape: Tape, usage: JSONDict) -> float | None:
         return None
     try:
         return catalog.cost_usd(
-            model=tape.backend_model, usage=usage, provider=tape.provider or None, overrides=tape.prices or None
+            model=tape.backend_model,
+            usage=usage,
+            provider=tape.provider or None,
+            overrides=tape.prices or None,
         )
     except Exception:  # a pricing gap must never lose the record
         return None

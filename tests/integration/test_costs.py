@@ -1,4 +1,4 @@
-"""Cost estimates recorded per exchange: the provider's own prices win, and the Claude equivalent is beside them."""
+"""Cost estimates per exchange: the provider's own prices win; the Claude equivalent is beside them."""
 
 from __future__ import annotations
 
@@ -37,7 +37,9 @@ def priced_server(fake_openai: FakeOpenAI, tmp_path_factory: pytest.TempPathFact
     config.write_text(CONFIG.format(url=fake_openai.url))
     env = {**os.environ, "SWITCHBOARD_DATA_DIR": str(data_dir), "OPENAI_API_KEY": "sk-priced"}
     for command in (["migrate", "-v", "0"], ["routes", "import", str(config)]):
-        subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env, check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "manage.py", *command], cwd=ROOT, env=env, check=True, capture_output=True
+        )
     srv = start_server(tmp, {"SWITCHBOARD_DATA_DIR": str(data_dir), "OPENAI_API_KEY": "sk-priced"})
     yield srv
     stop_server(srv)
@@ -48,8 +50,14 @@ def test_cost_uses_the_providers_prices_and_shows_the_claude_equivalent(
 ) -> None:
     # 1,000,000 prompt tokens of which 400,000 cached, 100,000 out: 0.6*1 + 0.4*0.5 + 0.1*2 = $1.00
     upstream.script(completion("priced", prompt=1_000_000, completion_tokens=100_000, cached=400_000))
-    response = httpx.post(f"{priced_server.url}/v1/messages", json={
-        "model": "claude-opus-4-8", "max_tokens": 10, "messages": [{"role": "user", "content": "price me"}]})
+    response = httpx.post(
+        f"{priced_server.url}/v1/messages",
+        json={
+            "model": "claude-opus-4-8",
+            "max_tokens": 10,
+            "messages": [{"role": "user", "content": "price me"}],
+        },
+    )
     assert response.status_code == 200
     row = priced_server.wait_for_exchange(lambda e: e["backend_model"] == "house-model")
     assert row["cost_usd"] == pytest.approx(1.00)

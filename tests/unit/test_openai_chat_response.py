@@ -550,9 +550,11 @@ def test_registry_lists_this_dialect_under_openai() -> None:
 @pytest.mark.parametrize(
     "body",
     [
-        b'{"error": {"message": "This model\'s maximum context length is 128000 tokens. However, your messages '
-        b'resulted in 130000 tokens.", "type": "invalid_request_error", "code": "context_length_exceeded"}}',
-        b'{"object": "error", "message": "This model\'s maximum context length is 32768 tokens.", "code": 400}',
+        b'{"error": {"message": "This model\'s maximum context length is 128000 tokens. However, your '
+        b'messages resulted in 130000 tokens.", "type": "invalid_request_error", '
+        b'"code": "context_length_exceeded"}}',
+        b'{"object": "error", "message": "This model\'s maximum context length is 32768 tokens.", '
+        b'"code": 400}',
         b'{"error": "the input exceeds the context window of this model"}',
     ],
 )
