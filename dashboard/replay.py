@@ -71,5 +71,5 @@ async def replay(original: Exchange, rule_name: str) -> ReplayResult:
     )
     if response.status_code != 200:
         error = (payload.get("error") or {}).get("message") or f"HTTP {response.status_code}"
-        return ReplayResult(rule.name, None, error, row)
-    return ReplayResult(rule.name, payload, "", row)
+        return ReplayResult(rule.name, None, error, row, tape.backend_model)
+    return ReplayResult(rule.name, payload, "", row, tape.backend_model)
