@@ -165,7 +165,8 @@ def test_write_creates_the_file_through_the_openai_route(harness: Harness) -> No
     assert run.result["result"] == "Wrote hello.txt."
     rows = harness.server.settled(run.session)
     assert_all_ok(rows)
-    assert len(rows) == 2
+    # One exchange per request Claude Code made, one upstream call per exchange.
+    assert len(rows) == len(harness.upstream.received()) == 2
     first, second = rows
     assert first["client_model"].startswith("claude-") and "opus" in first["client_model"]
     assert first["backend_model"] == BIG
