@@ -5,6 +5,7 @@ from __future__ import annotations
 from asgiref.sync import sync_to_async
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django_htmx.http import push_url
 
 from dashboard import charts, conversation, costs, queries, sessions, toolcalls
 from proxy.models import Exchange, Rule
@@ -33,7 +34,9 @@ def feed(request: HttpRequest) -> HttpResponse:
     if request.htmx and before is not None:
         return render(request, "dashboard/exchanges.html#more-rows", context)
     if request.htmx:
-        return render(request, "dashboard/exchanges.html#results", context)
+        response = render(request, "dashboard/exchanges.html#results", context)
+        # The address bar gets the filters that are set, not every empty field of the form.
+        return push_url(response, "/?" + context["filter_query"] if context["filter_query"] else "/")
     context["choices"] = queries.filter_choices()
     return render(request, "dashboard/exchanges.html", context)
 

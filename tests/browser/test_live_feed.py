@@ -8,7 +8,7 @@ import anthropic
 from playwright.sync_api import Page, expect
 
 from tests.conftest import Server
-from tests.fakes.openai_upstream import FakeOpenAI, Reply, text_stream
+from tests.fakes.openai_upstream import FakeOpenAI, Reply, completion, text_stream
 
 
 def _slow(reply: Reply, delay_s: float) -> Reply:
@@ -50,3 +50,46 @@ def test_live_feed_shows_new_exchange_then_its_update_without_reload(
     expect(rows).to_have_count(before + 1)
     assert page.evaluate("window.__notReloaded") is True
     screenshot("feed", docs=True)
+
+
+def test_feed_keyboard_navigation_search_filters_and_paging(
+    page: Page, server: Server, upstream: FakeOpenAI, screenshot
+) -> None:
+    client = anthropic.Anthropic(base_url=server.url, api_key="sk-client", max_retries=0)
+    upstream.script(*[completion(f"answer {i}") for i in range(55)])
+    for i in range(55):
+        word = "needle-in-the-haystack" if i == 7 else f"hay {i}"
+        client.messages.create(
+            model="claude-haiku-4-5", max_tokens=5, messages=[{"role": "user", "content": word}]
+        )
+    server.wait_for_exchange(lambda e: e["client_response"] and "answer 54" in str(e["client_response"]))
+
+    page.goto(f"{server.url}/")
+    rows = page.locator("#exchange-rows tr.exchange")
+    expect(rows).to_have_count(50)
+    page.get_by_role("link", name="Load older").click()
+    expect(rows).not_to_have_count(50)
+    assert rows.count() > 55 - 1
+
+    page.keyboard.press("j")
+    page.keyboard.press("j")
+    page.keyboard.press("k")
+    expect(page.locator("#exchange-rows tr.selected")).to_have_count(1)
+    selected_id = page.locator("#exchange-rows tr.selected").get_attribute("id")
+    assert selected_id == rows.first.get_attribute("id")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(f"{server.url}/exchanges/{selected_id.removeprefix('exchange-')}")
+
+    page.goto(f"{server.url}/")
+    page.keyboard.press("/")
+    page.keyboard.type("needle-in-the")
+    expect(rows).to_have_count(1, timeout=5_000)
+    expect(page).to_have_url(f"{server.url}/?q=needle-in-the")
+    page.locator("select[name=status]").select_option("error")
+    expect(rows).to_have_count(0)
+    expect(page.locator(".empty")).to_contain_text("Nothing matches")
+    page.locator("select[name=status]").select_option("")
+    page.fill("#q", "")
+    expect(rows).to_have_count(50, timeout=5_000)
+    page.emulate_media(color_scheme="dark")
+    screenshot("feed-dark", docs=True, full_page=False)
