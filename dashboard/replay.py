@@ -73,3 +73,40 @@ async def replay(original: Exchange, rule_name: str) -> ReplayResult:
         error = (payload.get("error") or {}).get("message") or f"HTTP {response.status_code}"
         return ReplayResult(rule.name, None, error, row, tape.backend_model)
     return ReplayResult(rule.name, payload, "", row, tape.backend_model)
+
+
+@dataclass(slots=True)
+class TargetCheck:
+    ok: bool
+    detail: str
+    ms: float
+
+
+async def test_rule_target(rule_name: str) -> TargetCheck:
+    """A one-token request to the rule's primary target, through the normal serving path (recorded)."""
+    snap = await routing.snapshot()
+    rule = next((r for r in (*snap.rules, snap.default) if r is not None and r.name == rule_name), None)
+    if rule is None or not rule.targets:
+        return TargetCheck(False, "no such enabled rule", 0.0)
+    target = rule.targets[0]
+    model = target.model or "claude-haiku-4-5"  # passthrough keeps the client's model: ask the cheapest
+    body = {
+        "model": model,
+        "max_tokens": 1,
+        "messages": [{"role": "user", "content": "Reply with one word."}],
+    }
+    reason = f"test of rule '{rule.name}' target {target.provider}/{target.model or model}"
+    tape = Tape(endpoint="messages", client_request=body, client_headers={})
+    tape.client_model, tape.rule, tape.route_reason = model, rule.name, reason
+    recorder.start(tape)
+    decision = Decision((target,), rule.name, reason, "", "", body)  # type: ignore[arg-type]
+    response = await serve_messages(decision=decision, headers={}, tape=tape, message_id=new_message_id())
+    ms = round((tape.done_at or tape.t0) * 1000 - tape.t0 * 1000)
+    try:
+        payload = orjson.loads(response.content)
+    except (orjson.JSONDecodeError, AttributeError):
+        payload = {}
+    if response.status_code != 200:
+        error = (payload.get("error") or {}).get("message") or f"HTTP {response.status_code}"
+        return TargetCheck(False, f"{target.provider}/{target.model or model}: {error}", ms)
+    return TargetCheck(True, f"{target.provider}/{target.model or model} answered", ms)

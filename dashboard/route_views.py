@@ -201,3 +201,12 @@ async def explain(request: HttpRequest) -> HttpResponse:
                 problem = str(getattr(exc, "message", exc))
         context["problem"] = problem
     return await sync_to_async(render)(request, PAGE + "#explain-result", context)
+
+
+@require_POST
+async def rule_test(request: HttpRequest, pk: int) -> HttpResponse:
+    from dashboard import replay  # the proxy's serving path, imported only when a test is asked for
+
+    name = await Rule.objects.filter(pk=pk).values_list("name", flat=True).afirst()
+    check = await replay.test_rule_target(name or "")
+    return await sync_to_async(render)(request, PAGE + "#target-check", {"check": check})

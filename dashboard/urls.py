@@ -21,6 +21,7 @@ urlpatterns += [
     path("routes/rules/<int:pk>/dry-run", route_views.rule_dry_run, name="rule_dry_run"),
     path("routes/rules/<int:pk>/move/<str:direction>", route_views.rule_move, name="rule_move"),
     path("routes/rules/<int:pk>/delete", route_views.rule_delete, name="rule_delete"),
+    path("routes/rules/<int:pk>/test", route_views.rule_test, name="rule_test"),
     path("routes/providers/new", route_views.provider_form, name="provider_new"),
     path("routes/providers/<int:pk>", route_views.provider_form, name="provider_edit"),
     path("routes/providers/<int:pk>/delete", route_views.provider_delete, name="provider_delete"),

@@ -50,6 +50,13 @@ def test_route_edited_in_the_ui_changes_where_the_next_request_goes(
     expect(page.locator(".route-row", has_text="special").first).to_contain_text("special-backend-2")
     assert ask(server, upstream, "claude-special-1") == "special-backend-2"
 
+    # "Test this target": a one-token request to the rule's own target.
+    upstream.script(completion("pong"))
+    haiku = page.locator("#rules .route-row", has_text="small-model")
+    haiku.get_by_role("button", name="Test").click()
+    expect(haiku.locator(".check")).to_contain_text("openai/small-model answered")
+    assert upstream.requests[-1]["model"] == "small-model" and upstream.requests[-1]["max_tokens"] == 1
+
     # Explain a stored exchange, then delete the rule: traffic goes back to the default.
     page.get_by_label("or paste a request body").fill(
         '{"model": "claude-special-9", "max_tokens": 1, "messages": [{"role": "user", "content": "x"}]}'
