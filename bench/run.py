@@ -18,6 +18,7 @@ import asyncio
 import json
 import os
 import resource
+import shutil
 import signal
 import socket
 import statistics
@@ -291,6 +292,7 @@ class Servers:
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait()
         self.log.close()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
 # --- the run -------------------------------------------------------------------------------------
@@ -302,6 +304,9 @@ async def bench(args: argparse.Namespace, results: dict[str, Any]) -> None:
     try:
         await srv.wait_ready(small)
         pids = srv.proxy_pids()
+        cpu0 = procstat.tree_cpu_s(pids)
+        await asyncio.sleep(2)  # what the idle proxy costs, to read the per-stream figures against
+        results["proxy_idle_cpu_pct"] = 100 * (procstat.tree_cpu_s(pids) - cpu0) / 2
         runs: list[dict[str, Any]] = results["runs"]
 
         async def run(
@@ -426,6 +431,7 @@ def table(s: dict[str, Any], results: dict[str, Any], concurrency: list[int]) ->
     rows += [
         (f"proxy CPU per tool-call stream c={concurrency[0]} (ms)", s["cpu_ms_per_tool_stream"]),
         ("errors (proxy, all runs incl. smoke)", s["errors"]),
+        ("idle proxy CPU (% of one core)", results["proxy_idle_cpu_pct"]),
         ("peak RSS of the proxy tree, VmHWM (MB)", s["peak_rss_mb"]),
         ("choose_target over 100 rules, per decision (us)", results["route_decision_us"]),
     ]
