@@ -11,6 +11,7 @@ from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
+from dashboard import toolcalls
 from proxy.models import Exchange
 
 RANGES = {"24h": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30), "all": None}
@@ -82,8 +83,15 @@ def report(range_key: str) -> dict[str, Any]:
     qs = window(range_key)
     rules = by(qs, "rule")
     rule_latency = latency(qs, "rule")
+    # Failures as the tool-calls page counts them (schema, is_error results, broken streams), not only
+    # the invalid-JSON count recorded on the row.
+    tools = toolcalls.recent_report(base=qs)
     for r in rules:
         r.update(rule_latency.get(r["rule"], {}))
+        cell = tools.by_rule.get(r["rule"])
+        if cell is not None:
+            r["tool_calls"], r["tool_failures"] = cell.calls, cell.failures
+            r["failure_rate"] = cell.rate
     backends = by(qs, "provider", "backend_model")
     backend_latency = latency(qs, "backend_model")
     for b in backends:

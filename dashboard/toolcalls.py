@@ -16,7 +16,7 @@ from typing import Any
 
 import jsonschema
 import orjson
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from proxy.models import Exchange
 
@@ -55,6 +55,7 @@ class Cell:
 class Report:
     cells: dict[tuple[str, str, str], Cell] = field(default_factory=lambda: defaultdict(Cell))
     failures: dict[tuple[str, str, str], list[Failure]] = field(default_factory=lambda: defaultdict(list))
+    by_rule: dict[str, Cell] = field(default_factory=lambda: defaultdict(Cell))
     analysed: int = 0
 
     def matrix(self, max_tools: int = 16) -> dict[str, Any]:
@@ -173,6 +174,7 @@ def analyse(exchanges: list[Exchange]) -> Report:
         for call in calls:
             key = (*key_base, str(call.get("name", "?")))
             report.cells[key].calls += 1
+            report.by_rule[e.rule].calls += 1
             problem = _call_problem(call, offered, cache)
             if problem is None and broke:
                 problem = (
@@ -185,6 +187,7 @@ def analyse(exchanges: list[Exchange]) -> Report:
                     problem = (normalize_error(text), text[:2000])
             if problem is not None:
                 report.cells[key].failures += 1
+                report.by_rule[e.rule].failures += 1
                 args = call.get("input")
                 args_text = (
                     args if isinstance(args, str) else orjson.dumps(args, option=orjson.OPT_INDENT_2).decode()
@@ -194,16 +197,26 @@ def analyse(exchanges: list[Exchange]) -> Report:
     return report
 
 
-def recent_report(window: int = WINDOW) -> Report:
-    """The report over the newest exchanges that made or answered tool calls."""
+def recent_report(window: int = WINDOW, base: QuerySet[Exchange] | None = None) -> Report:
+    """The report over the newest exchanges (of `base`) that made or answered tool calls."""
     qs = (
-        Exchange.objects.filter(endpoint="messages")
+        (Exchange.objects.all() if base is None else base)
+        .filter(endpoint="messages")
         .filter(
             Q(tool_calls__gt=0)
             | Q(status__in=("error", "cancelled"))
             | Q(client_request__icontains="tool_result")
         )
-        .only("id", "agent", "backend_model", "client_model", "status", "client_request", "client_response")
+        .only(
+            "id",
+            "agent",
+            "rule",
+            "backend_model",
+            "client_model",
+            "status",
+            "client_request",
+            "client_response",
+        )
         .order_by("-id")
     )
     return analyse(list(qs[:window]))

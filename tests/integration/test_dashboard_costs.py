@@ -65,3 +65,16 @@ def test_costs_page_renders_svg_charts_with_escaped_labels() -> None:
     assert 'class="s0"' in html and 'class="s1"' in html
     assert "<img src=x" not in html and "&lt;img src=x" in html
     assert "$2.30" in html or "$2.300" in html  # the saving, 3.0 - 0.7
+
+
+def test_rule_failure_rate_counts_schema_failures_the_row_does_not_record() -> None:
+    tools = [{"name": "Write", "input_schema": {"type": "object", "required": ["file_path"]}}]
+    for args in ({"file_path": "/a"}, {"content": "no path"}):
+        make(
+            rule="cheap",
+            tool_calls=1,
+            client_request={"model": "m", "messages": [], "tools": tools},
+            client_response={"content": [{"type": "tool_use", "id": "t", "name": "Write", "input": args}]},
+        )
+    (rule,) = [r for r in report("30d")["rules"] if r["rule"] == "cheap"]
+    assert (rule["tool_calls"], rule["tool_failures"], rule["failure_rate"]) == (2, 1, 0.5)
