@@ -173,13 +173,14 @@ async def one(session: aiohttp.ClientSession, t: Target, mode: str, chunks: int,
 async def load(
     t: Target,
     concurrency: int,
-    duration: float,
-    mode: str,
-    chunks: int,
+    duration: float = 30,
+    mode: str = "text",
+    chunks: int = 100,
     pids: list[int] | None = None,
     n: int | None = None,
 ) -> dict[str, Any]:
-    """`concurrency` workers back to back for `duration` s (or `n` requests in all)."""
+    """`concurrency` workers back to back for `duration` s (or until `n` requests in all). `mode` and
+    `chunks` say what the upstream answers (to check the replies); `pids`: the proxy, to measure."""
     out: dict[str, Any] = {"lat": [], "ttft": [], "errors": 0, "error_samples": []}
     conn = aiohttp.TCPConnector(limit=0, force_close=False)
     timeout = aiohttp.ClientTimeout(total=120)
@@ -273,7 +274,7 @@ class Servers:
         while time.monotonic() < end:
             if self.proxy.poll() is not None:
                 raise SystemExit(f"proxy exited with {self.proxy.returncode}; see {self.log.name}")
-            res = await load(t, 1, 5, "text", 100, n=1)
+            res = await load(t, 1, duration=5, n=1)
             if res["ok"]:
                 return
             await asyncio.sleep(0.5)
@@ -309,70 +310,45 @@ async def bench(args: argparse.Namespace, results: dict[str, Any]) -> None:
         results["proxy_idle_cpu_pct"] = 100 * (procstat.tree_cpu_s(pids) - cpu0) / 2
         runs: list[dict[str, Any]] = results["runs"]
 
-        async def run(
-            label: str,
-            kind: str,
-            body: dict[str, Any],
-            stream: bool,
-            c: int,
-            dur: float,
-            mode: str = "text",
-            n: int | None = None,
-        ) -> dict[str, Any]:
+        async def run(label: str, kind: str, body: dict[str, Any], stream: bool, c: int, **kw: Any) -> None:
             base = srv.proxy_base if kind == "proxy" else srv.up_base
-            r = await load(
-                Target(kind, base, body, stream),
-                c,
-                dur,
-                mode,
-                args.chunks,
-                pids if kind == "proxy" else None,
-                n,
-            )
-            r["label"] = label
-            runs.append(r)
+            pid_list = pids if kind == "proxy" else None
+            r = await load(Target(kind, base, body, stream), c, chunks=args.chunks, pids=pid_list, **kw)
+            runs.append(r | {"label": label})
+            cpu = r.get("proxy_cpu_ms_per_req", float("nan"))
             print(
-                f"  {label:<22} {kind:<6} ok={r['ok']:<6} err={r['errors']:<3} rps={r['rps']:8.1f} "
+                f"  {label:<18} {kind:<6} ok={r['ok']:<6} err={r['errors']:<3} rps={r['rps']:8.1f} "
                 f"p50={r['lat_p50']:8.2f} p99={r['lat_p99']:8.2f} ttft50={r['ttft_p50']:7.2f} "
-                f"cpu/req={r.get('proxy_cpu_ms_per_req', float('nan')):6.2f}ms "
-                f"client={r['client_cpu_pct']:4.0f}%",
+                f"cpu/req={cpu:6.2f}ms client={r['client_cpu_pct']:4.0f}%",
                 file=sys.stderr,
                 flush=True,
             )
-            return r
 
         # correctness smoke: text and tool, stream and not, big body
         for mode in ("text", "tool"):
             await srv.configure(args.chunks, 0, mode)
             for stream in (False, True):
-                await run(f"smoke/{mode}/{'s' if stream else 'ns'}", "proxy", big, stream, 1, 30, mode, n=3)
+                await run(f"smoke/{mode}/{'s' if stream else 'ns'}", "proxy", big, stream, 1, mode=mode, n=3)
         await srv.configure(args.chunks, 0, "text")
-        await run("warmup", "proxy", big, True, 20, min(3, args.duration))
-        await run("warmup", "direct", big, True, 20, 1)
+        await run("warmup", "proxy", big, True, 20, duration=min(3, args.duration))
+        await run("warmup", "direct", big, True, 20, duration=1)
 
         for rep in range(args.repeats):
             print(f"# repeat {rep + 1}/{args.repeats}", file=sys.stderr)
             await srv.configure(args.chunks, 0, "text")
             for name, body in (("ns_c1", big), ("ns_c1_small", small)):
                 for kind in ("direct", "proxy"):
-                    await run(name, kind, body, False, 1, args.duration)
+                    await run(name, kind, body, False, 1, duration=args.duration)
             await srv.configure(args.chunks, args.drip_ms, "text")
             for kind in ("direct", "proxy"):
-                await run("s_c1", kind, big, True, 1, args.duration)
+                await run("s_c1", kind, big, True, 1, duration=args.duration)
             await srv.configure(args.chunks, 0, "text")
             for c in args.concurrency:
                 for kind in ("direct", "proxy"):
-                    await run(f"s_c{c}", kind, big, True, c, args.duration)
+                    await run(f"s_c{c}", kind, big, True, c, duration=args.duration)
             await srv.configure(args.chunks, 0, "tool")
-            await run(
-                f"s_tool_c{args.concurrency[0]}",
-                "proxy",
-                big,
-                True,
-                args.concurrency[0],
-                args.duration,
-                "tool",
-            )
+            c = args.concurrency[0]
+            await run(f"s_tool_c{c}", "proxy", big, True, c, duration=args.duration, mode="tool")
 
         results["peak_rss_mb"] = procstat.tree_kb(srv.proxy_pids(), "VmHWM") / 1024
         results["proxy_pids"] = srv.proxy_pids()

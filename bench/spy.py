@@ -65,14 +65,14 @@ async def profile(seconds: float, concurrency: int, out: Path) -> dict[str, obje
     try:
         await srv.wait_ready(small)
         await srv.configure(100, 0, "text")
-        await run.load(run.Target("proxy", srv.proxy_base, big, True), 20, 2, "text", 100)  # warm-up
+        await run.load(run.Target("proxy", srv.proxy_base, big, True), 20, duration=2)  # warm-up
         spy = await asyncio.create_subprocess_exec(
             "py-spy", "record", "--pid", str(srv.proxy.pid), "--duration", str(int(seconds)),
             "--rate", "100", "--gil", "--nonblocking", "--format", "raw", "--output", str(out),
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         target = run.Target("proxy", srv.proxy_base, big, True)
-        res = await run.load(target, concurrency, seconds + 1, "text", 100, srv.proxy_pids())
+        res = await run.load(target, concurrency, duration=seconds + 1, pids=srv.proxy_pids())
         _, err = await spy.communicate()
         if spy.returncode:
             raise SystemExit(f"py-spy failed: {err.decode()[-500:]}")
