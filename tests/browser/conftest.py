@@ -27,7 +27,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
     chromium = shutil.which("chromium")
     if chromium is None:
-        pytest.skip("Debian chromium is not installed (apt-get install -y chromium)")
+        message = "Debian chromium is not installed (apt-get install -y chromium)"
+        if os.environ.get("SWITCHBOARD_REQUIRE_BROWSER") == "1":  # CI: a missing browser is a failure
+            pytest.fail(message)
+        pytest.skip(message)
     return {
         **browser_type_launch_args,
         "executable_path": chromium,
