@@ -118,7 +118,7 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = DATA_DIR / "static-collected"
+# No STATIC_ROOT: WhiteNoise serves straight from the app and project static dirs (no collectstatic step).
 WHITENOISE_USE_FINDERS = True  # serve from app/static dirs without collectstatic
 
 # Recorded prompts and tool outputs are hostile input: no inline script, nothing from elsewhere.
