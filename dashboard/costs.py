@@ -88,21 +88,34 @@ def report(range_key: str) -> dict[str, Any]:
     tools = toolcalls.recent_report(base=qs)
     for r in rules:
         r.update(rule_latency.get(r["rule"], {}))
-        cell = tools.by_rule.get(r["rule"])
-        if cell is not None:
-            r["tool_calls"], r["tool_failures"] = cell.calls, cell.failures
-            r["failure_rate"] = cell.rate
     backends = by(qs, "provider", "backend_model")
     backend_latency = latency(qs, "backend_model")
     for b in backends:
         b.update(backend_latency.get(b["backend_model"], {}))
-    totals = _with_rates([qs.aggregate(**_SUMS)])[0]
+    totals = _with_rates([{**qs.aggregate(**_SUMS), "all": ""}])[0]
+    agents = by(qs, "agent")
+    sessions = by(qs.exclude(session_id=""), "session_id", limit=20)
+    for dimension, rows in (("rule", rules), ("agent", agents), ("session_id", sessions), ("all", [totals])):
+        _use_tool_analysis(rows, tools.by.get(dimension, {}), dimension)
     return {
         "totals": totals,
         "days": per_day(qs),
         "models": by(qs, "client_model", "backend_model"),
         "rules": rules,
-        "agents": by(qs, "agent"),
-        "sessions": by(qs.exclude(session_id=""), "session_id", limit=20),
+        "agents": agents,
+        "sessions": sessions,
         "backends": backends,
     }
+
+
+def _use_tool_analysis(rows: list[dict[str, Any]], cells: dict[str, toolcalls.Cell], key: str) -> None:
+    """Failures as the tool-calls page counts them (schema, not offered, is_error results, broken
+    streams), rather than only the invalid-JSON count recorded on each row."""
+    for row in rows:
+        cell = cells.get(row[key])
+        if cell is not None:
+            row["tool_calls"], row["tool_failures"], row["failure_rate"] = (
+                cell.calls,
+                cell.failures,
+                cell.rate,
+            )

@@ -55,7 +55,8 @@ class Cell:
 class Report:
     cells: dict[tuple[str, str, str], Cell] = field(default_factory=lambda: defaultdict(Cell))
     failures: dict[tuple[str, str, str], list[Failure]] = field(default_factory=lambda: defaultdict(list))
-    by_rule: dict[str, Cell] = field(default_factory=lambda: defaultdict(Cell))
+    # The same counts per rule, agent and session (and "" -> all), for the costs page.
+    by: dict[str, dict[str, Cell]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(Cell)))
     analysed: int = 0
 
     def matrix(self, max_tools: int = 16) -> dict[str, Any]:
@@ -151,6 +152,11 @@ def _last_results(e: Exchange) -> dict[str, tuple[bool, str]]:
     return out
 
 
+def _dimension_cells(report: Report, e: Exchange) -> list[Cell]:
+    return [report.by["rule"][e.rule], report.by["agent"][e.agent], report.by["session_id"][e.session_id],
+            report.by["all"][""]]  # fmt: skip
+
+
 def analyse(exchanges: list[Exchange]) -> Report:
     """Exchanges in any order -> the report. Results are joined to calls by tool_use id."""
     report = Report(analysed=len(exchanges))
@@ -174,7 +180,8 @@ def analyse(exchanges: list[Exchange]) -> Report:
         for call in calls:
             key = (*key_base, str(call.get("name", "?")))
             report.cells[key].calls += 1
-            report.by_rule[e.rule].calls += 1
+            for cell in _dimension_cells(report, e):
+                cell.calls += 1
             problem = _call_problem(call, offered, cache)
             if problem is None and broke:
                 problem = (
@@ -187,7 +194,8 @@ def analyse(exchanges: list[Exchange]) -> Report:
                     problem = (normalize_error(text), text[:2000])
             if problem is not None:
                 report.cells[key].failures += 1
-                report.by_rule[e.rule].failures += 1
+                for cell in _dimension_cells(report, e):
+                    cell.failures += 1
                 args = call.get("input")
                 args_text = (
                     args if isinstance(args, str) else orjson.dumps(args, option=orjson.OPT_INDENT_2).decode()

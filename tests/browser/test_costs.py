@@ -27,4 +27,4 @@ def test_costs_page_shows_charts_and_rule_table(
         page.get_by_role("heading", name="Per routing rule: what it saves, and what it costs in quality")
     ).to_be_visible()
     expect(page.locator("table").first).to_contain_text("opus")
-    screenshot("costs", docs=True)
+    screenshot("costs-costs")

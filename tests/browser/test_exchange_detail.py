@@ -55,7 +55,7 @@ def test_detail_shows_tool_call_and_both_sides_of_the_translation(
     expect(page.locator("#upstream-response")).to_contain_text("chat.completion.chunk")
     expect(page.locator("#client-response")).to_contain_text('"tool_use"')
     expect(page.locator(".msg.system")).to_contain_text("You write files.")
-    screenshot("exchange-detail", docs=True)
+    screenshot("exchange-detail-exchange_detail")
 
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
     page.get_by_role("button", name="Copy as curl").click()

@@ -49,7 +49,7 @@ def test_live_feed_shows_new_exchange_then_its_update_without_reload(
     expect(newest.locator(".status")).to_have_text("ok", timeout=5_000)
     expect(rows).to_have_count(before + 1)
     assert page.evaluate("window.__notReloaded") is True
-    screenshot("feed", docs=True)
+    screenshot("feed-live_feed")
 
 
 def test_feed_keyboard_navigation_search_filters_and_paging(
@@ -92,4 +92,4 @@ def test_feed_keyboard_navigation_search_filters_and_paging(
     page.fill("#q", "")
     expect(rows).to_have_count(50, timeout=5_000)
     page.emulate_media(color_scheme="dark")
-    screenshot("feed-dark", docs=True, full_page=False)
+    screenshot("feed-dark-live_feed", full_page=False)

@@ -65,7 +65,7 @@ def test_session_with_subagent_shows_as_tree(
     expect(nested.locator(".thread-head")).to_contain_text(call.id)
     expect(turns.nth(1).locator(".new-items")).to_contain_text("PONG")
     expect(turns.nth(1).locator("li.thread")).to_have_count(0)
-    screenshot("session-tree", docs=True)
+    screenshot("session-tree-session_view")
 
     page.goto(f"{server.url}/sessions")
     expect(page.locator(f'a[href="/sessions/{session}"]')).to_be_visible()
