@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
 import jsonschema
 import orjson
-from django.db.models import Q, QuerySet
+from django.db.models import Q, QuerySet, TextField
+from django.db.models.functions import Cast
 
 from proxy.models import Exchange
 
@@ -137,9 +138,9 @@ def _call_problem(
     return None
 
 
-def _last_results(e: Exchange) -> dict[str, tuple[bool, str]]:
+def _last_results(request: dict[str, Any]) -> dict[str, tuple[bool, str]]:
     """tool_use_id -> (is_error, text) for the tool results this request brings (its last user turn)."""
-    messages = (e.client_request or {}).get("messages") or [] if isinstance(e.client_request, dict) else []
+    messages = request.get("messages") or []
     if not messages or messages[-1].get("role") != "user" or isinstance(messages[-1].get("content"), str):
         return {}
     out = {}
@@ -152,61 +153,101 @@ def _last_results(e: Exchange) -> dict[str, tuple[bool, str]]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """What one finished exchange contributes, parsed once: its calls (with any problem found in the
+    call itself) and the tool results its request brings. Cached per process by exchange id."""
+
+    calls: tuple[tuple[str, str, tuple[str, str] | None, str], ...]  # (tool_use id, name, problem, args)
+    results: tuple[tuple[str, bool, str], ...]  # (tool_use id, is_error, text)
+
+
+# Keyed by (id, created_at): an id alone could come back after a database is reset.
+_SUMMARIES: OrderedDict[tuple[int, Any], Summary] = OrderedDict()
+_SUMMARY_LIMIT = 50_000
+_SUMMARY_FIELDS = (
+    "id",
+    "created_at",
+    "agent",
+    "rule",
+    "session_id",
+    "backend_model",
+    "client_model",
+    "status",
+)
+
+
+def summarize(request: Any, response: Any, schema_cache: dict[str, Any]) -> Summary:
+    request = request if isinstance(request, dict) else {}
+    response = response if isinstance(response, dict) else {}
+    blocks = [b for b in response.get("content") or [] if isinstance(b, dict) and b.get("type") == "tool_use"]
+    offered = {
+        t.get("name"): t.get("input_schema") for t in request.get("tools") or [] if isinstance(t, dict)
+    }
+    calls = []
+    for call in blocks:
+        args = call.get("input")
+        args_text = args if isinstance(args, str) else orjson.dumps(args, option=orjson.OPT_INDENT_2).decode()
+        problem = _call_problem(call, offered, schema_cache)
+        calls.append((str(call.get("id", "")), str(call.get("name", "?")), problem, args_text))
+    results = tuple((k, v[0], v[1]) for k, v in _last_results(request).items())
+    return Summary(calls=tuple(calls), results=results)
+
+
 def _dimension_cells(report: Report, e: Exchange) -> list[Cell]:
     return [report.by["rule"][e.rule], report.by["agent"][e.agent], report.by["session_id"][e.session_id],
             report.by["all"][""]]  # fmt: skip
 
 
-def analyse(exchanges: list[Exchange]) -> Report:
+def analyse(exchanges: list[Exchange], summaries: dict[int, Summary] | None = None) -> Report:
     """Exchanges in any order -> the report. Results are joined to calls by tool_use id."""
+    schema_cache: dict[str, Any] = {}
+    if summaries is None:
+        summaries = {e.pk: summarize(e.client_request, e.client_response, schema_cache) for e in exchanges}
     report = Report(analysed=len(exchanges))
-    results: dict[str, tuple[bool, str]] = {}
+    results = {
+        tool_id: (is_error, text) for e in exchanges for tool_id, is_error, text in summaries[e.pk].results
+    }
     for e in exchanges:
-        results.update(_last_results(e))
-    cache: dict[str, Any] = {}
-    for e in exchanges:
-        response = e.client_response if isinstance(e.client_response, dict) else {}
-        calls = [
-            b for b in response.get("content") or [] if isinstance(b, dict) and b.get("type") == "tool_use"
-        ]
-        if not calls:
-            continue
-        request = e.client_request if isinstance(e.client_request, dict) else {}
-        offered = {
-            t.get("name"): t.get("input_schema") for t in request.get("tools") or [] if isinstance(t, dict)
-        }
         key_base = (e.agent or "main", e.backend_model or e.client_model)
         broke = e.status in ("error", "cancelled")
-        for call in calls:
-            key = (*key_base, str(call.get("name", "?")))
+        for tool_id, name, problem, args_text in summaries[e.pk].calls:
+            key = (*key_base, name)
             report.cells[key].calls += 1
             for cell in _dimension_cells(report, e):
                 cell.calls += 1
-            problem = _call_problem(call, offered, cache)
             if problem is None and broke:
                 problem = (
                     "stream broke during the call" if e.status == "cancelled" else "upstream error",
                     "",
                 )
             if problem is None:
-                is_error, text = results.get(str(call.get("id", "")), (False, ""))
+                is_error, text = results.get(tool_id, (False, ""))
                 if is_error:
                     problem = (normalize_error(text), text[:2000])
-            if problem is not None:
-                report.cells[key].failures += 1
-                for cell in _dimension_cells(report, e):
-                    cell.failures += 1
-                args = call.get("input")
-                args_text = (
-                    args if isinstance(args, str) else orjson.dumps(args, option=orjson.OPT_INDENT_2).decode()
-                )
-                report.failures[key].append(Failure(exchange_id=e.pk, tool=key[2], group=problem[0],
-                                                    args=args_text, detail=problem[1]))  # fmt: skip
+            if problem is None:
+                continue
+            report.cells[key].failures += 1
+            for cell in _dimension_cells(report, e):
+                cell.failures += 1
+            report.failures[key].append(Failure(exchange_id=e.pk, tool=name, group=problem[0], args=args_text,
+                                                detail=problem[1]))  # fmt: skip
     return report
 
 
+def _loads(text: str | None) -> Any:
+    try:
+        return orjson.loads(text) if text else None
+    except orjson.JSONDecodeError:
+        return None
+
+
 def recent_report(window: int = WINDOW, base: QuerySet[Exchange] | None = None) -> Report:
-    """The report over the newest exchanges (of `base`) that made or answered tool calls."""
+    """The report over the newest exchanges (of `base`) that made or answered tool calls.
+
+    Bodies are read and parsed only for exchanges not summarized before in this process: a finished
+    exchange never changes, so the page costs one small query once it is warm.
+    """
     qs = (
         (Exchange.objects.all() if base is None else base)
         .filter(endpoint="messages")
@@ -215,16 +256,25 @@ def recent_report(window: int = WINDOW, base: QuerySet[Exchange] | None = None) 
             | Q(status__in=("error", "cancelled"))
             | Q(client_request__icontains="tool_result")
         )
-        .only(
-            "id",
-            "agent",
-            "rule",
-            "backend_model",
-            "client_model",
-            "status",
-            "client_request",
-            "client_response",
-        )
+        .only(*_SUMMARY_FIELDS)
         .order_by("-id")
     )
-    return analyse(list(qs[:window]))
+    rows = list(qs[:window])
+    missing = [e.pk for e in rows if (e.pk, e.created_at) not in _SUMMARIES]
+    schema_cache: dict[str, Any] = {}
+    fresh: dict[int, Summary] = {}
+    for start in range(0, len(missing), 200):
+        # Raw JSON text parsed with orjson: several times faster than model instances + stdlib json.
+        batch = (
+            Exchange.objects.filter(pk__in=missing[start : start + 200])
+            .annotate(req=Cast("client_request", TextField()), resp=Cast("client_response", TextField()))
+            .values_list("id", "created_at", "status", "req", "resp")
+        )
+        for pk, created_at, status, req, resp in batch:
+            fresh[pk] = summarize(_loads(req), _loads(resp), schema_cache)
+            if status != "pending":  # a pending exchange's answer is not complete yet
+                _SUMMARIES[(pk, created_at)] = fresh[pk]
+    while len(_SUMMARIES) > _SUMMARY_LIMIT:
+        _SUMMARIES.popitem(last=False)
+    summaries = {e.pk: fresh.get(e.pk) or _SUMMARIES[(e.pk, e.created_at)] for e in rows}
+    return analyse(rows, summaries)

@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from dashboard.toolcalls import analyse, normalize_error
+from dashboard.toolcalls import analyse, normalize_error, recent_report
 from proxy.models import Exchange
 
 pytestmark = pytest.mark.django_db
@@ -107,3 +107,12 @@ def test_tools_pages_show_matrix_and_failure_groups_escaped() -> None:
     assert "missing required file_path" in detail and f'href="/exchanges/{rows["missing"].pk}"' in detail
     explore = client.get("/tools/failures", {"agent": "Explore", "model": "small-model", "tool": "Write"})
     assert "<script>alert" not in explore.content.decode()
+
+
+def test_report_reads_bodies_once_then_only_the_small_columns(django_assert_num_queries: Any) -> None:
+    make_traffic()
+    first = recent_report()
+    with django_assert_num_queries(1):
+        again = recent_report()
+    assert again.cells == first.cells
+    assert again.groups("main", "gpt-5-mini", "Edit") == first.groups("main", "gpt-5-mini", "Edit")
