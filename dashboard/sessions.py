@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from django.db.models import Count, Max, Min, Q, Sum
+from django.db.models import Count, Max, Min, Q, Sum, TextField
+from django.db.models.functions import Cast
 
 from proxy.models import Exchange
 
@@ -198,11 +199,23 @@ def _count_failures(thread: Thread) -> None:
             )
 
 
+def _load(session_id: str) -> list[Exchange]:
+    """The session's exchanges without the upstream side; bodies parsed with orjson from raw text."""
+    big = ("client_request", "client_response", "upstream_request", "upstream_response")
+    qs = Exchange.objects.filter(session_id=session_id, endpoint="messages").order_by("id")
+    exchanges = list(qs.defer(*big)[:MAX_EXCHANGES])
+    texts = qs.annotate(req=Cast("client_request", TextField()), resp=Cast("client_response", TextField()))
+    bodies = {pk: (req, resp) for pk, req, resp in texts.values_list("id", "req", "resp")[:MAX_EXCHANGES]}
+    for e in exchanges:
+        req, resp = bodies.get(e.pk, (None, None))
+        e.client_request = orjson.loads(req) if req else None
+        e.client_response = orjson.loads(resp) if resp else None
+    return exchanges
+
+
 def build_tree(session_id: str) -> tuple[list[Thread], list[Exchange]]:
     """Root threads in time order (main threads with subagents nested; background calls beside)."""
-    exchanges = list(
-        Exchange.objects.filter(session_id=session_id, endpoint="messages").order_by("id")[:MAX_EXCHANGES]
-    )
+    exchanges = _load(session_id)
     threads: dict[str, Thread] = {}
     for e in exchanges:
         key = _thread_key(e)
