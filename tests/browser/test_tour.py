@@ -133,6 +133,9 @@ def test_tour_of_every_page(page: Page, priced_server: Server, upstream: FakeOpe
     page.emulate_media(color_scheme="dark")
     screenshot("feed-dark", docs=True, full_page=False)
     page.emulate_media(color_scheme="light")
+    page.set_viewport_size({"width": 1280, "height": 760})  # a laptop screen
+    screenshot("feed-laptop", full_page=False)
+    page.set_viewport_size({"width": 1440, "height": 900})
 
     page.goto(f"{server.url}/sessions/{SESSION}")
     expect(page.locator("li.thread.subagent")).to_have_count(1)
