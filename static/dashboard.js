@@ -66,6 +66,29 @@
     var live = document.getElementById("live");
     if (live) live.classList.remove("connected");
   });
+  // An update for a row this page does not show yet (a filtered page: the row started as "pending"
+  // and only now matches) has no target for its OOB swap: insert it in id order instead.
+  document.addEventListener("htmx:wsBeforeMessage", function (ev) {
+    var message = ev.detail && ev.detail.message;
+    var match = typeof message === "string" && /^\s*<tr id="exchange-(\d+)"/.exec(message);
+    if (!match || document.getElementById("exchange-" + match[1])) return;
+    ev.preventDefault();
+    var tbody = document.getElementById("exchange-rows");
+    if (!tbody) return;
+    var template = document.createElement("template");
+    template.innerHTML = message;  // server-rendered, escaped: the same HTML an OOB swap would insert
+    var row = template.content.querySelector("tr.exchange");
+    if (!row) return;
+    row.removeAttribute("hx-swap-oob");
+    var id = parseInt(match[1], 10);
+    var next = Array.from(tbody.querySelectorAll("tr.exchange")).find(function (r) {
+      return parseInt(r.id.replace("exchange-", ""), 10) < id;
+    });
+    tbody.insertBefore(row, next || document.getElementById("load-more"));
+    row.classList.add("flash");
+    htmx.process(row);
+  });
+
   document.addEventListener("htmx:oobAfterSwap", function (ev) {
     var target = ev.detail && ev.detail.target;
     if (target && target.id === "exchange-rows" && target.firstElementChild) {

@@ -5,10 +5,11 @@ from __future__ import annotations
 import threading
 
 import anthropic
+import pytest
 from playwright.sync_api import Page, expect
 
 from tests.conftest import Server
-from tests.fakes.openai_upstream import FakeOpenAI, Reply, completion, text_stream
+from tests.fakes.openai_upstream import FakeOpenAI, Reply, completion, error, text_stream
 
 
 def _slow(reply: Reply, delay_s: float) -> Reply:
@@ -93,3 +94,23 @@ def test_feed_keyboard_navigation_search_filters_and_paging(
     expect(rows).to_have_count(50, timeout=5_000)
     page.emulate_media(color_scheme="dark")
     screenshot("feed-dark-live_feed", full_page=False)
+
+
+def test_filtered_live_feed_shows_a_row_once_it_starts_matching(
+    page: Page, server: Server, upstream: FakeOpenAI
+) -> None:
+    page.goto(f"{server.url}/?status=error")
+    expect(page.locator("#live.connected")).to_be_visible(timeout=10_000)
+    before = page.locator("#exchange-rows tr.exchange").count()
+    # Pending when it starts (filtered out), an error when it ends: the update must still show up.
+    slow_error = error(400, "prompt is too long for this model")
+    slow_error.first_delay_s = 0.5
+    upstream.script(slow_error)
+    client = anthropic.Anthropic(base_url=server.url, api_key="sk-client", max_retries=0)
+    with pytest.raises(anthropic.BadRequestError):
+        client.messages.create(
+            model="claude-sonnet-4-5", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+        )
+    rows = page.locator("#exchange-rows tr.exchange")
+    expect(rows).to_have_count(before + 1, timeout=5_000)
+    expect(rows.first.locator(".status")).to_have_text("error 400")
