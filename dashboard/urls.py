@@ -10,7 +10,7 @@ urlpatterns = [
     path("tools/failures", views.tool_failures, name="tool_failures"),
     path("costs", views.cost_report, name="costs"),
     path("sessions", views.session_list, name="sessions"),
-    path("sessions/<str:session_id>", views.session_detail, name="session"),
+    path("sessions/<path:session_id>", views.session_detail, name="session"),
 ]
 
 urlpatterns += [

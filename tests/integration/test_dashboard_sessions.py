@@ -22,9 +22,14 @@ AGENT_PROMPT = "Subagent job: reply with the single word PONG."
 
 def record(body: dict[str, Any], answer: list[dict[str, Any]], **fields: Any) -> Exchange:
     return Exchange.objects.create(
-        created_at=timezone.now(), session_id=SESSION, client_model=body["model"], status="ok",
-        client_request=body, client_response={"role": "assistant", "content": answer}, **fields,
-    )  # fmt: skip
+        created_at=timezone.now(),
+        session_id=SESSION,
+        client_model=body["model"],
+        status="ok",
+        client_request=body,
+        client_response={"role": "assistant", "content": answer},
+        **fields,
+    )
 
 
 def agent_call(tool_id: str = "toolu_agent_1") -> dict[str, Any]:
@@ -49,8 +54,12 @@ def make_session() -> dict[str, Exchange]:
     main1 = load_fixture("main_turn")
     title = record(load_fixture("background_title"), [{"type": "text", "text": '{"title": "Hello file"}'}])
     m1 = record(main1, [agent_call()], cache_read_tokens=9000, tool_calls=1)
-    sub = record(load_fixture("subagent_turn"), [{"type": "text", "text": "PONG"}], agent="general-purpose",
-                 client_headers={"x-claude-code-agent-id": "ae92c2c6a46dd5384"})  # fmt: skip
+    sub = record(
+        load_fixture("subagent_turn"),
+        [{"type": "text", "text": "PONG"}],
+        agent="general-purpose",
+        client_headers={"x-claude-code-agent-id": "ae92c2c6a46dd5384"},
+    )
     results = [
         {"type": "tool_result", "tool_use_id": "toolu_agent_1", "content": [{"type": "text", "text": "PONG"}]}
     ]
@@ -110,3 +119,21 @@ def test_session_page_renders_tree_and_totals() -> None:
     assert re.search(r"failed tool calls</dt><dd><span class=\"bad\">1</span>", html)
     listing = Client().get("/sessions").content.decode()
     assert f'href="/sessions/{SESSION}"' in listing
+
+
+def test_session_page_escapes_hostile_prompts_and_odd_session_ids() -> None:
+    hostile = '<script>alert(1)</script><div hx-get="/evil" hx-trigger="load">x</div>'
+    body = {"model": "m", "messages": [{"role": "user", "content": hostile}], "tools": [{"name": "Bash"}]}
+    Exchange.objects.create(
+        created_at=timezone.now(),
+        session_id="team/run 1",
+        client_model="m",
+        client_request=body,
+        agent='<img src=x onerror="alert(1)">',
+    )
+    client = Client()
+    listing = client.get("/sessions").content.decode()
+    assert 'href="/sessions/team/run%201"' in listing
+    html = client.get("/sessions/team/run%201").content.decode()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<script>alert" not in html and 'hx-get="/evil"' not in html and "<img src=x" not in html
