@@ -37,7 +37,8 @@ def _config_response(request: HttpRequest) -> HttpResponse:
 
 
 def routes_page(request: HttpRequest) -> HttpResponse:
-    return render(request, PAGE, {**_config_context(), "explain_form": ExplainForm()})
+    initial = {"exchange": request.GET["exchange"]} if request.GET.get("exchange", "").isdigit() else {}
+    return render(request, PAGE, {**_config_context(), "explain_form": ExplainForm(initial=initial)})
 
 
 def _renumber(first_among_equals: int | None = None) -> None:
