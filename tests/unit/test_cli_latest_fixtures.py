@@ -206,6 +206,11 @@ def test_subagent_turn_is_recognised_as_the_general_purpose_subagent() -> None:
     assert not is_background(body)
 
 
+def test_only_the_subagent_turn_carries_the_agent_id_header() -> None:
+    # 2.1.332 names the subagent in a header too: routing could key on it without reading the prompt.
+    assert [n for n in ALL if "x-claude-code-agent-id" in HEADERS[n]["headers"]] == ["subagent_turn"]
+
+
 def test_subagent_turn_is_still_a_subagent_when_its_prompt_is_unknown() -> None:
     # 2.1.332 marks subagents in the billing block: a user-defined agent has its own prompt.
     body = load("subagent_turn")
@@ -246,3 +251,31 @@ def test_count_tokens_estimates_every_body(name: str) -> None:
 
 def test_count_tokens_grows_with_the_big_read_result() -> None:
     assert count_tokens(load("read_tool_result_turn")) > count_tokens(load("main_turn")) + 15000
+
+
+# --- the capture tool's sanitizer (tests/fixtures/capture.py) ----------------------------------------
+
+
+def test_capture_sanitize_replaces_paths_ids_and_kernel_when_given_a_raw_body() -> None:
+    from tests.fixtures.capture import sanitize
+
+    workdir, home = "/tmp/cc-capture-x1/tui/project", "/tmp/cc-capture-x1/tui/home"
+    raw = json.dumps(
+        {
+            "cwd": workdir + "/hello.txt",
+            "memory": home + "/.claude/projects/-tmp-cc-capture-x1-tui-project/memory/",
+            "home": home,
+            "user_id": json.dumps(
+                {"device_id": "ab" * 32, "session_id": "5ae34526-e582-4a0f-ad5b-66e2be334592"}
+            ),
+            "os": "OS Version: Linux 6.18.44-fc-v782",
+        }
+    )
+    clean = json.loads(sanitize(raw, workdir, home))
+    assert clean == {
+        "cwd": "/home/user/project/hello.txt",
+        "memory": "/home/user/.claude/projects/-home-user-project/memory/",
+        "home": "/home/user",
+        "user_id": json.dumps({"device_id": "0" * 64, "session_id": "00000000-0000-4000-8000-000000000000"}),
+        "os": "OS Version: Linux 6.8.0-generic",
+    }
