@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from django.test import Client
 from django.utils import timezone
@@ -34,10 +32,8 @@ def test_detail_renders_real_claude_code_bodies(name: str) -> None:
         client_request=body,
         endpoint="count_tokens" if name == "count_tokens" else "messages",
     )
-    started = time.perf_counter()
     response = Client().get(f"/exchanges/{e.pk}")
     assert response.status_code == 200
-    assert time.perf_counter() - started < 2.0
     html = response.content.decode()
     assert 'class="msg user"' in html
     if name == "read_tool_result_turn":

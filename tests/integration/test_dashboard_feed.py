@@ -153,8 +153,9 @@ def test_feed_pages_stay_fast_with_100k_exchanges() -> None:
         elapsed = time.perf_counter() - started
         assert response.status_code == 200
         assert row_ids(response.content.decode()), query
-        # Generous for a loaded 2-core CI box; OFFSET paging or unindexed scans of 100k rows blow past it.
-        assert elapsed < 1.0, f"{query or 'first page'} took {elapsed:.3f}s"
+        # A gross-regression guard only (CI shares 2 cores with a browser): the query plans below are
+        # the real check that paging and filters use an index instead of scanning 100k rows.
+        assert elapsed < 3.0, f"{query or 'first page'} took {elapsed:.3f}s"
     for f in (
         FeedFilters(),
         FeedFilters(status="error"),
