@@ -52,13 +52,15 @@ def browser_context_args(browser_context_args: dict) -> dict:
 
 @pytest.fixture
 def screenshot(page) -> Callable[..., Path]:
-    """Save a full-page screenshot under test-output/screenshots/; docs=True also copies it for the README."""
+    """Save a screenshot under test-output/screenshots/; with docs=True and SWITCHBOARD_UPDATE_SCREENSHOTS=1
+    it is also copied to docs/screenshots/ for the README."""
 
     def take(name: str, *, docs: bool = False, full_page: bool = True) -> Path:
         SHOTS.mkdir(parents=True, exist_ok=True)
         path = SHOTS / f"{name}.png"
         page.screenshot(path=str(path), full_page=full_page)
-        if docs:
+        # Opt-in, so that running the tests does not rewrite tracked files.
+        if docs and os.environ.get("SWITCHBOARD_UPDATE_SCREENSHOTS") == "1":
             DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
             shutil.copy(path, DOCS_SHOTS / path.name)
         return path
