@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from proxy.fields import FastJSONField
+
 
 class Provider(models.Model):
     """A backend endpoint: one wire dialect, one base URL, one key."""
@@ -91,13 +93,13 @@ class Exchange(models.Model):
     task = models.CharField(max_length=32, blank=True, default="")
 
     # Both sides of the translation. Secrets never reach these: headers are filtered first.
-    client_request = models.JSONField(null=True, blank=True)
-    client_headers = models.JSONField(default=dict, blank=True)
-    upstream_request = models.JSONField(null=True, blank=True)
+    client_request = FastJSONField(null=True, blank=True)
+    client_headers = FastJSONField(default=dict, blank=True)
+    upstream_request = FastJSONField(null=True, blank=True)
     upstream_response = models.TextField(blank=True, default="")  # raw JSON body or SSE transcript
-    client_response = models.JSONField(null=True, blank=True)  # the Message the client got (accumulated)
-    changes = models.JSONField(default=list, blank=True)  # [{"kind", "detail"}]: what translation altered
-    attempts = models.JSONField(default=list, blank=True)  # every upstream attempt, fallbacks included
+    client_response = FastJSONField(null=True, blank=True)  # the Message the client got (accumulated)
+    changes = FastJSONField(default=list, blank=True)  # [{"kind", "detail"}]: what translation altered
+    attempts = FastJSONField(default=list, blank=True)  # every upstream attempt, fallbacks included
 
     # Timings in milliseconds after created_at.
     upstream_first_byte_ms = models.FloatField(null=True, blank=True)

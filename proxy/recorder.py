@@ -23,6 +23,9 @@ from proxy.tape import Tape
 logger = logging.getLogger(__name__)
 
 _MAX_BATCH = 200
+# An exchange over within this delay is written once (insert) instead of twice (pending insert, then
+# update). Every real agent turn streams for longer, so it still shows in the live feed while it runs.
+PENDING_ROW_DELAY_S = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,9 +62,16 @@ class Recorder:
         self._queue.put_nowait(item)
 
     def start(self, tape: Tape) -> None:
-        self.submit(Started(tape.key, _start_fields(tape)))
+        """A pending row for the live feed, unless the exchange is over before PENDING_ROW_DELAY_S."""
+        if settings.RECORD_EXCHANGES:
+            asyncio.get_running_loop().call_later(PENDING_ROW_DELAY_S, self._start_if_unfinished, tape)
+
+    def _start_if_unfinished(self, tape: Tape) -> None:
+        if not tape.finished:
+            self.submit(Started(tape.key, _start_fields(tape)))
 
     def finish(self, tape: Tape) -> None:
+        tape.finished = True
         self.submit(Finished(tape))
 
     async def drain(self) -> None:
@@ -83,6 +93,8 @@ class Recorder:
                     await live.publish_exchange(pk, created=created)
             except Exception:
                 logger.exception("recorder: failed to write %d item(s)", len(batch))
+                # A broken connection (database restarted, network blip) is replaced on the next batch.
+                await loop.run_in_executor(self._executor, close_old_connections)
             finally:
                 for _ in batch:
                     queue.task_done()
@@ -92,7 +104,6 @@ class Recorder:
         from proxy.models import Exchange
         from proxy.record import finished_fields
 
-        close_old_connections()
         finished_keys = {item.tape.key for item in batch if isinstance(item, Finished)}
         changed: list[tuple[int, bool]] = []
         with transaction.atomic():

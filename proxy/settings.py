@@ -91,6 +91,8 @@ def _database() -> dict[str, object]:
     return {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": str(DATA_DIR / "switchboard.sqlite3"),
+        # Persistent connections: the recorder's thread would otherwise reconnect for every batch.
+        "CONN_MAX_AGE": None,
         # IMMEDIATE + WAL: the single recorder writer never stalls dashboard readers.
         "OPTIONS": {
             "transaction_mode": "IMMEDIATE",

@@ -64,6 +64,7 @@ class Tape:
     first_byte_at: float | None = None
     first_token_at: float | None = None
     done_at: float | None = None
+    finished: bool = False  # handed to the recorder: nothing on the hot path touches the tape after this
 
     def ms(self, stamp: float | None) -> float | None:
         return None if stamp is None else round((stamp - self.t0) * 1000, 3)

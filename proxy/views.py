@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
-import string
+import os
 
 import orjson
 from django.conf import settings
@@ -19,11 +18,17 @@ from proxy.tape import Tape, safe_headers
 from proxy.translate.base import TranslationError
 from proxy.validation import validate_messages_request
 
-_ALPHABET = string.ascii_letters + string.digits
+_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
 def new_message_id() -> str:
-    return "msg_" + "".join(secrets.choice(_ALPHABET) for _ in range(24))
+    """`msg_` + 24 base62 characters (~142 random bits), like Anthropic's ids; one urandom call."""
+    n = int.from_bytes(os.urandom(18))
+    chars = []
+    for _ in range(24):
+        n, r = divmod(n, 62)
+        chars.append(_BASE62[r])
+    return "msg_" + "".join(chars)
 
 
 @csrf_exempt

@@ -30,7 +30,10 @@ class Command(BaseCommand):
         self.stdout.write(f"Switchboard on http://{host}:{port}  (dashboard: /, API: /v1/messages)")
         self.stdout.flush()
         sys.argv = ["daphne"]
-        args = ["-b", host, "-p", str(port), "--proxy-headers"]
+        # An explicit endpoint for its backlog: the default listen queue of 50 resets connections when
+        # a burst of clients (c=200) connects at once.
+        interface = host.replace(":", r"\:")
+        args = ["-e", f"tcp:port={port}:interface={interface}:backlog=1024", "--proxy-headers"]
         # An access log line per request costs CPU on the hot path; opt in with SWITCHBOARD_ACCESS_LOG=1.
         args += ["--access-log", "-"] if os.environ.get("SWITCHBOARD_ACCESS_LOG") else ["-v", "0"]
         CommandLineInterface().run([*args, "proxy.asgi:application"])

@@ -1,0 +1,80 @@
+"""The /v1/ fast path: Django's request and response objects without Django's per-request thread hops.
+
+Under ASGI, Django's handler spends most of its fixed cost per request hopping to threads: a new
+thread-sensitive executor per request, the request_started/request_finished signal receivers and
+`response.close()`, and each sync-only middleware (WhiteNoise, and every MiddlewareMixin hook). None of
+it does anything for the API: it is CSRF-exempt JSON and SSE, runs no ORM on the event loop, and needs
+no browser headers. Measured: those hops cost more CPU per request than the translation itself (see
+docs/benchmarks.md). The dashboard keeps the full stack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.http import HttpRequest, HttpResponse
+from django.urls import Resolver404, resolve, set_script_prefix
+
+from proxy.errors import error_response
+
+logger = logging.getLogger(__name__)
+
+API_PREFIX = "/v1/"
+
+
+class ApiHandler(ASGIHandler):
+    def load_middleware(self, is_async: bool = False) -> None:
+        """No middleware: see the module docstring."""
+        self._middleware_chain = None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:  # the client left before sending its whole body
+            return
+        set_script_prefix(get_script_prefix(scope))
+        request, bad_request = self.create_request(scope, body_file)
+        if request is None:
+            await self.send_response(bad_request, send)
+            body_file.close()
+            return
+        respond = asyncio.create_task(self._respond(request, send))
+        disconnect = asyncio.create_task(self.listen_for_disconnect(receive))
+        await asyncio.wait([respond, disconnect], return_when=asyncio.FIRST_COMPLETED)
+        if not respond.done():
+            # The client hung up: cancelling lets the relay record the exchange as cancelled.
+            respond.cancel()
+        if not disconnect.done():
+            disconnect.cancel()
+        for task in (respond, disconnect):
+            try:
+                await task
+            except (asyncio.CancelledError, RequestAborted):
+                pass
+            except Exception:
+                logger.exception("error while answering %s", scope.get("path"))
+        body_file.close()
+
+    async def _respond(self, request: HttpRequest, send: Any) -> None:
+        response = await self._dispatch(request)
+        try:
+            await self.send_response(response, send)
+        finally:
+            response.close()
+
+    async def _dispatch(self, request: HttpRequest) -> HttpResponse:
+        try:
+            match = resolve(request.path_info)
+        except Resolver404:
+            return error_response(
+                "not_found_error", f"{request.method} {request.path_info}: no such endpoint"
+            )
+        try:
+            return await match.func(request, *match.args, **match.kwargs)
+        except Exception:
+            logger.exception("unhandled error serving %s", request.path_info)
+            return error_response("api_error", "internal error in the proxy; see the server log")
