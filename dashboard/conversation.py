@@ -182,7 +182,7 @@ def detail_context(e: Exchange, *, host: str, scheme: str) -> dict[str, Any]:
         "e": e,
         "system": system_blocks(request),
         "turns": turns(request.get("messages") or []),
-        "answer": to_blocks(response.get("content")),
+        "answer": _with_outcomes(to_blocks(response.get("content")), e),
         "tools_offered": [t.get("name", "") for t in request.get("tools") or [] if isinstance(t, dict)],
         "timeline": timeline(e),
         "breakdown": _bars(breakdown, total),
@@ -192,6 +192,17 @@ def detail_context(e: Exchange, *, host: str, scheme: str) -> dict[str, Any]:
         "client_response_json": _dumps(e.client_response) if e.client_response is not None else "",
         "upstream_response_text": _pretty_transcript(e.upstream_response),
     }
+
+
+def _with_outcomes(blocks: list[Block], e: Exchange) -> list[Block]:
+    """Mark the answer's tool calls that failed (bad arguments, or an is_error result next turn)."""
+    from dashboard.toolcalls import answer_outcomes
+
+    outcomes = answer_outcomes(e) if any(b.kind == "tool_use" for b in blocks) else {}
+    for b in blocks:
+        if b.tool_id in outcomes and not b.invalid:
+            b.invalid = outcomes[b.tool_id][0]
+    return blocks
 
 
 def _bars(parts: list[tuple[str, int]], total: int) -> list[dict[str, Any]]:

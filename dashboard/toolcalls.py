@@ -116,7 +116,7 @@ def _schema_errors(schema: dict[str, Any], value: Any, cache: dict[str, Any]) ->
     return out
 
 
-def _call_problem(
+def call_problem(
     call: dict[str, Any], offered: dict[str, Any], cache: dict[str, Any]
 ) -> tuple[str, str] | None:
     name = str(call.get("name", ""))
@@ -138,7 +138,7 @@ def _call_problem(
     return None
 
 
-def _last_results(request: dict[str, Any]) -> dict[str, tuple[bool, str]]:
+def last_results(request: dict[str, Any]) -> dict[str, tuple[bool, str]]:
     """tool_use_id -> (is_error, text) for the tool results this request brings (its last user turn)."""
     messages = request.get("messages") or []
     if not messages or messages[-1].get("role") != "user" or isinstance(messages[-1].get("content"), str):
@@ -188,9 +188,9 @@ def summarize(request: Any, response: Any, schema_cache: dict[str, Any]) -> Summ
     for call in blocks:
         args = call.get("input")
         args_text = args if isinstance(args, str) else orjson.dumps(args, option=orjson.OPT_INDENT_2).decode()
-        problem = _call_problem(call, offered, schema_cache)
+        problem = call_problem(call, offered, schema_cache)
         calls.append((str(call.get("id", "")), str(call.get("name", "?")), problem, args_text))
-    results = tuple((k, v[0], v[1]) for k, v in _last_results(request).items())
+    results = tuple((k, v[0], v[1]) for k, v in last_results(request).items())
     return Summary(calls=tuple(calls), results=results)
 
 
@@ -240,6 +240,28 @@ def _loads(text: str | None) -> Any:
         return orjson.loads(text) if text else None
     except orjson.JSONDecodeError:
         return None
+
+
+def answer_outcomes(e: Exchange) -> dict[str, tuple[str, str]]:
+    """tool_use id -> (problem, detail) for each failed call in this exchange's answer: the call's own
+    problems, and is_error results from the next request of the session that carries them."""
+    summary = summarize(e.client_request, e.client_response, {})
+    outcomes = {tool_id: problem for tool_id, _, problem, _ in summary.calls if problem is not None}
+    pending = [tool_id for tool_id, _, problem, _ in summary.calls if problem is None and tool_id]
+    if pending and e.session_id:
+        later = (
+            Exchange.objects.filter(
+                session_id=e.session_id, id__gt=e.pk, client_request__icontains=pending[0]
+            )
+            .order_by("id")
+            .values_list("client_request", flat=True)
+            .first()
+        )
+        if isinstance(later, dict):
+            for tool_id, (is_error, text) in last_results(later).items():
+                if is_error and tool_id in pending:
+                    outcomes[tool_id] = (normalize_error(text), text[:2000])
+    return outcomes
 
 
 def recent_report(window: int = WINDOW, base: QuerySet[Exchange] | None = None) -> Report:

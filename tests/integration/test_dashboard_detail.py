@@ -65,3 +65,39 @@ def test_curl_command_quotes_the_body_with_a_heredoc() -> None:
     assert cmd.startswith("curl -sS http://127.0.0.1:8082/v1/messages")
     assert "<<'SWITCHBOARD_JSON'\n" in cmd and "it's $HOME `x`" in cmd
     assert "-H 'anthropic-beta: a,b rm -rf /'" in cmd  # the quote and ; are dropped, not passed to the shell
+
+
+def test_detail_marks_calls_that_failed_their_schema_or_came_back_as_errors() -> None:
+    tools = [
+        {"name": "Write", "input_schema": {"type": "object", "required": ["file_path"]}},
+        {"name": "Bash", "input_schema": {"type": "object"}},
+    ]
+    calls = [
+        {"type": "tool_use", "id": "toolu_w", "name": "Write", "input": {"content": "x"}},
+        {"type": "tool_use", "id": "toolu_b", "name": "Bash", "input": {"command": "false"}},
+    ]
+    first = Exchange.objects.create(
+        created_at=timezone.now(),
+        session_id="s",
+        client_model="m",
+        client_request={"model": "m", "messages": [{"role": "user", "content": "go"}], "tools": tools},
+        client_response={"role": "assistant", "content": calls},
+    )
+    results = [{"type": "tool_result", "tool_use_id": "toolu_b", "is_error": True, "content": "Exit code 1"}]
+    Exchange.objects.create(
+        created_at=timezone.now(),
+        session_id="s",
+        client_model="m",
+        client_request={
+            "model": "m",
+            "tools": tools,
+            "messages": [
+                {"role": "user", "content": "go"},
+                {"role": "assistant", "content": calls},
+                {"role": "user", "content": results},
+            ],
+        },
+    )
+    html = Client().get(f"/exchanges/{first.pk}").content.decode()
+    assert '<span class="bad">missing required file_path</span>' in html
+    assert '<span class="bad">Exit code N</span>' in html
