@@ -84,6 +84,21 @@ def _other_traffic(client: anthropic.Anthropic, upstream: FakeOpenAI) -> None:
     for i in range(4):
         client.messages.create(model="claude-haiku-4-5", max_tokens=100,
                                messages=[{"role": "user", "content": f"quick question {i}"}])  # fmt: skip
+    # Healthy tool calls from the small model, so the matrix has something to compare with.
+    read = {"name": "Read", "input_schema": {"type": "object", "required": ["file_path"]}}
+    grep = {"name": "Grep", "input_schema": {"type": "object", "required": ["pattern"]}}
+    calls = [
+        ("c_r1", "Read", ['{"file_path": "/src/app.py"}']),
+        ("c_g1", "Grep", ['{"pattern": "TODO"}']),
+        ("c_r2", "Read", ['{"file_path": "/src/db.py"}']),
+    ]
+    look = [{"role": "user", "content": "look around"}]
+    for call in calls:
+        upstream.script(tool_stream([call], prompt=2500, completion=30))
+        with client.messages.stream(
+            model="claude-haiku-4-5", max_tokens=100, tools=[read, grep], messages=look
+        ) as s:
+            s.get_final_message()
     # Arguments cut off mid-JSON: the proxy ends the stream with an error event (recorded as an error).
     bash = {"name": "Bash", "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}}}
     upstream.script(tool_stream([("call_bash", "Bash", ['{"command": "ls -la'])], prompt=1800, completion=20))
