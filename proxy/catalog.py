@@ -152,7 +152,37 @@ def _anthropic_tokens(usage: dict[str, Any]) -> dict[str, int]:
     }
 
 
+# Below this many input tokens every known price is flat per token; above it some models switch tier.
+_FLAT_PRICE_BELOW = 128_000
+_PROBE = 1000  # tokens per probe when deriving per-token rates
+
+
 def _library_cost(ref: tuple[str, str | None], tokens: dict[str, int]) -> float | None:
+    total_input = tokens["input"] + tokens["cache_read"] + tokens["cache_write"]
+    if total_input < _FLAT_PRICE_BELOW:
+        # calc_price costs ~0.4 ms a call (validation); per-token rates derived once per model make
+        # the per-exchange cost a few multiplications. Exact as long as the price is flat (see above).
+        rates = _flat_rates(ref)
+        if rates is None:
+            return None
+        return sum(tokens[kind] * rate for kind, rate in rates.items())
+    return _calc(ref, tokens)
+
+
+@lru_cache(maxsize=512)
+def _flat_rates(ref: tuple[str, str | None]) -> dict[str, float] | None:
+    """$ per token for each kind of token, from a small probe of each (within the flat tier)."""
+    rates: dict[str, float] = {}
+    for kind in ("input", "cache_read", "cache_write", "output"):
+        probe = {"input": 0, "cache_read": 0, "cache_write": 0, "output": 0, kind: _PROBE}
+        cost = _calc(ref, probe)
+        if cost is None:
+            return None
+        rates[kind] = cost / _PROBE
+    return rates
+
+
+def _calc(ref: tuple[str, str | None], tokens: dict[str, int]) -> float | None:
     model_ref, provider_id = ref
     # genai-prices' input_tokens INCLUDES cache reads and writes (it subtracts them to price the rest).
     usage = Usage(

@@ -17,7 +17,8 @@ class FastJSONField(models.JSONField):
     def get_db_prep_value(self, value: Any, connection: Any, prepared: bool = False) -> Any:
         if not prepared:
             value = self.get_prep_value(value)
-        if not isinstance(value, (dict, list, str, int, float, bool)):
+        # orjson.Fragment: JSON already encoded (the client's request body as received) goes in as is.
+        if not isinstance(value, (dict, list, str, int, float, bool, orjson.Fragment)):
             return super().get_db_prep_value(value, connection, prepared=True)
         try:
             if connection.vendor == "postgresql":

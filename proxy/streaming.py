@@ -48,13 +48,15 @@ async def serve_messages(
             )
         except TranslationError as exc:
             return _refuse(tape, exc.error_type, exc.message, exc.status)
-        _note_target(tape, target, translation)
+        payload = upstream.encode_body(translation.upstream)
+        _note_target(tape, target, translation, payload)
         started = time.perf_counter()
         try:
             response = await upstream.open_request(
                 translation.upstream,
                 connect_timeout=target.connect_timeout,
                 read_timeout=target.read_timeout,
+                body=payload,
             )
         except httpx.TransportError as exc:
             last_error = UpstreamError(
@@ -204,7 +206,7 @@ def _refuse(
     return error_response(error_type, message, status=status, retry_after=retry_after)
 
 
-def _note_target(tape: Tape, target: Target, translation: Translation) -> None:
+def _note_target(tape: Tape, target: Target, translation: Translation, payload: bytes) -> None:
     tape.provider = target.provider
     tape.dialect = target.dialect
     tape.prices = dict(target.prices)
@@ -215,7 +217,7 @@ def _note_target(tape: Tape, target: Target, translation: Translation) -> None:
         "headers": {
             k: v for k, v in translation.upstream.headers.items() if k.lower() not in _SECRET_HEADERS
         },
-        "body": translation.upstream.body,
+        "body": orjson.Fragment(payload),  # the bytes sent, recorded without encoding them again
     }
     tape.changes = [c.as_dict() for c in translation.changes]
 

@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from itertools import count
 from typing import Any
 
+import orjson
+
 from proxy.translate.types import JSONDict, Message, StreamEvent
 
 _keys = count(1)
@@ -29,7 +31,7 @@ def safe_headers(headers: dict[str, str]) -> dict[str, str]:
 @dataclass(slots=True)
 class Tape:
     endpoint: str
-    client_request: JSONDict | None
+    client_request: orjson.Fragment | None  # the client's JSON exactly as received
     client_headers: dict[str, str]
     stream: bool = False
     key: int = field(default_factory=lambda: next(_keys))
@@ -50,7 +52,7 @@ class Tape:
     attempts: list[JSONDict] = field(default_factory=list)
     changes: list[JSONDict] = field(default_factory=list)
     # both sides
-    upstream_request: JSONDict | None = None
+    upstream_request: JSONDict | None = None  # its "body" is an orjson.Fragment of the bytes sent
     upstream_chunks: list[bytes] = field(default_factory=list)
     client_events: list[StreamEvent] = field(default_factory=list)
     client_message: Message | None = None

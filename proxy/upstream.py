@@ -16,39 +16,43 @@ from proxy.translate.types import UpstreamRequest
 
 logger = logging.getLogger(__name__)
 
-_client: httpx.AsyncClient | None = None
-
-# Errors that mean "this backend did not answer": worth trying the next target in a fallback chain.
-CONNECT_ERRORS: tuple[type[Exception], ...] = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-TRANSPORT_ERRORS: tuple[type[Exception], ...] = (httpx.TransportError,)
+_transport: AiohttpTransport | None = None
 
 
-def client() -> httpx.AsyncClient:
-    """The process's client, created inside the running loop on first use (aiohttp needs a loop)."""
-    global _client
-    if _client is None:
+def transport() -> AiohttpTransport:
+    """The process's transport (created inside the running loop on first use: aiohttp needs a loop)."""
+    global _transport
+    if _transport is None:
         limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30)
-        _client = httpx.AsyncClient(
-            transport=AiohttpTransport(limits=limits, trust_env=False),
-            timeout=httpx.Timeout(600.0, connect=10.0),
-        )
-    return _client
+        _transport = AiohttpTransport(limits=limits, trust_env=False)
+    return _transport
+
+
+def encode_body(request: UpstreamRequest) -> bytes:
+    return orjson.dumps(request.body)
 
 
 async def open_request(
-    request: UpstreamRequest, *, connect_timeout: float, read_timeout: float
+    request: UpstreamRequest, *, connect_timeout: float, read_timeout: float, body: bytes | None = None
 ) -> httpx.Response:
-    """Send `request` and return once the response headers are in; the body is read by the caller."""
-    body = orjson.dumps(request.body)
+    """Send `request` (body pre-encoded as `body` if given); return once the response headers are in.
+
+    An httpx.Request handed straight to the transport: AsyncClient.send's auth, redirect, cookie and
+    URL-merging layers did nothing for us and cost ~20% of the proxy's CPU per request (measured).
+    """
+    if body is None:
+        body = encode_body(request)
     headers = dict(request.headers)
     headers["content-length"] = str(len(body))
     headers.setdefault("accept-encoding", "identity")
-    built = client().build_request(
-        request.method,
-        request.url,
-        headers=headers,
-        content=body,
-        timeout=httpx.Timeout(read_timeout, connect=connect_timeout, pool=connect_timeout),
+    timeout = {
+        "connect": connect_timeout,
+        "read": read_timeout,
+        "write": read_timeout,
+        "pool": connect_timeout,
+    }
+    outbound = httpx.Request(
+        request.method, request.url, headers=headers, content=body, extensions={"timeout": timeout}
     )
     logger.debug("upstream %s %s", request.method, request.url)
-    return await client().send(built, stream=True)
+    return await transport().handle_async_request(outbound)

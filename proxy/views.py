@@ -39,8 +39,9 @@ async def messages(request: HttpRequest) -> HttpResponse:
     tape = Tape(endpoint="messages", client_request=None, client_headers=safe_headers(headers))
     tape.user_agent = headers.get("user-agent", "")
     try:
-        body = validate_messages_request(read_json(request))
-        tape.client_request = body
+        parsed = read_json(request)
+        tape.client_request = orjson.Fragment(request.body)  # recorded as sent, without re-encoding
+        body = validate_messages_request(parsed)
         tape.stream = bool(body.get("stream"))
         tape.client_model = body["model"]
         tape.session_id = session_id(body, headers)
@@ -67,8 +68,9 @@ async def count_tokens(request: HttpRequest) -> HttpResponse:
     tape = Tape(endpoint="count_tokens", client_request=None, client_headers=safe_headers(headers))
     tape.user_agent = headers.get("user-agent", "")
     try:
-        body = validate_messages_request(read_json(request), needs_max_tokens=False)
-        tape.client_request = body
+        parsed = read_json(request)
+        tape.client_request = orjson.Fragment(request.body)
+        body = validate_messages_request(parsed, needs_max_tokens=False)
         tape.client_model = body["model"]
         tape.session_id = session_id(body, headers)
         decision = await routing.decide(body, headers)

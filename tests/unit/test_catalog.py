@@ -243,3 +243,26 @@ def test_newest_claude_picks_highest_version_of_the_family():
     assert catalog._version(newest) >= catalog._version("claude-opus-4-8")
     assert catalog._version("claude-haiku-4-5-20251001") == (4, 5)
     assert catalog._version("claude-3-5-haiku-latest") == (3, 5)
+
+
+@pytest.mark.parametrize("model", ["gpt-4o", "deepseek-chat", "gemini-2.5-pro", "claude-sonnet-4-5"])
+def test_per_token_rates_price_exactly_as_the_library_does(model: str) -> None:
+    usage = {
+        "input_tokens": 12000,
+        "output_tokens": 900,
+        "cache_read_input_tokens": 50000,
+        "cache_creation_input_tokens": 3000,
+    }
+    exact = catalog._calc(catalog._resolve(model, None), catalog._anthropic_tokens(usage))
+    assert catalog.cost_usd(model=model, usage=usage) == pytest.approx(exact, rel=1e-9)
+
+
+def test_long_prompts_are_priced_by_the_library_for_tiered_models() -> None:
+    # gemini-2.5-pro charges more per token above 200k input tokens: the flat rate would undercount.
+    usage = {"input_tokens": 300_000, "output_tokens": 1000}
+    flat = sum(
+        catalog._flat_rates(catalog._resolve("gemini-2.5-pro", None))[k] * v
+        for k, v in {"input": 300_000, "output": 1000}.items()
+    )
+    cost = catalog.cost_usd(model="gemini-2.5-pro", usage=usage)
+    assert cost is not None and cost > flat
