@@ -125,6 +125,7 @@ def server(fake_openai: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) ->
             "BIG_MODEL": "big-model",
             "MIDDLE_MODEL": "mid-model",
             "SMALL_MODEL": "small-model",
+            "SWITCHBOARD_MAX_REQUEST_BYTES": str(4 * 1024 * 1024),  # small enough to test request_too_large
         },
     )
     yield srv

@@ -395,3 +395,24 @@ def test_every_captured_claude_code_request_streams_back_a_valid_answer(
     assert sent["max_tokens"] == body["max_tokens"]
     for tool, original in zip(sent.get("tools", []), body["tools"], strict=True):
         assert tool["function"]["parameters"] == original["input_schema"]
+
+
+def test_request_over_the_size_limit_is_a_413_request_too_large(server: Server, upstream: FakeOpenAI) -> None:
+    huge = "x" * (5 * 1024 * 1024)
+    response = httpx.post(
+        f"{server.url}/v1/messages",
+        timeout=30,
+        json={"model": "claude-opus-4-8", "max_tokens": 10, "messages": [{"role": "user", "content": huge}]},
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["type"] == "request_too_large"
+    assert upstream.requests == []
+
+
+def test_unknown_api_path_is_an_anthropic_404(server: Server) -> None:
+    response = httpx.post(f"{server.url}/v1/complete", json={})
+    assert response.status_code == 404
+    assert response.json() == {
+        "type": "error",
+        "error": {"type": "not_found_error", "message": "POST /v1/complete: no such endpoint"},
+    }
