@@ -101,27 +101,25 @@ class Recorder:
 
     def _write(self, batch: list[Started | Finished]) -> list[tuple[int, bool]]:
         """Runs in the writer thread. Returns (pk, created) for each row touched."""
-        from proxy.models import Exchange
         from proxy.record import finished_fields
 
         finished_keys = {item.tape.key for item in batch if isinstance(item, Finished)}
-        changed: list[tuple[int, bool]] = []
         new_rows: list[tuple[int | None, dict[str, Any]]] = []  # (tape key if pending, fields)
+        updates: list[tuple[int, dict[str, Any]]] = []
+        for item in batch:
+            if isinstance(item, Started):
+                if item.key not in finished_keys:  # else: one insert with everything, below
+                    new_rows.append((item.key, item.fields))
+                continue
+            row = {**_start_fields(item.tape), **finished_fields(item.tape)}
+            pk = self._pk_of.pop(item.tape.key, None)
+            if pk is None:
+                new_rows.append((None, row))
+            else:
+                updates.append((pk, row))
         with transaction.atomic():
-            for item in batch:
-                if isinstance(item, Started):
-                    if item.key not in finished_keys:  # else: one insert with everything, below
-                        new_rows.append((item.key, item.fields))
-                    continue
-                tape = item.tape
-                fields = finished_fields(tape)
-                pk = self._pk_of.pop(tape.key, None)
-                if pk is None:
-                    new_rows.append((None, {**_start_fields(tape), **fields}))
-                else:
-                    Exchange.objects.filter(pk=pk).update(**fields)
-                    changed.append((pk, False))
-            pks = insert_exchanges([fields for _, fields in new_rows])
+            pks = write_exchanges([fields for _, fields in new_rows], updates=updates)
+        changed = [(pk, False) for pk, _ in updates]
         for (key, _), pk in zip(new_rows, pks, strict=True):
             if key is not None:
                 self._pk_of[key] = pk
@@ -129,39 +127,65 @@ class Recorder:
         return changed
 
 
-def insert_exchanges(rows: list[dict[str, Any]]) -> list[int]:
-    """Insert Exchange rows; returns their ids in order.
+def write_exchanges(rows: list[dict[str, Any]], *, updates: list[tuple[int, dict[str, Any]]]) -> list[int]:
+    """Insert new Exchange rows (returning their ids, in order) and rewrite finished pending ones.
 
-    Straight through the connection's cursor, one `INSERT ... RETURNING id` per row, with each value
-    prepared by its model field exactly as the ORM would: Model construction and the SQL compiler
-    cost more CPU per row than the write itself (measured with bench/spy.py).
+    A few multi-row statements per batch, each value prepared by its model field exactly as the ORM
+    would. Why not the ORM: under load the writer thread gets the GIL back only every switch interval
+    after each statement (sqlite3 releases it around every step), so a statement per row left the
+    queue growing at c=200; and Model construction plus the SQL compiler cost more CPU per row than
+    the write itself (both measured: docs/benchmarks.md).
     """
     from django.db import connection
 
     from proxy.models import Exchange
 
-    if not rows:
-        return []
-    if not connection.features.can_return_columns_from_insert:
+    if connection.vendor not in ("sqlite", "postgresql"):  # anything else: the ORM, one row at a time
+        for pk, fields in updates:
+            Exchange.objects.filter(pk=pk).update(**fields)
         return [row.pk for row in Exchange.objects.bulk_create([Exchange(**fields) for fields in rows])]
-    fields = [f for f in Exchange._meta.concrete_fields if not f.primary_key]
+    meta = Exchange._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
     quote = connection.ops.quote_name
-    sql = "INSERT INTO {} ({}) VALUES ({}) RETURNING {}".format(
-        quote(Exchange._meta.db_table),
-        ", ".join(quote(f.column) for f in fields),
-        ", ".join(["%s"] * len(fields)),
-        quote(Exchange._meta.pk.column),
-    )
+    table, pk_column = quote(meta.db_table), quote(meta.pk.column)
+    columns = ", ".join(quote(f.column) for f in fields)
+
+    def values(row: dict[str, Any]) -> list[Any]:
+        return [
+            f.get_db_prep_save(row[f.name] if f.name in row else f.get_default(), connection) for f in fields
+        ]
+
     pks: list[int] = []
     with connection.cursor() as cursor:
-        for row in rows:
-            params = [
-                f.get_db_prep_save(row[f.name] if f.name in row else f.get_default(), connection)
-                for f in fields
-            ]
-            cursor.execute(sql, params)
-            pks.append(cursor.fetchone()[0])
+        for chunk in _chunks(rows, _MAX_PARAMS // len(fields)):
+            placeholders = ", ".join(["(" + ", ".join(["%s"] * len(fields)) + ")"] * len(chunk))
+            params = [value for row in chunk for value in values(row)]
+            sql = f"INSERT INTO {table} ({columns}) VALUES {placeholders}"
+            if connection.vendor == "sqlite":
+                # One step for the whole statement; the ids of its rows are consecutive (one writer,
+                # inside our IMMEDIATE transaction), ending at lastrowid.
+                cursor.execute(sql, params)
+                pks.extend(range(cursor.lastrowid - len(chunk) + 1, cursor.lastrowid + 1))
+            else:
+                cursor.execute(sql + f" RETURNING {pk_column}", params)
+                pks.extend(sorted(row[0] for row in cursor.fetchall()))
+        assignments = ", ".join(f"{quote(f.column)} = excluded.{quote(f.column)}" for f in fields)
+        for chunk in _chunks(updates, _MAX_PARAMS // (len(fields) + 1)):
+            placeholders = ", ".join(["(" + ", ".join(["%s"] * (len(fields) + 1)) + ")"] * len(chunk))
+            params = [value for pk, row in chunk for value in (pk, *values(row))]
+            cursor.execute(
+                f"INSERT INTO {table} ({pk_column}, {columns}) VALUES {placeholders} "
+                f"ON CONFLICT ({pk_column}) DO UPDATE SET {assignments}",
+                params,
+            )
     return pks
+
+
+_MAX_PARAMS = 30_000  # SQLite allows 32,766 bound parameters per statement
+
+
+def _chunks(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def _start_fields(tape: Tape) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -17,7 +18,7 @@ import httpx
 import pytest
 
 from tests.conftest import Server, start_server, stop_server
-from tests.fakes.openai_upstream import FakeOpenAI, completion
+from tests.fakes.openai_upstream import FakeOpenAI, completion, text_stream
 
 PG = ("127.0.0.1", 5432)
 REDIS = ("127.0.0.1", 6379)
@@ -107,3 +108,38 @@ def test_live_feed_event_crosses_processes_over_redis(pair: list[Server], upstre
     upstream.script(completion("hello across"))
     message = asyncio.run(scenario())
     assert "exchange-" in message
+
+
+def test_a_long_stream_is_recorded_pending_then_finished_on_postgres(
+    pair: list[Server], upstream: FakeOpenAI
+) -> None:
+    reply = text_stream(*[f"w{i} " for i in range(10)])
+    reply.delay_s = 0.06  # outlives the pending-row delay: inserted pending, then rewritten when done
+    upstream.script(reply)
+    with httpx.stream(
+        "POST",
+        f"{pair[0].url}/v1/messages",
+        json={
+            "model": "claude-opus-4-8",
+            "max_tokens": 10,
+            "stream": True,
+            "messages": [{"role": "user", "content": "slow on pg"}],
+        },
+        timeout=10,
+    ) as response:
+        seen_pending = False
+        for line in response.iter_lines():
+            if not seen_pending and "text_delta" in line:
+                time.sleep(0.4)
+                rows = pair[1].exchanges(5)
+                seen_pending = any(
+                    r["status"] == "pending" and r["client_model"] == "claude-opus-4-8" for r in rows
+                )
+    assert seen_pending, "the row was not visible as pending while the stream ran"
+    row = pair[1].wait_for_exchange(lambda e: e["client_request"]["messages"][0]["content"] == "slow on pg")
+    assert row["status"] == "ok"
+    assert row["client_response"]["content"][0]["text"] == "".join(f"w{i} " for i in range(10))
+    assert (
+        row["client_request"]["model"] == "claude-opus-4-8"
+        and row["upstream_request"]["body"]["model"] == "pg-big"
+    )
