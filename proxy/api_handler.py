@@ -42,6 +42,14 @@ class ApiHandler(ASGIHandler):
             await self.send_response(bad_request, send)
             body_file.close()
             return
+        # Every API endpoint reads the whole body first: read it now and free the spooled copy, instead
+        # of holding both for the length of a stream.
+        try:
+            request.body  # noqa: B018
+        except Exception:  # RequestDataTooBig: the view answers request_too_large from the headers
+            pass
+        else:
+            body_file.close()
         respond = asyncio.create_task(self._respond(request, send))
         disconnect = asyncio.create_task(self.listen_for_disconnect(receive))
         await asyncio.wait([respond, disconnect], return_when=asyncio.FIRST_COMPLETED)

@@ -7,6 +7,7 @@ The only loop that touches the client's socket. Recording goes in `finally:` so 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -77,6 +78,9 @@ async def serve_messages(
         _note_attempt(tape, attempt, target, started, error=None)
         tape.http_status = 200
         if translation.upstream.stream:
+            # The translated body was sent and recorded as bytes: a stream that lasts minutes should not
+            # keep a second parsed copy of a 100 KB+ prompt alive (peak memory at c=200).
+            translation.upstream = dataclasses.replace(translation.upstream, body={})
             translator = dialect.stream_translator(translation)
             return _sse_response(relay(response=response, translator=translator, tape=tape))
         return await _answer(

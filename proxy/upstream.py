@@ -29,7 +29,9 @@ def transport() -> AiohttpTransport:
 
 
 def encode_body(request: UpstreamRequest) -> bytes:
-    return orjson.dumps(request.body)
+    # orjson's result keeps a much larger allocation than its length (~260 KB for a 40 KB body, seen
+    # with tracemalloc); this one lives as long as the exchange (it is recorded), so copy it to size.
+    return bytes(memoryview(orjson.dumps(request.body)))
 
 
 async def open_request(
