@@ -51,6 +51,7 @@ async def serve_messages(
             return _refuse(tape, exc.error_type, exc.message, exc.status)
         payload = upstream.encode_body(translation.upstream)
         _note_target(tape, target, translation, payload)
+        tape.upstream_chunks = []  # the record keeps the last attempt's reply; earlier ones are in attempts
         started = time.perf_counter()
         try:
             response = await upstream.open_request(

@@ -4,6 +4,7 @@ third process (`manage.py routes import`) applying on the next request in two se
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -185,6 +186,8 @@ def test_an_upstream_error_before_the_first_byte_falls_back(
     row = finished_after(server, last)
     assert [(t["provider"], t["status"]) for t in row["attempts"]] == [("a", status), ("b", 200)]
     assert row["attempts"][0]["error"]
+    # The recorded reply is the one that answered, not the failed attempt's error body glued in front.
+    assert json.loads(row["upstream_response"])["object"] == "chat.completion"
 
 
 def test_fallback_waits_for_retry_after(servers: tuple[Server, Server], upstreams: Any) -> None:
