@@ -190,6 +190,21 @@ def test_an_upstream_error_before_the_first_byte_falls_back(
     assert json.loads(row["upstream_response"])["object"] == "chat.completion"
 
 
+def test_a_streamed_fallback_records_only_the_stream_that_answered(
+    servers: tuple[Server, Server], upstreams: Any
+) -> None:
+    server, _ = servers
+    a, _b = upstreams
+    a.script(error(500, "busy-marker", type_="server_error"))
+    last = server.last_id()
+    response = post(server, simple(stream=True))
+    assert response.status_code == 200 and "event: message_stop" in response.text
+    row = finished_after(server, last)
+    assert row["upstream_response"].startswith("data: ")
+    assert "busy-marker" not in row["upstream_response"]
+    assert "busy-marker" in row["attempts"][0]["error"]
+
+
 def test_fallback_waits_for_retry_after(servers: tuple[Server, Server], upstreams: Any) -> None:
     server, _ = servers
     a, b = upstreams
