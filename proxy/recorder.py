@@ -103,6 +103,7 @@ class Recorder:
             finally:
                 for _ in batch:
                     queue.task_done()
+                batch = changed = []  # don't keep the last batch's tapes alive while idle
 
     def _write(self, batch: list[Started | Finished]) -> list[tuple[int, bool]]:
         """Runs in the writer thread. Returns (pk, created) for each row touched."""

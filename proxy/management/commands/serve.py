@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import sys
 from typing import Any
 
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
+
+
+def _one_malloc_arena() -> None:
+    """glibc: one malloc arena for all threads, set before any thread starts.
+
+    The recorder thread builds ~100 KB strings per exchange; in a per-thread arena the freed memory was
+    not reused by the event loop's thread, and peak RSS under load settled ~60 MB higher (measured with
+    the benchmark at c=50, five rounds). Threads hardly contend for the arena: they share the GIL anyway.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc (macOS, musl): nothing to tune
+        return
+    m_arena_max = -8
+    libc.mallopt(m_arena_max, 1)
 
 
 class Command(BaseCommand):
@@ -18,6 +34,7 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=int(os.environ.get("SWITCHBOARD_PORT", "8082")))
 
     def handle(self, *args: Any, host: str, port: int, **options: Any) -> None:
+        _one_malloc_arena()
         # The routing seed refuses a backend that points at our own address: it needs to know the port.
         os.environ["SWITCHBOARD_PORT"] = str(port)
         os.environ["SWITCHBOARD_HOST"] = host
