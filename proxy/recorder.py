@@ -1,8 +1,8 @@
 """The only database writer for exchanges, off the hot path.
 
 `submit()` is `put_nowait` and never awaits. One writer task per process drains the queue in batches
-and does the ORM work in a dedicated thread, so neither the stream nor Django's shared
-sync thread waits on the database. After each batch commits it publishes the changed rows.
+and writes them from a dedicated thread, so neither the stream nor Django's shared sync thread waits
+on the database. After each batch commits it publishes the changed rows.
 """
 
 from __future__ import annotations
@@ -93,17 +93,32 @@ class Recorder:
             while not queue.empty() and len(batch) < _MAX_BATCH:
                 batch.append(queue.get_nowait())
             try:
-                changed = await loop.run_in_executor(self._executor, self._write, batch)
+                changed = await self._write_with_retry(loop, batch)
                 for pk, created in changed:
                     await live.publish_exchange(pk, created=created)
-            except Exception:
-                logger.exception("recorder: failed to write %d item(s)", len(batch))
-                # A broken connection (database restarted, network blip) is replaced on the next batch.
-                await loop.run_in_executor(self._executor, close_old_connections)
             finally:
                 for _ in batch:
                     queue.task_done()
                 batch = changed = []  # don't keep the last batch's tapes alive while idle
+
+    async def _write_with_retry(
+        self, loop: asyncio.AbstractEventLoop, batch: list[Started | Finished]
+    ) -> list[tuple[int, bool]]:
+        """Write the batch; if that fails, reconnect and write its items one by one, so one bad row or a
+        database restart loses at most that row, never the batch (each loss is logged)."""
+        try:
+            return await loop.run_in_executor(self._executor, self._write, batch)
+        except Exception:
+            logger.exception("recorder: writing a batch of %d failed; retrying item by item", len(batch))
+        await loop.run_in_executor(self._executor, close_old_connections)
+        changed: list[tuple[int, bool]] = []
+        for item in batch:
+            try:
+                changed += await loop.run_in_executor(self._executor, self._write, [item])
+            except Exception:
+                tape_key = item.key if isinstance(item, Started) else item.tape.key
+                logger.exception("recorder: could not record exchange (tape %s); it is lost", tape_key)
+        return changed
 
     def _write(self, batch: list[Started | Finished]) -> list[tuple[int, bool]]:
         """Runs in the writer thread. Returns (pk, created) for each row touched."""
