@@ -13,6 +13,7 @@ from django.views.decorators.csrf import csrf_exempt
 from proxy import routing
 from proxy.errors import error_response
 from proxy.recorder import recorder
+from proxy.routing import Decision
 from proxy.streaming import serve_count_tokens, serve_messages
 from proxy.tape import Tape, safe_headers
 from proxy.translate.base import TranslationError
@@ -35,13 +36,36 @@ def new_message_id() -> str:
 async def messages(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return error_response("not_found_error", f"{request.method} /v1/messages: use POST", status=405)
+    started = await _route(request, endpoint="messages")
+    if isinstance(started, HttpResponse):
+        return started
+    tape, decision, headers = started
+    recorder.start(tape)
+    return await serve_messages(decision=decision, headers=headers, tape=tape, message_id=new_message_id())
+
+
+@csrf_exempt
+async def count_tokens(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        return error_response("not_found_error", "use POST /v1/messages/count_tokens", status=405)
+    started = await _route(request, endpoint="count_tokens")
+    if isinstance(started, HttpResponse):
+        return started
+    tape, decision, headers = started
+    return await serve_count_tokens(decision=decision, headers=headers, tape=tape)
+
+
+async def _route(
+    request: HttpRequest, *, endpoint: str
+) -> tuple[Tape, Decision, dict[str, str]] | HttpResponse:
+    """Read, validate and route a request, noting all of it on a new tape; a refusal is recorded too."""
     headers = client_headers(request)
-    tape = Tape(endpoint="messages", client_request=None, client_headers=safe_headers(headers))
+    tape = Tape(endpoint=endpoint, client_request=None, client_headers=safe_headers(headers))
     tape.user_agent = headers.get("user-agent", "")
     try:
         parsed = read_json(request)
         tape.client_request = orjson.Fragment(request.body)  # recorded as sent, without re-encoding
-        body = validate_messages_request(parsed)
+        body = validate_messages_request(parsed, needs_max_tokens=endpoint == "messages")
         tape.stream = bool(body.get("stream"))
         tape.client_model = body["model"]
         tape.session_id = session_id(body, headers)
@@ -56,35 +80,7 @@ async def messages(request: HttpRequest) -> HttpResponse:
         decision.task,
         decision.agent,
     )
-    recorder.start(tape)
-    return await serve_messages(decision=decision, headers=headers, tape=tape, message_id=new_message_id())
-
-
-@csrf_exempt
-async def count_tokens(request: HttpRequest) -> HttpResponse:
-    if request.method != "POST":
-        return error_response("not_found_error", "use POST /v1/messages/count_tokens", status=405)
-    headers = client_headers(request)
-    tape = Tape(endpoint="count_tokens", client_request=None, client_headers=safe_headers(headers))
-    tape.user_agent = headers.get("user-agent", "")
-    try:
-        parsed = read_json(request)
-        tape.client_request = orjson.Fragment(request.body)
-        body = validate_messages_request(parsed, needs_max_tokens=False)
-        tape.client_model = body["model"]
-        tape.session_id = session_id(body, headers)
-        decision = await routing.decide(body, headers)
-    except TranslationError as exc:
-        tape.fail(exc.error_type, exc.message, exc.status)
-        recorder.finish(tape)
-        return error_response(exc.error_type, exc.message, status=exc.status)
-    tape.rule, tape.route_reason, tape.task, tape.agent = (
-        decision.rule,
-        decision.reason,
-        decision.task,
-        decision.agent,
-    )
-    return await serve_count_tokens(decision=decision, headers=headers, tape=tape)
+    return tape, decision, headers
 
 
 async def models(request: HttpRequest) -> HttpResponse:
