@@ -13,6 +13,32 @@ from proxy.translate.accumulate import accumulate
 from proxy.translate.types import JSONDict
 
 
+def start_fields(tape: Tape) -> dict[str, Any]:
+    """What is known once the request is routed: enough for a pending row in the live feed."""
+    return {
+        "created_at": tape.received_at,
+        "endpoint": tape.endpoint,
+        "stream": tape.stream,
+        "session_id": tape.session_id,
+        "user_agent": tape.user_agent[:300],
+        "client_model": tape.client_model[:200],
+        "client_request": tape.client_request,
+        "client_headers": tape.client_headers,
+        "rule": tape.rule,
+        "route_reason": tape.route_reason,
+        "task": tape.task,
+        "agent": tape.agent,
+        "provider": tape.provider,
+        "dialect": tape.dialect,
+        "backend_model": tape.backend_model[:200],
+    }
+
+
+def row_fields(tape: Tape) -> dict[str, Any]:
+    """The whole row of a finished exchange (a fallback may have changed provider and model since start)."""
+    return {**start_fields(tape), **finished_fields(tape)}
+
+
 def finished_fields(tape: Tape) -> dict[str, Any]:
     message = tape.client_message
     if message is None and tape.client_events:
@@ -30,13 +56,6 @@ def finished_fields(tape: Tape) -> dict[str, Any]:
         "http_status": tape.http_status,
         "error_type": tape.error_type,
         "error_message": tape.error_message[:5000],
-        "rule": tape.rule,
-        "route_reason": tape.route_reason,
-        "task": tape.task,
-        "agent": tape.agent,
-        "provider": tape.provider,
-        "dialect": tape.dialect,
-        "backend_model": tape.backend_model[:200],
         "upstream_request": tape.upstream_request,
         "upstream_response": b"".join(tape.upstream_chunks).decode("utf-8", errors="replace"),
         "client_response": message,

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 
 from proxy import live
+from proxy.record import row_fields, start_fields
 from proxy.tape import Tape
 
 logger = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ class Recorder:
 
     def _start_if_unfinished(self, tape: Tape) -> None:
         if not tape.finished:
-            self.submit(Started(tape.key, _start_fields(tape)))
+            self.submit(Started(tape.key, start_fields(tape)))
 
     def finish(self, tape: Tape) -> None:
         tape.finished = True
@@ -122,7 +123,6 @@ class Recorder:
 
     def _write(self, batch: list[Started | Finished]) -> list[tuple[int, bool]]:
         """Runs in the writer thread. Returns (pk, created) for each row touched."""
-        from proxy.record import finished_fields
 
         finished_keys = {item.tape.key for item in batch if isinstance(item, Finished)}
         new_rows: list[tuple[int | None, dict[str, Any]]] = []  # (tape key if pending, fields)
@@ -132,7 +132,7 @@ class Recorder:
                 if item.key not in finished_keys:  # else: one insert with everything, below
                     new_rows.append((item.key, item.fields))
                 continue
-            row = {**_start_fields(item.tape), **finished_fields(item.tape)}
+            row = row_fields(item.tape)
             pk = self._pk_of.pop(item.tape.key, None)
             if pk is None:
                 new_rows.append((None, row))
@@ -207,26 +207,6 @@ _MAX_PARAMS = 30_000  # SQLite allows 32,766 bound parameters per statement
 
 def _chunks(items: list[Any], size: int) -> list[list[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
-
-
-def _start_fields(tape: Tape) -> dict[str, Any]:
-    return {
-        "created_at": tape.received_at,
-        "endpoint": tape.endpoint,
-        "stream": tape.stream,
-        "session_id": tape.session_id,
-        "user_agent": tape.user_agent[:300],
-        "client_model": tape.client_model[:200],
-        "client_request": tape.client_request,
-        "client_headers": tape.client_headers,
-        "rule": tape.rule,
-        "route_reason": tape.route_reason,
-        "task": tape.task,
-        "agent": tape.agent,
-        "provider": tape.provider,
-        "dialect": tape.dialect,
-        "backend_model": tape.backend_model,
-    }
 
 
 recorder = Recorder()
