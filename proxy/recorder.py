@@ -123,7 +123,6 @@ class Recorder:
 
     def _write(self, batch: list[Started | Finished]) -> list[tuple[int, bool]]:
         """Runs in the writer thread. Returns (pk, created) for each row touched."""
-
         finished_keys = {item.tape.key for item in batch if isinstance(item, Finished)}
         new_rows: list[tuple[int | None, dict[str, Any]]] = []  # (tape key if pending, fields)
         updates: list[tuple[int, dict[str, Any]]] = []
