@@ -5,18 +5,7 @@ from __future__ import annotations
 import orjson
 from django.http import HttpResponse
 
-from proxy.translate.types import ErrorType
-
-STATUS_OF: dict[str, int] = {
-    "invalid_request_error": 400,
-    "authentication_error": 401,
-    "permission_error": 403,
-    "not_found_error": 404,
-    "request_too_large": 413,
-    "rate_limit_error": 429,
-    "api_error": 500,
-    "overloaded_error": 529,
-}
+from proxy.translate.types import ERROR_STATUS, ErrorType
 
 
 def error_body(error_type: ErrorType | str, message: str) -> dict[str, object]:
@@ -28,7 +17,7 @@ def error_response(
 ) -> HttpResponse:
     response = HttpResponse(
         orjson.dumps(error_body(error_type, message)),
-        status=status or STATUS_OF.get(error_type, 500),
+        status=status or ERROR_STATUS.get(error_type, 500),
         content_type="application/json",
     )
     if retry_after:

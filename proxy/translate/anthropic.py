@@ -10,12 +10,14 @@ Wire format: https://docs.anthropic.com/en/api/messages-streaming and https://do
 
 from __future__ import annotations
 
+from typing import get_args
 from urllib.parse import urlsplit
 
 import orjson
 
 from .base import UpstreamError
 from .types import (
+    ERROR_STATUS,
     Change,
     ErrorType,
     JSONDict,
@@ -41,31 +43,7 @@ ANTHROPIC_ONLY_FIELDS = ("safeguards", "context_management", "container", "mcp_s
 # Client headers forwarded as they are (names are lower-case in client_headers).
 FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta", "x-claude-code-session-id")
 
-# https://docs.anthropic.com/en/api/errors#http-errors
-ERROR_STATUS: dict[str, int] = {
-    "invalid_request_error": 400,
-    "authentication_error": 401,
-    "billing_error": 402,
-    "permission_error": 403,
-    "not_found_error": 404,
-    "request_too_large": 413,
-    "rate_limit_error": 429,
-    "api_error": 500,
-    "timeout_error": 504,
-    "overloaded_error": 529,
-}
-_KNOWN_ERROR_TYPES: frozenset[str] = frozenset(
-    {
-        "invalid_request_error",
-        "authentication_error",
-        "permission_error",
-        "not_found_error",
-        "request_too_large",
-        "rate_limit_error",
-        "api_error",
-        "overloaded_error",
-    }
-)
+_KNOWN_ERROR_TYPES: frozenset[str] = frozenset(get_args(ErrorType))
 _STATUS_ERROR_TYPE: dict[int, ErrorType] = {
     400: "invalid_request_error",
     401: "authentication_error",

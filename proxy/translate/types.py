@@ -24,6 +24,21 @@ ErrorType = Literal[
     "overloaded_error",
 ]
 
+# Anthropic's error types and their HTTP statuses: https://docs.anthropic.com/en/api/errors#http-errors
+# (billing_error and timeout_error are passed through from the API; we never make them ourselves).
+ERROR_STATUS: dict[str, int] = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "billing_error": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "timeout_error": 504,
+    "overloaded_error": 529,
+}
+
 
 class Usage(TypedDict, total=False):
     input_tokens: int
