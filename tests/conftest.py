@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ class Server:
     process: subprocess.Popen[bytes]
     data_dir: Path
     log: Path
+    env: dict[str, str] = field(default_factory=dict)
 
     def exchanges(self, limit: int = 50, **params: str) -> list[dict[str, Any]]:
         response = httpx.get(f"{self.url}/api/exchanges", params={"limit": limit, **params}, timeout=10)
@@ -67,17 +68,28 @@ class Server:
         return rows[0]["id"] if rows else 0
 
 
-def start_server(tmp: Path, env: dict[str, str], *, port: int | None = None) -> Server:
+# Nothing from the caller's shell may pick a backend or a database: only what the test says.
+_ISOLATED = (
+    "OPENAI_", "ANTHROPIC_", "SWITCHBOARD_", "BIG_MODEL", "MIDDLE_MODEL", "SMALL_MODEL",
+    "DATABASE_URL", "REDIS_URL",
+)  # fmt: skip
+
+
+def server_env(data_dir: Path, extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_ISOLATED)}
+    env.update({"SWITCHBOARD_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1", **extra})
+    return env
+
+
+def start_server(
+    tmp: Path, env: dict[str, str], *, port: int | None = None, data_dir: Path | None = None
+) -> Server:
+    """`python manage.py serve --port N` exactly as the README says, ready once /v1/models answers."""
     port = port or free_port()
-    data_dir = tmp / f"data-{port}"
+    data_dir = data_dir or tmp / f"data-{port}"
     data_dir.mkdir(parents=True, exist_ok=True)
     log = tmp / f"server-{port}.log"
-    full_env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("OPENAI_", "ANTHROPIC_", "SWITCHBOARD_", "DATABASE_URL", "REDIS_URL"))
-    }
-    full_env.update({"SWITCHBOARD_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1", **env})
+    full_env = server_env(data_dir, env)
     process = subprocess.Popen(
         [sys.executable, "manage.py", "serve", "--port", str(port)],
         cwd=ROOT,
@@ -85,7 +97,7 @@ def start_server(tmp: Path, env: dict[str, str], *, port: int | None = None) -> 
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
-    server = Server(url=f"http://127.0.0.1:{port}", process=process, data_dir=data_dir, log=log)
+    server = Server(url=f"http://127.0.0.1:{port}", process=process, data_dir=data_dir, log=log, env=full_env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -96,16 +108,21 @@ def start_server(tmp: Path, env: dict[str, str], *, port: int | None = None) -> 
         except httpx.TransportError:
             pass
         time.sleep(0.2)
-    process.kill()
+    stop_server(server)
     raise RuntimeError(f"server not ready in 60s:\n{log.read_text()[-3000:]}")
 
 
 def stop_server(server: Server) -> None:
-    server.process.terminate()
+    stop_process(server.process)
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
     try:
-        server.process.wait(10)
+        process.wait(10)
     except subprocess.TimeoutExpired:
-        server.process.kill()
+        process.kill()
+        process.wait(5)
 
 
 @pytest.fixture(scope="session")

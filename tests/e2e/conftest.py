@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import start_server, stop_process
 from tests.e2e.install_claude import DEFAULT_VERSIONS, NpmMissing, ensure_claude
 from tests.e2e.upstream.base import ScriptedServer
 from tests.e2e.upstream.script import Scenario
@@ -109,58 +110,9 @@ class Switchboard:
         )
 
 
-def _server_env(data_dir: Path, extra: dict[str, str]) -> dict[str, str]:
-    # Nothing from the caller's shell may pick a backend: only what the test says.
-    drop = (
-        "OPENAI_",
-        "ANTHROPIC_",
-        "SWITCHBOARD_",
-        "BIG_MODEL",
-        "MIDDLE_MODEL",
-        "SMALL_MODEL",
-        "DATABASE_URL",
-        "REDIS_URL",
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
-    env.update({"SWITCHBOARD_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1", **extra})
-    return env
-
-
 def start_switchboard(tmp: Path, extra_env: dict[str, str]) -> Switchboard:
-    port = free_port()
-    data_dir = tmp / "data"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    log = tmp / "server.log"
-    env = _server_env(data_dir, extra_env)
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    server = Switchboard(f"http://127.0.0.1:{port}", data_dir, log, process, env)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"switchboard exited early:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{server.url}/v1/models", timeout=2).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    stop_process(process)
-    raise RuntimeError(f"switchboard not ready within 60 s:\n{log.read_text()[-3000:]}")
-
-
-def stop_process(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(5)
+    server = start_server(tmp, extra_env, data_dir=tmp / "data")
+    return Switchboard(server.url, server.data_dir, server.log, server.process, server.env)
 
 
 @pytest.fixture(scope="module")
