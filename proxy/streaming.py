@@ -139,7 +139,7 @@ async def _answer(
     except UpstreamError as exc:
         return _refuse(tape, exc.error_type, exc.message, exc.status)
     except orjson.JSONDecodeError:
-        return _refuse(tape, "api_error", f"upstream returned a body that is not JSON: {body[:200]!r}", 502)
+        return _refuse(tape, "api_error", f"upstream returned a body that is not JSON: {body[:200]!r}", 500)
     tape.client_message = message
     tape.usage = dict(message.get("usage") or {})
     tape.status = "ok"
@@ -182,6 +182,11 @@ async def relay(
             yield error_frame(exc.error_type, exc.message)
         except httpx.TransportError as exc:
             message = f"upstream stream broke: {exc!r}"
+            tape.fail("api_error", message)
+            yield error_frame("api_error", message)
+        except Exception as exc:  # our own bug: still an error event for the client, and recorded
+            logger.exception("relay failed")
+            message = f"the proxy failed while translating the stream: {exc!r}"
             tape.fail("api_error", message)
             yield error_frame("api_error", message)
     except (asyncio.CancelledError, GeneratorExit):
