@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import anthropic
 import httpx
@@ -25,6 +26,13 @@ from tests.fakes.openai_upstream import (
 def client(server: Server) -> anthropic.Anthropic:
     # max_retries=0: the SDK's own retries would hide what the proxy answered.
     return anthropic.Anthropic(base_url=server.url, api_key="sk-client-key", max_retries=0)
+
+
+def stream_message(server: Server, text: str) -> Any:
+    """A raw streaming POST (no SDK), to read exactly the SSE frames the proxy sends."""
+    body = {"model": "claude-opus-4-8", "max_tokens": 100, "stream": True,
+            "messages": [{"role": "user", "content": text}]}  # fmt: skip
+    return httpx.stream("POST", f"{server.url}/v1/messages", json=body, timeout=10)
 
 
 def test_non_streaming_text_answers_as_anthropic_with_the_model_id_the_client_sent(
@@ -213,17 +221,7 @@ def test_stream_that_breaks_off_ends_with_an_sse_error_event_and_is_recorded(
     reply = text_stream("partial ", "answer", "never sent")
     reply.break_after = 3
     upstream.script(reply)
-    with httpx.stream(
-        "POST",
-        f"{server.url}/v1/messages",
-        json={
-            "model": "claude-opus-4-8",
-            "max_tokens": 100,
-            "stream": True,
-            "messages": [{"role": "user", "content": "hi"}],
-        },
-        timeout=10,
-    ) as response:
+    with stream_message(server, "hi") as response:
         assert response.status_code == 200
         text = response.read().decode()
     assert "event: message_start" in text
@@ -237,17 +235,7 @@ def test_stream_that_ends_without_finish_reason_is_an_error_not_a_clean_end(
     server: Server, upstream: FakeOpenAI
 ) -> None:
     upstream.script(Reply(chunks=[chunk({"role": "assistant", "content": ""}), chunk({"content": "cut"})]))
-    with httpx.stream(
-        "POST",
-        f"{server.url}/v1/messages",
-        json={
-            "model": "claude-opus-4-8",
-            "max_tokens": 100,
-            "stream": True,
-            "messages": [{"role": "user", "content": "hi"}],
-        },
-        timeout=10,
-    ) as response:
+    with stream_message(server, "hi") as response:
         text = response.read().decode()
     assert "event: error" in text
     assert "event: message_stop" not in text
@@ -275,17 +263,7 @@ def test_client_hang_up_mid_stream_is_recorded_as_cancelled_and_closes_upstream(
     reply = text_stream(*[f"word{i} " for i in range(200)])
     reply.delay_s = 0.02
     upstream.script(reply)
-    with httpx.stream(
-        "POST",
-        f"{server.url}/v1/messages",
-        json={
-            "model": "claude-opus-4-8",
-            "max_tokens": 100,
-            "stream": True,
-            "messages": [{"role": "user", "content": "long please"}],
-        },
-        timeout=10,
-    ) as response:
+    with stream_message(server, "long please") as response:
         for line in response.iter_lines():
             if "text_delta" in line:
                 break  # hang up after the first token
