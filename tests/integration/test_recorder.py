@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import orjson
 import pytest
 
 from proxy.models import Exchange
@@ -52,3 +53,37 @@ def test_a_long_exchange_is_inserted_pending_then_rewritten_finished() -> None:
     asyncio.run(scenario())
     row = Exchange.objects.get()
     assert (row.client_model, row.status) == ("claude-long", "ok")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_larger_than_a_statement_is_split_and_every_row_keeps_its_own_body(monkeypatch) -> None:
+    from django.db import connection, transaction
+    from django.test.utils import CaptureQueriesContext
+
+    from proxy import recorder as recorder_module
+    from proxy.record import row_fields
+
+    monkeypatch.setattr(recorder_module, "_MAX_STATEMENT_BYTES", 10_000)
+    tapes = []
+    for n in range(12):
+        tape = finished_tape(f"claude-{n}")
+        tape.client_request = orjson.Fragment(orjson.dumps({"n": n, "pad": "x" * 3000}))
+        tapes.append(tape)
+    with CaptureQueriesContext(connection) as queries, transaction.atomic():
+        pks = recorder_module.write_exchanges([row_fields(t) for t in tapes], updates=[])
+    inserts = [q for q in queries.captured_queries if q["sql"].startswith("INSERT")]
+    assert len(inserts) == 4  # three ~3 KB rows fit under 10 KB, a fourth does not
+    rows = {row.pk: row for row in Exchange.objects.all()}
+    assert [(rows[pk].client_model, rows[pk].client_request["n"]) for pk in pks] == [
+        (f"claude-{n}", n) for n in range(12)
+    ]
+
+
+def test_statements_respect_the_parameter_limit_and_keep_an_oversized_row_alone(monkeypatch) -> None:
+    from proxy import recorder as recorder_module
+
+    monkeypatch.setattr(recorder_module, "_MAX_STATEMENT_BYTES", 100)
+    rows = [["a" * 10, 1], ["b" * 500, 2], ["c" * 10, 3], ["d" * 10, 4]]
+    assert recorder_module._statements(rows, width=2) == [[rows[0]], [rows[1]], [rows[2], rows[3]]]
+    monkeypatch.setattr(recorder_module, "_MAX_PARAMS", 4)
+    assert recorder_module._statements(rows[2:] * 2, width=2) == [rows[2:], rows[2:]]
