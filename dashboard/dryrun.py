@@ -99,7 +99,9 @@ def dry_run(rules: list[RuleSpec], *, last_n: int = 200) -> DryRun:
         if before != after:
             result.moved += 1
             result.moves[(before, after)] += 1
-        new_cost = catalog.cost_usd(model=new_model, usage=_usage(e), provider=target.provider or None)
+        new_cost = catalog.cost_usd(
+            model=new_model, usage=_usage(e), provider=target.provider or None, at=e.created_at
+        )
         if new_cost is None or e.cost_usd is None:
             result.unpriced += 1
             continue

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from decimal import Decimal
 from fnmatch import fnmatchcase
 from functools import cache, lru_cache
@@ -111,12 +112,19 @@ def model_options(model: str, overrides: Table | None = None) -> frozenset[str]:
 
 
 def cost_usd(
-    *, model: str, usage: dict[str, Any], provider: str | None = None, overrides: dict[str, Any] | None = None
+    *,
+    model: str,
+    usage: dict[str, Any],
+    provider: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    at: datetime | None = None,
 ) -> float | None:
     """Cost in US dollars of one exchange from an Anthropic usage dict; None when the price is unknown.
 
-    `overrides` ({"input_price", "output_price", "cache_read_price", "cache_write_price"} in $ per million
-    tokens) win over the library; input and output prices are required, cache prices default to input.
+    `at` is when the request was made (default now): some prices depend on it (DeepSeek's off-peak
+    hours, price changes on a date). `overrides` ({"input_price", "output_price", "cache_read_price",
+    "cache_write_price"} in $ per million tokens) win over the library; input and output prices are
+    required, cache prices default to input.
     """
     tokens = _anthropic_tokens(usage)
     if overrides and overrides.get("input_price") is not None and overrides.get("output_price") is not None:
@@ -124,10 +132,12 @@ def cost_usd(
     ref = _resolve(model, provider)
     if ref is None:
         return None
-    return _library_cost(ref, tokens)
+    return _library_cost(ref, tokens, at)
 
 
-def claude_equivalent_cost(*, client_model: str, usage: dict[str, Any]) -> float | None:
+def claude_equivalent_cost(
+    *, client_model: str, usage: dict[str, Any], at: datetime | None = None
+) -> float | None:
     """What the same tokens would have cost on the Claude model the client asked for.
 
     Ids genai-prices doesn't know (claude-opus-5-5 before the data has it, env-haiku-model) fall back by
@@ -136,7 +146,7 @@ def claude_equivalent_cost(*, client_model: str, usage: dict[str, Any]) -> float
     ref = _claude_ref(client_model)
     if ref is None:
         return None
-    return _library_cost(ref, _anthropic_tokens(usage))
+    return _library_cost(ref, _anthropic_tokens(usage), at)
 
 
 def _anthropic_tokens(usage: dict[str, Any]) -> dict[str, int]:
@@ -157,32 +167,34 @@ _FLAT_PRICE_BELOW = 128_000
 _PROBE = 1000  # tokens per probe when deriving per-token rates
 
 
-def _library_cost(ref: tuple[str, str | None], tokens: dict[str, int]) -> float | None:
+def _library_cost(ref: tuple[str, str | None], tokens: dict[str, int], at: datetime | None) -> float | None:
+    # Prices that depend on time change on a minute at the finest (off-peak hours like 16:30-00:30 UTC).
+    minute = (at or datetime.now(UTC)).astimezone(UTC).replace(second=0, microsecond=0)
     total_input = tokens["input"] + tokens["cache_read"] + tokens["cache_write"]
     if total_input < _FLAT_PRICE_BELOW:
-        # calc_price costs ~0.4 ms a call (validation); per-token rates derived once per model make
-        # the per-exchange cost a few multiplications. Exact as long as the price is flat (see above).
-        rates = _flat_rates(ref)
+        # calc_price costs ~0.4 ms a call (validation); per-token rates derived once per model and minute
+        # make the per-exchange cost a few multiplications. Exact as long as the price is flat (see above).
+        rates = _flat_rates(ref, minute)
         if rates is None:
             return None
         return sum(tokens[kind] * rate for kind, rate in rates.items())
-    return _calc(ref, tokens)
+    return _calc(ref, tokens, minute)
 
 
 @lru_cache(maxsize=512)
-def _flat_rates(ref: tuple[str, str | None]) -> dict[str, float] | None:
-    """$ per token for each kind of token, from a small probe of each (within the flat tier)."""
+def _flat_rates(ref: tuple[str, str | None], minute: datetime) -> dict[str, float] | None:
+    """$ per token of each kind at that minute, from a small probe of each (within the flat tier)."""
     rates: dict[str, float] = {}
     for kind in ("input", "cache_read", "cache_write", "output"):
         probe = {"input": 0, "cache_read": 0, "cache_write": 0, "output": 0, kind: _PROBE}
-        cost = _calc(ref, probe)
+        cost = _calc(ref, probe, minute)
         if cost is None:
             return None
         rates[kind] = cost / _PROBE
     return rates
 
 
-def _calc(ref: tuple[str, str | None], tokens: dict[str, int]) -> float | None:
+def _calc(ref: tuple[str, str | None], tokens: dict[str, int], at: datetime) -> float | None:
     model_ref, provider_id = ref
     # genai-prices' input_tokens INCLUDES cache reads and writes (it subtracts them to price the rest).
     usage = Usage(
@@ -192,7 +204,7 @@ def _calc(ref: tuple[str, str | None], tokens: dict[str, int]) -> float | None:
         output_tokens=tokens["output"],
     )
     try:
-        result = calc_price(usage, model_ref, provider_id=provider_id)
+        result = calc_price(usage, model_ref, provider_id=provider_id, genai_request_timestamp=at)
     except LookupError:
         return None
     return float(result.total_price)

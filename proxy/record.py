@@ -84,6 +84,7 @@ def _cost(tape: Tape, usage: JSONDict) -> float | None:
             usage=usage,
             provider=tape.provider or None,
             overrides=tape.prices or None,
+            at=tape.received_at,
         )
     except Exception:  # a pricing gap must never lose the record
         return None
@@ -93,7 +94,9 @@ def _claude_cost(tape: Tape, usage: JSONDict) -> float | None:
     if not usage or not tape.client_model or tape.endpoint != "messages":
         return None
     try:
-        return catalog.claude_equivalent_cost(client_model=tape.client_model, usage=usage)
+        return catalog.claude_equivalent_cost(
+            client_model=tape.client_model, usage=usage, at=tape.received_at
+        )
     except Exception:
         return None
 

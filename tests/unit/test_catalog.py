@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 
@@ -161,8 +162,19 @@ def test_cost_usd_prices_cache_reads_and_writes_separately_from_fresh_input():
 
 def test_cost_usd_uses_provider_price_when_provider_is_known():
     usage = {"input_tokens": 1_000_000, "output_tokens": 0}
-    direct = cost_usd(model="deepseek-chat", usage=usage, provider="deepseek")
-    assert direct == pytest.approx(0.27)
+    at = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+    assert cost_usd(model="deepseek-chat", usage=usage, provider="deepseek", at=at) == pytest.approx(0.27)
+
+
+def test_cost_usd_prices_at_the_time_of_the_request_not_at_the_first_price_looked_up():
+    # DeepSeek halves its prices from 16:30 to 00:30 UTC: a rate derived once must not stick all day.
+    usage = {"input_tokens": 1_000_000, "output_tokens": 0}
+    peak, off_peak = datetime(2026, 11, 25, 10, 0, tzinfo=UTC), datetime(2026, 11, 25, 17, 0, tzinfo=UTC)
+    assert cost_usd(model="deepseek-chat", usage=usage, provider="deepseek", at=peak) == pytest.approx(0.27)
+    assert cost_usd(model="deepseek-chat", usage=usage, provider="deepseek", at=off_peak) == pytest.approx(
+        0.135
+    )
+    assert cost_usd(model="deepseek-chat", usage=usage, provider="deepseek", at=peak) == pytest.approx(0.27)
 
 
 def test_cost_usd_falls_back_to_any_provider_when_provider_name_is_ours():
@@ -253,16 +265,18 @@ def test_per_token_rates_price_exactly_as_the_library_does(model: str) -> None:
         "cache_read_input_tokens": 50000,
         "cache_creation_input_tokens": 3000,
     }
-    exact = catalog._calc(catalog._resolve(model, None), catalog._anthropic_tokens(usage))
-    assert catalog.cost_usd(model=model, usage=usage) == pytest.approx(exact, rel=1e-9)
+    at = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
+    exact = catalog._calc(catalog._resolve(model, None), catalog._anthropic_tokens(usage), at)
+    assert catalog.cost_usd(model=model, usage=usage, at=at) == pytest.approx(exact, rel=1e-9)
 
 
 def test_long_prompts_are_priced_by_the_library_for_tiered_models() -> None:
     # gemini-2.5-pro charges more per token above 200k input tokens: the flat rate would undercount.
     usage = {"input_tokens": 300_000, "output_tokens": 1000}
     flat = sum(
-        catalog._flat_rates(catalog._resolve("gemini-2.5-pro", None))[k] * v
+        catalog._flat_rates(catalog._resolve("gemini-2.5-pro", None), datetime(2026, 11, 25, tzinfo=UTC))[k]
+        * v
         for k, v in {"input": 300_000, "output": 1000}.items()
     )
-    cost = catalog.cost_usd(model="gemini-2.5-pro", usage=usage)
+    cost = catalog.cost_usd(model="gemini-2.5-pro", usage=usage, at=datetime(2026, 11, 25, tzinfo=UTC))
     assert cost is not None and cost > flat
