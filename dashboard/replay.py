@@ -16,7 +16,7 @@ from proxy import routing
 from proxy.models import Exchange
 from proxy.recorder import recorder
 from proxy.rules import Decision
-from proxy.streaming import serve_messages
+from proxy.streaming import Routed, serve_messages
 from proxy.tape import Tape, safe_headers
 from proxy.views import new_message_id
 
@@ -55,9 +55,7 @@ async def replay(original: Exchange, rule_name: str) -> ReplayResult:
     )
     recorder.start(tape)
     decision = Decision(rule.targets, rule.name, reason, "", original.agent, body)  # type: ignore[arg-type]
-    response = await serve_messages(
-        decision=decision, headers=headers, tape=tape, message_id=new_message_id()
-    )
+    response = await serve_messages(Routed(tape, decision, headers), message_id=new_message_id())
     try:
         payload = orjson.loads(response.content)
     except (orjson.JSONDecodeError, AttributeError):

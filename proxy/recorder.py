@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -177,7 +178,7 @@ def write_exchanges(rows: list[dict[str, Any]], *, updates: list[tuple[int, dict
 
     pks: list[int] = []
     with connection.cursor() as cursor:
-        for chunk in _statements([values(row) for row in rows], len(fields)):
+        for chunk in _statements((values(row) for row in rows), len(fields)):
             placeholders = ", ".join(["(" + ", ".join(["%s"] * len(fields)) + ")"] * len(chunk))
             params = [value for row in chunk for value in row]
             sql = f"INSERT INTO {table} ({columns}) VALUES {placeholders}"
@@ -190,7 +191,7 @@ def write_exchanges(rows: list[dict[str, Any]], *, updates: list[tuple[int, dict
                 cursor.execute(sql + f" RETURNING {pk_column}", params)
                 pks.extend(sorted(row[0] for row in cursor.fetchall()))
         assignments = ", ".join(f"{quote(f.column)} = excluded.{quote(f.column)}" for f in fields)
-        for chunk in _statements([[pk, *values(row)] for pk, row in updates], len(fields) + 1):
+        for chunk in _statements(([pk, *values(row)] for pk, row in updates), len(fields) + 1):
             placeholders = ", ".join(["(" + ", ".join(["%s"] * (len(fields) + 1)) + ")"] * len(chunk))
             params = [value for row in chunk for value in row]
             cursor.execute(
@@ -207,22 +208,21 @@ _MAX_PARAMS = 30_000  # SQLite allows 32,766 bound parameters per statement
 _MAX_STATEMENT_BYTES = 4 << 20
 
 
-def _statements(rows: list[list[Any]], width: int) -> list[list[list[Any]]]:
+def _statements(rows: Iterable[list[Any]], width: int) -> Iterator[list[list[Any]]]:
     """Rows of prepared values grouped into statements: at most _MAX_PARAMS values and, unless one row
-    alone is larger, _MAX_STATEMENT_BYTES of text per statement."""
-    groups: list[list[list[Any]]] = []
+    alone is larger, _MAX_STATEMENT_BYTES of text per statement. Lazy: given a generator, only one
+    statement's rows are prepared (encoded) at a time."""
     group: list[list[Any]] = []
     size = 0
     for row in rows:
         row_size = sum(len(v) for v in row if isinstance(v, (str, bytes)))
         if group and (size + row_size > _MAX_STATEMENT_BYTES or (len(group) + 1) * width > _MAX_PARAMS):
-            groups.append(group)
+            yield group
             group, size = [], 0
         group.append(row)
         size += row_size
     if group:
-        groups.append(group)
-    return groups
+        yield group
 
 
 recorder = Recorder()

@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import httpx
 import orjson
@@ -34,23 +35,42 @@ RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 529})
 _MAX_RETRY_AFTER_S = 5.0  # honour retry-after between fallbacks, but never stall a client longer
 
 
-async def serve_messages(
-    *, decision: Decision, headers: dict[str, str], tape: Tape, message_id: str
-) -> HttpResponse:
+@dataclass(slots=True)
+class Routed:
+    """A routed request, handed over to serve_messages, which takes the decision out of it."""
+
+    tape: Tape
+    decision: Decision | None
+    headers: dict[str, str]
+
+
+async def serve_messages(routed: Routed, *, message_id: str) -> HttpResponse:
     """Try the decision's targets in order; fall back only before the client got a byte."""
+    tape, headers, decision = routed.tape, routed.headers, routed.decision
+    assert decision is not None, "a Routed request is served once"
+    targets, request_body = decision.targets, decision.body
+    # From here only this frame holds the parsed request, and only until the last target's translation:
+    # a request waiting for its upstream (or streaming for minutes) then keeps just the bytes it sent
+    # and received, not a parsed copy of a 100 KB prompt (~2x its size; peak memory at c=200).
+    routed.decision = decision = None
     last_error: UpstreamError | None = None
-    for attempt, target in enumerate(decision.targets):
+    for attempt, target in enumerate(targets):
         if last_error is not None and last_error.retry_after:
             await asyncio.sleep(min(_retry_after_seconds(last_error.retry_after), _MAX_RETRY_AFTER_S))
         dialect = DIALECTS[target.dialect]
+        assert request_body is not None
         try:
             translation = dialect.build_request(
-                decision.body, target, message_id=message_id, client_headers=headers
+                request_body, target, message_id=message_id, client_headers=headers
             )
         except TranslationError as exc:
             return _refuse(tape, exc.error_type, exc.message, exc.status)
+        if attempt == len(targets) - 1:
+            request_body = None
         payload = upstream.encode_body(translation.upstream)
         _note_target(tape, target, translation, payload)
+        # The bytes are sent and recorded; the response side never reads the translated dict again.
+        translation.upstream = dataclasses.replace(translation.upstream, body={})
         tape.upstream_chunks = []  # the record keeps the last attempt's reply; earlier ones are in attempts
         started = time.perf_counter()
         try:
@@ -79,9 +99,6 @@ async def serve_messages(
         _note_attempt(tape, attempt, target, started, error=None)
         tape.http_status = 200
         if translation.upstream.stream:
-            # The translated body was sent and recorded as bytes: a stream that lasts minutes should not
-            # keep a second parsed copy of a 100 KB+ prompt alive (peak memory at c=200).
-            translation.upstream = dataclasses.replace(translation.upstream, body={})
             translator = dialect.stream_translator(translation)
             return _sse_response(relay(response=response, translator=translator, tape=tape))
         return await _answer(

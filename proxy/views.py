@@ -13,8 +13,7 @@ from django.views.decorators.csrf import csrf_exempt
 from proxy import routing
 from proxy.errors import error_response
 from proxy.recorder import recorder
-from proxy.routing import Decision
-from proxy.streaming import serve_count_tokens, serve_messages
+from proxy.streaming import Routed, serve_count_tokens, serve_messages
 from proxy.tape import Tape, safe_headers
 from proxy.translate.base import TranslationError
 from proxy.validation import validate_messages_request
@@ -36,28 +35,25 @@ def new_message_id() -> str:
 async def messages(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return error_response("not_found_error", f"{request.method} /v1/messages: use POST", status=405)
-    started = await _route(request, endpoint="messages")
-    if isinstance(started, HttpResponse):
-        return started
-    tape, decision, headers = started
-    recorder.start(tape)
-    return await serve_messages(decision=decision, headers=headers, tape=tape, message_id=new_message_id())
+    routed = await _route(request, endpoint="messages")
+    if isinstance(routed, HttpResponse):
+        return routed
+    recorder.start(routed.tape)
+    return await serve_messages(routed, message_id=new_message_id())
 
 
 @csrf_exempt
 async def count_tokens(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return error_response("not_found_error", "use POST /v1/messages/count_tokens", status=405)
-    started = await _route(request, endpoint="count_tokens")
-    if isinstance(started, HttpResponse):
-        return started
-    tape, decision, headers = started
-    return await serve_count_tokens(decision=decision, headers=headers, tape=tape)
+    routed = await _route(request, endpoint="count_tokens")
+    if isinstance(routed, HttpResponse):
+        return routed
+    assert routed.decision is not None
+    return await serve_count_tokens(decision=routed.decision, headers=routed.headers, tape=routed.tape)
 
 
-async def _route(
-    request: HttpRequest, *, endpoint: str
-) -> tuple[Tape, Decision, dict[str, str]] | HttpResponse:
+async def _route(request: HttpRequest, *, endpoint: str) -> Routed | HttpResponse:
     """Read, validate and route a request, noting all of it on a new tape; a refusal is recorded too."""
     headers = client_headers(request)
     tape = Tape(endpoint=endpoint, client_request=None, client_headers=safe_headers(headers))
@@ -80,7 +76,7 @@ async def _route(
         decision.task,
         decision.agent,
     )
-    return tape, decision, headers
+    return Routed(tape, decision, headers)
 
 
 async def models(request: HttpRequest) -> HttpResponse:

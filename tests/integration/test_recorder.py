@@ -84,6 +84,6 @@ def test_statements_respect_the_parameter_limit_and_keep_an_oversized_row_alone(
 
     monkeypatch.setattr(recorder_module, "_MAX_STATEMENT_BYTES", 100)
     rows = [["a" * 10, 1], ["b" * 500, 2], ["c" * 10, 3], ["d" * 10, 4]]
-    assert recorder_module._statements(rows, width=2) == [[rows[0]], [rows[1]], [rows[2], rows[3]]]
+    assert list(recorder_module._statements(rows, width=2)) == [[rows[0]], [rows[1]], [rows[2], rows[3]]]
     monkeypatch.setattr(recorder_module, "_MAX_PARAMS", 4)
-    assert recorder_module._statements(rows[2:] * 2, width=2) == [rows[2:], rows[2:]]
+    assert list(recorder_module._statements(rows[2:] * 2, width=2)) == [rows[2:], rows[2:]]
