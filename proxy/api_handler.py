@@ -52,6 +52,9 @@ class ApiHandler(ASGIHandler):
             body_file.close()
         respond = asyncio.create_task(self._respond(request, send))
         disconnect = asyncio.create_task(self.listen_for_disconnect(receive))
+        # The request (and its body) lives as long as the response task, not until this frame gets its
+        # loop turns after the last byte (under saturation that was ~100 extra requests alive at c=200).
+        del request
         await asyncio.wait([respond, disconnect], return_when=asyncio.FIRST_COMPLETED)
         if not respond.done():
             # The client hung up: cancelling lets the relay record the exchange as cancelled.

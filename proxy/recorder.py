@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ _GATHER_S = 0.05  # rows reach the dashboard within this much more; it stays wel
 # An exchange over within this delay is written once (insert) instead of twice (pending insert, then
 # update). Every real agent turn streams for longer, so it still shows in the live feed while it runs.
 PENDING_ROW_DELAY_S = 0.25
+BACKLOG_YIELD_AT = 16  # exchanges waiting for the writer
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,13 @@ class Recorder:
             # A fresh context: the writer must not inherit the request's asgiref thread context.
             self._task = loop.create_task(self._run(), context=contextvars.Context())
         self._queue.put_nowait(item)
+        if self._queue.qsize() > BACKLOG_YIELD_AT:
+            # Behind: the event loop holds the GIL nearly all the time under saturation, and the writer
+            # thread waits a switch interval (5 ms) for it after every database call. Its backlog (each
+            # exchange holding ~150 KB of bodies) grew to 400-500 exchanges at c=200. Handing the GIL
+            # over once per submission while behind keeps the backlog short at no cost in throughput
+            # (measured: docs/benchmarks.md). sleep(0) releases the GIL; it returns at once otherwise.
+            time.sleep(0)
 
     def start(self, tape: Tape) -> None:
         """A pending row for the live feed, unless the exchange is over before PENDING_ROW_DELAY_S."""
