@@ -55,7 +55,14 @@ class ApiHandler(ASGIHandler):
         # The request (and its body) lives as long as the response task, not until this frame gets its
         # loop turns after the last byte (under saturation that was ~100 extra requests alive at c=200).
         del request
-        await asyncio.wait([respond, disconnect], return_when=asyncio.FIRST_COMPLETED)
+        try:
+            await asyncio.wait([respond, disconnect], return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # the server is stopping: the response is cancelled (and recorded)
+            respond.cancel()
+            disconnect.cancel()
+            await asyncio.gather(respond, disconnect, return_exceptions=True)
+            body_file.close()
+            raise
         if not respond.done():
             # The client hung up: cancelling lets the relay record the exchange as cancelled.
             respond.cancel()

@@ -91,6 +91,28 @@ class Recorder:
         if self._queue is not None:
             await self._queue.join()
 
+    async def flush_for_shutdown(self, timeout: float = 10.0) -> None:
+        """Write what is queued, including exchanges the server is cancelling right now (a client
+        mid-stream when the server stops is recorded as cancelled), then stop the writer task."""
+        try:
+            async with asyncio.timeout(timeout):
+                await asyncio.sleep(0.05)  # cancelled streams run their `finally` (and finish) first
+                await self.drain()
+        except TimeoutError:
+            logger.warning("recorder: %d exchanges still unwritten at shutdown", self.backlog())
+        if self._task is not None:
+            self._task.cancel()
+
+    def close(self) -> None:
+        """After the event loop stopped: close the writer thread's database connection and the thread."""
+        from django.db import connections
+
+        self._executor.submit(connections.close_all).result(timeout=10)
+        self._executor.shutdown(wait=True)
+
+    def backlog(self) -> int:
+        return self._queue.qsize() if self._queue is not None else 0
+
     async def _run(self) -> None:
         assert self._queue is not None
         queue = self._queue

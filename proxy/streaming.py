@@ -46,6 +46,20 @@ class Routed:
 
 async def serve_messages(routed: Routed, *, message_id: str) -> HttpResponse:
     """Try the decision's targets in order; fall back only before the client got a byte."""
+    try:
+        return await _serve_messages(routed, message_id=message_id)
+    except asyncio.CancelledError:
+        # The client hung up (or the server is stopping) before the response began: still recorded.
+        tape = routed.tape
+        if not tape.finished:
+            tape.status = "cancelled"
+            tape.error_message = "client disconnected before the response began"
+            tape.done_at = time.perf_counter()
+            recorder.finish(tape)
+        raise
+
+
+async def _serve_messages(routed: Routed, *, message_id: str) -> HttpResponse:
     tape, headers, decision = routed.tape, routed.headers, routed.decision
     assert decision is not None, "a Routed request is served once"
     targets, request_body = decision.targets, decision.body

@@ -273,6 +273,25 @@ def test_client_hang_up_mid_stream_is_recorded_as_cancelled_and_closes_upstream(
     assert "word199" not in row["upstream_response"]  # the upstream request was closed, not read to the end
 
 
+def test_client_hang_up_before_the_response_began_is_recorded_as_cancelled(
+    server: Server, upstream: FakeOpenAI
+) -> None:
+    reply = completion("too late")
+    reply.first_delay_s = 3.0  # the upstream takes its time before the headers
+    upstream.script(reply)
+    body = {
+        "model": "claude-opus-4-8",
+        "max_tokens": 50,
+        "messages": [{"role": "user", "content": "slow one"}],
+    }
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{server.url}/v1/messages", json=body, timeout=httpx.Timeout(10.0, read=0.5))
+    row = server.wait_for_exchange(lambda e: e["client_request"]["messages"][0]["content"] == "slow one")
+    assert row["status"] == "cancelled"
+    assert row["error_message"] == "client disconnected before the response began"
+    assert row["upstream_request"]["body"]["messages"][-1]["content"] == "slow one"
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

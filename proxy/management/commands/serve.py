@@ -42,8 +42,9 @@ class Command(BaseCommand):
         from proxy.seed import ensure_seeded
 
         ensure_seeded()
-        from daphne.cli import CommandLineInterface
+        from daphne.cli import CommandLineInterface  # installs Twisted's asyncio reactor
 
+        _flush_recorder_on_shutdown()
         self.stdout.write(f"Switchboard on http://{host}:{port}  (dashboard: /, API: /v1/messages)")
         self.stdout.flush()
         sys.argv = ["daphne"]
@@ -54,3 +55,37 @@ class Command(BaseCommand):
         # An access log line per request costs CPU on the hot path; opt in with SWITCHBOARD_ACCESS_LOG=1.
         args += ["--access-log", "-"] if os.environ.get("SWITCHBOARD_ACCESS_LOG") else ["-v", "0"]
         CommandLineInterface().run([*args, "proxy.asgi:application"])
+        _exit_without_finalizing()
+
+
+def _flush_recorder_on_shutdown() -> None:
+    """On SIGINT/SIGTERM, write every queued exchange while the event loop still runs."""
+    import asyncio
+
+    from twisted.internet import defer, reactor
+
+    from proxy.recorder import recorder
+
+    def flush() -> defer.Deferred[None]:
+        return defer.Deferred.fromFuture(asyncio.ensure_future(recorder.flush_for_shutdown()))
+
+    reactor.addSystemEventTrigger("before", "shutdown", flush)  # type: ignore[attr-defined]
+
+
+def _exit_without_finalizing() -> None:
+    """Exit once the recorder is closed, skipping the interpreter's final garbage collection.
+
+    Python 3.11 can segfault there: closing a coroutine left waiting in asyncio.Queue.get (daphne keeps
+    one per connection) formats a repr after the modules it needs are gone (reproduced: SIGTERM under
+    load, exit 139 in Py_FinalizeEx). Nothing is left to clean up by then: the exchanges are written,
+    the database connections closed, the sockets closed by the reactor.
+    """
+    import logging
+
+    from proxy.recorder import recorder
+
+    recorder.close()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
