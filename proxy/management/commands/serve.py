@@ -84,8 +84,12 @@ def _exit_without_finalizing() -> None:
 
     from proxy.recorder import recorder
 
-    recorder.close()
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    try:
+        recorder.close()
+    except Exception:  # a database that stopped answering: say so, still exit
+        logging.getLogger(__name__).exception("recorder: closing at shutdown failed")
+    finally:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
