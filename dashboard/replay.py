@@ -98,7 +98,7 @@ async def test_rule_target(rule_name: str) -> TargetCheck:
     tape.client_model, tape.rule, tape.route_reason = model, rule.name, reason
     recorder.start(tape)
     decision = Decision((target,), rule.name, reason, "", "", body)  # type: ignore[arg-type]
-    response = await serve_messages(decision=decision, headers={}, tape=tape, message_id=new_message_id())
+    response = await serve_messages(Routed(tape, decision, {}), message_id=new_message_id())
     ms = round((tape.done_at or tape.t0) * 1000 - tape.t0 * 1000)
     try:
         payload = orjson.loads(response.content)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 import orjson
@@ -181,13 +182,21 @@ _EXCHANGE_FIELDS = (
 
 
 async def exchanges(request: HttpRequest) -> HttpResponse:
-    """GET /api/exchanges?limit=N[&session=…]: the newest recorded exchanges as JSON (scripts, tests)."""
+    """GET /api/exchanges?limit=N[&session=…][&settle=1]: the newest recorded exchanges as JSON (scripts,
+    tests). With settle=1 it answers once everything this process finished so far is written: a script
+    that just got its last reply sees that exchange without polling (rows are written in batches)."""
     from proxy.models import Exchange
 
     try:
         limit = max(1, min(int(request.GET.get("limit", "50")), 500))
     except ValueError:
         return error_response("invalid_request_error", "limit: must be an integer")
+    if request.GET.get("settle") in ("1", "true"):
+        try:
+            async with asyncio.timeout(10):
+                await recorder.drain()
+        except TimeoutError:
+            return error_response("api_error", "the recorder did not catch up within 10 s; try again")
     rows = Exchange.objects.order_by("-id")
     if request.GET.get("session"):
         rows = rows.filter(session_id=request.GET["session"])

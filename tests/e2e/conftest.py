@@ -59,7 +59,7 @@ class Switchboard:
 
     def exchanges(self, session: str = "", limit: int = 100) -> list[JSON]:
         """Recorded exchanges, oldest first: from GET /api/exchanges, else straight from the SQLite file."""
-        params: dict[str, str | int] = {"limit": limit}
+        params: dict[str, str | int] = {"limit": limit, "settle": 1}  # what is finished is written
         if session:
             params["session"] = session
         try:

@@ -273,6 +273,21 @@ def test_client_hang_up_mid_stream_is_recorded_as_cancelled_and_closes_upstream(
     assert "word199" not in row["upstream_response"]  # the upstream request was closed, not read to the end
 
 
+def test_exchanges_api_with_settle_answers_once_the_last_reply_is_recorded(
+    server: Server, upstream: FakeOpenAI
+) -> None:
+    body = {
+        "model": "claude-opus-4-8",
+        "max_tokens": 50,
+        "messages": [{"role": "user", "content": "settle me"}],
+    }
+    for n in range(5):  # without settle, the row of a reply just received is not written yet (batches)
+        upstream.script(completion(f"reply {n}"))
+        assert httpx.post(f"{server.url}/v1/messages", json=body, timeout=10).status_code == 200
+        rows = httpx.get(f"{server.url}/api/exchanges", params={"limit": 1, "settle": 1}, timeout=15).json()
+        assert rows["data"][0]["client_response"]["content"][0]["text"] == f"reply {n}"
+
+
 def test_client_hang_up_before_the_response_began_is_recorded_as_cancelled(
     server: Server, upstream: FakeOpenAI
 ) -> None:
