@@ -46,7 +46,9 @@ class Server:
     env: dict[str, str] = field(default_factory=dict)
 
     def exchanges(self, limit: int = 50, **params: str) -> list[dict[str, Any]]:
-        response = httpx.get(f"{self.url}/api/exchanges", params={"limit": limit, **params}, timeout=10)
+        # settle: everything the server finished so far is written first (rows go out in batches)
+        query = {"limit": limit, "settle": 1, **params}
+        response = httpx.get(f"{self.url}/api/exchanges", params=query, timeout=15)
         response.raise_for_status()
         return response.json()["data"]
 

@@ -107,7 +107,9 @@ def test_replay_through_another_rule_shows_both_answers_with_tool_calls(
         messages=[{"role": "user", "content": "replay me: write a.txt"}],
     ) as stream:
         stream.get_final_message()
-    row = server.wait_for_exchange(lambda e: e["client_model"] == "claude-opus-4-8" and e["tool_calls"] == 1)
+    row = server.wait_for_exchange(
+        lambda e: e["tool_calls"] == 1 and "replay me" in str(e["client_request"]["messages"][0]["content"])
+    )
 
     page.goto(f"{server.url}/exchanges/{row['id']}")
     # The replay is not streamed: the cheaper model answers with a JSON completion and its own tool call.
