@@ -55,19 +55,15 @@ class ApiHandler(ASGIHandler):
         # The request (and its body) lives as long as the response task, not until this frame gets its
         # loop turns after the last byte (under saturation that was ~100 extra requests alive at c=200).
         del request
+        stopping: asyncio.CancelledError | None = None
         try:
             await asyncio.wait([respond, disconnect], return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:  # the server is stopping: the response is cancelled (and recorded)
-            respond.cancel()
-            disconnect.cancel()
-            await asyncio.gather(respond, disconnect, return_exceptions=True)
-            body_file.close()
-            raise
-        if not respond.done():
-            # The client hung up: cancelling lets the relay record the exchange as cancelled.
-            respond.cancel()
-        if not disconnect.done():
-            disconnect.cancel()
+        except asyncio.CancelledError as exc:  # the server is stopping
+            stopping = exc
+        # A response still running means the client hung up or the server is stopping: cancelling it
+        # lets the relay record the exchange as cancelled. (Cancelling a finished task does nothing.)
+        respond.cancel()
+        disconnect.cancel()
         for task in (respond, disconnect):
             try:
                 await task
@@ -76,6 +72,8 @@ class ApiHandler(ASGIHandler):
             except Exception:
                 logger.exception("error while answering %s", scope.get("path"))
         body_file.close()
+        if stopping is not None:
+            raise stopping
 
     async def _respond(self, request: HttpRequest, send: Any) -> None:
         response = await self._dispatch(request)

@@ -54,6 +54,7 @@ class Recorder:
         # One thread: one DB connection, writes in submission order.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recorder")
         self._pk_of: dict[int, int] = {}  # tape key -> row pk, for rows inserted as pending
+        self._open: set[int] = set()  # keys of exchanges started and not finished yet
 
     def submit(self, item: Started | Finished) -> None:
         if not settings.RECORD_EXCHANGES:
@@ -76,6 +77,7 @@ class Recorder:
     def start(self, tape: Tape) -> None:
         """A pending row for the live feed, unless the exchange is over before PENDING_ROW_DELAY_S."""
         if settings.RECORD_EXCHANGES:
+            self._open.add(tape.key)
             asyncio.get_running_loop().call_later(PENDING_ROW_DELAY_S, self._start_if_unfinished, tape)
 
     def _start_if_unfinished(self, tape: Tape) -> None:
@@ -84,6 +86,7 @@ class Recorder:
 
     def finish(self, tape: Tape) -> None:
         tape.finished = True
+        self._open.discard(tape.key)
         self.submit(Finished(tape))
 
     async def drain(self) -> None:
@@ -96,10 +99,15 @@ class Recorder:
         mid-stream when the server stops is recorded as cancelled), then stop the writer task."""
         try:
             async with asyncio.timeout(timeout):
-                await asyncio.sleep(0.05)  # cancelled streams run their `finally` (and finish) first
+                while self._open:  # the server is cancelling them; each finishes in its `finally`
+                    await asyncio.sleep(0.01)
                 await self.drain()
         except TimeoutError:
-            logger.warning("recorder: %d exchanges still unwritten at shutdown", self.backlog())
+            logger.warning(
+                "recorder: at shutdown, %d exchanges still open and %d unwritten",
+                len(self._open),
+                self.backlog(),
+            )
         if self._task is not None:
             self._task.cancel()
 

@@ -46,14 +46,20 @@ class Routed:
 
 async def serve_messages(routed: Routed, *, message_id: str) -> HttpResponse:
     """Try the decision's targets in order; fall back only before the client got a byte."""
+    tape = routed.tape
     try:
         return await _serve_messages(routed, message_id=message_id)
     except asyncio.CancelledError:
         # The client hung up (or the server is stopping) before the response began: still recorded.
-        tape = routed.tape
         if not tape.finished:
             tape.status = "cancelled"
             tape.error_message = "client disconnected before the response began"
+            tape.done_at = time.perf_counter()
+            recorder.finish(tape)
+        raise
+    except Exception as exc:  # our own bug: the client gets a 500 from the handler, the record says why
+        if not tape.finished:
+            tape.fail("api_error", f"the proxy failed before the response began: {exc!r}", 500)
             tape.done_at = time.perf_counter()
             recorder.finish(tape)
         raise
