@@ -9,7 +9,6 @@ import orjson
 
 from proxy import catalog
 from proxy.tape import Tape
-from proxy.translate.accumulate import accumulate
 from proxy.translate.types import JSONDict
 
 
@@ -41,8 +40,6 @@ def row_fields(tape: Tape) -> dict[str, Any]:
 
 def finished_fields(tape: Tape) -> dict[str, Any]:
     message = tape.client_message
-    if message is None and tape.client_events:
-        message = accumulate(tape.client_events)
     usage = dict(tape.usage or (message or {}).get("usage") or {})
     input_tokens = int(usage.get("input_tokens") or 0)
     output_tokens = int(usage.get("output_tokens") or 0)

@@ -24,6 +24,7 @@ from proxy.routing import Decision
 from proxy.tape import Tape
 from proxy.translate import anthropic as anthropic_dialect
 from proxy.translate import tokens
+from proxy.translate.accumulate import Accumulator
 from proxy.translate.base import StreamTranslator, TranslationError, UpstreamError
 from proxy.translate.dialects import DIALECTS
 from proxy.translate.sse import SSEDecoder, encode_event
@@ -191,7 +192,7 @@ async def relay(
     """Upstream SSE bytes -> translated Anthropic SSE frames, event by event."""
     decoder = SSEDecoder()
     chunks = tape.upstream_chunks
-    events = tape.client_events
+    sent = Accumulator()  # what the client got, folded in as it goes: the events themselves are not kept
     try:
         try:
             async for chunk in response.aiter_bytes():
@@ -202,7 +203,8 @@ async def relay(
                 if out:
                     if tape.first_token_at is None and any(e["type"] == "content_block_delta" for e in out):
                         tape.first_token_at = time.perf_counter()
-                    events.extend(out)
+                    for event in out:
+                        sent.feed(event)
                     yield b"".join([encode_event(e) for e in out])
                 if getattr(translator, "done", False):
                     break  # e.g. a stop sequence matched locally: stop paying for tokens nobody reads
@@ -211,7 +213,8 @@ async def relay(
                 out.extend(translator.feed(event))
             out.extend(translator.finish())
             if out:
-                events.extend(out)
+                for event in out:
+                    sent.feed(event)
                 yield b"".join([encode_event(e) for e in out])
             tape.status = "ok"
         except UpstreamError as exc:
@@ -232,6 +235,8 @@ async def relay(
         raise
     finally:
         tape.usage = dict(getattr(translator, "usage", None) or {})
+        if sent.started:
+            tape.client_message = sent.message()
         tape.done_at = time.perf_counter()
         await response.aclose()
         recorder.finish(tape)

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from proxy.translate.types import JSONDict, Message, StreamEvent
+from proxy.translate.types import JSONDict, Message
 
 _keys = count(1)
 
@@ -54,8 +54,7 @@ class Tape:
     # both sides
     upstream_request: JSONDict | None = None  # its "body" is an orjson.Fragment of the bytes sent
     upstream_chunks: list[bytes] = field(default_factory=list)
-    client_events: list[StreamEvent] = field(default_factory=list)
-    client_message: Message | None = None
+    client_message: Message | None = None  # as the client got it (a stream's events accumulated)
     usage: dict[str, Any] = field(default_factory=dict)
     # outcome
     status: str = "pending"

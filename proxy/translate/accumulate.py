@@ -1,6 +1,8 @@
 """Anthropic stream events -> the final Message, as the anthropic SDK's accumulator builds it.
 
 Used for the record (the dashboard shows exactly what the client received) and by tests.
+`Accumulator` folds events in one at a time, so the relay keeps one growing message per stream instead
+of every event it sent (a 100-event stream as dicts is several times the size of its message).
 Follows `anthropic.lib.streaming._messages.accumulate_event`, with two deliberate differences:
 - tool_use input is parsed once, from the whole concatenated `partial_json`, at the end. When that text
   is not a JSON object (a stream cut off mid-call, or a backend that sent broken arguments) the input is
@@ -12,57 +14,98 @@ Follows `anthropic.lib.streaming._messages.accumulate_event`, with two deliberat
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 
 import orjson
 
 from .types import JSONDict, Message, StreamEvent
 
 _USAGE_KEYS = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+# Deltas that append to one string field of their block, by the block type they fit.
+_APPENDING = {"text_delta": ("text", "text"), "thinking_delta": ("thinking", "thinking")}
 
 
-def accumulate(events: list[StreamEvent]) -> Message:
+def accumulate(events: Iterable[StreamEvent]) -> Message:
     """Rebuild the Message a client assembles from these events. ValueError if message_start is not first."""
-    if not events or events[0].get("type") != "message_start":
-        raise ValueError("an Anthropic stream starts with message_start")
-    message: Message = copy.deepcopy(events[0]["message"])
-    content: list[JSONDict] = message.setdefault("content", [])
-    partial_json: dict[int, list[str]] = {}
-    for event in events[1:]:
-        match event.get("type"):
+    acc = Accumulator()
+    for event in events:
+        acc.feed(event)
+    return acc.message()
+
+
+class Accumulator:
+    """States: before message_start (`_message is None`), then collecting. Text pieces are kept as lists
+    and joined once in `message()`: appending to a str per delta is quadratic in the reply's length."""
+
+    __slots__ = ("_content", "_message", "_parts")
+
+    def __init__(self) -> None:
+        self._message: Message | None = None
+        self._content: list[JSONDict] = []
+        # index -> (field the pieces join into, pieces): text, thinking, or tool input JSON ("")
+        self._parts: dict[int, tuple[str, list[str]]] = {}
+
+    def feed(self, event: StreamEvent) -> None:
+        kind = event.get("type")
+        if self._message is None:
+            if kind != "message_start":
+                raise ValueError("an Anthropic stream starts with message_start")
+            self._message = copy.deepcopy(event["message"])
+            self._content = self._message.setdefault("content", [])
+            return
+        match kind:
             case "content_block_start":
-                content.append(copy.deepcopy(event["content_block"]))
+                self._content.append(copy.deepcopy(event["content_block"]))
             case "content_block_delta":
-                _apply_delta(
-                    content[event["index"]], event["delta"], partial_json.setdefault(event["index"], [])
-                )
+                self._apply_delta(event["index"], event["delta"])
             case "message_delta":
-                _apply_message_delta(message, event)
+                _apply_message_delta(self._message, event)
             case _:
                 # content_block_stop / message_stop / ping carry nothing to merge; an error frame ends the
                 # stream as it stands; event types newer than this code are skipped, as the SDK does.
                 pass
-    for index, parts in partial_json.items():
-        text = "".join(parts)
-        # No argument text at all: the {} from content_block_start stands (as in the SDK).
-        if text.strip() and content[index].get("type") in ("tool_use", "server_tool_use"):
-            content[index]["input"] = _tool_input(text)
-    return message
 
+    @property
+    def started(self) -> bool:
+        return self._message is not None
 
-def _apply_delta(block: JSONDict, delta: JSONDict, json_parts: list[str]) -> None:
-    match delta.get("type"):
-        case "text_delta" if block.get("type") == "text":
-            block["text"] = block.get("text", "") + delta["text"]
-        case "thinking_delta" if block.get("type") == "thinking":
-            block["thinking"] = block.get("thinking", "") + delta["thinking"]
-        case "signature_delta" if block.get("type") == "thinking":
+    def message(self) -> Message:
+        """The message so far (pieces joined); the accumulator can go on after it."""
+        if self._message is None:
+            raise ValueError("an Anthropic stream starts with message_start")
+        for index, (key, parts) in self._parts.items():
+            block = self._content[index]
+            if key:
+                block[key] = "".join(parts)  # type: ignore[literal-required]
+                del parts[1:]
+                parts[0] = block[key]  # type: ignore[literal-required]
+                continue
+            text = "".join(parts)
+            # No argument text at all: the {} from content_block_start stands (as in the SDK).
+            if text.strip() and block.get("type") in ("tool_use", "server_tool_use"):
+                block["input"] = _tool_input(text)
+        return self._message
+
+    def _apply_delta(self, index: int, delta: JSONDict) -> None:
+        block = self._content[index]
+        kind = delta.get("type")
+        if kind in _APPENDING:
+            block_type, key = _APPENDING[kind]
+            if block.get("type") == block_type:
+                self._pieces(index, key, block).append(delta[key])
+            # else: a delta that does not fit its block: the SDK skips it the same way
+        elif kind == "input_json_delta":
+            self._pieces(index, "", block).append(delta["partial_json"])
+        elif kind == "signature_delta" and block.get("type") == "thinking":
             block["signature"] = delta["signature"]  # replaced, not appended, as in the SDK
-        case "input_json_delta":
-            json_parts.append(delta["partial_json"])
-        case "citations_delta" if block.get("type") == "text":
+        elif kind == "citations_delta" and block.get("type") == "text":
             block["citations"] = [*(block.get("citations") or []), delta["citation"]]
-        case _:
-            pass  # a delta that does not fit its block: the SDK skips it the same way
+
+    def _pieces(self, index: int, key: str, block: JSONDict) -> list[str]:
+        entry = self._parts.get(index)
+        if entry is None:
+            entry = self._parts[index] = (key, [block.get(key, "")] if key else [])
+        return entry[1]
 
 
 def _apply_message_delta(message: Message, event: JSONDict) -> None:

@@ -9,7 +9,7 @@ import orjson
 import pytest
 from anthropic.lib.streaming._messages import accumulate_event
 
-from proxy.translate.accumulate import accumulate
+from proxy.translate.accumulate import Accumulator, accumulate
 from proxy.translate.sse import SSEDecoder
 
 ANTHROPIC_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "anthropic"
@@ -194,3 +194,36 @@ def test_events_not_starting_with_message_start_are_refused() -> None:
         accumulate([])
     with pytest.raises(ValueError, match="message_start"):
         accumulate([block(0, {"type": "text", "text": ""})])
+
+
+def test_accumulator_reads_the_message_so_far_and_goes_on() -> None:
+    # The relay folds events in as it sends them; a read mid-stream (a hang-up) must not lose pieces.
+    acc = Accumulator()
+    for event in [start(), block(0, {"type": "text", "text": ""}), delta(0, text_delta="Hel")]:
+        acc.feed(event)
+    assert acc.message()["content"] == [{"type": "text", "text": "Hel"}]
+    for event in [
+        delta(0, text_delta="lo"),
+        stop(0),
+        block(1, {"type": "tool_use", "id": "toolu_1", "name": "Bash", "input": {}}),
+        delta(1, input_json_delta='{"a"'),
+    ]:
+        acc.feed(event)
+    assert acc.message()["content"] == [
+        {"type": "text", "text": "Hello"},
+        {"type": "tool_use", "id": "toolu_1", "name": "Bash", "input": '{"a"'},
+    ]
+    acc.feed(delta(1, input_json_delta=": 1}"))
+    acc.feed(stop(1))
+    for event in end("tool_use"):
+        acc.feed(event)
+    message = acc.message()
+    assert message["content"][1]["input"] == {"a": 1}
+    assert message["stop_reason"] == "tool_use"
+
+
+def test_accumulator_has_nothing_before_message_start() -> None:
+    acc = Accumulator()
+    assert not acc.started
+    with pytest.raises(ValueError, match="message_start"):
+        acc.message()
