@@ -38,6 +38,18 @@ def row_fields(tape: Tape) -> dict[str, Any]:
     return {**start_fields(tape), **finished_fields(tape)}
 
 
+# Written by the pending row and never changed while the request is answered.
+REQUEST_FIELDS = frozenset({"client_request", "client_headers"})
+
+
+def update_fields(tape: Tape) -> dict[str, Any]:
+    """A pending row's rewrite once its exchange finished: everything but the request, written already.
+
+    Under load nearly every exchange outlives the pending-row delay, and rewriting its ~50 KB request
+    doubled what the writer had to copy, encode and store (measured: docs/benchmarks.md)."""
+    return {name: value for name, value in row_fields(tape).items() if name not in REQUEST_FIELDS}
+
+
 def finished_fields(tape: Tape) -> dict[str, Any]:
     message = tape.client_message
     usage = dict(tape.usage or (message or {}).get("usage") or {})

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 
 from proxy import live
-from proxy.record import row_fields, start_fields
+from proxy.record import row_fields, start_fields, update_fields
 from proxy.tape import Tape
 
 logger = logging.getLogger(__name__)
@@ -171,12 +171,11 @@ class Recorder:
                 if item.key not in finished_keys:  # else: one insert with everything, below
                     new_rows.append((item.key, item.fields))
                 continue
-            row = row_fields(item.tape)
             pk = self._pk_of.pop(item.tape.key, None)
             if pk is None:
-                new_rows.append((None, row))
+                new_rows.append((None, row_fields(item.tape)))
             else:
-                updates.append((pk, row))
+                updates.append((pk, update_fields(item.tape)))
         with transaction.atomic():
             pks = write_exchanges([fields for _, fields in new_rows], updates=updates)
         changed = [(pk, False) for pk, _ in updates]
@@ -189,6 +188,8 @@ class Recorder:
 
 def write_exchanges(rows: list[dict[str, Any]], *, updates: list[tuple[int, dict[str, Any]]]) -> list[int]:
     """Insert new Exchange rows (returning their ids, in order) and rewrite finished pending ones.
+
+    Every update carries the same fields; the columns it leaves out keep what the row has.
 
     A few multi-row statements per batch, each value prepared by its model field exactly as the ORM
     would. Why not the ORM: under load the writer thread gets the GIL back only every switch interval
@@ -229,7 +230,13 @@ def write_exchanges(rows: list[dict[str, Any]], *, updates: list[tuple[int, dict
             else:
                 cursor.execute(sql + f" RETURNING {pk_column}", params)
                 pks.extend(sorted(row[0] for row in cursor.fetchall()))
-        assignments = ", ".join(f"{quote(f.column)} = excluded.{quote(f.column)}" for f in fields)
+        # The upsert's VALUES need every NOT NULL column, so the columns an update leaves out are bound as
+        # their (small) defaults there and left out of SET: the row keeps what it has.
+        changed = set(updates[0][1]) if updates else set()
+        assert all(set(row) == changed for _, row in updates), "updates must carry the same fields"
+        assignments = ", ".join(
+            f"{quote(f.column)} = excluded.{quote(f.column)}" for f in fields if f.name in changed
+        )
         for chunk in _statements(([pk, *values(row)] for pk, row in updates), len(fields) + 1):
             placeholders = ", ".join(["(" + ", ".join(["%s"] * (len(fields) + 1)) + ")"] * len(chunk))
             params = [value for row in chunk for value in row]

@@ -40,6 +40,8 @@ def test_a_long_exchange_is_inserted_pending_then_rewritten_finished() -> None:
     recorder = Recorder()
     tape = finished_tape("claude-long")
     tape.status = "pending"
+    tape.client_request = orjson.Fragment(b'{"model": "claude-long", "max_tokens": 5}')
+    tape.client_headers = {"user-agent": "claude-cli/2.1.332"}
 
     async def scenario() -> None:
         recorder.start(tape)
@@ -53,6 +55,33 @@ def test_a_long_exchange_is_inserted_pending_then_rewritten_finished() -> None:
     asyncio.run(scenario())
     row = Exchange.objects.get()
     assert (row.client_model, row.status) == ("claude-long", "ok")
+    # The rewrite leaves the request as the pending insert wrote it.
+    assert row.client_request == {"model": "claude-long", "max_tokens": 5}
+    assert row.client_headers == {"user-agent": "claude-cli/2.1.332"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_finishing_a_pending_row_does_not_write_its_request_again() -> None:
+    from django.db import connection, transaction
+    from django.test.utils import CaptureQueriesContext
+
+    from proxy import recorder as recorder_module
+    from proxy.record import start_fields, update_fields
+
+    tape = finished_tape("claude-long")
+    tape.client_request = orjson.Fragment(orjson.dumps({"prompt": "unmistakable-request-text"}))
+    tape.provider = "first"
+    with transaction.atomic():
+        [pk] = recorder_module.write_exchanges([start_fields(tape)], updates=[])
+    tape.provider = "fallback"  # a fallback answered
+    tape.usage = {"input_tokens": 3, "output_tokens": 7}
+    with CaptureQueriesContext(connection) as queries, transaction.atomic():
+        recorder_module.write_exchanges([], updates=[(pk, update_fields(tape))])
+    [upsert] = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("INSERT")]
+    assert "unmistakable-request-text" not in upsert
+    row = Exchange.objects.get(pk=pk)
+    assert (row.provider, row.status, row.output_tokens) == ("fallback", "ok", 7)
+    assert row.client_request == {"prompt": "unmistakable-request-text"}
 
 
 @pytest.mark.django_db(transaction=True)
