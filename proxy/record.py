@@ -66,7 +66,9 @@ def finished_fields(tape: Tape) -> dict[str, Any]:
         "error_type": tape.error_type,
         "error_message": tape.error_message[:5000],
         "upstream_request": tape.upstream_request,
-        "upstream_response": b"".join(tape.upstream_chunks).decode("utf-8", errors="replace"),
+        "upstream_response": tape.upstream_response
+        if tape.upstream_response is not None
+        else b"".join(tape.upstream_chunks).decode("utf-8", errors="replace"),
         "client_response": message,
         "changes": tape.changes,
         "attempts": tape.attempts,

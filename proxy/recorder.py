@@ -21,7 +21,7 @@ from django.db import close_old_connections, transaction
 
 from proxy import live
 from proxy.record import row_fields, start_fields, update_fields
-from proxy.tape import Tape
+from proxy.tape import Packed, Tape
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +87,8 @@ class Recorder:
     def finish(self, tape: Tape) -> None:
         tape.finished = True
         self._open.discard(tape.key)
+        if settings.RECORD_EXCHANGES:
+            tape.seal()
         self.submit(Finished(tape))
 
     async def drain(self) -> None:
@@ -203,8 +205,8 @@ def write_exchanges(rows: list[dict[str, Any]], *, updates: list[tuple[int, dict
 
     if connection.vendor not in ("sqlite", "postgresql"):  # anything else: the ORM, one row at a time
         for pk, fields in updates:
-            Exchange.objects.filter(pk=pk).update(**fields)
-        return [row.pk for row in Exchange.objects.bulk_create([Exchange(**fields) for fields in rows])]
+            Exchange.objects.filter(pk=pk).update(**_unpacked(fields))
+        return [row.pk for row in Exchange.objects.bulk_create([Exchange(**_unpacked(f)) for f in rows])]
     meta = Exchange._meta
     fields = [f for f in meta.concrete_fields if not f.primary_key]
     quote = connection.ops.quote_name
@@ -212,6 +214,8 @@ def write_exchanges(rows: list[dict[str, Any]], *, updates: list[tuple[int, dict
     columns = ", ".join(quote(f.column) for f in fields)
 
     def values(row: dict[str, Any]) -> list[Any]:
+        # Unpacked here, a statement at a time (see _statements), not for the whole batch at once.
+        row = _unpacked(row)
         return [
             f.get_db_prep_save(row[f.name] if f.name in row else f.get_default(), connection) for f in fields
         ]
@@ -246,6 +250,10 @@ def write_exchanges(rows: list[dict[str, Any]], *, updates: list[tuple[int, dict
                 params,
             )
     return pks
+
+
+def _unpacked(row: dict[str, Any]) -> dict[str, Any]:
+    return {name: v.unpack() if isinstance(v, Packed) else v for name, v in row.items()}
 
 
 _MAX_PARAMS = 30_000  # SQLite allows 32,766 bound parameters per statement

@@ -116,3 +116,31 @@ def test_statements_respect_the_parameter_limit_and_keep_an_oversized_row_alone(
     assert list(recorder_module._statements(rows, width=2)) == [[rows[0]], [rows[1]], [rows[2], rows[3]]]
     monkeypatch.setattr(recorder_module, "_MAX_PARAMS", 4)
     assert list(recorder_module._statements(rows[2:] * 2, width=2)) == [rows[2:], rows[2:]]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sealed_tape_waits_compressed_and_is_written_exactly_as_received() -> None:
+    from proxy.tape import Packed
+
+    body = orjson.dumps(
+        {"system": "You are Claude Code. " * 400, "messages": [{"role": "user", "content": "é"}]}
+    )
+    reply = b'data: {"id": "chatcmpl-1", "choices": []}\n\n' * 200 + b"data: [DONE]\n\n"
+    tape = finished_tape("claude-sealed")
+    tape.client_request = orjson.Fragment(body)
+    tape.upstream_request = {"method": "POST", "url": "http://up/v1", "body": orjson.Fragment(body)}
+    tape.upstream_chunks = [reply[:100], reply[100:]]
+    recorder = Recorder()
+
+    async def scenario() -> None:
+        recorder.finish(tape)
+        # What waits in the queue is compressed, and the chunks are not kept beside it.
+        assert isinstance(tape.client_request, Packed) and len(tape.client_request.data) < len(body) / 10
+        assert isinstance(tape.upstream_request, Packed) and tape.upstream_chunks == []
+        await recorder.drain()
+
+    asyncio.run(scenario())
+    row = Exchange.objects.get()
+    assert row.client_request == orjson.loads(body)
+    assert row.upstream_request == {"method": "POST", "url": "http://up/v1", "body": orjson.loads(body)}
+    assert row.upstream_response == reply.decode()
