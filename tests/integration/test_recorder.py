@@ -119,7 +119,8 @@ def test_statements_respect_the_parameter_limit_and_keep_an_oversized_row_alone(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_sealed_tape_waits_compressed_and_is_written_exactly_as_received() -> None:
+def test_a_sealed_tape_waits_compressed_and_is_written_exactly_as_received(monkeypatch) -> None:
+    from proxy import recorder as recorder_module
     from proxy.tape import Packed
 
     body = orjson.dumps(
@@ -131,6 +132,7 @@ def test_a_sealed_tape_waits_compressed_and_is_written_exactly_as_received() -> 
     tape.upstream_request = {"method": "POST", "url": "http://up/v1", "body": orjson.Fragment(body)}
     tape.upstream_chunks = [reply[:100], reply[100:]]
     recorder = Recorder()
+    monkeypatch.setattr(recorder_module, "BACKLOG_PACK_AT", 0)  # as if the writer were behind
 
     async def scenario() -> None:
         recorder.finish(tape)
@@ -144,3 +146,24 @@ def test_a_sealed_tape_waits_compressed_and_is_written_exactly_as_received() -> 
     assert row.client_request == orjson.loads(body)
     assert row.upstream_request == {"method": "POST", "url": "http://up/v1", "body": orjson.loads(body)}
     assert row.upstream_response == reply.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_bodies_are_compressed_only_while_the_writer_is_behind(monkeypatch) -> None:
+    from proxy import recorder as recorder_module
+    from proxy.tape import Packed
+
+    monkeypatch.setattr(recorder_module, "BACKLOG_PACK_AT", 3)
+    recorder = Recorder()
+    tapes = [finished_tape(f"claude-{n}") for n in range(5)]
+    for tape in tapes:
+        tape.client_request = orjson.Fragment(b'{"n": 1}')
+
+    async def scenario() -> None:
+        for tape in tapes:  # no await in between: the writer has not taken any yet
+            recorder.finish(tape)
+        await recorder.drain()
+
+    asyncio.run(scenario())
+    assert [isinstance(t.client_request, Packed) for t in tapes] == [False, False, False, True, True]
+    assert Exchange.objects.count() == 5
