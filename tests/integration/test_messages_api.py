@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import anthropic
@@ -419,6 +420,26 @@ def test_request_over_the_size_limit_is_a_413_request_too_large(server: Server, 
     assert response.status_code == 413
     assert response.json()["error"]["type"] == "request_too_large"
     assert upstream.requests == []
+
+
+def test_chunked_request_over_the_size_limit_is_a_413_and_recorded(
+    server: Server, upstream: FakeOpenAI
+) -> None:
+    # No content-length up front: the limit is enforced while reading, not only from the header.
+    piece = b"x" * (256 * 1024)
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"model": "claude-opus-4-8", "max_tokens": 10, "messages": [{"role": "user", "content": "'
+        for _ in range(20):  # 5 MB
+            yield piece
+        yield b'"}]}'
+
+    response = httpx.post(f"{server.url}/v1/messages", timeout=30, content=chunks())
+    assert response.status_code == 413
+    assert response.json()["error"]["type"] == "request_too_large"
+    assert upstream.requests == []
+    [row] = server.exchanges(limit=1)  # the newest
+    assert (row["http_status"], row["error_type"]) == (413, "request_too_large")
 
 
 def test_unknown_api_path_is_an_anthropic_404(server: Server) -> None:
