@@ -85,6 +85,8 @@ class Recorder:
 
     def _start_if_unfinished(self, tape: Tape) -> None:
         if not tape.finished:
+            if self.backlog() >= BACKLOG_PACK_AT:
+                tape.seal_request()  # it waits in the queue, and the tape holds it until the end
             self.submit(Started(tape.key, start_fields(tape)))
 
     def finish(self, tape: Tape) -> None:

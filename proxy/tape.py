@@ -94,11 +94,15 @@ class Tape:
     done_at: float | None = None
     finished: bool = False  # handed to the recorder: nothing on the hot path touches the tape after this
 
+    def seal_request(self) -> None:
+        """Compress the client's request: routing and translation are done with it once the exchange runs."""
+        if self.client_request is not None and not isinstance(self.client_request, Packed):
+            self.client_request = Packed.json(self.client_request)
+
     def seal(self) -> None:
         """Compress the bodies for the wait in the writer's queue: the exchange is over, nothing on the hot
         path reads them again."""
-        if self.client_request is not None and not isinstance(self.client_request, Packed):
-            self.client_request = Packed.json(self.client_request)
+        self.seal_request()
         if self.upstream_request is not None and not isinstance(self.upstream_request, Packed):
             self.upstream_request = Packed.json(self.upstream_request)
         if self.upstream_chunks:

@@ -167,3 +167,33 @@ def test_bodies_are_compressed_only_while_the_writer_is_behind(monkeypatch) -> N
     asyncio.run(scenario())
     assert [isinstance(t.client_request, Packed) for t in tapes] == [False, False, False, True, True]
     assert Exchange.objects.count() == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_long_exchange_started_while_the_writer_is_behind_keeps_its_request_compressed(monkeypatch) -> None:
+    from proxy import recorder as recorder_module
+    from proxy.tape import Packed
+
+    monkeypatch.setattr(recorder_module, "BACKLOG_PACK_AT", 0)
+    recorder = Recorder()
+    tape = finished_tape("claude-long")
+    tape.status = "pending"
+    tape.client_request = orjson.Fragment(b'{"model": "claude-long", "max_tokens": 5}')
+
+    async def scenario() -> None:
+        recorder.start(tape)
+        await asyncio.sleep(0.4)  # outlives the pending-row delay
+        await recorder.drain()
+        assert isinstance(tape.client_request, Packed)  # while it streams on, the tape holds it packed
+        pending = await Exchange.objects.aget()
+        assert (pending.status, pending.client_request) == (
+            "pending",
+            {"model": "claude-long", "max_tokens": 5},
+        )
+        tape.status = "ok"
+        recorder.finish(tape)
+        await recorder.drain()
+
+    asyncio.run(scenario())
+    row = Exchange.objects.get()
+    assert (row.status, row.client_request) == ("ok", {"model": "claude-long", "max_tokens": 5})
