@@ -1,7 +1,7 @@
 """What one exchange leaves behind while it is served: filled in on the hot path, written later.
 
-Appends only (no encoding, no copies) while the request is in flight. When the exchange is over its
-bodies are compressed (`seal`) and the recorder's writer thread turns the tape into a row.
+Appends only (no encoding, no copies) while the request is in flight. While the writer is behind, the
+bodies are compressed for the wait (`seal`, `seal_request`); its thread turns the tape into a row.
 """
 
 from __future__ import annotations
