@@ -50,14 +50,14 @@ class Accumulator:
         if self._message is None:
             if kind != "message_start":
                 raise ValueError("an Anthropic stream starts with message_start")
-            self._message = copy.deepcopy(event["message"])
+            self._message = copy.deepcopy(event.get("message") or {})
             self._content = self._message.setdefault("content", [])
             return
         match kind:
             case "content_block_start":
-                self._content.append(copy.deepcopy(event["content_block"]))
+                self._content.append(copy.deepcopy(event.get("content_block") or {}))
             case "content_block_delta":
-                self._apply_delta(event["index"], event["delta"])
+                self._apply_delta(event.get("index"), event.get("delta") or {})
             case "message_delta":
                 _apply_message_delta(self._message, event)
             case _:
@@ -86,7 +86,9 @@ class Accumulator:
                 block["input"] = _tool_input(text)
         return self._message
 
-    def _apply_delta(self, index: int, delta: JSONDict) -> None:
+    def _apply_delta(self, index: object, delta: JSONDict) -> None:
+        if not isinstance(index, int) or not 0 <= index < len(self._content):
+            return  # a delta for no block (a malformed upstream stream): the record skips it, never the relay
         block = self._content[index]
         kind = delta.get("type")
         if kind in _APPENDING:

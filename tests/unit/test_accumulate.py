@@ -227,3 +227,17 @@ def test_accumulator_has_nothing_before_message_start() -> None:
     assert not acc.started
     with pytest.raises(ValueError, match="message_start"):
         acc.message()
+
+
+def test_malformed_events_are_skipped_not_raised() -> None:
+    # The relay feeds every event it sends: a passthrough upstream's malformed event must not end the stream.
+    events = [
+        start(),
+        delta(3, text_delta="for no block"),
+        {"type": "content_block_delta", "index": 0},
+        block(0, {"type": "text", "text": ""}),
+        {"type": "content_block_delta", "index": "0", "delta": {"type": "text_delta", "text": "x"}},
+        delta(0, text_delta="kept"),
+        *end(),
+    ]
+    assert accumulate(events)["content"] == [{"type": "text", "text": "kept"}]
