@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import Server, load_fixture, start_server, stop_server
 from tests.fakes.anthropic_upstream import FakeAnthropic, anthropic_error, message, sse_file
+from tests.fakes.openai_upstream import Reply
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +129,33 @@ def test_count_tokens_is_local_for_a_compatible_server_and_recorded(inspector: S
     row = inspector.wait_for_exchange(lambda e: e["endpoint"] == "count_tokens")
     assert row["status"] == "ok" and row["input_tokens"] == response.json()["input_tokens"]
     assert row["cost_usd"] is None
+
+
+def test_passthrough_stream_with_a_malformed_event_still_reaches_the_client_whole(
+    inspector: Server, anthropic_upstream: FakeAnthropic
+) -> None:
+    # A delta for a block the upstream never started: relayed as sent, skipped by the record, and the
+    # stream goes on to its end.
+    frames = sse_file("text").chunks
+    stray = {"type": "content_block_delta", "index": 7, "delta": {"type": "text_delta", "text": "?"}}
+    stray_frame = b"event: content_block_delta\ndata: " + json.dumps(stray).encode() + b"\n\n"
+    anthropic_upstream.script(Reply(chunks=[frames[0], stray_frame, *frames[1:]]))
+    with httpx.stream(
+        "POST",
+        f"{inspector.url}/v1/messages",
+        headers={"x-api-key": "sk-ant-x", "anthropic-version": "2023-06-01"},
+        json={
+            "model": "claude-sonnet-5",
+            "max_tokens": 50,
+            "stream": True,
+            "messages": [{"role": "user", "content": "hi"}],
+        },
+        timeout=30,
+    ) as response:
+        text = response.read().decode()
+    assert response.status_code == 200
+    assert "event: error" not in text
+    assert "event: message_stop" in text
+    row = inspector.wait_for_exchange(lambda e: e["dialect"] == "anthropic" and e["stream"])
+    assert row["status"] == "ok"
+    assert row["client_response"]["content"][0]["type"] == "text"
