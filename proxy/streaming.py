@@ -216,6 +216,14 @@ async def relay(
                 for event in out:
                     sent.feed(event)
                 yield b"".join([encode_event(e) for e in out])
+            if getattr(translator, "usage_estimated", False):
+                tape.changes.append(
+                    {
+                        "kind": "usage_estimated",
+                        "detail": "stopped at a local stop sequence before the "
+                        "backend reported usage: tokens counted locally",
+                    }
+                )
             tape.status = "ok"
         except UpstreamError as exc:
             tape.fail(exc.error_type, exc.message)

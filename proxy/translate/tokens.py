@@ -66,6 +66,11 @@ def count_tokens(request: MessagesRequest) -> int:
     return sum(count_breakdown(request).values())
 
 
+def count_text_tokens(text: str) -> int:
+    """Estimated tokens of plain text (a model's output)."""
+    return len(_encoding().encode_ordinary(text)) if text else 0
+
+
 def count_breakdown(request: MessagesRequest) -> dict[str, int]:
     """Estimated tokens per part: system, tools, messages (incl. overheads) and tool_results."""
     counter = _Counter()

@@ -216,6 +216,32 @@ def test_sdk_raises_the_matching_exception_type(client: anthropic.Anthropic, ups
         )
 
 
+def test_stream_cut_at_a_stop_sequence_the_backend_never_saw_reports_estimated_usage(
+    client: anthropic.Anthropic, upstream: FakeOpenAI, server: Server
+) -> None:
+    # OpenAI takes 4 stop sequences: the 5th is matched by the proxy, which hangs up before the usage chunk.
+    pieces = ("The answer", " is 42. <<E", "ND>> and then", " more")
+    upstream.script(text_stream(*pieces, prompt=900, completion=99))
+    stops = ["<<A>>", "<<B>>", "<<C>>", "<<D>>", "<<END>>"]
+    with client.messages.stream(
+        model="claude-opus-4-8", max_tokens=500, stop_sequences=stops,
+        messages=[{"role": "user", "content": "What is the answer? End with <<END>>."}],
+    ) as stream:  # fmt: skip
+        final = stream.get_final_message()
+    assert final.content[0].text == "The answer is 42. "  # type: ignore[union-attr]
+    assert (final.stop_reason, final.stop_sequence) == ("stop_sequence", "<<END>>")
+    # Counted locally: the backend's 900/99 never arrived, and zero would under-report the exchange.
+    assert 0 < final.usage.input_tokens < 900
+    assert 0 < final.usage.output_tokens < 99
+    assert upstream.requests[-1]["stop"] == stops[:4]
+    row = server.wait_for_exchange(
+        lambda e: e["stream"] and e["client_response"]["stop_reason"] == "stop_sequence"
+    )
+    assert row["input_tokens"] == final.usage.input_tokens
+    assert row["output_tokens"] == final.usage.output_tokens
+    assert "usage_estimated" in [change["kind"] for change in row["changes"]]
+
+
 def test_stream_that_breaks_off_ends_with_an_sse_error_event_and_is_recorded(
     server: Server, upstream: FakeOpenAI
 ) -> None:

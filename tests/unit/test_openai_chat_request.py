@@ -14,6 +14,7 @@ import pytest
 from proxy.translate.base import TranslationError
 from proxy.translate.ids import tool_id_to_client
 from proxy.translate.openai_chat.request import build_request
+from proxy.translate.tokens import count_tokens
 from proxy.translate.tool_names import shorten
 from proxy.translate.types import Target, Translation
 
@@ -714,6 +715,8 @@ def test_stop_sequences_beyond_limit_matched_locally() -> None:
     assert translation.state["local_stop_sequences"] == ["E", "F"]
     assert translation.stop_sequences == tuple(stops)
     assert kinds(translation) == ["stop_sequences_local"]
+    # For the usage of a stream we may cut before the backend reports it.
+    assert translation.state["input_tokens_estimate"] == count_tokens(make_request(stop_sequences=stops))
 
 
 def test_stop_sequences_limit_from_target_option() -> None:
@@ -733,6 +736,7 @@ def test_stop_sequences_all_sent_when_within_limit() -> None:
     translation = translate(make_request(stop_sequences=["END"]))
     assert translation.upstream.body["stop"] == ["END"]
     assert translation.state["local_stop_sequences"] == []
+    assert "input_tokens_estimate" not in translation.state  # nothing to cut: no counting cost
     assert translation.changes == []
 
 

@@ -25,6 +25,7 @@ from proxy.translate.openai_chat import DIALECT
 from proxy.translate.openai_chat.response import parse_response, thinking_signature
 from proxy.translate.openai_chat.stream import OpenAIStreamTranslator, Phase
 from proxy.translate.sse import SSEDecoder, encode_events
+from proxy.translate.tokens import count_text_tokens
 from proxy.translate.tool_names import shorten
 from proxy.translate.types import SSEEvent, Translation, UpstreamRequest
 from tests.unit.stream_checks import assert_valid_anthropic_stream
@@ -38,7 +39,7 @@ FAILING = {"invalid_args", "error_midstream", "truncated"}
 SETUP: dict[str, dict[str, Any]] = {
     "local_stop": {
         "stop_sequences": ("###END",),
-        "state": {"local_stop_sequences": ["###END"], "reasoning": False},
+        "state": {"local_stop_sequences": ["###END"], "reasoning": False, "input_tokens_estimate": 1234},
     },
     "long_tool_name": {"tool_names": {shorten(LONG_NAME): LONG_NAME}},
     "vllm_stop_reason": {"stop_sequences": ("</sql>",)},
@@ -180,7 +181,7 @@ def test_recorded_stream_accumulates_to_the_non_streaming_translation(case: str)
     expected = parse_response(non_stream_body(case), translation_for(case))
     got = accumulate(events)
     if case == "local_stop":
-        # Streaming hangs up at the stop sequence, before the backend's usage arrives.
+        # Streaming hangs up at the stop sequence, before the backend's usage arrives: estimated instead.
         expected.pop("usage"), got.pop("usage")
     assert got == expected
     assert translator.stop_reason == expected["stop_reason"]
@@ -528,6 +529,35 @@ def test_local_stop_sequence_never_leaks_a_partial_match_to_the_client() -> None
             if out["type"] == "content_block_delta":
                 emitted += out["delta"]["text"]
                 assert "###E" not in emitted
+
+
+def test_stream_cut_at_a_local_stop_reports_estimated_usage_not_zero() -> None:
+    # We hang up before the backend's usage chunk: the usage is counted locally from what was generated,
+    # the stop sequence included and the text after it (never sent, never paid for) not.
+    translator = OpenAIStreamTranslator(translation_for("local_stop"))
+    out: list[dict] = []
+    for event in upstream_events("local_stop"):
+        out += translator.feed(event)
+    usage = message_delta(out)["usage"]
+    assert usage["input_tokens"] == 1234  # the request side's estimate
+    assert usage["output_tokens"] == count_text_tokens("Result: 42 ### not it. Done ###END")
+    assert usage["output_tokens"] < count_text_tokens("Result: 42 ### not it. Done ###END and more text")
+    assert translator.usage_estimated
+
+
+def test_backend_usage_seen_before_a_local_stop_is_kept_not_estimated() -> None:
+    # Some servers (vLLM's continuous usage stats) put usage in every chunk.
+    translator = OpenAIStreamTranslator(translation_for("local_stop"))
+    with_usage = {**chunk({"content": "a ###END b"}), "usage": {"prompt_tokens": 9, "completion_tokens": 4}}
+    out = feed_chunks(translator, [chunk({"role": "assistant", "content": ""}), with_usage])
+    assert message_delta(out)["usage"]["output_tokens"] == 4
+    assert message_delta(out)["usage"]["input_tokens"] == 9
+    assert not translator.usage_estimated
+
+
+def test_a_stream_that_ends_normally_is_never_estimated() -> None:
+    translator, _ = translate("text")
+    assert not translator.usage_estimated
 
 
 def test_text_held_for_a_possible_stop_sequence_is_released_before_a_tool_call() -> None:

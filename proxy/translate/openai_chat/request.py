@@ -16,6 +16,7 @@ import orjson
 
 from ..base import TranslationError
 from ..ids import tool_id_to_upstream
+from ..tokens import count_tokens
 from ..tool_names import ToolNameMap
 from ..types import Change, JSONDict, MessagesRequest, Target, Translation, UpstreamRequest
 from .response import REASONING_FIELDS, SIGNATURE_PREFIX
@@ -121,7 +122,12 @@ def build_request(
         changes=ctx.changes,
         tool_names=ctx.names.renamed(),
         stop_sequences=stop_sequences,
-        state={"reasoning": reasoning, "local_stop_sequences": local_stops},
+        state={
+            "reasoning": reasoning,
+            "local_stop_sequences": local_stops,
+            # A stream cut at a local stop ends before the backend's usage chunk: this stands in for it.
+            **({"input_tokens_estimate": count_tokens(request)} if local_stops else {}),
+        },
     )
 
 

@@ -18,6 +18,7 @@ from typing import Literal, assert_never
 import orjson
 
 from ..base import UpstreamError
+from ..tokens import count_text_tokens
 from ..types import JSONDict, SSEEvent, StopReason, StreamEvent, Translation, Usage
 from .response import (
     error_from_object,
@@ -96,6 +97,9 @@ class OpenAIStreamTranslator:
         self._calls_by_index: dict[int, ToolCall] = {}
         self._local_stops = local_stop_sequences(translation)
         self._held = ""  # text that may be the start of a local stop sequence
+        # What the model generated, kept only when a local stop may cut the stream before the usage chunk.
+        self._generated: list[str] | None = [] if self._local_stops else None
+        self.usage_estimated = False
         self._thinking = wants_thinking(translation)
         self._refused = False
         self._finish_reason: str | None = None
@@ -189,6 +193,8 @@ class OpenAIStreamTranslator:
     # -- content ---------------------------------------------------------------------------------------
 
     def _on_thinking(self, text: str, field_name: str) -> list[StreamEvent]:
+        if self._generated is not None:
+            self._generated.append(text)
         events: list[StreamEvent] = []
         if self.open_block is None or self.open_block.kind != "thinking":
             events += self._open_block("thinking", signature=thinking_signature(field_name))
@@ -199,11 +205,16 @@ class OpenAIStreamTranslator:
             return []
         if not self._local_stops:
             return self._emit_text(text)
+        if self._generated is not None:
+            self._generated.append(text)
         buffer = self._held + text
         self._held = ""
         hit = find_stop_sequence(buffer, self._local_stops)
         if hit is not None:
             at, sequence = hit
+            if self._generated is not None:  # the model got as far as the end of the sequence, no further
+                past = len(buffer) - (at + len(sequence))  # a suffix of `text`: `held` cannot hold it whole
+                self._generated[-1] = text[: len(text) - past]
             return self._emit_text(buffer[:at]) + self._end_content() + self._stop(sequence=sequence)
         keep = held_back_length(buffer, self._local_stops)
         self._held = buffer[len(buffer) - keep :] if keep else ""
@@ -233,6 +244,8 @@ class OpenAIStreamTranslator:
                 return []  # whitespace after a complete object changes nothing
             raise UpstreamError(f"upstream sent arguments for tool {call.name!r} after its call ended")
         call.arguments.append(arguments)
+        if self._generated is not None:
+            self._generated.append(arguments)
         if call.state == "live":
             return [self._delta({"type": "input_json_delta", "partial_json": arguments})]
         return self._advance_tools()
@@ -363,6 +376,8 @@ class OpenAIStreamTranslator:
     def _stop(self, *, sequence: str | None = None) -> list[StreamEvent]:
         if sequence is not None:
             self.stop_reason, self.stop_sequence = "stop_sequence", sequence
+            if not self.usage["input_tokens"] and not self.usage["output_tokens"]:
+                self._estimate_usage()
         else:
             self.stop_reason, self.stop_sequence = stop_reason_for(
                 self._finish_choice,
@@ -379,6 +394,17 @@ class OpenAIStreamTranslator:
             },
             {"type": "message_stop"},
         ]
+
+    def _estimate_usage(self) -> None:
+        """We hung up at a local stop sequence, before the backend's usage chunk: count locally rather
+        than report zero tokens (an estimate, flagged as such on the exchange)."""
+        generated = "".join(self._generated or ())
+        self.usage = {
+            **self.usage,
+            "input_tokens": int(self.translation.state.get("input_tokens_estimate", 0)),
+            "output_tokens": count_text_tokens(generated),
+        }
+        self.usage_estimated = True
 
     def _delta(self, delta: JSONDict) -> StreamEvent:
         assert self.open_block is not None  # every caller opens a block first
