@@ -155,18 +155,23 @@ def test_bodies_are_compressed_only_while_the_writer_is_behind(monkeypatch) -> N
 
     monkeypatch.setattr(recorder_module, "BACKLOG_PACK_AT", 3)
     recorder = Recorder()
-    tapes = [finished_tape(f"claude-{n}") for n in range(5)]
+    tapes = [finished_tape(f"claude-{n}") for n in range(10)]
     for tape in tapes:
         tape.client_request = orjson.Fragment(b'{"n": 1}')
 
     async def scenario() -> None:
+        for tape in tapes:
+            recorder.start(tape)  # ten in flight
         for tape in tapes:  # no await in between: the writer has not taken any yet
             recorder.finish(tape)
         await recorder.drain()
 
     asyncio.run(scenario())
-    assert [isinstance(t.client_request, Packed) for t in tapes] == [False, False, False, True, True]
-    assert Exchange.objects.count() == 5
+    # Packed once 3 wait while at least 3 others are still in flight: a backlog at low concurrency (the
+    # writer's own batching) is not worth compressing.
+    packed = [isinstance(t.client_request, Packed) for t in tapes]
+    assert packed == [False] * 3 + [True] * 4 + [False] * 3
+    assert Exchange.objects.count() == 10
 
 
 @pytest.mark.django_db(transaction=True)
