@@ -475,3 +475,15 @@ def test_unknown_api_path_is_an_anthropic_404(server: Server) -> None:
         "type": "error",
         "error": {"type": "not_found_error", "message": "POST /v1/complete: no such endpoint"},
     }
+
+
+def test_serve_creates_its_database_in_wal_mode_with_16_kb_pages(server: Server) -> None:
+    # WAL: the recorder never blocks dashboard readers. 16 KB pages: exchanges carry ~100 KB of bodies.
+    import sqlite3
+
+    db = sqlite3.connect(server.data_dir / "switchboard.sqlite3")
+    try:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.execute("PRAGMA page_size").fetchone()[0] == 16384
+    finally:
+        db.close()
