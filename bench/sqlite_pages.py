@@ -2,7 +2,7 @@
 
     python bench/sqlite_pages.py [--rows 600] [--repeats 3]
 
-Writes rows shaped like recorded exchanges (two ~80 KB request bodies from a captured Claude Code turn,
+Writes rows shaped like recorded exchanges (two ~95 KB request bodies from a captured Claude Code turn,
 a small response, indexed short columns) in batches of 25 per transaction, as the recorder does, into a
 fresh WAL database per page size. Then times a feed-like query (newest 50 rows, small columns) and a
 LIKE scan over a body column, as the dashboard's search does. CPU is this process's; wall includes

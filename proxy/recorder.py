@@ -128,8 +128,8 @@ class Recorder:
     def _behind(self) -> bool:
         """Worth compressing what waits for the writer: a backlog while many exchanges are in flight. A
         backlog alone is normal at low load (one client at 200 requests/s leaves ~25 rows per batch, as
-        the writer gathers for _GATHER_S), and compressing those cost the event loop ~0.3 ms a request
-        for memory that was never short."""
+        the writer gathers for _GATHER_S), and compressing those cost the event loop a zlib pass over
+        every request's bodies for memory that was never short."""
         return self.backlog() >= BACKLOG_PACK_AT and len(self._open) >= BACKLOG_PACK_AT
 
     def backlog(self) -> int:

@@ -98,7 +98,7 @@ class OpenAIStreamTranslator:
         self._local_stops = local_stop_sequences(translation)
         self._held = ""  # text that may be the start of a local stop sequence
         # What the model generated, kept only when a local stop may cut the stream before the usage chunk.
-        self._generated: list[str] | None = [] if self._local_stops else None
+        self._generated: list[str] = []
         self.usage_estimated = False
         self._thinking = wants_thinking(translation)
         self._refused = False
@@ -193,7 +193,7 @@ class OpenAIStreamTranslator:
     # -- content ---------------------------------------------------------------------------------------
 
     def _on_thinking(self, text: str, field_name: str) -> list[StreamEvent]:
-        if self._generated is not None:
+        if self._local_stops:
             self._generated.append(text)
         events: list[StreamEvent] = []
         if self.open_block is None or self.open_block.kind != "thinking":
@@ -205,16 +205,15 @@ class OpenAIStreamTranslator:
             return []
         if not self._local_stops:
             return self._emit_text(text)
-        if self._generated is not None:
-            self._generated.append(text)
+        self._generated.append(text)
         buffer = self._held + text
         self._held = ""
         hit = find_stop_sequence(buffer, self._local_stops)
         if hit is not None:
             at, sequence = hit
-            if self._generated is not None:  # the model got as far as the end of the sequence, no further
-                past = len(buffer) - (at + len(sequence))  # a suffix of `text`: `held` cannot hold it whole
-                self._generated[-1] = text[: len(text) - past]
+            # The model got as far as the end of the sequence, no further.
+            past = len(buffer) - (at + len(sequence))  # a suffix of `text`: `held` cannot hold it whole
+            self._generated[-1] = text[: len(text) - past]
             return self._emit_text(buffer[:at]) + self._end_content() + self._stop(sequence=sequence)
         keep = held_back_length(buffer, self._local_stops)
         self._held = buffer[len(buffer) - keep :] if keep else ""
@@ -244,7 +243,7 @@ class OpenAIStreamTranslator:
                 return []  # whitespace after a complete object changes nothing
             raise UpstreamError(f"upstream sent arguments for tool {call.name!r} after its call ended")
         call.arguments.append(arguments)
-        if self._generated is not None:
+        if self._local_stops:
             self._generated.append(arguments)
         if call.state == "live":
             return [self._delta({"type": "input_json_delta", "partial_json": arguments})]
@@ -398,7 +397,7 @@ class OpenAIStreamTranslator:
     def _estimate_usage(self) -> None:
         """We hung up at a local stop sequence, before the backend's usage chunk: count locally rather
         than report zero tokens (an estimate, flagged as such on the exchange)."""
-        generated = "".join(self._generated or ())
+        generated = "".join(self._generated)
         self.usage = {
             **self.usage,
             "input_tokens": int(self.translation.state.get("input_tokens_estimate", 0)),
