@@ -235,7 +235,7 @@ def test_stream_cut_at_a_stop_sequence_the_backend_never_saw_reports_estimated_u
     assert 0 < final.usage.output_tokens < 99
     assert upstream.requests[-1]["stop"] == stops[:4]
     row = server.wait_for_exchange(
-        lambda e: e["stream"] and e["client_response"]["stop_reason"] == "stop_sequence"
+        lambda e: e["stream"] and (e["client_response"] or {}).get("stop_reason") == "stop_sequence"
     )
     assert row["input_tokens"] == final.usage.input_tokens
     assert row["output_tokens"] == final.usage.output_tokens
