@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 
 import orjson
 
 from proxy import catalog
-from proxy.tape import Tape
+from proxy.tape import Packed, Tape
+from proxy.translate import tokens
 from proxy.translate.types import JSONDict
+
+logger = logging.getLogger(__name__)
 
 
 def start_fields(tape: Tape) -> dict[str, Any]:
@@ -53,6 +57,13 @@ def update_fields(tape: Tape) -> dict[str, Any]:
 def finished_fields(tape: Tape) -> dict[str, Any]:
     message = tape.client_message
     usage = dict(tape.usage or (message or {}).get("usage") or {})
+    changes = tape.changes
+    if _needs_estimate(tape, usage):
+        try:
+            usage = {**usage, **_estimated_usage(tape)}
+            changes = [*changes, {"kind": "usage_estimated", "detail": _ESTIMATED_DETAIL}]
+        except Exception:  # an estimate must never cost the row
+            logger.exception("record: could not estimate the usage of a cancelled exchange")
     input_tokens = int(usage.get("input_tokens") or 0)
     output_tokens = int(usage.get("output_tokens") or 0)
     cache_read = int(usage.get("cache_read_input_tokens") or 0)
@@ -70,7 +81,7 @@ def finished_fields(tape: Tape) -> dict[str, Any]:
         if tape.upstream_response is not None
         else b"".join(tape.upstream_chunks).decode("utf-8", errors="replace"),
         "client_response": message,
-        "changes": tape.changes,
+        "changes": changes,
         "attempts": tape.attempts,
         "upstream_first_byte_ms": tape.ms(tape.first_byte_at),
         "first_token_ms": tape.ms(tape.first_token_at),
@@ -84,6 +95,40 @@ def finished_fields(tape: Tape) -> dict[str, Any]:
         "tool_calls": len(tool_uses),
         "tool_call_errors": sum(1 for b in tool_uses if _invalid_tool_input(b)),
     }
+
+
+_ESTIMATED_DETAIL = (
+    "the client hung up before the backend reported usage: tokens estimated locally from what was sent "
+    "and what the client had received"
+)
+
+
+def _needs_estimate(tape: Tape, usage: JSONDict) -> bool:
+    """A stream the client left after the backend began answering: the backend bills the prompt and what
+    it generated, but its usage comes only at the end, so the record would say zero tokens, zero cost."""
+    no_tokens = not usage.get("input_tokens") and not usage.get("output_tokens")
+    return tape.status == "cancelled" and tape.first_byte_at is not None and no_tokens
+
+
+def _estimated_usage(tape: Tape) -> dict[str, int]:
+    request = tape.client_request
+    if isinstance(request, Packed):
+        request = request.unpack()
+    if isinstance(request, orjson.Fragment):  # its bytes are reachable only by serialising it
+        request = orjson.loads(orjson.dumps(request))
+    generated: list[str] = []
+    for block in (tape.client_message or {}).get("content", []):
+        match block.get("type"):
+            case "text":
+                generated.append(block.get("text", ""))
+            case "thinking":
+                generated.append(block.get("thinking", ""))
+            case "tool_use":
+                generated.append(orjson.dumps(block.get("input", {})).decode())
+    input_tokens, output_tokens = tokens.usage_estimate(
+        request if isinstance(request, dict) else None, "".join(generated)
+    )
+    return {"input_tokens": input_tokens, "output_tokens": output_tokens}
 
 
 def _cost(tape: Tape, usage: JSONDict) -> float | None:

@@ -221,7 +221,7 @@ async def relay(
                     {
                         "kind": "usage_estimated",
                         "detail": "stopped at a local stop sequence before the "
-                        "backend reported usage: tokens counted locally",
+                        "backend reported usage: tokens estimated locally",
                     }
                 )
             tape.status = "ok"

@@ -298,6 +298,10 @@ def test_client_hang_up_mid_stream_is_recorded_as_cancelled_and_closes_upstream(
     assert row["status"] == "cancelled"
     assert "word0" in row["upstream_response"]
     assert "word199" not in row["upstream_response"]  # the upstream request was closed, not read to the end
+    # The backend's usage never came, but it billed the prompt and what it generated: counted locally.
+    assert row["input_tokens"] > 0
+    assert 0 < row["output_tokens"] < 200
+    assert "usage_estimated" in [change["kind"] for change in row["changes"]]
 
 
 def test_exchanges_api_with_settle_answers_once_the_last_reply_is_recorded(

@@ -14,7 +14,6 @@ import pytest
 from proxy.translate.base import TranslationError
 from proxy.translate.ids import tool_id_to_client
 from proxy.translate.openai_chat.request import build_request
-from proxy.translate.tokens import count_tokens
 from proxy.translate.tool_names import shorten
 from proxy.translate.types import Target, Translation
 
@@ -710,13 +709,14 @@ def test_output_format_not_strict_when_schema_open(schema: dict[str, Any]) -> No
 
 def test_stop_sequences_beyond_limit_matched_locally() -> None:
     stops = ["A", "B", "C", "D", "E", "F"]
-    translation = translate(make_request(stop_sequences=stops))
+    request = make_request(stop_sequences=stops)
+    translation = translate(request)
     assert translation.upstream.body["stop"] == ["A", "B", "C", "D"]
     assert translation.state["local_stop_sequences"] == ["E", "F"]
     assert translation.stop_sequences == tuple(stops)
     assert kinds(translation) == ["stop_sequences_local"]
-    # For the usage of a stream we may cut before the backend reports it.
-    assert translation.state["input_tokens_estimate"] == count_tokens(make_request(stop_sequences=stops))
+    # Kept to estimate the usage of a stream we may cut before the backend reports it.
+    assert translation.state["request"] is request
 
 
 def test_stop_sequences_limit_from_target_option() -> None:
@@ -736,7 +736,7 @@ def test_stop_sequences_all_sent_when_within_limit() -> None:
     translation = translate(make_request(stop_sequences=["END"]))
     assert translation.upstream.body["stop"] == ["END"]
     assert translation.state["local_stop_sequences"] == []
-    assert "input_tokens_estimate" not in translation.state  # nothing to cut: no counting cost
+    assert "request" not in translation.state  # nothing to cut: nothing kept
     assert translation.changes == []
 
 

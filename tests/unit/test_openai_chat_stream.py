@@ -25,21 +25,31 @@ from proxy.translate.openai_chat import DIALECT
 from proxy.translate.openai_chat.response import parse_response, thinking_signature
 from proxy.translate.openai_chat.stream import OpenAIStreamTranslator, Phase
 from proxy.translate.sse import SSEDecoder, encode_events
-from proxy.translate.tokens import count_text_tokens
+from proxy.translate.tokens import count_text_tokens, count_tokens, warm_up
 from proxy.translate.tool_names import shorten
 from proxy.translate.types import SSEEvent, Translation, UpstreamRequest
 from tests.unit.stream_checks import assert_valid_anthropic_stream
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "openai"
+# Estimated usage is counted with the encoder once it is loaded (else approximated from lengths, tested in
+# test_tokens.py): load it, so the figures below do not depend on which tests ran first in this process.
+warm_up()
 CLIENT_MODEL = "claude-opus-4-8"
 MESSAGE_ID = "msg_01StreamTest0000000000"
 LONG_NAME = "mcp__claude_ai_Google_Drive__google_drive_search_files_and_folders_by_query"
 FAILING = {"invalid_args", "error_midstream", "truncated"}
 # Per case: what the request side would have put in the Translation.
+# The request behind local_stop.sse: kept in the translation to estimate the usage of a stream we cut.
+LOCAL_STOP_REQUEST = {
+    "model": CLIENT_MODEL,
+    "max_tokens": 100,
+    "stop_sequences": ["a", "b", "c", "d", "###END"],
+    "messages": [{"role": "user", "content": "Compute the result, then write ###END."}],
+}
 SETUP: dict[str, dict[str, Any]] = {
     "local_stop": {
         "stop_sequences": ("###END",),
-        "state": {"local_stop_sequences": ["###END"], "reasoning": False, "input_tokens_estimate": 1234},
+        "state": {"local_stop_sequences": ["###END"], "reasoning": False, "request": LOCAL_STOP_REQUEST},
     },
     "long_tool_name": {"tool_names": {shorten(LONG_NAME): LONG_NAME}},
     "vllm_stop_reason": {"stop_sequences": ("</sql>",)},
@@ -539,7 +549,7 @@ def test_stream_cut_at_a_local_stop_reports_estimated_usage_not_zero() -> None:
     for event in upstream_events("local_stop"):
         out += translator.feed(event)
     usage = message_delta(out)["usage"]
-    assert usage["input_tokens"] == 1234  # the request side's estimate
+    assert usage["input_tokens"] == count_tokens(LOCAL_STOP_REQUEST)
     assert usage["output_tokens"] == count_text_tokens("Result: 42 ### not it. Done ###END")
     assert usage["output_tokens"] < count_text_tokens("Result: 42 ### not it. Done ###END and more text")
     assert translator.usage_estimated

@@ -180,3 +180,36 @@ def test_count_breakdown_counts_text_documents_and_flat_cost_for_pdfs():
     pdf = {"type": "document", "source": pdf_source}
     expected = MESSAGE_OVERHEAD + 2 * BLOCK_OVERHEAD + bpe_count("a b c") + tokens.DOCUMENT_TOKENS_UNKNOWN
     assert count_breakdown(user(text_doc, pdf))["messages"] == expected
+
+
+USAGE_REQUEST = {
+    "model": "claude-opus-4-8",
+    "max_tokens": 100,
+    "messages": [{"role": "user", "content": "Summarise the relay module in two sentences, please."}],
+}
+
+
+def test_usage_estimate_counts_with_the_encoder_when_it_is_loaded() -> None:
+    tokens.warm_up()
+    generated = "The relay reads the upstream stream and translates each event."
+    assert tokens.usage_estimate(USAGE_REQUEST, generated) == (
+        tokens.count_tokens(USAGE_REQUEST),
+        tokens.count_text_tokens(generated),
+    )
+
+
+def test_usage_estimate_never_loads_the_encoder_for_a_fallback() -> None:
+    # Loading it holds the GIL ~0.7 s and costs ~100 MB: a process that never counted does not pay that to
+    # estimate one cut-short exchange. Lengths stand in: the request's JSON and the generated text.
+    tokens._encoding.cache_clear()
+    try:
+        generated = "x" * 41
+        request_chars = len(json.dumps(USAGE_REQUEST, separators=(",", ":")))
+        assert tokens.usage_estimate(USAGE_REQUEST, generated) == (
+            -(-request_chars * 10 // 44),  # 4.4 characters a token, rounded up
+            11,  # 4 a token, rounded up
+        )
+        assert tokens.usage_estimate(None, "") == (0, 0)
+        assert tokens._encoding.cache_info().currsize == 0  # still not loaded
+    finally:
+        tokens.warm_up()  # as the rest of the suite expects it

@@ -16,7 +16,6 @@ import orjson
 
 from ..base import TranslationError
 from ..ids import tool_id_to_upstream
-from ..tokens import count_tokens
 from ..tool_names import ToolNameMap
 from ..types import Change, JSONDict, MessagesRequest, Target, Translation, UpstreamRequest
 from .response import REASONING_FIELDS, SIGNATURE_PREFIX
@@ -125,8 +124,9 @@ def build_request(
         state={
             "reasoning": reasoning,
             "local_stop_sequences": local_stops,
-            # A stream cut at a local stop ends before the backend's usage chunk: this stands in for it.
-            **({"input_tokens_estimate": count_tokens(request)} if local_stops else {}),
+            # A stream cut at a local stop ends before the backend's usage chunk: the request is kept
+            # (a reference) to estimate the usage then, and only then.
+            **({"request": request} if local_stops else {}),
         },
     )
 

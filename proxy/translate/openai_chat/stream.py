@@ -18,7 +18,7 @@ from typing import Literal, assert_never
 import orjson
 
 from ..base import UpstreamError
-from ..tokens import count_text_tokens
+from ..tokens import usage_estimate
 from ..types import JSONDict, SSEEvent, StopReason, StreamEvent, Translation, Usage
 from .response import (
     error_from_object,
@@ -397,12 +397,10 @@ class OpenAIStreamTranslator:
     def _estimate_usage(self) -> None:
         """We hung up at a local stop sequence, before the backend's usage chunk: count locally rather
         than report zero tokens (an estimate, flagged as such on the exchange)."""
-        generated = "".join(self._generated)
-        self.usage = {
-            **self.usage,
-            "input_tokens": int(self.translation.state.get("input_tokens_estimate", 0)),
-            "output_tokens": count_text_tokens(generated),
-        }
+        input_tokens, output_tokens = usage_estimate(
+            self.translation.state.get("request"), "".join(self._generated)
+        )
+        self.usage = {**self.usage, "input_tokens": input_tokens, "output_tokens": output_tokens}
         self.usage_estimated = True
 
     def _delta(self, delta: JSONDict) -> StreamEvent:
