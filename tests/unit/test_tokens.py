@@ -199,8 +199,8 @@ def test_usage_estimate_counts_with_the_encoder_when_it_is_loaded() -> None:
 
 
 def test_usage_estimate_never_loads_the_encoder_for_a_fallback() -> None:
-    # Loading it holds the GIL ~0.7 s and costs ~100 MB: a process that never counted does not pay that to
-    # estimate one cut-short exchange. Lengths stand in: the request's JSON and the generated text.
+    # Loading it costs ~1 s of CPU and ~100 MB: a process that never counted does not pay that to estimate
+    # one cut-short exchange. Lengths stand in: the request's JSON and the generated text.
     tokens._encoding.cache_clear()
     try:
         generated = "x" * 41
