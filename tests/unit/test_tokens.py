@@ -213,3 +213,38 @@ def test_usage_estimate_never_loads_the_encoder_for_a_fallback() -> None:
         assert tokens._encoding.cache_info().currsize == 0  # still not loaded
     finally:
         tokens.warm_up()  # as the rest of the suite expects it
+
+
+_ENCODER_CHECK = """
+import json, sys
+texts = json.load(sys.stdin)
+import bpe_openai
+stock = [len(bpe_openai.get_encoding('cl100k_base').encode_ordinary(t)) for t in texts]
+from bpe_openai import registry
+from proxy.translate import tokens
+ours = [tokens.count_text_tokens(t) for t in texts]  # the same encoder object, its tables now dropped
+ranks_left = registry._load_mergeable_ranks.cache_info().currsize
+tables_left = len(tokens._encoding()._mergeable_ranks)
+print(json.dumps({'stock': stock, 'ours': ours, 'ranks_left': ranks_left, 'tables_left': tables_left}))
+"""
+
+
+def test_the_encoder_counts_like_stock_bpe_openai_without_its_python_tables() -> None:
+    # A fresh interpreter: the stock encoder counts the captured bodies' text, then ours (the Python-side
+    # rank tables dropped, ~56 MB) must count every one the same.
+    import subprocess
+    import sys
+
+    texts = [json.dumps(json.loads(path.read_text())) for path in sorted(FIXTURES.glob("*.json"))]
+    texts += ["déjà vu ✓ 🤖", "<|endoftext|> is plain text here", "def f(x):\n\treturn x ** 2\n"]
+    done = subprocess.run(
+        [sys.executable, "-c", _ENCODER_CHECK],
+        input=json.dumps(texts),
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["ours"] == result["stock"]
+    assert result["ranks_left"] == 0 and result["tables_left"] == 0
