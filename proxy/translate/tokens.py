@@ -3,9 +3,10 @@
 Claude's tokenizer is not public, so this is an ESTIMATE: text is counted with OpenAI's cl100k encoding
 (bpe-openai, bundled in the wheel; tiktoken would download its vocabulary). cl100k rather than o200k:
 Claude's tokenizers split text more finely than both, so the coarser o200k undercounts more, and cl100k
-is the smaller encoder (~42 MB kept once loaded, see _drop_python_tables). Images are counted with Anthropic's published formula,
-and small fixed overheads are added per message and for tool definitions. Expect it to be within
-roughly 10-20% of Anthropic's own count for English and code; never use it for billing.
+is the smaller encoder (~42 MB kept once loaded, see _drop_python_tables). Images are counted with
+Anthropic's published formula, and small fixed overheads are added per message and for tool
+definitions. Expect it to be within roughly 10-20% of Anthropic's own count for English and code; never
+use it for billing.
 """
 
 from __future__ import annotations
