@@ -83,7 +83,7 @@ def _drop_python_tables(encoding: Any) -> None:
         for name, table in kept.items():  # it does need them after all
             setattr(encoding, name, table)
         return
-    kept.clear()
+    kept.clear()  # the last references to the old tables: freed now, before malloc_trim below
     for loader in vars(registry).values():
         if callable(getattr(loader, "cache_clear", None)):
             loader.cache_clear()
