@@ -19,6 +19,7 @@ from django.db.models import Count, Max, Min, Q, Sum, TextField
 from django.db.models.functions import Cast
 
 from proxy.models import Exchange
+from proxy.record import invalid_tool_input
 
 AGENT_TOOLS = {"Agent", "Task"}
 MAX_EXCHANGES = 2000  # a session view beyond this is unreadable anyway; the feed filter still has them all
@@ -190,13 +191,18 @@ def _fill_turn_diffs(thread: Thread) -> None:
 
 
 def _count_failures(thread: Thread) -> None:
-    """A turn's failures: its invalid tool calls, plus is_error results to its calls in the next turn."""
+    """A turn's failures: its invalid tool calls, plus is_error results to its calls in the next turn.
+
+    The recorder adds those results to the row's count as they arrive; rows recorded before it did
+    have only the invalid calls, so the join is made here too and the larger of the two is kept."""
     for i, turn in enumerate(thread.turns):
-        turn.failures = turn.e.tool_call_errors
+        answer = turn.e.client_response if isinstance(turn.e.client_response, dict) else {}
+        blocks = [b for b in answer.get("content") or [] if isinstance(b, dict)]
+        joined = sum(1 for b in blocks if b.get("type") == "tool_use" and invalid_tool_input(b))
         if i + 1 < len(thread.turns):
-            turn.failures += sum(
-                1 for item in thread.turns[i + 1].new if item.kind == "tool_result" and item.is_error
-            )
+            later = thread.turns[i + 1].new
+            joined += sum(1 for item in later if item.kind == "tool_result" and item.is_error)
+        turn.failures = max(turn.e.tool_call_errors, joined)
 
 
 def _load(session_id: str) -> list[Exchange]:

@@ -20,6 +20,7 @@ from django.db.models import Q, QuerySet, TextField
 from django.db.models.functions import Cast
 
 from proxy.models import Exchange
+from proxy.record import last_tool_results
 
 WINDOW = 1500  # newest exchanges analysed per page view: bodies are big, this keeps the page under a second
 _TAG = re.compile(r"</?tool_use_error>")
@@ -138,21 +139,6 @@ def call_problem(
     return None
 
 
-def last_results(request: dict[str, Any]) -> dict[str, tuple[bool, str]]:
-    """tool_use_id -> (is_error, text) for the tool results this request brings (its last user turn)."""
-    messages = request.get("messages") or []
-    if not messages or messages[-1].get("role") != "user" or isinstance(messages[-1].get("content"), str):
-        return {}
-    out = {}
-    for b in messages[-1].get("content") or []:
-        if isinstance(b, dict) and b.get("type") == "tool_result":
-            content = b.get("content")
-            if isinstance(content, list):
-                content = " ".join(str(c.get("text", "")) for c in content if isinstance(c, dict))
-            out[str(b.get("tool_use_id", ""))] = (bool(b.get("is_error")), str(content or ""))
-    return out
-
-
 @dataclass(frozen=True, slots=True)
 class Summary:
     """What one finished exchange contributes, parsed once: its calls (with any problem found in the
@@ -190,7 +176,7 @@ def summarize(request: Any, response: Any, schema_cache: dict[str, Any]) -> Summ
         args_text = args if isinstance(args, str) else orjson.dumps(args, option=orjson.OPT_INDENT_2).decode()
         problem = call_problem(call, offered, schema_cache)
         calls.append((str(call.get("id", "")), str(call.get("name", "?")), problem, args_text))
-    results = tuple((k, v[0], v[1]) for k, v in last_results(request).items())
+    results = tuple((k, v[0], v[1]) for k, v in last_tool_results(request).items())
     return Summary(calls=tuple(calls), results=results)
 
 
@@ -258,7 +244,7 @@ def answer_outcomes(e: Exchange) -> dict[str, tuple[str, str]]:
             .first()
         )
         if isinstance(later, dict):
-            for tool_id, (is_error, text) in last_results(later).items():
+            for tool_id, (is_error, text) in last_tool_results(later).items():
                 if is_error and tool_id in pending:
                     outcomes[tool_id] = (normalize_error(text), text[:2000])
     return outcomes

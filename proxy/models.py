@@ -114,7 +114,9 @@ class Exchange(models.Model):
     claude_cost_usd = models.FloatField(null=True, blank=True)  # the same tokens on the model asked for
 
     tool_calls = models.IntegerField(default=0)
-    tool_call_errors = models.IntegerField(default=0, db_index=True)  # "failed tool calls only" filter
+    # Calls in the answer that failed: malformed arguments, or an is_error result the client sent back
+    # in a later request (added by the recorder then). The feed's "failed tool calls only" filter.
+    tool_call_errors = models.IntegerField(default=0, db_index=True)
 
     class Meta:
         ordering = ["-id"]

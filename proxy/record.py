@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -93,8 +94,52 @@ def finished_fields(tape: Tape) -> dict[str, Any]:
         "cost_usd": _cost(tape, usage),
         "claude_cost_usd": _claude_cost(tape, usage),
         "tool_calls": len(tool_uses),
-        "tool_call_errors": sum(1 for b in tool_uses if _invalid_tool_input(b)),
+        # Calls whose arguments are unusable; the recorder adds the ones the client later reports failed.
+        "tool_call_errors": sum(1 for b in tool_uses if invalid_tool_input(b)),
     }
+
+
+# Most requests report no failure: a byte search spares parsing them in the writer.
+_IS_ERROR = re.compile(rb'"is_error"\s*:\s*true')
+
+
+def failed_tool_results(tape: Tape) -> list[str]:
+    """The tool_use ids that this request's newest user turn reports failed (`is_error` results)."""
+    if tape.endpoint != "messages":
+        return []
+    request = tape.client_request
+    if isinstance(request, Packed):
+        request = request.unpack()
+    if isinstance(request, orjson.Fragment):
+        raw = orjson.dumps(request)  # a Fragment's bytes are reachable only this way
+        if not _IS_ERROR.search(raw):
+            return []
+        try:
+            request = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return []
+    if not isinstance(request, dict):
+        return []
+    return [tool_id for tool_id, (is_error, _) in last_tool_results(request).items() if is_error and tool_id]
+
+
+def last_tool_results(request: JSONDict) -> dict[str, tuple[bool, str]]:
+    """tool_use_id -> (is_error, text) for the tool results a request brings (its last user turn; the
+    turns before it were answered and recorded by earlier requests)."""
+    messages = request.get("messages") or []
+    if not messages or not isinstance(messages[-1], dict) or messages[-1].get("role") != "user":
+        return {}
+    content = messages[-1].get("content")
+    if not isinstance(content, list):
+        return {}
+    out = {}
+    for b in content:
+        if isinstance(b, dict) and b.get("type") == "tool_result":
+            text = b.get("content")
+            if isinstance(text, list):
+                text = " ".join(str(c.get("text", "")) for c in text if isinstance(c, dict))
+            out[str(b.get("tool_use_id", ""))] = (bool(b.get("is_error")), str(text or ""))
+    return out
 
 
 _ESTIMATED_DETAIL = (
@@ -157,7 +202,7 @@ def _claude_cost(tape: Tape, usage: JSONDict) -> float | None:
         return None
 
 
-def _invalid_tool_input(block: JSONDict) -> bool:
+def invalid_tool_input(block: JSONDict) -> bool:
     value = block.get("input")
     if isinstance(value, dict):
         return False

@@ -11,6 +11,7 @@ import asyncio
 import contextvars
 import logging
 import time
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -18,9 +19,11 @@ from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
+from django.db.models import F, TextField
+from django.db.models.functions import Cast
 
 from proxy import live
-from proxy.record import row_fields, start_fields, update_fields
+from proxy.record import failed_tool_results, row_fields, start_fields, update_fields
 from proxy.tape import Packed, Tape
 
 logger = logging.getLogger(__name__)
@@ -34,6 +37,10 @@ BACKLOG_YIELD_AT = 16  # exchanges waiting for the writer
 # Past this many waiting, with as many in flight, a finished exchange's bodies are compressed before they
 # join the queue: ~0.1 ms per 40 KB on the event loop, worth it only while the writer is behind (Tape.seal).
 BACKLOG_PACK_AT = 8
+# A failed tool result is credited to the call it answers among this many of the session's newest
+# exchanges with tool calls (subagents run side by side in one session).
+CREDIT_LOOKBACK = 50
+_CREDITED_LIMIT = 10_000  # tool_use ids credited already: a retried request must not count twice
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +65,7 @@ class Recorder:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recorder")
         self._pk_of: dict[int, int] = {}  # tape key -> row pk, for rows inserted as pending
         self._open: set[int] = set()  # keys of exchanges started and not finished yet
+        self._credited: OrderedDict[str, None] = OrderedDict()  # writer thread only
 
     def submit(self, item: Started | Finished) -> None:
         if not settings.RECORD_EXCHANGES:
@@ -190,14 +198,54 @@ class Recorder:
                 new_rows.append((None, row_fields(item.tape)))
             else:
                 updates.append((pk, update_fields(item.tape)))
+        finished = [item.tape for item in batch if isinstance(item, Finished)]
         with transaction.atomic():
             pks = write_exchanges([fields for _, fields in new_rows], updates=updates)
+            credited, tool_ids = self._credit_failed_results(finished)
+        for tool_id in tool_ids:  # only once committed: a failed batch is retried row by row
+            self._credited[tool_id] = None
+        while len(self._credited) > _CREDITED_LIMIT:
+            self._credited.popitem(last=False)
         changed = [(pk, False) for pk, _ in updates]
         for (key, _), pk in zip(new_rows, pks, strict=True):
             if key is not None:
                 self._pk_of[key] = pk
             changed.append((pk, True))
-        return changed
+        touched = {pk for pk, _ in changed}
+        return changed + [(pk, False) for pk in credited if pk not in touched]
+
+    def _credit_failed_results(self, tapes: list[Tape]) -> tuple[list[int], list[str]]:
+        """Count each failed tool result these requests bring against the exchange whose answer made the
+        call, so "failed tool calls" means calls that failed, not only calls with malformed arguments.
+
+        The client reports a failure in its next request (`is_error` on the tool_result); the call's row
+        was written before it (FIFO queue, or earlier in this transaction). Returns the rows changed and
+        the tool_use ids counted."""
+        from proxy.models import Exchange
+
+        credits: Counter[int] = Counter()
+        counted: list[str] = []
+        for tape in tapes:
+            wanted = [i for i in failed_tool_results(tape) if i not in self._credited and i not in counted]
+            if not wanted:
+                continue
+            candidates = (
+                Exchange.objects.filter(session_id=tape.session_id, endpoint="messages", tool_calls__gt=0)
+                .annotate(answer=Cast("client_response", TextField()))
+                .order_by("-id")
+                .values_list("id", "answer")[:CREDIT_LOOKBACK]
+            )
+            for pk, answer in candidates:
+                hits = [i for i in wanted if f'"{i}"' in (answer or "")]
+                if hits:
+                    credits[pk] += len(hits)
+                    counted += hits
+                    wanted = [i for i in wanted if i not in hits]
+                if not wanted:
+                    break
+        for pk, n in credits.items():
+            Exchange.objects.filter(pk=pk).update(tool_call_errors=F("tool_call_errors") + n)
+        return list(credits), counted
 
 
 def write_exchanges(rows: list[dict[str, Any]], *, updates: list[tuple[int, dict[str, Any]]]) -> list[int]:

@@ -99,6 +99,15 @@ def test_session_turn_shows_only_what_is_new_since_the_previous_request() -> Non
     assert second.failures == 1 and first.failures == 0
 
 
+def test_a_failure_the_recorder_already_counted_on_the_row_is_not_counted_twice() -> None:
+    rows = make_session()
+    Exchange.objects.filter(pk=rows["m2"].pk).update(tool_call_errors=1)  # as the recorder credits it now
+    roots, _ = build_tree(SESSION)
+    first, second, third = roots[1].turns
+    assert (first.failures, second.failures, third.failures) == (0, 1, 0)
+    assert roots[1].totals()["failures"] == 1
+
+
 def test_session_flags_a_turn_whose_cache_reads_dropped() -> None:
     make_session()
     roots, _ = build_tree(SESSION)

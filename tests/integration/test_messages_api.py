@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -317,6 +319,43 @@ def test_exchanges_api_with_settle_answers_once_the_last_reply_is_recorded(
         assert httpx.post(f"{server.url}/v1/messages", json=body, timeout=10).status_code == 200
         rows = httpx.get(f"{server.url}/api/exchanges", params={"limit": 1, "settle": 1}, timeout=15).json()
         assert rows["data"][0]["client_response"]["content"][0]["text"] == f"reply {n}"
+
+
+def test_a_tool_result_reported_failed_counts_against_the_call_that_made_it(
+    client: anthropic.Anthropic, upstream: FakeOpenAI, server: Server
+) -> None:
+    """The client says a call failed only in its next request (`is_error`); the feed's failed-calls
+    filter and the session totals must count it on the exchange whose answer made the call, once."""
+    session = str(uuid.uuid4())
+    headers = {"x-claude-code-session-id": session}
+    tools: Any = [{"name": "Read", "description": "read a file", "input_schema": {"type": "object"}}]
+    ask = [{"role": "user", "content": "read two files"}]
+    upstream.script(tool_stream([("call_1", "Read", ['{"file_path": "/a"}']), ("call_2", "Read", ["{}"])]))
+    with client.messages.stream(
+        model="claude-opus-4-8", max_tokens=100, tools=tools, messages=ask, extra_headers=headers
+    ) as stream:
+        answer = stream.get_final_message()
+    first, second = [b.id for b in answer.content if b.type == "tool_use"]
+    results = [
+        {"type": "tool_result", "tool_use_id": first, "content": "contents of /a"},
+        {"type": "tool_result", "tool_use_id": second, "is_error": True, "content": "File does not exist."},
+    ]
+    follow_up: Any = [*ask, {"role": "assistant", "content": answer.model_dump()["content"]},
+                      {"role": "user", "content": results}]  # fmt: skip
+    for _ in range(2):  # the second time is the client retrying the same request: still one failure
+        upstream.script(completion("The second file is missing."))
+        client.messages.create(
+            model="claude-opus-4-8", max_tokens=100, tools=tools, messages=follow_up, extra_headers=headers
+        )
+
+    calls, *retries = reversed(server.exchanges(10, session=session))
+    assert [r["tool_call_errors"] for r in retries] == [0, 0]
+    assert (calls["tool_calls"], calls["tool_call_errors"]) == (2, 1)
+    feed = httpx.get(f"{server.url}/", params={"failed": "1", "session": session}, timeout=10).text
+    assert re.findall(r'<tr id="exchange-(\d+)"', feed) == [str(calls["id"])]
+    sessions = httpx.get(f"{server.url}/sessions", timeout=10).text
+    row = re.search(rf"<tr>\s*<td[^>]*><a href=\"/sessions/{session}\">.*?</tr>", sessions, re.S)
+    assert row and re.findall(r"<td class=\"num\">(.*?)</td>", row[0])[-2] == '<span class="bad">1</span>'
 
 
 def test_client_hang_up_before_the_response_began_is_recorded_as_cancelled(

@@ -12,13 +12,14 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import anthropic
 import httpx
 import pytest
 
 from tests.conftest import Server, start_server, stop_server
-from tests.fakes.openai_upstream import FakeOpenAI, completion, text_stream
+from tests.fakes.openai_upstream import FakeOpenAI, completion, text_stream, tool_stream
 
 PG = ("127.0.0.1", 5432)
 REDIS = ("127.0.0.1", 6379)
@@ -143,3 +144,27 @@ def test_a_long_stream_is_recorded_pending_then_finished_on_postgres(
         row["client_request"]["model"] == "claude-opus-4-8"
         and row["upstream_request"]["body"]["model"] == "pg-big"
     )
+
+
+def test_a_failure_reported_through_one_process_counts_on_the_call_another_answered(
+    pair: list[Server], upstream: FakeOpenAI
+) -> None:
+    session = str(uuid.uuid4())
+    headers = {"x-claude-code-session-id": session}
+    tools: Any = [{"name": "Bash", "description": "run", "input_schema": {"type": "object"}}]
+    ask: Any = [{"role": "user", "content": "run it"}]
+    upstream.script(tool_stream([("call_pg", "Bash", ['{"command": "false"}'])]), completion("It failed."))
+    a, b = (anthropic.Anthropic(base_url=s.url, api_key="k", max_retries=0) for s in pair)
+    with a.messages.stream(
+        model="claude-opus-4-8", max_tokens=50, tools=tools, messages=ask, extra_headers=headers
+    ) as stream:
+        answer = stream.get_final_message()
+    pair[0].exchanges(1)  # settle: process A has written the call's row
+    (call,) = [block for block in answer.content if block.type == "tool_use"]
+    failed = {"type": "tool_result", "tool_use_id": call.id, "is_error": True, "content": "Exit code 1"}
+    follow_up = [*ask, {"role": "assistant", "content": answer.model_dump()["content"]},
+                 {"role": "user", "content": [failed]}]  # fmt: skip
+    b.messages.create(model="claude-opus-4-8", max_tokens=50, tools=tools, messages=follow_up,
+                      extra_headers=headers)  # fmt: skip
+    rows = pair[1].exchanges(5, session=session)
+    assert [(r["tool_calls"], r["tool_call_errors"]) for r in rows] == [(0, 0), (1, 1)]
