@@ -190,13 +190,14 @@ class ClaudeRun:
             if block.get("type") == "tool_result"
         ]
 
-    def assert_ok(self) -> None:
+    def assert_ok(self, *, failed_tools: int = 0) -> None:
+        """The run finished cleanly, and exactly `failed_tools` of its tool calls failed."""
         result = self.result
         assert not result.get("is_error"), f"Claude Code reported an error: {result.get('result')}"
         assert self.returncode == 0, f"exit {self.returncode}; stderr: {self.stderr[-2000:]}"
         assert not self.retries, f"Claude Code had to retry: {self.retries}"
         failed = [r for r in self.tool_results() if r.get("is_error")]
-        assert not failed, f"a tool call failed inside Claude Code: {failed}"
+        assert len(failed) == failed_tools, f"tool calls failed inside Claude Code: {failed}"
 
 
 def claude_env(home: Path, base_url: str, extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -115,6 +115,9 @@ RECOVERED = Scenario(
         say("Saved."),
     ],
 )
+MISSING = Scenario(
+    "missing", [call("Read", file_path=in_cwd("absent.txt")), say("absent.txt does not exist.")]
+)
 BROKEN = Scenario("broken", [fail("I will start writing the fi")])
 HUNG_UP = Scenario("hung-up", [fail("I will start writing the fi", hang_up=True)])
 
@@ -224,6 +227,23 @@ def test_two_tool_calls_in_one_turn_both_run(harness: Harness) -> None:
     call_ids = [c["id"] for c in assistant["tool_calls"]]
     assert len(call_ids) == 2
     assert sorted(m["tool_call_id"] for m in second if m["role"] == "tool") == sorted(call_ids)
+
+
+def test_a_tool_call_that_fails_in_claude_code_is_counted_on_the_exchange_that_made_it(
+    harness: Harness,
+) -> None:
+    run = harness.run(MISSING, "Show me absent.txt.")
+
+    run.assert_ok(failed_tools=1)
+    rows = harness.server.settled(run.session)
+    assert_all_ok(rows)
+    call_row, answer_row = rows
+    (read,) = tool_uses(call_row)
+    # Claude Code reports the failure in its next request, as an is_error tool_result for that call.
+    last_turn = answer_row["client_request"]["messages"][-1]["content"]
+    (result,) = [b for b in last_turn if b["type"] == "tool_result"]
+    assert (result["tool_use_id"], result.get("is_error")) == (read["id"], True)
+    assert (call_row["tool_call_errors"], answer_row["tool_call_errors"]) == (1, 0)
 
 
 def test_tool_arguments_split_over_many_chunks_arrive_whole(harness: Harness) -> None:
