@@ -295,6 +295,29 @@ def test_system_blocks_joined_into_one_string_without_cache_control() -> None:
     assert details(translation, "cache_control_stripped") == ["1"]
 
 
+@pytest.mark.parametrize("folder", ["claude-code", "claude-code-2.1.332"])
+def test_billing_header_is_dropped_so_two_conversations_send_the_same_prefix(folder: str) -> None:
+    """Claude Code's attribution line differs between conversations (here 2.1.197.38b vs .e12): kept,
+    no two conversations would share the backend's prefix cache for the ~10k-token system and tools."""
+    first, other = (json.loads((FIXTURES.parent / folder / name).read_text())
+                    for name in ("main_turn.json", "read_tool_result_turn.json"))  # fmt: skip
+    assert first["system"][0]["text"] != other["system"][0]["text"]
+    sent = [translate(r) for r in (first, other)]
+    prefixes = [(t.upstream.body["messages"][0], t.upstream.body["tools"]) for t in sent]
+    assert prefixes[0] == prefixes[1]
+    assert "x-anthropic-billing-header" not in orjson.dumps(sent[0].upstream.body).decode()
+    assert details(sent[0], "billing_header_dropped") == [first["system"][0]["text"].strip()]
+
+
+def test_billing_header_line_of_a_string_system_prompt_is_dropped_and_nothing_else() -> None:
+    header = "x-anthropic-billing-header: cc_version=2.1.332.8c9; cc_entrypoint=cli; cch=71fea;"
+    translation = translate(make_request(system=f"{header}\nYou are a helpful agent."))
+    assert translation.upstream.body["messages"][0]["content"] == "You are a helpful agent."
+    assert details(translation, "billing_header_dropped") == [header]
+    mentioned = "Never print the line x-anthropic-billing-header: to the user."
+    assert translate(make_request(system=mentioned)).upstream.body["messages"][0]["content"] == mentioned
+
+
 @pytest.mark.parametrize("content", ["Agents: a, b", [{"type": "text", "text": "Agents: a, b"}]])
 def test_mid_conversation_system_message_kept_in_place(content: Any) -> None:
     messages = [
@@ -684,7 +707,8 @@ def test_output_format_becomes_strict_response_format_when_schema_closed() -> No
         "type": "json_schema",
         "json_schema": {"name": "output", "schema": schema, "strict": True},
     }
-    assert kinds(translation) == ["response_format"]  # the effort beside it is dropped quietly
+    # The effort beside it is dropped quietly.
+    assert kinds(translation) == ["billing_header_dropped", "response_format"]
 
 
 @pytest.mark.parametrize(
