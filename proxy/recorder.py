@@ -23,7 +23,7 @@ from django.db.models import F, TextField
 from django.db.models.functions import Cast
 
 from proxy import live
-from proxy.record import failed_tool_results, row_fields, start_fields, update_fields
+from proxy.record import row_fields, start_fields, update_fields
 from proxy.tape import Packed, Tape
 
 logger = logging.getLogger(__name__)
@@ -226,7 +226,7 @@ class Recorder:
         credits: Counter[int] = Counter()
         counted: list[str] = []
         for tape in tapes:
-            wanted = [i for i in failed_tool_results(tape) if i not in self._credited and i not in counted]
+            wanted = [i for i in tape.failed_results if i not in self._credited and i not in counted]
             if not wanted:
                 continue
             candidates = (

@@ -13,6 +13,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from proxy import routing
 from proxy.errors import error_response
+from proxy.record import failed_tool_results
 from proxy.recorder import recorder
 from proxy.streaming import Routed, serve_count_tokens, serve_messages
 from proxy.tape import Tape, safe_headers
@@ -66,6 +67,8 @@ async def _route(request: HttpRequest, *, endpoint: str) -> Routed | HttpRespons
         tape.stream = bool(body.get("stream"))
         tape.client_model = body["model"]
         tape.session_id = session_id(body, headers)
+        if endpoint == "messages":
+            tape.failed_results = failed_tool_results(body)
         decision = await routing.decide(body, headers)
     except TranslationError as exc:
         tape.fail(exc.error_type, exc.message, exc.status)
