@@ -35,7 +35,7 @@ _GATHER_S = 0.05  # rows reach the dashboard within this much more; it stays wel
 PENDING_ROW_DELAY_S = 0.25
 BACKLOG_YIELD_AT = 16  # exchanges waiting for the writer
 # Past this many waiting, with as many in flight, a finished exchange's bodies are compressed before they
-# join the queue: ~0.1 ms per 40 KB on the event loop, worth it only while the writer is behind (Tape.seal).
+# join the queue: ~0.1 ms per 80 KB request on the event loop, worth it only while the writer is behind.
 BACKLOG_PACK_AT = 8
 # A failed tool result is credited to the call it answers among this many of the session's newest
 # exchanges with tool calls (subagents run side by side in one session).
@@ -136,7 +136,7 @@ class Recorder:
     def _behind(self) -> bool:
         """Worth compressing what waits for the writer: a backlog while many exchanges are in flight. A
         backlog alone is normal at low load (one client at 200 requests/s leaves ~25 rows per batch, as
-        the writer gathers for _GATHER_S), and compressing those cost the event loop a zlib pass over
+        the writer gathers for _GATHER_S), and compressing those cost the event loop a pass over
         every request's bodies for memory that was never short."""
         return self.backlog() >= BACKLOG_PACK_AT and len(self._open) >= BACKLOG_PACK_AT
 

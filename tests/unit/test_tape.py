@@ -1,0 +1,37 @@
+"""Packed: bodies compressed while they wait for the writer come back exactly, and really are smaller."""
+
+from __future__ import annotations
+
+import threading
+import tracemalloc
+from pathlib import Path
+
+import orjson
+
+from proxy.tape import Packed
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+BODY = (FIXTURES / "claude-code" / "read_tool_result_turn.json").read_bytes()
+
+
+def test_json_and_text_come_back_exactly_in_another_thread() -> None:
+    packed_json, packed_text = Packed.json(orjson.Fragment(BODY)), Packed.raw_text(b"data: {}\n\ncaf\xc3\xa9")
+    out: list[object] = []
+    reader = threading.Thread(target=lambda: out.extend([packed_json.unpack(), packed_text.unpack()]))
+    reader.start()  # the event loop packs, the writer's thread unpacks
+    reader.join()
+    assert orjson.dumps(out[0]) == BODY
+    assert out[1] == "data: {}\n\ncafé"
+
+
+def test_a_packed_body_holds_only_its_compressed_size() -> None:
+    Packed.json(orjson.Fragment(BODY))  # the thread's compression context exists before measuring
+    tracemalloc.start()
+    try:
+        packs = [Packed.json(orjson.Fragment(BODY)) for _ in range(10)]
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(packs[0].data) < len(BODY) / 3
+    # Held, not just reported: a compressor's output can keep the allocation of the whole input.
+    assert held / len(packs) < 1.2 * len(packs[0].data) + 200
