@@ -120,6 +120,8 @@ async def _serve_messages(routed: Routed, *, message_id: str) -> HttpResponse:
         _note_attempt(tape, attempt, target, started, error=None)
         tape.http_status = 200
         if translation.upstream.stream:
+            if isinstance(tape.client_request, orjson.Fragment):  # its bytes: a copy, ~1 us for 80 KB
+                translation.input_estimate = tokens.estimate_from_size(len(orjson.dumps(tape.client_request)))
             translator = dialect.stream_translator(translation)
             return _sse_response(relay(response=response, translator=translator, tape=tape))
         return await _answer(

@@ -118,6 +118,12 @@ REQUEST_JSON_CHARS_PER_TOKEN = 4.4
 TEXT_CHARS_PER_TOKEN = 4
 
 
+def estimate_from_size(request_bytes: int) -> int:
+    """A request's input tokens from the size of its JSON alone: no parsing, no encoder (within ~15% of
+    count_tokens on Claude Code's turns; its small background calls come out ~1.5x high)."""
+    return math.ceil(request_bytes / REQUEST_JSON_CHARS_PER_TOKEN)
+
+
 def usage_estimate(request: MessagesRequest | None, generated: str) -> tuple[int, int]:
     """(input, output) tokens for an exchange whose backend never reported usage (a stream we or the
     client cut short). Counted when the encoder is loaded already; otherwise from lengths, because
@@ -127,7 +133,7 @@ def usage_estimate(request: MessagesRequest | None, generated: str) -> tuple[int
         return (count_tokens(request) if request else 0), count_text_tokens(generated)
     request_chars = len(orjson.dumps(request)) if request else 0
     return (
-        math.ceil(request_chars / REQUEST_JSON_CHARS_PER_TOKEN),
+        estimate_from_size(request_chars),
         math.ceil(len(generated) / TEXT_CHARS_PER_TOKEN),
     )
 

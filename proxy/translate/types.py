@@ -153,5 +153,8 @@ class Translation:
     # upstream tool name -> the client's original name (names over the backend's limits)
     tool_names: dict[str, str] = field(default_factory=dict)
     stop_sequences: tuple[str, ...] = ()
+    # The request's input tokens estimated from its size: a translated stream's message_start carries it,
+    # since the backend's count comes only with its last chunk (message_delta then has the real one).
+    input_estimate: int = 0
     # Anything else a dialect's response side needs from its request side.
     state: JSONDict = field(default_factory=dict)

@@ -170,6 +170,23 @@ def test_parallel_tool_calls_interleaved_by_index_become_separate_blocks(
     ]
 
 
+def test_message_start_estimates_input_tokens_and_message_delta_has_the_backends(
+    server: Server, upstream: FakeOpenAI
+) -> None:
+    """A Chat Completions backend counts the prompt only in its last chunk. Clients that read input
+    tokens from message_start alone get an estimate close to a real count instead of 0."""
+    body = load_fixture("main_turn")
+    raw = json.dumps(body, separators=(",", ":")).encode()  # compact, as Claude Code sends it
+    counted = httpx.post(f"{server.url}/v1/messages/count_tokens", content=raw, timeout=30).json()
+    upstream.script(text_stream("Done.", prompt=17_500, completion=2, cached=17_000))
+    with httpx.stream("POST", f"{server.url}/v1/messages", content=raw, timeout=10) as response:
+        events = [json.loads(line[6:]) for line in response.iter_lines() if line.startswith("data: ")]
+    start = events[0]["message"]["usage"]
+    (delta,) = [e["usage"] for e in events if e["type"] == "message_delta"]
+    assert 0.85 * counted["input_tokens"] <= start["input_tokens"] <= 1.15 * counted["input_tokens"]
+    assert (delta["input_tokens"], delta["cache_read_input_tokens"]) == (500, 17_000)
+
+
 def test_upstream_rate_limit_is_a_429_rate_limit_error_with_retry_after(
     server: Server, upstream: FakeOpenAI
 ) -> None:

@@ -246,6 +246,21 @@ def test_role_only_chunk_emits_message_start_and_nothing_else() -> None:
     assert feed_chunks(translator, [chunk({"content": ""}), chunk({"content": None})]) == []
 
 
+def test_message_start_carries_the_size_estimate_and_message_delta_the_backends_count() -> None:
+    translation = make_translation()
+    translation.input_estimate = 18_667  # what the request side estimated from the body's size
+    _, out = translate("text", translation)
+    start = next(e for e in out if e["type"] == "message_start")
+    delta = next(e for e in out if e["type"] == "message_delta")
+    assert start["message"]["usage"] == {"input_tokens": 18_667, "output_tokens": 0}
+    usage_chunk = next(e.data for e in upstream_events("text") if '"usage":{' in e.data)
+    upstream_usage = orjson.loads(usage_chunk)["usage"]
+    cached = (upstream_usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
+    assert delta["usage"]["input_tokens"] == upstream_usage["prompt_tokens"] - cached
+    # The anthropic SDK's own accumulator ends with the backend's figures, not the estimate.
+    assert sdk_accumulate(out)["usage"]["input_tokens"] == delta["usage"]["input_tokens"] != 18_667
+
+
 def test_message_delta_waits_for_the_usage_chunk_after_the_finish_chunk() -> None:
     translator = OpenAIStreamTranslator(make_translation())
     upstream = upstream_events("text")

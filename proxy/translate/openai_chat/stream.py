@@ -321,7 +321,10 @@ class OpenAIStreamTranslator:
             "content": [],
             "stop_reason": None,
             "stop_sequence": None,
-            "usage": {"input_tokens": 0, "output_tokens": 0},
+            # The real API counts the prompt before it answers; a Chat Completions backend reports it
+            # only at the end. Clients that read input tokens from message_start alone (many do) get
+            # an estimate instead of 0; message_delta carries the backend's figures.
+            "usage": {"input_tokens": self.translation.input_estimate, "output_tokens": 0},
         }
         return [{"type": "message_start", "message": message}]
 
