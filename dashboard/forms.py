@@ -100,7 +100,11 @@ class ProviderForm(ModelForm):
     )
     clear_secret = forms.BooleanField(required=False, label="remove the stored key")
     extra_headers = JSONText(kind=dict)
-    model_settings = JSONText(kind=dict, help_text='per model: {"gpt-5": {"max_output_tokens": 128000}}')
+    model_settings = JSONText(
+        kind=dict,
+        help_text='per model, globs allowed: {"gpt-5": {"max_output_tokens": 128000}, '
+        '"*": {"input_price": 0, "output_price": 0}}',
+    )
 
     class Meta:
         model = Provider

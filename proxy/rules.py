@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from proxy.catalog import lookup
 from proxy.detect import Facts, TokenCounter, request_facts
 from proxy.translate.types import JSONDict, MessagesRequest, Target
 
@@ -457,7 +458,9 @@ def compile_config(
 
     def target(provider: str, model: str, overrides: Mapping[str, Any]) -> Target:
         p = by_provider[provider]
-        settings = p.model_settings.get(model) or {}
+        # Keys may be globs ("*" on a local server's provider: zero prices for every model it serves),
+        # matched as the output limits are: the exact id first, then the longest matching pattern.
+        settings = lookup(model, {k.lower(): v for k, v in p.model_settings.items()}) or {}
         limit = settings.get("max_output_tokens")
         if model and max_output_tokens is not None:
             # the catalog looks at the provider's own table first (globs allowed), then the shipped one

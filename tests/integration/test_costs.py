@@ -21,6 +21,18 @@ base_url = "{url}"
 api_key_env = "OPENAI_API_KEY"
 model_settings = {{ "house-model" = {{ input_price = 1.0, output_price = 2.0, cache_read_price = 0.5 }} }}
 
+[[providers]]
+name = "local"
+dialect = "openai"
+base_url = "{url}"
+model_settings = {{ "*" = {{ input_price = 0, output_price = 0 }} }}
+
+[[rules]]
+name = "small"
+provider = "local"
+model = "qwen3-coder:30b"
+conditions = {{ model = "haiku" }}
+
 [[rules]]
 name = "everything"
 provider = "cheap"
@@ -62,3 +74,15 @@ def test_cost_uses_the_providers_prices_and_shows_the_claude_equivalent(
     row = priced_server.wait_for_exchange(lambda e: e["backend_model"] == "house-model")
     assert row["cost_usd"] == pytest.approx(1.00)
     assert row["claude_cost_usd"] is not None and row["claude_cost_usd"] > row["cost_usd"]
+
+
+def test_a_glob_price_entry_prices_every_model_of_a_local_server_at_zero(
+    priced_server: Server, upstream: FakeOpenAI
+) -> None:
+    """Ollama's model ids are unknown to any price list: without the `*` entry the cost would be unknown."""
+    upstream.script(completion("local", prompt=20_000, completion_tokens=1_000))
+    body = {"model": "claude-haiku-4-5", "max_tokens": 10, "messages": [{"role": "user", "content": "free?"}]}
+    assert httpx.post(f"{priced_server.url}/v1/messages", json=body).status_code == 200
+    row = priced_server.wait_for_exchange(lambda e: e["backend_model"] == "qwen3-coder:30b")
+    assert (row["provider"], row["cost_usd"]) == ("local", 0.0)
+    assert row["claude_cost_usd"] is not None and row["claude_cost_usd"] > 0  # what it saved

@@ -413,6 +413,30 @@ def test_compile_config_builds_the_fallback_chain_with_keys_limits_and_overrides
     assert (third.provider, third.model) == ("anthropic", "claude-opus-4-8")
 
 
+def test_model_settings_keys_may_be_globs_and_the_exact_id_wins() -> None:
+    local = ProviderSpec(
+        name="ollama",
+        dialect="openai",
+        base_url="http://127.0.0.1:11434/v1",
+        model_settings={
+            "*": {"input_price": 0, "output_price": 0},
+            "qwen3-*": {"input_price": 0.1, "output_price": 0.2, "options": ["reasoning"]},
+            "qwen3-coder:30b": {"input_price": 0.3, "output_price": 0.4},
+        },
+    )
+    models = {"opus": "llama3.3:70b", "sonnet": "qwen3-next:80b", "haiku": "QWEN3-CODER:30B"}
+    rules = [
+        RuleSpec(name=name, provider="ollama", model=model, conditions={"model": name})
+        for name, model in models.items()
+    ]
+    snap = compile_config([local, ANTHROPIC], [*rules, DEFAULT])
+    targets = {rule.name: rule.targets[0] for rule in snap.rules if rule.name != "default"}
+    assert dict(targets["opus"].prices) == {"input_price": 0.0, "output_price": 0.0}  # only "*" matches
+    assert dict(targets["sonnet"].prices) == {"input_price": 0.1, "output_price": 0.2}  # longest glob
+    assert "reasoning" in targets["sonnet"].options
+    assert dict(targets["haiku"].prices) == {"input_price": 0.3, "output_price": 0.4}  # exact, any case
+
+
 def test_choose_target_costs_well_under_a_millisecond_for_100_rules() -> None:
     rules = [
         RuleSpec(
