@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -556,12 +557,54 @@ def test_registry_lists_this_dialect_under_openai() -> None:
         b'{"object": "error", "message": "This model\'s maximum context length is 32768 tokens.", '
         b'"code": 400}',
         b'{"error": "the input exceeds the context window of this model"}',
+        b'{"error": {"code": 400, "message": "the request exceeds the available context size, try increasing '
+        b'it", "type": "exceed_context_size_error"}}',  # llama.cpp's server
     ],
 )
 def test_context_overflow_is_worded_as_anthropic_does_so_claude_code_compacts(body: bytes) -> None:
     error = DIALECT.parse_error(400, body, {})
     assert error.error_type == "invalid_request_error" and error.status == 400
     assert error.message.startswith("prompt is too long")
+
+
+# What Claude Code 2.1.332 matches in an API error (read from its binary): the first recognises
+# Anthropic's wording, the second takes the figures out of it to size a compaction retry.
+CLAUDE_CODE_PROMPT_TOO_LONG = re.compile(r"^prompt is too long: \d+ tokens > \d+ maximum$")
+CLAUDE_CODE_GAP = re.compile(r"prompt is too long[^0-9]*(\d+)\s*tokens?\s*>\s*(\d+)", re.IGNORECASE)
+
+
+@pytest.mark.parametrize(
+    ("message", "actual", "limit"),
+    [
+        ("This model's maximum context length is 128000 tokens. However, your messages resulted in "
+         "130000 tokens. Please reduce the length of the messages.", 130000, 128000),
+        ("This model's maximum context length is 65536 tokens. However, you requested 70000 tokens "
+         "(60000 in the messages, 10000 in the completion). Please reduce the length of the messages or "
+         "completion.", 70000, 65536),
+        ("This endpoint's maximum context length is 163,840 tokens. However, you requested about 170,213 "
+         "tokens (150,213 of text input, 20,000 in the output). Please reduce the length of either one.",
+         170213, 163840),
+        ("This model's maximum context length is 32768 tokens and your request has 40000 input tokens. "
+         "Please reduce the length of the input messages.", 40000, 32768),
+        ("request (40000 tokens) exceeds the available context size (32768 tokens), try increasing it",
+         40000, 32768),
+    ],
+)  # fmt: skip
+def test_context_overflow_with_figures_is_said_exactly_as_anthropic_says_it(
+    message: str, actual: int, limit: int
+) -> None:
+    body = orjson.dumps({"error": {"message": message, "code": "context_length_exceeded"}})
+    error = DIALECT.parse_error(400, body, {})
+    assert error.message == f"prompt is too long: {actual} tokens > {limit} maximum"
+    assert CLAUDE_CODE_PROMPT_TOO_LONG.match(error.message)
+    gap = CLAUDE_CODE_GAP.search(error.message)
+    assert gap is not None and (int(gap[1]), int(gap[2])) == (actual, limit)
+
+
+def test_context_overflow_without_figures_keeps_the_backends_words() -> None:
+    words = "This model's maximum context length is 32768 tokens."
+    error = DIALECT.parse_error(400, orjson.dumps({"object": "error", "message": words, "code": 400}), {})
+    assert error.message == f"prompt is too long: upstream 400: {words}"
 
 
 def test_other_400s_are_not_mistaken_for_context_overflow() -> None:

@@ -266,9 +266,13 @@ def parse_error(status: int, body: bytes, headers: dict[str, str]) -> UpstreamEr
     retry_after = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
     if 400 <= status < 500 and _CONTEXT_OVERFLOW.search(message):
         # Anthropic words this "prompt is too long: …", and Claude Code reacts to exactly that phrase
-        # by compacting the conversation; any other wording leaves the session stuck.
+        # by compacting the conversation; any other wording leaves the session stuck. With the figures
+        # in Anthropic's own form it also knows how far over it is: a compaction that is itself too long
+        # then drops just enough of the oldest turns (without them, a fifth of them).
+        sizes = context_overflow_sizes(message)
+        text = f"{sizes[0]} tokens > {sizes[1]} maximum" if sizes else f"upstream {status}: {message}"
         return UpstreamError(
-            f"prompt is too long: upstream {status}: {message}",
+            f"prompt is too long: {text}",
             error_type="invalid_request_error",
             status=400,
             upstream_status=status,
@@ -285,9 +289,34 @@ def parse_error(status: int, body: bytes, headers: dict[str, str]) -> UpstreamEr
 # How OpenAI, vLLM, Ollama, llama.cpp, DeepSeek and OpenRouter say the prompt does not fit.
 _CONTEXT_OVERFLOW = re.compile(
     r"context[_ ]length[_ ]exceeded|maximum context length|context window|prompt is too long"
-    r"|too many tokens|exceeds? the (?:model'?s? )?(?:maximum )?context|input is too long",
+    r"|too many tokens|exceeds? the (?:model'?s? |available )?(?:maximum )?context|input is too long",
     re.IGNORECASE,
 )
+
+
+# (actual, limit) in the wordings that carry them. OpenAI, DeepSeek, OpenRouter and older vLLM:
+# "maximum context length is 128000 tokens. However, you requested [about] 130000 tokens (…)" or
+# "…your messages resulted in 130000 tokens"; newer vLLM: "…context length is 32768 tokens and your
+# request has 40000 input tokens"; llama.cpp: "request (40000 tokens) exceeds the available context
+# size (32768 tokens)". A total that includes the completion is still the right gap: the conversation
+# must shrink by that much for the request, as sent, to fit.
+_LIMIT_THEN_ACTUAL = re.compile(
+    r"maximum context length is ([\d,]+) tokens.{0,40}?(?:requested(?: about)?|resulted in|has) ([\d,]+)",
+    re.IGNORECASE | re.DOTALL,
+)
+_ACTUAL_THEN_LIMIT = re.compile(r"request \(([\d,]+) tokens\) exceeds the available context size \(([\d,]+)")
+
+
+def context_overflow_sizes(message: str) -> tuple[int, int] | None:
+    """(prompt tokens, context limit) from a backend's context-overflow message, when it gives both."""
+    if match := _LIMIT_THEN_ACTUAL.search(message):
+        limit, actual = match.groups()
+    elif match := _ACTUAL_THEN_LIMIT.search(message):
+        actual, limit = match.groups()
+    else:
+        return None
+    actual_n, limit_n = int(actual.replace(",", "")), int(limit.replace(",", ""))
+    return (actual_n, limit_n) if actual_n > limit_n else None
 
 
 def _map_status(status: int) -> tuple[ErrorType, int]:
