@@ -6,6 +6,7 @@ Each test runs `claude -p` and checks three things: what Claude Code did on disk
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -117,6 +118,13 @@ RECOVERED = Scenario(
 )
 MISSING = Scenario(
     "missing", [call("Read", file_path=in_cwd("absent.txt")), say("absent.txt does not exist.")]
+)
+# A backend model whose output limit is below the 64000/128000 max_tokens Claude Code asks for, and
+# which our limits table does not know (so the request goes out as asked and is refused).
+LIMITED = Scenario(
+    "limited",
+    [call("Write", file_path=in_cwd("small.txt"), content="fits\n"), say("Wrote small.txt.")],
+    max_output=8192,
 )
 BROKEN = Scenario("broken", [fail("I will start writing the fi")])
 HUNG_UP = Scenario("hung-up", [fail("I will start writing the fi", hang_up=True)])
@@ -244,6 +252,26 @@ def test_a_tool_call_that_fails_in_claude_code_is_counted_on_the_exchange_that_m
     (result,) = [b for b in last_turn if b["type"] == "tool_result"]
     assert (result["tool_use_id"], result.get("is_error")) == (read["id"], True)
     assert (call_row["tool_call_errors"], answer_row["tool_call_errors"]) == (1, 0)
+
+
+def test_a_backend_refusing_claude_codes_max_tokens_is_reported_in_anthropics_words(harness: Harness) -> None:
+    run = harness.run(LIMITED, "Create small.txt.")
+
+    rows = harness.server.settled(run.session)
+    refused = rows[0]
+    assert (refused["status"], refused["http_status"]) == ("error", 400)
+    assert re.fullmatch(
+        r"max_tokens: \d+ > 8192, which is the maximum allowed number of output tokens for this model",
+        refused["error_message"],
+    )
+    if harness.version == "2.1.197":  # no recovery in this version: the turn ends on that message
+        assert run.result["is_error"] is True and "> 8192, which is the maximum" in run.result["result"]
+        return
+    # Newer versions send the turn again at the limit the message names and keep it for the session.
+    assert (run.cwd / "small.txt").read_text() == "fits\n"
+    assert run.result.get("result") == "Wrote small.txt.", run.result
+    assert [upstream_body(r)["max_tokens"] for r in rows[1:]] == [8192, 8192]
+    assert all(r["status"] == "ok" for r in rows[1:])
 
 
 def test_tool_arguments_split_over_many_chunks_arrive_whole(harness: Harness) -> None:

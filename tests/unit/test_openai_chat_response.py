@@ -601,6 +601,36 @@ def test_context_overflow_with_figures_is_said_exactly_as_anthropic_says_it(
     assert gap is not None and (int(gap[1]), int(gap[2])) == (actual, limit)
 
 
+# Claude Code 2.1.332 resends with max_tokens lowered to the limit this names (from its binary).
+CLAUDE_CODE_OUTPUT_LIMIT = re.compile(
+    r"^max_tokens: \d+ > (\d+), which is the maximum allowed number of output tokens for .+$"
+)
+
+
+@pytest.mark.parametrize(
+    ("message", "asked", "limit"),
+    [
+        ("max_tokens is too large: 64000. This model supports at most 16384 completion tokens, whereas you "
+         "provided 64000.", 64000, 16384),  # OpenAI
+        ("'max_tokens' or 'max_completion_tokens' is too large: 64000. This model's maximum context length "
+         "is 64001 tokens and your request has 24235 input tokens (64000 > 64001 - 24235). None",
+         64000, 64001 - 24235),  # vLLM: the room the prompt leaves
+        ("The parameter `max_completion_tokens` specified in the request are not valid: integer above "
+         "maximum value, expected a value <= 12288, but got 32000 instead.", 32000, 12288),  # Volcengine
+    ],
+)  # fmt: skip
+def test_max_tokens_over_the_models_limit_is_said_as_anthropic_says_it(
+    message: str, asked: int, limit: int
+) -> None:
+    refusal = {"message": message, "type": "invalid_request_error", "param": "max_tokens"}
+    error = DIALECT.parse_error(400, orjson.dumps({"error": refusal}), {})
+    assert (error.error_type, error.status) == ("invalid_request_error", 400)
+    assert not error.message.startswith("prompt is too long")  # vLLM's wording names the context length
+    match = CLAUDE_CODE_OUTPUT_LIMIT.match(error.message)
+    assert match is not None and int(match[1]) == limit
+    assert error.message.startswith(f"max_tokens: {asked} > {limit}, ")
+
+
 def test_context_overflow_without_figures_keeps_the_backends_words() -> None:
     words = "This model's maximum context length is 32768 tokens."
     error = DIALECT.parse_error(400, orjson.dumps({"object": "error", "message": words, "code": 400}), {})

@@ -264,6 +264,18 @@ def parse_error(status: int, body: bytes, headers: dict[str, str]) -> UpstreamEr
     error_type, client_status = _map_status(status)
     message = _error_text(body) or _status_phrase(status)
     retry_after = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+    output_limit = output_limit_sizes(message) if 400 <= status < 500 else None
+    if output_limit:
+        # Anthropic's wording again: on it Claude Code resends with max_tokens at the stated maximum and
+        # keeps that cap for the model, where any other wording ends the turn in an error. (Our limits
+        # table lowers max_tokens before sending; this covers models it does not know.)
+        return UpstreamError(
+            f"max_tokens: {output_limit[0]} > {output_limit[1]}, which is the maximum allowed number of "
+            "output tokens for this model",
+            error_type="invalid_request_error",
+            status=400,
+            upstream_status=status,
+        )
     if 400 <= status < 500 and _CONTEXT_OVERFLOW.search(message):
         # Anthropic words this "prompt is too long: …", and Claude Code reacts to exactly that phrase
         # by compacting the conversation; any other wording leaves the session stuck. With the figures
@@ -305,6 +317,36 @@ _LIMIT_THEN_ACTUAL = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 _ACTUAL_THEN_LIMIT = re.compile(r"request \(([\d,]+) tokens\) exceeds the available context size \(([\d,]+)")
+
+
+# (asked, limit) for max_tokens over the model's output limit. OpenAI: "max_tokens is too large: 64000.
+# This model supports at most 16384 completion tokens"; vLLM: "'max_tokens' or 'max_completion_tokens' is
+# too large: 64000. This model's maximum context length is 64001 tokens and your request has 24235 input
+# tokens" (the room left is context - input); Volcengine: "`max_completion_tokens` … expected a value
+# <= 12288, but got 32000".
+_OUTPUT_LIMITS = (
+    re.compile(r"is too large: (?P<asked>\d+)\. This model supports at most (?P<limit>\d+)", re.IGNORECASE),
+    re.compile(
+        r"is too large: (?P<asked>\d+)\. This model's maximum context length is (?P<context>\d+) tokens "
+        r"and your request has (?P<input>\d+) input tokens",
+        re.IGNORECASE,
+    ),
+    re.compile(
+        r"max_(?:completion_)?tokens.{0,120}?expected a value <= ?(?P<limit>\d+), but got (?P<asked>\d+)",
+        re.IGNORECASE | re.DOTALL,
+    ),
+)
+
+
+def output_limit_sizes(message: str) -> tuple[int, int] | None:
+    """(max_tokens asked, the most the backend allows) from a backend's refusal, when it gives both."""
+    for pattern in _OUTPUT_LIMITS:
+        if match := pattern.search(message):
+            found = match.groupdict()
+            limit = int(found["limit"]) if found.get("limit") else int(found["context"]) - int(found["input"])
+            asked = int(found["asked"])
+            return (asked, limit) if asked > limit > 0 else None
+    return None
 
 
 def context_overflow_sizes(message: str) -> tuple[int, int] | None:

@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from .base import ChunkedStream, ScriptedServer, pieces, send_json, text_of
-from .script import JSON, Context, Turn, resolve, resolve_call, working_directory
+from .script import JSON, Context, Turn, resolve, resolve_call, scenario_name, working_directory
 
 CREATED = 1_764_000_000  # a fixed timestamp: replies are deterministic
 
@@ -60,6 +60,15 @@ class OpenAIServer(ScriptedServer):
         )
 
     def reply(self, h: BaseHTTPRequestHandler, turn: Turn, ctx: Context, body: JSON) -> None:
+        scenario = self.scenarios.get(scenario_name(ctx.prompt) or "")
+        asked = body.get("max_completion_tokens") or body.get("max_tokens")
+        if scenario and scenario.max_output and isinstance(asked, int) and asked > scenario.max_output:
+            limit = scenario.max_output
+            refusal = f"max_tokens is too large: {asked}. This model supports at most {limit} completion "
+            refusal += f"tokens, whereas you provided {asked}."
+            error = {"message": refusal, "type": "invalid_request_error", "param": "max_tokens"}
+            send_json(h, 400, {"error": {**error, "code": "invalid_value"}})
+            return
         stream = bool(body.get("stream"))
         if turn.fail_after is not None and not stream and not turn.stream_only:
             send_json(h, 503, self.error_body("server_error", "scripted backend failure"))

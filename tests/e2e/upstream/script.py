@@ -82,6 +82,8 @@ class Scenario:
     # Played for requests past the script's end: newer Claude Code versions come back for another turn
     # (e.g. when a background subagent's result arrives), and the model has nothing more to do.
     after: Turn | None = None
+    # The backend model's output limit: a request asking for more is refused, as the vendor words it.
+    max_output: int | None = None
 
 
 def call(tool: str, chunk: int = 0, **args: Value) -> Turn:
