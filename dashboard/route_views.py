@@ -23,6 +23,7 @@ from proxy import routing
 from proxy.models import Exchange, Provider, Rule
 
 PAGE = "dashboard/routes.html"
+FORM_PAGE = "dashboard/route_form.html"
 
 
 def _config_context() -> dict[str, Any]:
@@ -74,9 +75,10 @@ def _form_response(
     request: HttpRequest, form: Any, *, kind: str, action: str, status: int = 200
 ) -> HttpResponse:
     key = form.instance.pk or "new"
-    response = render(
-        request, PAGE + f"#{kind}-form", {"form": form, "action": action, "key": key}, status=status
-    )
+    partial = PAGE + f"#{kind}-form"
+    context = {"form": form, "action": action, "key": key, "kind": kind, "partial": partial}
+    # htmx swaps the bare form into the routes page; a link opened on its own gets a whole page.
+    response = render(request, partial if request.htmx else FORM_PAGE, context, status=status)
     # A form with errors replaces itself, not the whole configuration.
     return (
         retarget(response, f"#{kind}-form-{key}") if request.htmx and request.method == "POST" else response

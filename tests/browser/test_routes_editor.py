@@ -67,3 +67,19 @@ def test_route_edited_in_the_ui_changes_where_the_next_request_goes(
     expect(page.locator("#rules .route-row", has_text="special-backend-2")).to_have_count(0)
     assert ask(server, upstream, "claude-special-1") == "mid-model"
     screenshot("routes")
+
+
+def test_an_editor_link_opened_on_its_own_is_a_whole_page_that_saves(
+    page: Page, server: Server, upstream: FakeOpenAI
+) -> None:
+    """A new tab or a reload of an editor's link: the form in the page's layout, and saving it works."""
+    page.goto(f"{server.url}/routes/providers/new")
+    expect(page.get_by_role("navigation").get_by_role("link", name="Routes")).to_be_visible()
+    form = page.locator("#provider-form-new")
+    form.get_by_label("Name").fill("local-ollama")
+    form.get_by_label("Base url").fill("http://127.0.0.1:11434/v1")
+    form.get_by_label("Model settings").fill('{"*": {"input_price": 0, "output_price": 0}}')
+    form.get_by_role("button", name="Save").click()
+    # The save answers with the whole configuration, which replaces the form.
+    expect(page.locator("#routes-config")).to_contain_text("local-ollama")
+    expect(page.locator("#provider-form-new")).to_have_count(0)
