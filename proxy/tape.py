@@ -32,8 +32,7 @@ def safe_headers(headers: dict[str, str]) -> dict[str, str]:
 
 class _Codec(threading.local):
     """One zstd context pair per thread (the event loop packs, the writer unpacks): a context is not
-    thread-safe, and a fresh one per call allocated its multi-megabyte workspace each time, which left
-    the heap ~35 MB larger at c=200 (measured: docs/benchmarks.md)."""
+    thread-safe, and keeping one spares allocating its workspace on every call."""
 
     def __init__(self) -> None:
         self.compressor = zstandard.ZstdCompressor(level=1)
