@@ -2,8 +2,8 @@
 
 Serves api.anthropic.com and servers that speak the same wire format (Ollama >= 0.14, OpenRouter, DeepSeek,
 Moonshot). Content is not translated; the few edits are the model id, a max_tokens ceiling and, for
-non-official servers, dropping Anthropic-only fields. The stream is still decoded event by event so the
-relay can record it and echo the client's model id.
+non-official servers, dropping Anthropic-only fields and Claude Code's billing line (claude_code.py).
+The stream is still decoded event by event so the relay can record it and echo the client's model id.
 
 Wire format: https://docs.anthropic.com/en/api/messages-streaming and https://docs.anthropic.com/en/api/errors
 """
@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from .base import UpstreamError
+from .claude_code import without_billing_header
 from .types import (
     ERROR_STATUS,
     Change,
@@ -157,6 +158,10 @@ class AnthropicDialect:
                 if name in body:
                     del body[name]
                     changes.append(Change("field_dropped", name))
+            # Anthropic's billing attribution, useless elsewhere and fatal to a prefix cache.
+            if "system" in body:
+                body["system"], dropped = without_billing_header(body["system"])
+                changes += [Change("billing_header_dropped", header[:200]) for header in dropped]
         upstream = UpstreamRequest(
             method="POST",
             url=messages_url(target.base_url, client_headers.get(":query", "")),

@@ -135,5 +135,8 @@ def test_passthrough_to_a_compatible_server_never_forwards_safeguards(
     assert events[0]["message"]["model"] == body["model"]
     sent = fake.requests[-1]
     assert "safeguards" not in sent and "classifier_context" not in json.dumps(sent)
-    # Everything else goes through untouched (context_management is Anthropic-only too).
-    assert sent == {k: v for k, v in body.items() if k not in ("safeguards", "context_management")}
+    # Everything else goes through untouched (context_management and the billing line are Anthropic-only
+    # too: the line would defeat the compatible server's prefix cache).
+    expected = {k: v for k, v in body.items() if k not in ("safeguards", "context_management")}
+    assert expected["system"][0]["text"].startswith("x-anthropic-billing-header:")
+    assert sent == {**expected, "system": expected["system"][1:]}

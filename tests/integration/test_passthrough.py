@@ -106,9 +106,11 @@ def test_passthrough_real_claude_code_turn_is_forwarded_untranslated(
         assert response.status_code == 200
         response.read()
     # Nothing translated. A server that is not api.anthropic.com is a "compatible" one: the Anthropic-only
-    # context_management is dropped, and the drop is recorded, not silent.
+    # context_management and billing line are dropped, and the drops are recorded, not silent.
     expected = {k: v for k, v in body.items() if k != "context_management"}
-    assert anthropic_upstream.requests[-1] == expected
+    billing, *system = expected["system"]
+    assert billing["text"].startswith("x-anthropic-billing-header:")
+    assert anthropic_upstream.requests[-1] == {**expected, "system": system}
     row = inspector.wait_for_exchange(
         lambda e: (
             e["dialect"] == "anthropic"
@@ -117,6 +119,7 @@ def test_passthrough_real_claude_code_turn_is_forwarded_untranslated(
         )
     )
     assert any("context_management" in c["detail"] for c in row["changes"])
+    assert {"kind": "billing_header_dropped", "detail": billing["text"]} in row["changes"]
 
 
 def test_count_tokens_is_local_for_a_compatible_server_and_recorded(inspector: Server) -> None:

@@ -182,6 +182,18 @@ def test_build_request_strips_context_management_from_real_turn_for_ollama():
     assert result.upstream.body["messages"] == body["messages"]
 
 
+@pytest.mark.parametrize("folder", ["claude-code", "claude-code-2.1.332"])
+def test_build_request_drops_the_billing_line_for_a_compatible_server_only(folder: str):
+    body = json.loads((FIXTURES / folder / "main_turn.json").read_text())
+    billing, *rest = body["system"]
+    result = build(copy.deepcopy(body), base_url="https://api.deepseek.com/anthropic", model="deepseek-chat")
+    assert result.upstream.body["system"] == rest  # cache_control on the remaining blocks kept
+    assert ("billing_header_dropped", billing["text"]) in [(c.kind, c.detail) for c in result.changes]
+    official = build(copy.deepcopy(body))
+    assert official.upstream.body["system"] == body["system"]
+    assert "billing_header_dropped" not in [c.kind for c in official.changes]
+
+
 # build_request: URL and headers
 
 

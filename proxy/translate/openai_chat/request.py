@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from ..base import TranslationError
+from ..claude_code import without_billing_header
 from ..ids import tool_id_to_upstream
 from ..tool_names import ToolNameMap
 from ..types import Change, JSONDict, MessagesRequest, Target, Translation, UpstreamRequest
@@ -175,31 +176,12 @@ def _text_of(content: Any, *, path: str, ctx: _Context) -> str:
     return "\n\n".join(t for t in texts if t)
 
 
-# Claude Code opens its system prompt with an attribution line for Anthropic's billing whose hash
-# changes between conversations (and, in newer CLIs, with every request: `cch=`). Forwarded, it makes
-# every upstream prompt unique from its first token, so prefix caches (OpenAI, DeepSeek, vLLM,
-# Ollama) never reuse the ~10k-token system prompt and tools; it means nothing to other models.
-_BILLING_HEADER = "x-anthropic-billing-header:"
-
-
 def _system(system: Any, ctx: _Context) -> list[JSONDict]:
     if system is None:
         return []
-    headers: list[str] = []
-    if isinstance(system, list):
-        kept = []
-        for block in system:
-            text = block.get("text") if isinstance(block, dict) and block.get("type") == "text" else None
-            if isinstance(text, str) and text.startswith(_BILLING_HEADER):
-                headers.append(text)
-            else:
-                kept.append(block)
-        system = kept
-    elif isinstance(system, str) and system.startswith(_BILLING_HEADER):
-        header, _, system = system.partition("\n")
-        headers.append(header)
-    for header in headers:
-        ctx.changes.append(Change("billing_header_dropped", header.strip()[:200]))
+    system, dropped = without_billing_header(system)  # it would defeat the backend's prefix cache
+    for header in dropped:
+        ctx.changes.append(Change("billing_header_dropped", header[:200]))
     text = _text_of(system, path="system", ctx=ctx)
     return [{"role": "system", "content": text}] if text else []
 
