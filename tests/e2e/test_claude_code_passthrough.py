@@ -66,6 +66,12 @@ def test_write_creates_the_file_through_the_anthropic_passthrough(harness: Harne
         t["name"] for t in rows[0]["client_request"]["tools"]
     ]
     assert upstream_body(rows[1])["messages"][-1]["content"][0]["type"] == "tool_result"
+    # The scripted server is not api.anthropic.com: Claude Code's billing line, whose hash would defeat a
+    # compatible server's prefix cache, is the one thing left out of its system prompt, and it says so.
+    billing, *system = rows[0]["client_request"]["system"]
+    assert billing["text"].startswith("x-anthropic-billing-header: cc_version=")
+    assert [r.body["system"] for r in received] == [system, rows[1]["client_request"]["system"][1:]]
+    assert "billing_header_dropped" in [c["kind"] for c in rows[0]["changes"]]
     headers = {k.lower(): v for k, v in received[0].headers.items()}
     assert headers.get("anthropic-version") == "2023-06-01"
 
