@@ -8,6 +8,7 @@ from typing import Any
 
 from django import forms
 
+from proxy.access import key_env_problem
 from proxy.models import Provider, Rule
 
 
@@ -126,6 +127,12 @@ class ProviderForm(ModelForm):
     ) -> None:
         super().__init__(*args, **kwargs)
         self.fields["dialect"] = forms.ChoiceField(choices=[(d, d) for d in dialects])
+
+    def clean_api_key_env(self) -> str:
+        name = self.cleaned_data.get("api_key_env", "").strip()
+        if (problem := key_env_problem(name)) is not None:
+            raise forms.ValidationError(problem)
+        return name
 
     def save(self, commit: bool = True) -> Provider:
         provider = super().save(commit=False)

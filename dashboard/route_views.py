@@ -19,7 +19,7 @@ from django_htmx.http import retarget
 
 from dashboard import dryrun
 from dashboard.forms import ExplainForm, ProviderForm, RuleForm
-from proxy import routing
+from proxy import access, routing
 from proxy.models import Exchange, Provider, Rule
 
 PAGE = "dashboard/routes.html"
@@ -52,13 +52,13 @@ def _renumber(first_among_equals: int | None = None) -> None:
             Rule.objects.filter(pk=rule.pk).update(position=position)
 
 
-def _save(form: RuleForm | ProviderForm) -> bool:
+def _save(form: RuleForm | ProviderForm, request: HttpRequest) -> bool:
     """Save inside a validated configuration edit; on failure the problems land on the form."""
     if not form.is_valid():
         return False
     creating = form.instance.pk is None
     try:
-        with routing.config_edit():
+        with routing.config_edit(actor=access.actor(request)):
             saved = form.save()
             if isinstance(saved, Rule):
                 _renumber(saved.pk)
@@ -85,6 +85,7 @@ def _form_response(
     )
 
 
+@access.admin_only
 def rule_form(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     rule = get_object_or_404(Rule, pk=pk) if pk else None
     action = f"/routes/rules/{pk}" if pk else "/routes/rules/new"
@@ -93,11 +94,12 @@ def rule_form(request: HttpRequest, pk: int | None = None) -> HttpResponse:
         initial = {} if rule else {"position": (last or 0) + 1}
         return _form_response(request, RuleForm(instance=rule, initial=initial), kind="rule", action=action)
     form = RuleForm(request.POST, instance=rule)
-    if _save(form):
+    if _save(form, request):
         return _config_response(request)
     return _form_response(request, form, kind="rule", action=action)
 
 
+@access.admin_only
 def provider_form(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     provider = get_object_or_404(Provider, pk=pk) if pk else None
     action = f"/routes/providers/{pk}" if pk else "/routes/providers/new"
@@ -106,14 +108,15 @@ def provider_form(request: HttpRequest, pk: int | None = None) -> HttpResponse:
         form = ProviderForm(instance=provider, dialects=dialects)
         return _form_response(request, form, kind="provider", action=action)
     form = ProviderForm(request.POST, instance=provider, dialects=dialects)
-    if _save(form):
+    if _save(form, request):
         return _config_response(request)
     return _form_response(request, form, kind="provider", action=action)
 
 
 @require_POST
+@access.admin_only
 def rule_move(request: HttpRequest, pk: int, direction: str) -> HttpResponse:
-    with routing.config_edit():
+    with routing.config_edit(actor=access.actor(request)):
         rules = list(Rule.objects.select_for_update().order_by("position", "id"))
         index = next(i for i, r in enumerate(rules) if r.pk == pk)
         other = index - 1 if direction == "up" else index + 1
@@ -126,9 +129,10 @@ def rule_move(request: HttpRequest, pk: int, direction: str) -> HttpResponse:
 
 
 @require_POST
+@access.admin_only
 def rule_delete(request: HttpRequest, pk: int) -> HttpResponse:
     try:
-        with routing.config_edit():
+        with routing.config_edit(actor=access.actor(request)):
             Rule.objects.filter(pk=pk).delete()
     except routing.ConfigError as exc:
         return _error(request, exc.problems)
@@ -136,9 +140,10 @@ def rule_delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
+@access.admin_only
 def provider_delete(request: HttpRequest, pk: int) -> HttpResponse:
     try:
-        with routing.config_edit():
+        with routing.config_edit(actor=access.actor(request)):
             Provider.objects.filter(pk=pk).delete()
     except ProtectedError:
         return _error(request, ["rules still use this provider: point them elsewhere first"])

@@ -1,3 +1,4 @@
+from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from . import route_views, views
@@ -27,3 +28,10 @@ urlpatterns += [
     path("routes/providers/<int:pk>/delete", route_views.provider_delete, name="provider_delete"),
     path("routes/explain", route_views.explain, name="route_explain"),
 ]
+
+# The dashboard login (required only when proxy.access.login_required() says so).
+urlpatterns += [
+    path("login", auth_views.LoginView.as_view(template_name="dashboard/login.html",
+                                               redirect_authenticated_user=True), name="login"),
+    path("logout", auth_views.LogoutView.as_view(next_page="/login"), name="logout"),
+]  # fmt: skip

@@ -21,6 +21,7 @@ from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, resolve, set_script_prefix
 
+from proxy import access
 from proxy.errors import error_response
 
 logger = logging.getLogger(__name__)
@@ -47,12 +48,47 @@ async def _read_body(receive: Any) -> tuple[bytes, int]:
     return (chunks[0] if len(chunks) == 1 else b"".join(chunks)), received
 
 
+def _refusal(headers: list[tuple[bytes, bytes]], path: str) -> HttpResponse | None:
+    """The security edge on the path that skips Django's middleware (a few microseconds: one pass over
+    the headers, one dict lookup for a Host seen before). A foreign Host (DNS rebinding) gets 400; a
+    browser page from another origin gets 403, so no web page can spend the user's backends. Refusals are
+    logged, not recorded: a page could otherwise fill the database with requests that never reached the
+    API."""
+    host = origin = None
+    for name, value in headers:
+        if name == b"host":
+            host = value
+        elif name == b"origin":
+            origin = value
+    if host is not None and not access.host_allowed(host):
+        text = host.decode("latin-1")
+        access.log_refused_host(text, path)
+        return error_response("invalid_request_error", access.refused_host_message(text), status=400)
+    if origin is not None and not access.origin_allowed(
+        origin.decode("latin-1"), (host or b"").decode("latin-1")
+    ):
+        logger.warning(
+            "refused a cross-site request to %s from Origin %r", path[:200], origin[:200].decode("latin-1")
+        )
+        return error_response(
+            "permission_error",
+            "cross-site browser requests are refused: call the API from a client, not from a web page "
+            "(add the page's origin to SWITCHBOARD_CSRF_TRUSTED_ORIGINS to allow one)",
+            status=403,
+        )
+    return None
+
+
 class ApiHandler(ASGIHandler):
     def load_middleware(self, is_async: bool = False) -> None:
         """No middleware: see the module docstring."""
         self._middleware_chain = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        refusal = _refusal(scope["headers"], scope.get("path", ""))
+        if refusal is not None:
+            await self.send_response(refusal, send)
+            return
         try:
             body, received = await _read_body(receive)
         except RequestAborted:  # the client left before sending its whole body

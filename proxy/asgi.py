@@ -7,14 +7,15 @@ from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "proxy.settings")
 
+from channels.auth import AuthMiddlewareStack
 from channels.routing import ProtocolTypeRouter, URLRouter
-from channels.security.websocket import AllowedHostsOriginValidator
 from django.core.asgi import get_asgi_application
 from django.urls import path
 
 django_app = get_asgi_application()
 
 from dashboard.consumers import ExchangeFeedConsumer  # noqa: E402
+from proxy.access import WebsocketGuard  # noqa: E402
 from proxy.api_handler import API_PREFIX, ApiHandler  # noqa: E402
 
 api_app = ApiHandler()
@@ -31,8 +32,8 @@ async def http_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 application = ProtocolTypeRouter(
     {
         "http": http_app,
-        "websocket": AllowedHostsOriginValidator(
-            URLRouter([path("ws/exchanges/", ExchangeFeedConsumer.as_asgi())])
+        "websocket": AuthMiddlewareStack(
+            WebsocketGuard(URLRouter([path("ws/exchanges/", ExchangeFeedConsumer.as_asgi())]))
         ),
     }
 )

@@ -302,12 +302,12 @@ def export_config() -> str:
     return export_toml(providers, rules)
 
 
-def import_config(providers: Sequence[ProviderSpec], rules: Sequence[RuleSpec]) -> None:
+def import_config(providers: Sequence[ProviderSpec], rules: Sequence[RuleSpec], *, actor: str = "") -> None:
     """Replace the whole configuration, atomically; ConfigError (nothing changed) when it is invalid."""
     from proxy.models import Provider, Rule
     from proxy.routing import config_edit
 
-    with config_edit():
+    with config_edit(actor=actor):
         existing = {p.name: p for p in Provider.objects.all()}
         Rule.objects.all().delete()
         Provider.objects.exclude(name__in=[p.name for p in providers]).delete()

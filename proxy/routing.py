@@ -25,9 +25,11 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import orjson
 from django.db import connection, transaction
 from django.db.models import F
 
+from proxy import access
 from proxy.detect import TokenCounter
 from proxy.rules import (
     ConfigError,
@@ -126,7 +128,18 @@ def rule_spec(r: Any) -> RuleSpec:
 
 def validate_config(providers: list[ProviderSpec], rules: list[RuleSpec]) -> None:
     """Raise ConfigError (its .problems lists every reason) unless this configuration can serve."""
-    compile_config(providers, rules, dialects=known_dialects(), own_port=own_port())
+    # The operator's allowlist of key variables (settings, so not in the pure rules module).
+    problems = [
+        f"provider '{p.name}': {problem}"
+        for p in providers
+        if (problem := access.key_env_problem(p.api_key_env)) is not None
+    ]
+    try:
+        compile_config(providers, rules, dialects=known_dialects(), own_port=own_port())
+    except ConfigError as exc:
+        problems = exc.problems + problems
+    if problems:
+        raise ConfigError(problems)
 
 
 def build_snapshot(version: int) -> Snapshot:
@@ -137,7 +150,7 @@ def build_snapshot(version: int) -> Snapshot:
         version=version,
         dialects=known_dialects(),
         own_port=own_port(),
-        environ=os.environ,
+        environ=access.key_environ(),  # only allowed names: a stored name outside them sends nothing
         max_output_tokens=_catalog_max_output,
         model_options=_catalog_options,
     )
@@ -330,15 +343,65 @@ def bump_version() -> int:
 
 
 @contextlib.contextmanager
-def config_edit() -> Iterator[None]:
+def config_edit(*, actor: str = "") -> Iterator[None]:
     """Edit providers and rules inside this block; on exit the result is validated as a whole.
 
     Invalid: ConfigError is raised and the transaction rolls back (the previous configuration keeps
-    serving). Valid: the version is bumped in the same transaction, so every process reloads.
+    serving). Valid: the version is bumped in the same transaction, so every process reloads. Changes of
+    where a provider's requests and keys go are logged with `actor` (who made the edit).
     """
     with transaction.atomic():
+        before = _key_destinations()
         yield
         providers, rules = load_specs()
         validate_config(providers, rules)
         bump_version()
+        changes = _destination_changes(before, _key_destinations())
     invalidate()
+    for level, change in changes:
+        logger.log(level, "configuration: %s (by %s)", change, actor or "this process")
+
+
+Destination = tuple[str, str, str, bool, bytes]  # dialect, base URL, key variable, stored key?, headers
+
+
+def _key_destinations() -> dict[str, Destination]:
+    """Per provider: what decides where its requests and keys go."""
+    from proxy.models import Provider
+
+    rows = Provider.objects.values_list(
+        "name", "dialect", "base_url", "api_key_env", "api_key_secret", "extra_headers"
+    )
+    return {
+        name: (dialect, url, env, bool(secret), orjson.dumps(headers or {}, option=orjson.OPT_SORT_KEYS))
+        for name, dialect, url, env, secret, headers in rows
+    }
+
+
+def _destination_changes(
+    before: dict[str, Destination], after: dict[str, Destination]
+) -> list[tuple[int, str]]:
+    """(log level, words) per change, without secrets. A passthrough provider forwards the client's own
+    key: said so. A new provider is routine (the seed, an import); a changed destination is a warning."""
+    changes = []
+    for name, (dialect, url, env, secret, headers) in after.items():
+        old = before.get(name)
+        forwards = " (passthrough: it receives the clients' own API keys)" if dialect == "anthropic" else ""
+        if old is None:
+            changes.append((logging.INFO, f"provider '{name}' added: base URL {url}{forwards}"))
+            continue
+        said = []
+        if old[0] != dialect:
+            said.append(f"dialect changed from {old[0]} to {dialect}")
+        if old[1] != url:
+            said.append(f"base URL changed from {old[1]} to {url}")
+        if old[2] != env or old[3] != secret:
+            said.append(
+                f"key source changed (env {old[2] or '-'} -> {env or '-'}, stored key {old[3]} -> {secret})"
+            )
+        if old[4] != headers:
+            said.append("extra headers changed")
+        if said:
+            changes.append((logging.WARNING, f"provider '{name}': {'; '.join(said)}{forwards}"))
+    changes += [(logging.INFO, f"provider '{name}' removed") for name in before.keys() - after.keys()]
+    return changes

@@ -7,10 +7,13 @@ in-memory channel layer. DATABASE_URL and REDIS_URL switch to Postgres and chann
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+
+from proxy import access
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -37,16 +40,59 @@ def envint(name: str, default: str) -> int:
 
 
 DEBUG = envbool("SWITCHBOARD_DEBUG", "false")
-# A local tool: the key only signs sessions/CSRF for the dashboard. Override it when exposed.
-SECRET_KEY = envstr("SWITCHBOARD_SECRET_KEY", "switchboard-local-only-change-me-when-exposed")
-ALLOWED_HOSTS = [h for h in envstr("SWITCHBOARD_ALLOWED_HOSTS", "*").split(",") if h]
-CSRF_TRUSTED_ORIGINS = [o for o in envstr("SWITCHBOARD_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
-
 DATA_DIR = Path(envstr("SWITCHBOARD_DATA_DIR", str(Path.home() / ".switchboard"))).expanduser()
+
+
+def _secret_key() -> str:
+    """SWITCHBOARD_SECRET_KEY, else a random key made once and kept in the data directory (0600): a key
+    shipped in the source would let anyone sign what the dashboard trusts."""
+    if key := envstr("SWITCHBOARD_SECRET_KEY"):
+        return key
+    path = DATA_DIR / "secret_key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(50)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it first
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as f:
+            f.write(key)
+        return key
+
+
+SECRET_KEY = _secret_key()
+# Loopback names, the address `serve --host` listens on and SWITCHBOARD_ALLOWED_HOSTS (proxy/access.py).
+ALLOWED_HOSTS = access.allowed_hosts()
+CSRF_TRUSTED_ORIGINS = [o for o in envstr("SWITCHBOARD_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+# Client API keys (a2). Configured keys also turn on the dashboard login (proxy/access.py).
+CLIENT_API_KEYS = [k.strip() for k in envstr("SWITCHBOARD_API_KEYS", "").split(",") if k.strip()]
+# Require a dashboard login even on loopback (e.g. behind a reverse proxy that rewrites Host).
+REQUIRE_LOGIN = envbool("SWITCHBOARD_REQUIRE_LOGIN", "false")
+# The environment variables a provider may read its key from (globs; SWITCHBOARD_* never).
+API_KEY_ENV_ALLOWED = [p.strip() for p in envstr("SWITCHBOARD_API_KEY_ENVS", "*_API_KEY").split(",")
+                       if p.strip()]  # fmt: skip
+
+# The dashboard login: distinct cookie names (cookies are per host, not per port: other local apps
+# share localhost), never readable by scripts, not sent on cross-site requests.
+SESSION_COOKIE_NAME = "switchboard_session"
+CSRF_COOKIE_NAME = "switchboard_csrftoken"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Strict"
+# Behind a TLS reverse proxy (daphne takes the scheme from X-Forwarded-Proto): cookies only over https.
+HTTPS = envbool("SWITCHBOARD_HTTPS", "false")
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
+LOGIN_URL = "/login"
+LOGIN_REDIRECT_URL = "/"
 
 INSTALLED_APPS = [
     "daphne",
+    "django.contrib.auth",
     "django.contrib.contenttypes",
+    "django.contrib.sessions",
     "django.contrib.staticfiles",
     "channels",
     "django_htmx",
@@ -58,6 +104,10 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Refuses foreign Host headers and asks for the login when one is required (proxy/access.py).
+    "proxy.access.AccessMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -77,6 +127,7 @@ TEMPLATES = [
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
             ],
         },
     }

@@ -24,7 +24,7 @@ CONFIG = """
 name = "a"
 dialect = "openai"
 base_url = "{a}"
-api_key_env = "KEY_A"
+api_key_env = "A_API_KEY"
 
 [[providers]]
 name = "b"
@@ -101,7 +101,7 @@ DEAD_PORT = free_port()  # nothing listens there: a connect error
 
 @pytest.fixture(scope="module")
 def servers(shared: Path, fakes: tuple[FakeOpenAI, FakeOpenAI]) -> Iterator[tuple[Server, Server]]:
-    env = {"SWITCHBOARD_DATA_DIR": str(shared / "data"), "KEY_A": "sk-upstream-a"}
+    env = {"SWITCHBOARD_DATA_DIR": str(shared / "data"), "A_API_KEY": "sk-upstream-a"}
     first = start_server(shared, env)  # migrates and seeds the zero-config passthrough
     try:
         import_routes(shared, fakes)

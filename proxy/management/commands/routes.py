@@ -69,7 +69,7 @@ class Command(BaseCommand):
                 validate_config(providers, rules)
                 self.stdout.write(config_io.export_toml(providers, rules))
             else:
-                config_io.import_config(providers, rules)
+                config_io.import_config(providers, rules, actor=f"manage.py routes import {path}")
         except ConfigError as exc:
             lines = "\n".join(f"  - {p}" for p in exc.problems)
             raise CommandError(f"{path}: refused, the current configuration is unchanged:\n{lines}") from exc

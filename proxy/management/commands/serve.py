@@ -7,8 +7,11 @@ import os
 import sys
 from typing import Any
 
+from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
+
+from proxy import access
 
 
 def _one_malloc_arena() -> None:
@@ -36,12 +39,15 @@ class Command(BaseCommand):
     def handle(self, *args: Any, host: str, port: int, **options: Any) -> None:
         _one_malloc_arena()
         # The routing seed refuses a backend that points at our own address: it needs to know the port.
-        os.environ["SWITCHBOARD_PORT"] = str(port)
-        os.environ["SWITCHBOARD_HOST"] = host
+        # The address also decides the accepted Host names and whether a login is required.
+        access.listen_on(host, port)
+        if problems := access.startup_problems():
+            raise CommandError("refusing to start:\n" + "\n".join(f"  - {p}" for p in problems))
         call_command("migrate", interactive=False, verbosity=0)
         from proxy.seed import ensure_seeded
 
         ensure_seeded()
+        self._announce_access(host)
         from daphne.cli import CommandLineInterface  # installs Twisted's asyncio reactor
 
         _lighter_requests()
@@ -57,6 +63,24 @@ class Command(BaseCommand):
         args += ["--access-log", "-"] if os.environ.get("SWITCHBOARD_ACCESS_LOG") else ["-v", "0"]
         CommandLineInterface().run([*args, "proxy.asgi:application"])
         _exit_without_finalizing()
+
+    def _announce_access(self, host: str) -> None:
+        """Say how the dashboard is protected; on the first start that needs a login, make the admin."""
+        if host in ("0.0.0.0", "::", "[::]"):
+            self.stdout.write(
+                f"Listening on every interface: accepted Host names are {', '.join(settings.ALLOWED_HOSTS)}; "
+                "add the names clients use to SWITCHBOARD_ALLOWED_HOSTS."
+            )
+        if not access.login_required():
+            return
+        why = f" ({access.exposure()})" if access.exposed() else ""
+        self.stdout.write(f"Dashboard login required{why}.")
+        password = access.ensure_first_admin()
+        if password:
+            self.stdout.write(
+                f"Created dashboard user 'admin' with password: {password}\n"
+                "  (shown this once; `python manage.py changepassword admin` sets another)"
+            )
 
 
 def _lighter_requests() -> None:
