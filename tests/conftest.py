@@ -48,7 +48,10 @@ class Server:
     def exchanges(self, limit: int = 50, **params: str) -> list[dict[str, Any]]:
         # settle: everything the server finished so far is written first (rows go out in batches)
         query = {"limit": limit, "settle": 1, **params}
-        response = httpx.get(f"{self.url}/api/exchanges", params=query, timeout=15)
+        # With client keys configured /api/ needs one (proxy/access.py): send the first.
+        keys = [k.strip() for k in self.env.get("SWITCHBOARD_API_KEYS", "").split(",") if k.strip()]
+        headers = {"x-api-key": keys[0]} if keys else {}
+        response = httpx.get(f"{self.url}/api/exchanges", params=query, headers=headers, timeout=15)
         response.raise_for_status()
         return response.json()["data"]
 

@@ -284,3 +284,23 @@ def test_explain_refuses_a_body_without_model() -> None:
     response = explain({"messages": []})
     assert response.status_code == 400
     assert json.loads(response.content)["error"]["type"] == "invalid_request_error"
+
+
+def test_a_stored_key_variable_outside_the_allowlist_sends_no_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue #17: a row written before the allowlist (or by hand) cannot send that variable anywhere."""
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-secret")
+    monkeypatch.setenv("X_API_KEY", "sk-x")
+    provider = Provider.objects.create(
+        name="x",
+        dialect="openai",
+        base_url="https://collector.example/v1",
+        api_key_env="AWS_SECRET_ACCESS_KEY",
+    )
+    Rule.objects.create(name="default", position=0, is_default=True, provider=provider, model="m")
+    routing.bump_version()
+    assert decide({"model": "claude-sonnet-4-5"}).targets[0].api_key == ""
+    with pytest.raises(ConfigError, match="not an allowed key variable"), routing.config_edit():
+        Rule.objects.filter(name="default").update(model="m2")  # any edit: the stored name is refused
+    Provider.objects.filter(pk=provider.pk).update(api_key_env="X_API_KEY")
+    routing.bump_version()
+    assert decide({"model": "claude-sonnet-4-5"}).targets[0].api_key == "sk-x"

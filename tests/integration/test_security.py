@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT, Server, free_port, server_env, stop_server
+from tests.fakes.openai_upstream import FakeOpenAI, completion
 
 EVIL = "evil.example"
 KEY = "sk-client-test-key"
@@ -448,3 +449,42 @@ def test_serve_on_every_interface_with_keys_starts_and_requires_the_login(tmp_pa
         assert "Dashboard login required" in log2.read_text() and "password" not in log2.read_text()
     finally:
         stop_server(server)
+
+
+def test_urls_in_recorded_content_are_never_fetched(server: Server, upstream: FakeOpenAI) -> None:
+    """An image URL in a prompt is passed on as a URL: neither the proxy nor the dashboard fetches it."""
+    hits: list[bytes] = []
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.settimeout(0.2)
+        trap = f"http://127.0.0.1:{listener.getsockname()[1]}/pixel.png"
+        upstream.script(completion("seen"))
+        content = [
+            {"type": "image", "source": {"type": "url", "url": trap}},
+            {"type": "text", "text": f"look at {trap} ![x]({trap}) <img src='{trap}'>"},
+        ]
+        body = {
+            "model": "claude-sonnet-4-5",
+            "max_tokens": 5,
+            "messages": [{"role": "user", "content": content}],
+        }
+        assert httpx.post(f"{server.url}/v1/messages", json=body, timeout=20).status_code == 200
+        row = server.wait_for_exchange(lambda e: trap in str(e["client_request"]))
+        page = httpx.get(f"{server.url}/exchanges/{row['id']}", timeout=20)
+        assert page.status_code == 200 and trap in page.text
+        assert f'src="{trap}"' not in page.text and f"src='{trap}'" not in page.text
+        deadline = time.monotonic() + 1
+        while time.monotonic() < deadline:
+            try:
+                connection, _ = listener.accept()
+                hits.append(connection.recv(200))
+                connection.close()
+            except TimeoutError:
+                pass
+    assert hits == []
+
+
+def test_scripts_read_exchanges_with_a_client_key(keyed: Server) -> None:
+    """The test helper (and any script) reads /api/exchanges with the key when keys are configured."""
+    assert isinstance(keyed.exchanges(5), list)
