@@ -227,9 +227,26 @@ def client_key_valid(request: HttpRequest) -> bool:
     return bool(given) and any(hmac.compare_digest(given, key) for key in settings.CLIENT_API_KEYS)
 
 
-class AccessMiddleware:
-    """Refuse foreign Host headers; when a login is required, let through only logged-in users (and, on
-    /api/, client keys). Placed after AuthenticationMiddleware, before anything that reads the host."""
+class HostMiddleware:
+    """Refuse foreign Host headers before anything else runs (static files included). First in the
+    chain; on /api/ the refusal is an Anthropic error body, elsewhere plain text."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        raw_host = request.META.get("HTTP_HOST", "")
+        if not raw_host or host_allowed(raw_host.encode("latin-1")):
+            return self.get_response(request)
+        log_refused_host(raw_host, request.path)
+        if request.path.startswith("/api/"):
+            return error_response("invalid_request_error", refused_host_message(raw_host), status=400)
+        return HttpResponseBadRequest(refused_host_message(raw_host), content_type="text/plain")
+
+
+class LoginMiddleware:
+    """When a login is required, let through only logged-in users (and, on /api/, client keys).
+    After AuthenticationMiddleware."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -239,16 +256,9 @@ class AccessMiddleware:
         return refusal if refusal is not None else self.get_response(request)
 
     def refusal(self, request: HttpRequest) -> HttpResponse | None:
-        json_api = request.path.startswith("/api/")
-        raw_host = request.META.get("HTTP_HOST", "")
-        if raw_host and not host_allowed(raw_host.encode("latin-1")):
-            log_refused_host(raw_host, request.path)
-            if json_api:
-                return error_response("invalid_request_error", refused_host_message(raw_host), status=400)
-            return HttpResponseBadRequest(refused_host_message(raw_host), content_type="text/plain")
         if not login_required() or request.path.startswith(_OPEN_PATHS) or request.user.is_authenticated:
             return None
-        if json_api:
+        if request.path.startswith("/api/"):
             if client_key_valid(request):
                 return None
             return error_response(

@@ -102,12 +102,14 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Refuses foreign Host headers (DNS rebinding) before anything else (proxy/access.py).
+    "proxy.access.HostMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    # Refuses foreign Host headers and asks for the login when one is required (proxy/access.py).
-    "proxy.access.AccessMiddleware",
+    # Asks for the login when one is required (proxy/access.py).
+    "proxy.access.LoginMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",

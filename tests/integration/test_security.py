@@ -83,7 +83,9 @@ def provider_post(token: str, **fields: str) -> dict[str, str]:
 # --- the default server: loopback, no keys, no login ------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["/", "/routes", "/sessions", "/api/exchanges", "/v1/models"])
+@pytest.mark.parametrize(
+    "path", ["/", "/routes", "/sessions", "/api/exchanges", "/v1/models", "/static/dashboard.css"]
+)
 def test_foreign_host_is_refused_on_every_surface(server: Server, path: str) -> None:
     own = httpx.get(server.url + path, timeout=10)
     assert own.status_code == 200
