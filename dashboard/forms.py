@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 import json
+import time
+from collections import defaultdict, deque
 from typing import Any
 
 from django import forms
+from django.contrib.auth.forms import AuthenticationForm
 
 from proxy.access import key_env_problem
 from proxy.models import Provider, Rule
@@ -152,3 +155,32 @@ class ExplainForm(Form):
         label="or paste a request body",
         widget=forms.Textarea(attrs={"rows": 4, "class": "mono", "spellcheck": "false"}),
     )
+
+
+class LoginForm(AuthenticationForm):
+    """Django's login form, with failed attempts per user name limited (per process): a guessed password
+    costs the guesser a wait, not only the server a hash."""
+
+    MAX_FAILURES = 10
+    WINDOW_S = 15 * 60
+    _failures: dict[str, deque[float]] = defaultdict(deque)
+
+    def clean(self) -> dict[str, Any]:
+        name = str(self.cleaned_data.get("username") or "").lower()[:150]
+        now = time.monotonic()
+        failures = self._failures[name]
+        while failures and failures[0] < now - self.WINDOW_S:
+            failures.popleft()
+        if len(failures) >= self.MAX_FAILURES:
+            wait = int(failures[0] + self.WINDOW_S - now) // 60 + 1
+            raise forms.ValidationError(f"Too many failed logins for this user: try again in {wait} min.")
+        try:
+            cleaned = super().clean()
+        except forms.ValidationError:
+            if len(self._failures) > 10_000:  # many names tried: forget all but this one's
+                self._failures.clear()
+                self._failures[name] = failures
+            failures.append(now)
+            raise
+        self._failures.pop(name, None)
+        return cleaned

@@ -2,6 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from . import route_views, views
+from .forms import LoginForm
 
 urlpatterns = [
     path("", views.feed, name="feed"),
@@ -31,7 +32,7 @@ urlpatterns += [
 
 # The dashboard login (required only when proxy.access.login_required() says so).
 urlpatterns += [
-    path("login", auth_views.LoginView.as_view(template_name="dashboard/login.html",
+    path("login", auth_views.LoginView.as_view(template_name="dashboard/login.html", form_class=LoginForm,
                                                redirect_authenticated_user=True), name="login"),
     path("logout", auth_views.LogoutView.as_view(next_page="/login"), name="logout"),
 ]  # fmt: skip

@@ -490,3 +490,23 @@ def test_urls_in_recorded_content_are_never_fetched(server: Server, upstream: Fa
 def test_scripts_read_exchanges_with_a_client_key(keyed: Server) -> None:
     """The test helper (and any script) reads /api/exchanges with the key when keys are configured."""
     assert isinstance(keyed.exchanges(5), list)
+
+
+def test_failed_logins_are_limited_per_user_name(keyed: Server) -> None:
+    with httpx.Client(base_url=keyed.url, timeout=30) as client:
+        token = csrf_from(client.get("/login").text)
+        started = time.monotonic()
+        for attempt in range(11):
+            response = client.post(
+                "/login",
+                data={"csrfmiddlewaretoken": token, "username": "Guessed", "password": f"pw{attempt}"},
+            )
+            assert response.status_code == 200
+        assert "Too many failed logins" in response.text
+        assert (
+            "Too many failed logins"
+            not in client.post(
+                "/login", data={"csrfmiddlewaretoken": token, "username": "someone-else", "password": "x"}
+            ).text
+        )
+    assert time.monotonic() - started < 60
