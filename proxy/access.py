@@ -283,6 +283,11 @@ def is_admin(request: HttpRequest) -> bool:
     return bool(user.is_authenticated and user.is_active and user.is_staff)
 
 
+def context(request: HttpRequest) -> dict[str, Any]:
+    """Template context: whether this user may change routing (the routes page hides its edit controls)."""
+    return {"can_edit_routes": functools.partial(is_admin, request)}
+
+
 def admin_only(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """Changes (any method but GET/HEAD) through this view need an admin when a login is required."""
 

@@ -130,6 +130,7 @@ TEMPLATES = [
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
+                "proxy.access.context",
             ],
         },
     }

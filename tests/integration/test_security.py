@@ -328,8 +328,9 @@ def test_unauthenticated_provider_edit_is_refused(keyed: Server) -> None:
         moved = browser.post(f"{keyed.url}/routes/rules/1/delete", data={"csrfmiddlewaretoken": token})
         assert moved.status_code == 302
     with logged_in(keyed, "admin", admin_password(keyed)) as admin:
-        assert "stolen" not in admin.get("/routes").text
-        assert 'id="rule-' in admin.get("/routes").text  # the default rule is still there
+        page = admin.get("/routes").text
+        assert "stolen" not in page and 'id="rule-' in page  # the default rule is still there
+        assert "read-only" not in page  # an admin gets the edit controls
 
 
 def test_live_feed_needs_the_login(keyed: Server) -> None:
@@ -367,7 +368,9 @@ def test_a_user_who_is_not_an_admin_cannot_change_providers(keyed: Server) -> No
     subprocess.run([sys.executable, "manage.py", "shell", "-c", make_viewer],
                    cwd=ROOT, env=keyed.env, check=True, capture_output=True, timeout=60)  # fmt: skip
     with logged_in(keyed, "viewer", "pw-v1") as viewer:
-        assert viewer.get("/routes").status_code == 200  # may look
+        page = viewer.get("/routes")
+        assert page.status_code == 200 and "only an admin can change" in page.text  # may look
+        assert 'class="read-only"' in page.text
         token = csrf_from(viewer.get("/routes/providers/new").text)
         response = viewer.post("/routes/providers/new", data=provider_post(token))
         assert response.status_code == 403 and "admin" in response.text
