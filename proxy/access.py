@@ -280,12 +280,12 @@ def is_admin(request: HttpRequest) -> bool:
     if not login_required():
         return True
     user = request.user
-    return bool(user.is_authenticated and user.is_active and user.is_staff)
+    return bool(user.is_authenticated and user.is_active and getattr(user, "is_staff", False))
 
 
 def context(request: HttpRequest) -> dict[str, Any]:
     """Template context: whether this user may change routing (the routes page hides its edit controls)."""
-    return {"can_edit_routes": functools.partial(is_admin, request)}
+    return {"can_edit_routes": functools.partial(is_admin, request), "login_required": login_required}
 
 
 def admin_only(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -345,12 +345,11 @@ def ensure_first_admin() -> str | None:
     it (to be shown once); None when a user already exists."""
     import secrets
 
-    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import User
 
-    users = get_user_model()
-    if users.objects.exists():
+    if User.objects.exists():
         return None
     password = secrets.token_urlsafe(12)
-    users.objects.create_superuser("admin", password=password)
+    User.objects.create_superuser("admin", password=password)
     logger.info("created the first dashboard user 'admin'")
     return password

@@ -225,6 +225,7 @@ def test_login_page_escapes_what_it_is_given(server: Server) -> None:
     response = httpx.get(f"{server.url}/login", params={"next": '"><script>alert(1)</script>'}, timeout=10)
     assert response.status_code == 200
     assert "<script>alert(1)" not in response.text
+    assert "Optional here" in response.text  # loopback, no keys: the login is not required
 
 
 # --- a server that requires a login: client keys configured ------------------------------------------
