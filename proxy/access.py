@@ -16,7 +16,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
 from django.http import (
@@ -266,13 +266,20 @@ class LoginMiddleware:
                 "log in to the dashboard, or send a client API key (x-api-key)",
                 status=401,
             )
-        login = f"{settings.LOGIN_URL}?{urlencode({'next': request.get_full_path()})}"
-        if request.headers.get("HX-Request"):
-            # htmx would swap a redirect's login form into the page: send the whole window there.
-            response = HttpResponse(status=401)
-            response["HX-Redirect"] = login
-            return response
-        return HttpResponseRedirect(login)
+        if not request.headers.get("HX-Request"):
+            return HttpResponseRedirect(_login_url(request.get_full_path()))
+        # htmx would swap a redirect's login form into the page: send the whole window there, and back
+        # to the page it was on afterwards (not to the fragment it asked for).
+        current = urlsplit(request.headers.get("HX-Current-URL", ""))
+        response = HttpResponse(status=401)
+        response["HX-Redirect"] = _login_url(
+            (current.path or "/") + (f"?{current.query}" if current.query else "")
+        )
+        return response
+
+
+def _login_url(next_path: str) -> str:
+    return f"{settings.LOGIN_URL}?{urlencode({'next': next_path})}"
 
 
 def is_admin(request: HttpRequest) -> bool:

@@ -301,7 +301,11 @@ def test_dashboard_pages_redirect_to_the_login(keyed: Server, path: str) -> None
     assert response.status_code == 302
     assert response.headers["location"].startswith("/login?next=")
     htmx = httpx.get(keyed.url + path, headers={"HX-Request": "true"}, timeout=10)
-    assert htmx.status_code == 401 and htmx.headers["HX-Redirect"].startswith("/login?next=")
+    assert htmx.status_code == 401 and htmx.headers["HX-Redirect"] == "/login?next=%2F"
+    # an htmx fragment asked for from a page: back to that page after the login
+    page = {"HX-Request": "true", "HX-Current-URL": f"{keyed.url}/sessions?q=1"}
+    htmx = httpx.get(keyed.url + path, headers=page, timeout=10)
+    assert htmx.headers["HX-Redirect"] == "/login?next=%2Fsessions%3Fq%3D1"
 
 
 def test_json_api_needs_a_login_or_a_client_key(keyed: Server) -> None:
