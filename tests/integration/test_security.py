@@ -518,3 +518,20 @@ def test_failed_logins_are_limited_per_user_name(keyed: Server) -> None:
             ).text
         )
     assert time.monotonic() - started < 60
+
+
+def test_https_behind_a_proxy_marks_the_cookies_secure(tmp_path: Path) -> None:
+    port = free_port()
+    env = {"SWITCHBOARD_API_KEYS": KEY, "SWITCHBOARD_HTTPS": "true"}
+    process, log, full_env = serve(tmp_path, "--port", str(port), env=env)
+    server = Server(
+        url=f"http://127.0.0.1:{port}", process=process, data_dir=tmp_path / "data", log=log, env=full_env
+    )
+    try:
+        wait_ready(process, log, server.url)
+        # what a TLS reverse proxy forwards: daphne (--proxy-headers) takes the scheme from it
+        response = httpx.get(f"{server.url}/login", headers={"X-Forwarded-Proto": "https"}, timeout=10)
+        cookie = next(v for k, v in response.headers.multi_items() if k == "set-cookie")
+        assert "switchboard_csrftoken=" in cookie and "Secure" in cookie and "SameSite=Strict" in cookie
+    finally:
+        stop_server(server)
