@@ -123,7 +123,11 @@ class ProviderForm(ModelForm):
             "model_settings",
         ]
         labels = {"api_key_env": "API key from env var"}
-        help_texts = {"api_key_env": "preferred: the name of an environment variable holding the key"}
+        help_texts = {
+            "api_key_env": "preferred: the name of an environment variable holding the key (*_API_KEY)",
+            # Repointing a provider is how a key would be stolen: say what goes there.
+            "base_url": "requests go here; with no key set, each client's own API key is forwarded to it",
+        }
 
     def __init__(
         self, *args: Any, dialects: tuple[str, ...] = ("openai", "anthropic"), **kwargs: Any

@@ -19,6 +19,8 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.http import (
     HttpRequest,
     HttpResponse,
@@ -150,6 +152,13 @@ def host_allowed(raw: bytes) -> bool:
     if len(_accepted_hosts) < _MAX_CACHED:
         _accepted_hosts[raw] = True
     return True
+
+
+@receiver(setting_changed)
+def _forget_accepted_hosts(*, setting: str, **kwargs: Any) -> None:
+    """override_settings(ALLOWED_HOSTS=...) in tests: accept by the new list, not the cache."""
+    if setting == "ALLOWED_HOSTS":
+        _accepted_hosts.clear()
 
 
 def log_refused_host(host: str, path: str) -> None:

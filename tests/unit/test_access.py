@@ -76,7 +76,6 @@ def test_origin_allowed_when_trusted() -> None:
 
 @override_settings(ALLOWED_HOSTS=["localhost", "127.0.0.1", "[::1]"])
 def test_host_allowed_by_django_rules_with_any_port() -> None:
-    access._accepted_hosts.clear()
     for host in (b"localhost", b"localhost:8082", b"127.0.0.1:1", b"[::1]:8082", b"LOCALHOST:8082"):
         assert access.host_allowed(host), host
     for host in (b"evil.example", b"evil.example:8082", b"127.0.0.1.nip.io", b"", b"\xff", b"local host"):
@@ -102,3 +101,10 @@ def test_key_environ_holds_only_allowed_names(monkeypatch: pytest.MonkeyPatch) -
     environ = access.key_environ()
     assert environ["X_API_KEY"] == "a"
     assert "AWS_SECRET_ACCESS_KEY" not in environ and "SWITCHBOARD_API_KEY" not in environ
+
+
+def test_host_allowed_follows_a_changed_setting() -> None:
+    with override_settings(ALLOWED_HOSTS=["sb.example"]):
+        assert access.host_allowed(b"sb.example:8082")
+    with override_settings(ALLOWED_HOSTS=["localhost"]):
+        assert not access.host_allowed(b"sb.example:8082")
