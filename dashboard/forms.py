@@ -9,6 +9,7 @@ from collections import defaultdict, deque
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
 
 from proxy.access import key_env_problem
@@ -124,7 +125,7 @@ class ProviderForm(ModelForm):
         ]
         labels = {"api_key_env": "API key from env var"}
         help_texts = {
-            "api_key_env": "preferred: the name of an environment variable holding the key (*_API_KEY)",
+            "api_key_env": "preferred: the name of an environment variable holding the key",
             # Repointing a provider is how a key would be stolen: say what goes there.
             "base_url": "requests go here; with no key set, each client's own API key is forwarded to it",
         }
@@ -134,6 +135,8 @@ class ProviderForm(ModelForm):
     ) -> None:
         super().__init__(*args, **kwargs)
         self.fields["dialect"] = forms.ChoiceField(choices=[(d, d) for d in dialects])
+        allowed = ", ".join(settings.API_KEY_ENV_ALLOWED)
+        self.fields["api_key_env"].help_text += f" (allowed names: {allowed})"
 
     def clean_api_key_env(self) -> str:
         name = self.cleaned_data.get("api_key_env", "").strip()
