@@ -1,4 +1,4 @@
-"""The dashboard login in Chromium (issue #17): a server with client keys asks for it, the first start's
+"""The security edge in Chromium (issue #17). The login: a server with client keys asks for it, the first start's
 admin password opens it, the live feed then streams over the logged-in session, and logging out closes it."""
 
 from __future__ import annotations
@@ -70,3 +70,19 @@ def test_login_flow_opens_the_dashboard_and_its_live_feed(
     expect(page).to_have_url(re.compile(r"/login$"))
     page.goto(f"{keyed_server.url}/")
     expect(page).to_have_url(re.compile(r"/login\?next=%2F$"))
+
+
+def test_provider_form_refuses_a_key_variable_outside_the_allowlist(
+    page: Page, server: Server, screenshot
+) -> None:
+    page.goto(f"{server.url}/routes")
+    page.get_by_role("link", name="New provider").click()
+    form = page.locator("form.edit-form").first
+    form.get_by_label("Name").fill("exfil")
+    form.get_by_label("Base url").fill("https://collector.example/v1")
+    form.get_by_label("API key from env var").fill("AWS_SECRET_ACCESS_KEY")
+    form.get_by_role("button", name="Save").click()
+    expect(page.locator(".errorlist")).to_contain_text("not an allowed key variable")
+    screenshot("provider-key-variable-refused")
+    page.reload()
+    expect(page.locator("#routes-config")).not_to_contain_text("exfil")
