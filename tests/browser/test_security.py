@@ -1,5 +1,6 @@
-"""The security edge in Chromium (issue #17). The login: a server with client keys asks for it, the first start's
-admin password opens it, the live feed then streams over the logged-in session, and logging out closes it."""
+"""The security edge in Chromium (issue #17): a server with client keys asks for the login, the first
+start's admin password opens it, the live feed streams over the logged-in session, and logging out closes
+it; the routes editor refuses a key variable outside the allowlist."""
 
 from __future__ import annotations
 
