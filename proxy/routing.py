@@ -388,7 +388,8 @@ def _destination_changes(
         old = before.get(name)
         forwards = " (passthrough: it receives the clients' own API keys)" if dialect == "anthropic" else ""
         if old is None:
-            changes.append((logging.INFO, f"provider '{name}' added: base URL {url}{forwards}"))
+            if before:  # the first configuration (the seed, a first import) says what it made itself
+                changes.append((logging.INFO, f"provider '{name}' added: base URL {url}{forwards}"))
             continue
         said = []
         if old[0] != dialect:

@@ -304,3 +304,16 @@ def test_a_stored_key_variable_outside_the_allowlist_sends_no_key(monkeypatch: p
     Provider.objects.filter(pk=provider.pk).update(api_key_env="X_API_KEY")
     routing.bump_version()
     assert decide({"model": "claude-sonnet-4-5"}).targets[0].api_key == "sk-x"
+
+
+def test_a_change_of_where_keys_go_is_logged_without_the_secret(caplog: pytest.LogCaptureFixture) -> None:
+    """Issue #17: repointing a provider, or changing its key or headers, leaves a WARNING naming who."""
+    ensure_seeded()  # the Anthropic passthrough
+    with caplog.at_level("WARNING", logger="proxy.routing"), routing.config_edit(actor="tester"):
+        Provider.objects.filter(name="anthropic").update(
+            base_url="https://elsewhere.example", api_key_secret="sk-very-secret", extra_headers={"x-a": "1"}
+        )
+    [line] = [r.getMessage() for r in caplog.records if "configuration:" in r.getMessage()]
+    assert "base URL changed from https://api.anthropic.com to https://elsewhere.example" in line
+    assert "key source changed" in line and "extra headers changed" in line
+    assert "passthrough" in line and "(by tester)" in line and "sk-very-secret" not in line
