@@ -49,15 +49,17 @@ def _secret_key() -> str:
     if key := envstr("SWITCHBOARD_SECRET_KEY"):
         return key
     path = DATA_DIR / "secret_key"
+    key = secrets.token_urlsafe(50)
     try:
         return path.read_text().strip()
     except FileNotFoundError:
-        DATA_DIR.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_urlsafe(50)
         try:
+            DATA_DIR.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:  # another process made it first
             return path.read_text().strip()
+        except OSError:  # a read-only home (DATABASE_URL in a container): this process's own key
+            return key
         with os.fdopen(fd, "w") as f:
             f.write(key)
         return key

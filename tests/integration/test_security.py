@@ -535,3 +535,13 @@ def test_https_behind_a_proxy_marks_the_cookies_secure(tmp_path: Path) -> None:
         assert "switchboard_csrftoken=" in cookie and "Secure" in cookie and "SameSite=Strict" in cookie
     finally:
         stop_server(server)
+
+
+def test_secret_key_is_random_and_kept_private_in_the_data_dir(keyed: Server, server: Server) -> None:
+    keys = []
+    for srv in (keyed, server):
+        path = srv.data_dir / "secret_key"
+        assert path.stat().st_mode & 0o777 == 0o600
+        keys.append(path.read_text())
+    assert keys[0] != keys[1] and all(len(k) >= 50 for k in keys)
+    assert "change-me" not in keys[0]
