@@ -108,7 +108,35 @@ def count_tokens(request: MessagesRequest) -> int:
 
 def count_text_tokens(text: str) -> int:
     """Estimated tokens of plain text (a model's output)."""
-    return len(_encoding().encode_ordinary(text)) if text else 0
+    return _encoded_length(_encoding(), text)
+
+
+# bpe-openai refuses one call over 1,000,000 characters or 200,000 tokens ("Input too long to encode
+# safely"), so longer text is counted in slices small enough for both limits (a character is at most
+# 4 tokens), cut after a newline or before a space where the encoder's pre-tokenizer splits anyway, so
+# the total equals one call's.
+_ENCODE_SLICE = 40_000
+
+
+def _encoded_length(encoding: Any, text: str) -> int:
+    total, start = 0, 0
+    while len(text) - start > _ENCODE_SLICE:
+        end = _slice_end(text, start, start + _ENCODE_SLICE)
+        total += len(encoding.encode_ordinary(text[start:end]))
+        start = end
+    return total + (len(encoding.encode_ordinary(text[start:])) if start < len(text) else 0)
+
+
+def _slice_end(text: str, start: int, limit: int) -> int:
+    """Where to cut: after a newline, else before a space, that starts no whitespace run; else `limit`."""
+    floor = start + (limit - start) // 2
+    newline = text.rfind("\n", floor, limit)
+    if newline >= 0 and not text[newline + 1 : newline + 2].isspace():
+        return newline + 1
+    space = text.rfind(" ", floor, limit)
+    if space > start and not text[space - 1].isspace() and not text[space + 1 : space + 2].isspace():
+        return space
+    return limit
 
 
 # For estimates without the encoder. A request's JSON ran 3.8-4.5 characters per token counted by
@@ -241,7 +269,7 @@ class _Counter:
         for part, texts in self.texts.items():
             # Joined with newlines: one FFI call per part; the separators cost a token each, like the
             # block boundaries they stand for.
-            tokens = len(encoding.encode_ordinary("\n".join(texts))) if texts else 0
+            tokens = _encoded_length(encoding, "\n".join(texts)) if texts else 0
             totals[part] = tokens + self.fixed[part]
         return totals
 
