@@ -188,3 +188,25 @@ def test_explain_with_a_huge_exchange_id_says_so() -> None:
     response = Client(raise_request_exception=True).post("/routes/explain", {"exchange": "9" * 30})
     assert response.status_code == 200
     assert "exchange" in response.content.decode()
+
+
+def test_session_and_tool_failure_pages_stay_small_over_many_big_rows() -> None:
+    # Issue #12: no page over ~2 MB whatever was recorded. 60 threads of 200 messages each, every one
+    # answered with a 100 KB tool call that fails its schema.
+    tool = {"name": "Write", "input_schema": {"type": "object", "required": ["file_path"]}}
+    call = {"type": "tool_use", "id": "t", "name": "Write", "input": {"content": "c" * 100_000}}
+    for i in range(60):
+        history = [{"role": "user", "content": f"thread {i} message {j} " + "h" * 300} for j in range(200)]
+        Exchange.objects.create(
+            created_at=timezone.now(), session_id="big", client_model="m", status="ok", tool_calls=1,
+            client_request={"model": "m", "messages": history, "tools": [tool]},
+            client_response={"content": [{**call, "id": f"t{i}"}]},
+        )  # fmt: skip
+    client = Client(raise_request_exception=True)
+    session = client.get("/sessions/big")
+    assert session.status_code == 200 and len(session.content) < 2_000_000, len(session.content)
+    assert "188 more" in session.content.decode()
+    failures = client.get("/tools/failures", {"agent": "main", "model": "m", "tool": "Write"})
+    assert failures.status_code == 200 and len(failures.content) < 2_000_000, len(failures.content)
+    assert "missing required file_path" in failures.content.decode()
+    assert "and 10 more like these" in failures.content.decode()
