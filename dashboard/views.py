@@ -57,7 +57,9 @@ def exchange_raw(request: HttpRequest, pk: int, side: str) -> HttpResponse:
     if field is None:
         raise Http404("no such side: client-request, upstream-request, upstream-response or client-response")
     exchange = Exchange.objects.filter(pk=pk).only("id", field).first()
-    raw = conversation.raw_side(exchange, side) if exchange is not None else None
+    if exchange is None:
+        raise Http404("no such exchange")
+    raw = conversation.raw_side(exchange, side)
     if raw is None:
         raise Http404("nothing recorded on this side of the exchange")
     body, content_type = raw
