@@ -34,9 +34,11 @@ def content(value: Any) -> str | list[dict[str, Any]]:
 
 
 def blocks(value: Any) -> list[dict[str, Any]]:
-    """Content as a list of blocks (a string is one text block)."""
+    """Content as a list of blocks (a string is one text block; none or an empty string, no block)."""
     shaped = content(value)
-    return [{"type": "text", "text": shaped}] if isinstance(shaped, str) else shaped
+    if isinstance(shaped, str):
+        return [{"type": "text", "text": shaped}] if shaped else []
+    return shaped
 
 
 def messages(request: Any) -> list[dict[str, Any]]:

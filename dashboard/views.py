@@ -183,7 +183,7 @@ async def exchange_replay(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "e": original,
         "result": result,
-        "original_blocks": conversation.to_blocks(response.get("content")),
-        "replay_blocks": conversation.to_blocks((result.message or {}).get("content")),
+        "original_blocks": conversation.to_blocks(response.get("content"), conversation.Budget()),
+        "replay_blocks": conversation.to_blocks((result.message or {}).get("content"), conversation.Budget()),
     }
     return await sync_to_async(render)(request, "dashboard/exchange_detail.html#replay-result", context)

@@ -157,3 +157,11 @@ def test_raw_side_that_was_never_sent_is_a_404() -> None:
     e = Exchange.objects.create(created_at=timezone.now(), client_request={"model": "m"})
     assert Client().get(f"/exchanges/{e.pk}/raw/upstream-request").status_code == 404
     assert Client().get(f"/exchanges/{e.pk}/raw/upstream-response").status_code == 404
+
+
+def test_an_exchange_without_an_answer_shows_no_empty_response() -> None:
+    e = Exchange.objects.create(
+        created_at=timezone.now(), status="error", client_request={"model": "m", "messages": []}
+    )
+    html = Client().get(f"/exchanges/{e.pk}").content.decode()
+    assert "<h3>response</h3>" not in html
