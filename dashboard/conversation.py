@@ -182,22 +182,28 @@ def system_blocks(request: dict[str, Any], budget: Budget | None = None) -> list
 
 
 def turns(messages: list[dict[str, Any]], budget: Budget | None = None) -> list[Turn]:
-    """The turns to show: all of them, or with very many the first few and the newest, and a gap.
+    """The turns to show: all of them, or with very many the first few and the newest, and gaps.
 
     Built newest first, so that when the budget runs out it is the old turns that show only their
-    start, not the ones the exchange is about."""
-    shown = list(enumerate(messages))
+    start or nothing, not the ones the exchange is about."""
+    indexed = list(enumerate(messages))
     limit = max(budget.blocks // 2, HEAD_MESSAGES * 2) if budget is not None else len(messages)
     if len(messages) > limit:
-        shown = shown[:HEAD_MESSAGES] + shown[len(messages) - (limit - HEAD_MESSAGES) :]
+        indexed = indexed[:HEAD_MESSAGES] + indexed[len(messages) - (limit - HEAD_MESSAGES) :]
+    shown: list[tuple[int, Turn]] = []
+    for i, m in reversed(indexed):
+        blocks = to_blocks(m["content"], budget)
+        if blocks or budget is None or budget.blocks > 0:  # out of blocks: left to a gap
+            shown.append((i, Turn(role=m["role"], blocks=blocks)))
     out: list[Turn] = []
-    following = len(messages)
-    for i, m in reversed(shown):
-        if i != following - 1:
-            out.append(Turn(role="gap", blocks=[], skipped=following - i - 1))
-        out.append(Turn(role=m["role"], blocks=to_blocks(m["content"], budget)))
-        following = i
-    out.reverse()
+    expected = 0
+    for i, turn in reversed(shown):
+        if i > expected:
+            out.append(Turn(role="gap", blocks=[], skipped=i - expected))
+        out.append(turn)
+        expected = i + 1
+    if expected < len(messages):
+        out.append(Turn(role="gap", blocks=[], skipped=len(messages) - expected))
     return out
 
 

@@ -165,3 +165,15 @@ def test_an_exchange_without_an_answer_shows_no_empty_response() -> None:
     )
     html = Client().get(f"/exchanges/{e.pk}").content.decode()
     assert "<h3>response</h3>" not in html
+
+
+def test_turns_beyond_the_block_allowance_become_gaps_not_empty_turns() -> None:
+    from dashboard.conversation import Budget, turns
+
+    blocks = [{"type": "text", "text": f"b{j}"} for j in range(10)]
+    messages = [{"role": "user", "content": blocks} for _ in range(100)]
+    shown = turns(messages, Budget(blocks=205))
+    # 205 blocks: the newest 20 messages whole, the one before them in part, the 79 older in one gap.
+    assert [(t.role, t.skipped, len(t.blocks)) for t in shown[:2]] == [("gap", 79, 0), ("user", 0, 5)]
+    assert len(shown) == 22 and all(len(t.blocks) == 10 for t in shown[2:])
+    assert shown[-1].role == "user" and shown[-1].blocks[-1].text == "b9"  # the newest turn is whole
