@@ -112,19 +112,24 @@ def count_text_tokens(text: str) -> int:
 
 
 # bpe-openai refuses one call over 1,000,000 characters or 200,000 tokens ("Input too long to encode
-# safely"), so longer text is counted in slices small enough for both limits (a character is at most
-# 4 tokens), cut after a newline or before a space where the encoder's pre-tokenizer splits anyway, so
-# the total equals one call's.
-_ENCODE_SLICE = 40_000
+# safely"), so longer text is counted in slices, cut after a newline or before a space where the
+# encoder's pre-tokenizer splits anyway, so the total equals one call's. A slice that still makes too
+# many tokens (text of one token per character or more) is counted again in quarters.
+_ENCODE_SLICE = 150_000
 
 
-def _encoded_length(encoding: Any, text: str) -> int:
+def _encoded_length(encoding: Any, text: str, size: int = _ENCODE_SLICE) -> int:
     total, start = 0, 0
-    while len(text) - start > _ENCODE_SLICE:
-        end = _slice_end(text, start, start + _ENCODE_SLICE)
-        total += len(encoding.encode_ordinary(text[start:end]))
+    while start < len(text):
+        end = _slice_end(text, start, start + size) if len(text) - start > size else len(text)
+        try:
+            total += len(encoding.encode_ordinary(text[start:end]))
+        except ValueError:
+            if size < 1000:
+                raise
+            total += _encoded_length(encoding, text[start:end], size // 4)
         start = end
-    return total + (len(encoding.encode_ordinary(text[start:])) if start < len(text) else 0)
+    return total
 
 
 def _slice_end(text: str, start: int, limit: int) -> int:

@@ -260,3 +260,10 @@ def test_count_breakdown_counts_parts_over_the_encoders_single_call_limit() -> N
     assert abs(parts["messages"] - MESSAGE_OVERHEAD - expected) < expected * 0.001
     assert parts["system"] > 1_500_000 / 16
     assert tokens.count_text_tokens(big) == parts["messages"] - MESSAGE_OVERHEAD
+
+
+def test_text_of_more_tokens_than_characters_is_counted_in_smaller_slices() -> None:
+    # Rare symbols take several tokens each: 150,000 of them are over the encoder's 200,000-token limit.
+    text = "\U0001f9ff\u2e3b" * 300_000
+    per_pair = bpe_count("\U0001f9ff\u2e3b" * 1000) / 1000
+    assert abs(tokens.count_text_tokens(text) - per_pair * 300_000) < per_pair * 300
