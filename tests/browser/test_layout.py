@@ -104,6 +104,7 @@ def _pages(page: Page, server: Server) -> dict[str, str]:
         "rule-editor": f"/routes/rules/{rule_id}",
         "provider-editor": f"/routes/providers/{provider_id}",
         "new-rule": "/routes/rules/new",
+        "new-provider": "/routes/providers/new",
     }
 
 
