@@ -349,7 +349,16 @@ def detail_context(e: Exchange, *, host: str, scheme: str) -> dict[str, Any]:
         "attempts_cut": len(attempts) > NOTE_SLICE,
         "error_message": cut_to(shapes.text(e.error_message), NOTE_SLICE),
         "route_reason": cut_to(shapes.text(e.route_reason), NOTE_SLICE // 10),
+        "odd_request": _odd_kind(e.client_request),
+        "odd_response": _odd_kind(e.client_response),
     }
+
+
+def _odd_kind(value: Any) -> str:
+    """What a recorded body is when it is not a JSON object (shown as a note), else ""."""
+    if value is None or isinstance(value, dict):
+        return ""
+    return {list: "a list", str: "a string", bool: "a boolean"}.get(type(value), "a number")
 
 
 def _with_outcomes(blocks: list[Block], e: Exchange) -> list[Block]:

@@ -210,3 +210,11 @@ def test_session_and_tool_failure_pages_stay_small_over_many_big_rows() -> None:
     assert failures.status_code == 200 and len(failures.content) < 2_000_000, len(failures.content)
     assert "missing required file_path" in failures.content.decode()
     assert "and 10 more like these" in failures.content.decode()
+
+
+def test_a_request_that_is_not_an_object_is_shown_as_recorded_with_a_note() -> None:
+    e = Exchange.objects.create(created_at=timezone.now(), client_request=["not", SCRIPT], client_response=7)
+    html = Client(raise_request_exception=True).get(f"/exchanges/{e.pk}").content.decode()
+    assert "The recorded client request is a list, not a Messages request object" in html
+    assert "The recorded client response is a number, not a message" in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and SCRIPT not in html
