@@ -23,7 +23,9 @@ from proxy.models import Exchange
 from proxy.record import invalid_tool_input
 
 AGENT_TOOLS = {"Agent", "Task"}
-MAX_EXCHANGES = 2000  # a session view beyond this is unreadable anyway; the feed filter still has them all
+# A session view beyond this is unreadable anyway (the feed filter still has them all), and at ~1.5 KB
+# a turn the page stays under ~2 MB (issue #12).
+MAX_EXCHANGES = 1000
 
 
 @dataclass(slots=True)

@@ -218,3 +218,29 @@ def test_a_request_that_is_not_an_object_is_shown_as_recorded_with_a_note() -> N
     assert "The recorded client request is a list, not a Messages request object" in html
     assert "The recorded client response is a number, not a message" in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and SCRIPT not in html
+
+
+def test_a_session_of_thousands_of_requests_stays_under_2_mb() -> None:
+    # Issue #12: each turn adds its new messages; the page shows the first MAX_EXCHANGES requests.
+    from dashboard.sessions import MAX_EXCHANGES
+
+    first = {"role": "user", "content": "start the job " + "p" * 200}
+    rows = []
+    for i in range(MAX_EXCHANGES + 200):
+        new = [{"type": "tool_result", "tool_use_id": f"t{i}-{k}", "content": "r" * 400} for k in range(2)]
+        messages = [
+            first,
+            {"role": "assistant", "content": "ok"},
+            {"role": "user", "content": [*new, {"type": "text", "text": f"step {i} " + "q" * 300}]},
+        ]
+        rows.append(Exchange(
+            created_at=timezone.now(), session_id="long", client_model="claude-sonnet-4-5",
+            backend_model="gpt-4.1", status="ok", input_tokens=12000, output_tokens=300, cost_usd=0.01,
+            client_request={"model": "m", "messages": messages, "tools": [{"name": "Read"}]},
+            client_response={"content": [{"type": "text", "text": "done"}]},
+        ))  # fmt: skip
+    Exchange.objects.bulk_create(rows)
+    response = Client(raise_request_exception=True).get("/sessions/long")
+    assert response.status_code == 200
+    assert len(response.content) < 2_000_000, len(response.content)
+    assert "Showing the first requests only" in response.content.decode()
