@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from dashboard import shapes
 from proxy.models import Exchange
 
 logger = logging.getLogger(__name__)
@@ -19,6 +20,51 @@ logger = logging.getLogger(__name__)
 LONG_CHARS = 1500
 LONG_LINES = 25
 IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
+
+# Issue #12: a 20 MB request once made an 84 MB page. Recorded text reaches the page only in slices,
+# within these budgets (in bytes of HTML, escaping counted), and the rest is one link away (the raw
+# endpoint): the whole page stays under ~2 MB whatever was recorded.
+CONVERSATION_BUDGET = 900_000  # the readable conversation, all blocks together
+BLOCK_SLICE = 60_000  # one block's text
+SIDE_SLICE = 150_000  # each of the four raw sides shown inline
+NOTE_SLICE = 20_000  # error message, attempts, route reason
+CURL_INLINE = 100_000  # bodies up to this size are inlined in the curl command
+MAX_BLOCKS = 600  # markup per block adds up too
+HEAD_MESSAGES = 10  # with too many messages: the first few and the newest ones
+
+
+def html_size(text: str) -> int:
+    """Bytes the text takes in the page once escaped (UTF-8, &lt; &gt; &amp; &quot; &#x27;)."""
+    return (
+        len(text.encode("utf-8", "surrogatepass"))
+        + 3 * (text.count("<") + text.count(">")) + 4 * (text.count("&") + text.count("'"))
+        + 5 * text.count('"')
+    )  # fmt: skip
+
+
+def cut_to(text: str, limit: int) -> str:
+    """The longest start of `text` whose escaped size is within `limit` (to within a few percent)."""
+    if len(text) <= limit // 6:  # fits even if every character were a quote
+        return text
+    head = text[:limit]  # never measure more than what could fit
+    size = html_size(head)
+    while size > limit:
+        head = head[: int(len(head) * limit / size * 0.98)]
+        size = html_size(head)
+    return head
+
+
+@dataclass(slots=True)
+class Budget:
+    """What is left of the page's allowance for recorded text (bytes of HTML) and blocks."""
+
+    remaining: int = CONVERSATION_BUDGET
+    blocks: int = MAX_BLOCKS
+
+    def take(self, text: str, limit: int = BLOCK_SLICE) -> str:
+        shown = cut_to(text, min(limit, max(self.remaining, 0)))
+        self.remaining -= html_size(shown)
+        return shown
 
 
 @dataclass(slots=True)
@@ -33,10 +79,12 @@ class Block:
     invalid: str = ""  # why a tool_use input is not usable (shown in red)
     image_src: str = ""
     children: list[Block] = field(default_factory=list)
+    size: int = 0  # characters of the whole text; `text` may be only its start
+    cut: int = 0  # characters of it not in the page
 
     @property
     def long(self) -> bool:
-        return len(self.text) > LONG_CHARS or self.text.count("\n") > LONG_LINES
+        return self.size > LONG_CHARS or self.text.count("\n") > LONG_LINES
 
     @property
     def preview(self) -> str:
@@ -48,30 +96,39 @@ class Block:
 class Turn:
     role: str
     blocks: list[Block]
+    skipped: int = 0  # a gap: this many messages are not shown
 
 
 def _dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_INDENT_2, default=str).decode()
 
 
-def to_blocks(content: Any) -> list[Block]:
-    """Anthropic content (a string or a list of blocks) -> Blocks."""
+def _sliced(kind: str, text: str, budget: Budget | None, **fields: Any) -> Block:
+    shown = budget.take(text) if budget is not None else text
+    return Block(kind=kind, text=shown, size=len(text), cut=len(text) - len(shown), **fields)
+
+
+def to_blocks(content: Any, budget: Budget | None = None) -> list[Block]:
+    """Anthropic content (a string or a list of blocks) -> Blocks, within the page's budget if given."""
     if content is None:
         return []
-    if isinstance(content, str):
-        return [Block(kind="text", text=content)]
-    if not isinstance(content, list):
-        return [Block(kind="other", text=_dumps(content))]
-    return [_block(b) for b in content if isinstance(b, dict)]
+    out = []
+    for b in shapes.blocks(content):
+        if budget is not None:
+            if budget.blocks <= 0:
+                break
+            budget.blocks -= 1
+        out.append(_block(b, budget))
+    return out
 
 
-def _block(b: dict[str, Any]) -> Block:
-    kind = b.get("type", "")
+def _block(b: dict[str, Any], budget: Budget | None) -> Block:
+    kind = shapes.text(b.get("type"))
     match kind:
         case "text":
-            return Block(kind="text", text=str(b.get("text", "")))
+            return _sliced("text", shapes.text(b.get("text")), budget)
         case "thinking" | "redacted_thinking":
-            return Block(kind="thinking", text=str(b.get("thinking") or b.get("data") or ""))
+            return _sliced("thinking", shapes.text(b.get("thinking") or b.get("data")), budget)
         case "tool_use" | "server_tool_use":
             raw = b.get("input")
             invalid = ""
@@ -83,41 +140,71 @@ def _block(b: dict[str, Any]) -> Block:
             if not invalid and not isinstance(raw, dict):
                 invalid = "arguments are not a JSON object"
             text = raw if isinstance(raw, str) else _dumps(raw)
-            return Block(kind="tool_use", text=text, name=str(b.get("name", "")),
-                         tool_id=str(b.get("id", "")), invalid=invalid)  # fmt: skip
+            return _sliced("tool_use", text, budget, name=shapes.text(b.get("name")),
+                           tool_id=shapes.text(b.get("id")), invalid=invalid)  # fmt: skip
         case "tool_result":
-            inner = b.get("content")
-            children = to_blocks(inner)
+            children = to_blocks(b.get("content"), budget)
             text = "\n".join(c.text for c in children if c.kind == "text")
             others = [c for c in children if c.kind != "text"]
-            return Block(kind="tool_result", text=text, tool_id=str(b.get("tool_use_id", "")),
-                         is_error=bool(b.get("is_error")), children=others)  # fmt: skip
+            return Block(kind="tool_result", text=text, tool_id=shapes.text(b.get("tool_use_id")),
+                         is_error=bool(b.get("is_error")), children=others,
+                         size=sum(c.size for c in children if c.kind == "text"),
+                         cut=sum(c.cut for c in children if c.kind == "text"))  # fmt: skip
         case "image":
-            return Block(kind="image", image_src=_image_src(b.get("source") or {}), text=_image_label(b))
+            return _image_block(shapes.obj(b.get("source")), budget)
         case _:
-            return Block(kind="other", name=str(kind), text=_dumps(b))
+            return _sliced("other", _dumps(b.get("value") if kind == shapes.UNEXPECTED else b), budget,
+                           name=kind)  # fmt: skip
+
+
+def _image_block(source: dict[str, Any], budget: Budget | None) -> Block:
+    where = shapes.text(source.get("media_type") or source.get("url"))[:200]
+    label = f"image ({shapes.text(source.get('type', '?'))}, {where})"
+    src = _image_src(source)
+    if src and budget is not None:
+        if len(src) > min(budget.remaining, BLOCK_SLICE * 10):
+            return Block(kind="image", text=f"{label}: {len(src) // 1024} KB, too large to show here", cut=1)
+        budget.remaining -= len(src)
+    return Block(kind="image", image_src=src, text=label)
 
 
 def _image_src(source: dict[str, Any]) -> str:
     # Only base64 raster images become a data: URL; anything else (urls, svg) is shown as text.
     if source.get("type") == "base64" and source.get("media_type") in IMAGE_TYPES:
-        data = str(source.get("data", ""))
+        data = shapes.text(source.get("data"))
         if all(c.isalnum() or c in "+/=" for c in data[:2000]):
             return f"data:{source['media_type']};base64,{data}"
     return ""
 
 
-def _image_label(b: dict[str, Any]) -> str:
-    source = b.get("source") or {}
-    return f"image ({source.get('type', '?')}, {source.get('media_type') or source.get('url') or ''})"
+def system_blocks(request: dict[str, Any], budget: Budget | None = None) -> list[Block]:
+    return to_blocks(request.get("system"), budget)
 
 
-def system_blocks(request: dict[str, Any]) -> list[Block]:
-    return to_blocks(request.get("system"))
+def turns(messages: list[dict[str, Any]], budget: Budget | None = None) -> list[Turn]:
+    """The turns to show: all of them, or with very many the first few and the newest, and gaps.
 
-
-def turns(messages: list[dict[str, Any]]) -> list[Turn]:
-    return [Turn(role=str(m.get("role", "?")), blocks=to_blocks(m.get("content"))) for m in messages]
+    Built newest first, so that when the budget runs out it is the old turns that show only their
+    start or nothing, not the ones the exchange is about."""
+    indexed = list(enumerate(messages))
+    limit = max(budget.blocks // 2, HEAD_MESSAGES * 2) if budget is not None else len(messages)
+    if len(messages) > limit:
+        indexed = indexed[:HEAD_MESSAGES] + indexed[len(messages) - (limit - HEAD_MESSAGES) :]
+    shown: list[tuple[int, Turn]] = []
+    for i, m in reversed(indexed):
+        blocks = to_blocks(m["content"], budget)
+        if blocks or budget is None or budget.blocks > 0:  # out of blocks: left to a gap
+            shown.append((i, Turn(role=m["role"], blocks=blocks)))
+    out: list[Turn] = []
+    expected = 0
+    for i, turn in reversed(shown):
+        if i > expected:
+            out.append(Turn(role="gap", blocks=[], skipped=i - expected))
+        out.append(turn)
+        expected = i + 1
+    if expected < len(messages):
+        out.append(Turn(role="gap", blocks=[], skipped=len(messages) - expected))
+    return out
 
 
 def timeline(e: Exchange) -> list[dict[str, Any]]:
@@ -134,26 +221,33 @@ def timeline(e: Exchange) -> list[dict[str, Any]]:
     ]
 
 
-def curl_command(e: Exchange, *, host: str, scheme: str) -> str:
-    """A shell command that replays the client request against this proxy (key from the environment)."""
-    body = orjson.dumps(e.client_request or {}).decode()
+def curl_command(e: Exchange, *, host: str, scheme: str, body: bytes | None = None) -> str:
+    """A shell command that replays the client request against this proxy (key from the environment).
+
+    A body over CURL_INLINE is not inlined (it would be most of the page): the command reads it from
+    the file the page's download link saves."""
+    body = orjson.dumps(e.client_request or {}) if body is None else body
     path = "/v1/messages/count_tokens" if e.endpoint == "count_tokens" else "/v1/messages"
-    version = (e.client_headers or {}).get("anthropic-version", "2023-06-01")
+    headers = shapes.obj(e.client_headers)
+    version = shapes.text(headers.get("anthropic-version") or "2023-06-01")
     lines = [
         f"curl -sS {scheme}://{host}{path}",
         "  -H 'content-type: application/json'",
         f"  -H 'anthropic-version: {_shell_safe(version)}'",
     ]
-    beta = (e.client_headers or {}).get("anthropic-beta")
+    beta = headers.get("anthropic-beta")
     if beta:
         lines.append(f"  -H 'anthropic-beta: {_shell_safe(beta)}'")
     lines.append('  -H "x-api-key: $ANTHROPIC_API_KEY"')
+    if len(body) > CURL_INLINE:
+        lines.append(f"  --data-binary @{raw_filename(e, 'client-request')}")
+        return " \\\n".join(lines) + "\n"
     # A quoted heredoc passes the body through untouched: no shell quoting of recorded text.
     lines.append("  --data-binary @- <<'SWITCHBOARD_JSON'")
-    return " \\\n".join(lines) + "\n" + body + "\nSWITCHBOARD_JSON\n"
+    return " \\\n".join(lines) + "\n" + body.decode() + "\nSWITCHBOARD_JSON\n"
 
 
-def _shell_safe(value: str) -> str:
+def _shell_safe(value: Any) -> str:
     return "".join(c for c in str(value) if c.isalnum() or c in "-_.,:=/ ")
 
 
@@ -166,32 +260,105 @@ def context_breakdown(request: dict[str, Any] | None) -> list[tuple[str, int]]:
     except ImportError:
         return []
     try:
-        parts = count_breakdown(request)
+        parts = count_breakdown(request)  # type: ignore[arg-type]
     except Exception:  # an estimate must never break the page
         logger.exception("context breakdown failed")
         return []
     return [(k, int(v)) for k, v in parts.items()]
 
 
+# The four sides of an exchange, in the page's order: (slug in URLs and DOM ids, title, model field).
+SIDES = (
+    ("client-request", "client request", "client_request"),
+    ("upstream-request", "upstream request", "upstream_request"),
+    ("upstream-response", "upstream response", "upstream_response"),
+    ("client-response", "client response", "client_response"),
+)
+SIDE_FIELDS = {slug: name for slug, _, name in SIDES}
+
+
+def raw_filename(e: Exchange, slug: str) -> str:
+    ext = "txt" if slug == "upstream-response" and not _is_json_text(e.upstream_response) else "json"
+    return f"exchange-{e.pk}-{slug}.{ext}"
+
+
+def _is_json_text(raw: Any) -> bool:
+    return isinstance(raw, str) and raw.lstrip().startswith(("{", "["))
+
+
+def raw_side(e: Exchange, slug: str) -> tuple[bytes, str] | None:
+    """One side as recorded, for download: (body, content type), or None if there is none."""
+    value = getattr(e, SIDE_FIELDS[slug])
+    if slug == "upstream-response":
+        if not value:
+            return None
+        kind = "application/json" if _is_json_text(value) else "text/plain; charset=utf-8"
+        return shapes.text(value).encode("utf-8", "surrogatepass"), kind
+    if value is None:
+        return None
+    return orjson.dumps(value, default=str), "application/json"
+
+
+def _side(e: Exchange, slug: str, title: str, name: str) -> dict[str, Any]:
+    value = getattr(e, name)
+    if name == "upstream_response":
+        text = _pretty_transcript(value)
+        title += " (SSE transcript)" if e.stream and text and not _is_json_text(value) else ""
+    else:
+        text = _dumps(value) if value is not None else ""
+    shown = cut_to(text, SIDE_SLICE)
+    return {"slug": slug, "title": title, "text": shown, "lines": text.count("\n") + 1 if text else 0,
+            "size": len(text), "cut": len(text) - len(shown)}  # fmt: skip
+
+
+def _changes(value: Any) -> list[dict[str, str]]:
+    out = []
+    for c in shapes.items(value)[:500]:
+        c = shapes.obj(c) or {"kind": "?", "detail": c}
+        out.append({"kind": shapes.text(c.get("kind"))[:200], "detail": shapes.text(c.get("detail"))[:2000]})
+    return out
+
+
 def detail_context(e: Exchange, *, host: str, scheme: str) -> dict[str, Any]:
-    request = e.client_request if isinstance(e.client_request, dict) else {}
-    response = e.client_response if isinstance(e.client_response, dict) else {}
+    request = shapes.request(e.client_request)
+    budget = Budget()
+    # The answer first, then the newest turns, the system prompt last: if the budget runs out, it runs
+    # out on what matters least.
+    answer = _with_outcomes(to_blocks(shapes.answer_blocks(e.client_response), budget), e)
+    conversation = turns(request.get("messages") or [], budget)
+    system = system_blocks(request, budget)
     breakdown = context_breakdown(request)
     total = sum(v for _, v in breakdown) or 1
+    body = orjson.dumps(e.client_request or {}, default=str)
+    attempts = _dumps(e.attempts) if e.attempts else ""
     return {
         "e": e,
-        "system": system_blocks(request),
-        "turns": turns(request.get("messages") or []),
-        "answer": _with_outcomes(to_blocks(response.get("content")), e),
-        "tools_offered": [t.get("name", "") for t in request.get("tools") or [] if isinstance(t, dict)],
+        "system": system,
+        "turns": conversation,
+        "answer": answer,
+        "tools_offered": [shapes.text(t.get("name"))[:200] for t in request.get("tools") or []][:500],
         "timeline": timeline(e),
         "breakdown": _bars(breakdown, total),
-        "curl": curl_command(e, host=host, scheme=scheme),
-        "client_request_json": _dumps(e.client_request) if e.client_request is not None else "",
-        "upstream_request_json": _dumps(e.upstream_request) if e.upstream_request is not None else "",
-        "client_response_json": _dumps(e.client_response) if e.client_response is not None else "",
-        "upstream_response_text": _pretty_transcript(e.upstream_response),
+        "curl": curl_command(e, host=host, scheme=scheme, body=body),
+        "curl_file": len(body) > CURL_INLINE,
+        "sides": [_side(e, slug, title, name) for slug, title, name in SIDES],
+        "raw_request": f"/exchanges/{e.pk}/raw/client-request",
+        "raw_response": f"/exchanges/{e.pk}/raw/client-response",
+        "changes": _changes(e.changes),
+        "attempts_json": cut_to(attempts, NOTE_SLICE),
+        "attempts_cut": len(attempts) > NOTE_SLICE,
+        "error_message": cut_to(shapes.text(e.error_message), NOTE_SLICE),
+        "route_reason": cut_to(shapes.text(e.route_reason), NOTE_SLICE // 10),
+        "odd_request": _odd_kind(e.client_request),
+        "odd_response": _odd_kind(e.client_response),
     }
+
+
+def _odd_kind(value: Any) -> str:
+    """What a recorded body is when it is not a JSON object (shown as a note), else ""."""
+    if value is None or isinstance(value, dict):
+        return ""
+    return {list: "a list", str: "a string", bool: "a boolean"}.get(type(value), "a number")
 
 
 def _with_outcomes(blocks: list[Block], e: Exchange) -> list[Block]:
@@ -216,9 +383,9 @@ def _bars(parts: list[tuple[str, int]], total: int) -> list[dict[str, Any]]:
     return bars
 
 
-def _pretty_transcript(raw: str) -> str:
+def _pretty_transcript(raw: Any) -> str:
     """A JSON body is indented; an SSE transcript is kept as the wire had it."""
-    text = raw or ""
+    text = shapes.text(raw)
     if text.lstrip().startswith("{"):
         try:
             return _dumps(orjson.loads(text))

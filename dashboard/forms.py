@@ -156,7 +156,9 @@ class ProviderForm(ModelForm):
 
 
 class ExplainForm(Form):
-    exchange = forms.IntegerField(required=False, label="stored exchange id")
+    exchange = forms.IntegerField(
+        required=False, label="stored exchange id", min_value=1, max_value=2**63 - 1
+    )
     body = forms.CharField(
         required=False,
         label="or paste a request body",

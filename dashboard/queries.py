@@ -59,21 +59,49 @@ class FeedFilters:
         return params.urlencode()
 
 
-def parse_filters(params: QueryDict) -> FeedFilters:
-    def get(name: str) -> str:
-        return (params.get(name) or "").strip()[:500]
+def param(params: QueryDict, name: str) -> str:
+    """A query value as the pages use it: trimmed, bounded, and without NUL (PostgreSQL refuses it)."""
+    return (params.get(name) or "").replace("\x00", "").strip()[:500]
 
+
+def parse_filters(params: QueryDict) -> FeedFilters:
+    """The feed's filters; a value that cannot be used (an unknown status, a date that is none) is
+    dropped, and filter_notes() says so."""
+
+    def get(name: str) -> str:
+        return param(params, name)
+
+    status, range_, since, until = get("status"), get("range"), get("since"), get("until")
     return FeedFilters(
-        status=get("status"), model=get("model"), route=get("route"), agent=get("agent"),
-        session=get("session"), failed=get("failed") in ("1", "on", "true"), range=get("range"),
-        since=get("since"), until=get("until"), q=get("q"),
+        status=status if status in Exchange.Status.values else "", model=get("model"), route=get("route"),
+        agent=get("agent"), session=get("session"), failed=get("failed") in ("1", "on", "true"),
+        range=range_ if range_ in RANGES else "", since=since if _when(since) else "",
+        until=until if _when(until) else "", q=get("q"),
     )  # fmt: skip
 
 
+def filter_notes(params: QueryDict, f: FeedFilters) -> list[str]:
+    """One line per filter value that was given but could not be used (shown above the feed)."""
+    notes = []
+    for name in ("status", "range", "since", "until"):
+        given = param(params, name)
+        if given and not getattr(f, name):
+            notes.append(f"{name}: {given[:60]!r} is not a valid value; ignored")
+    if param(params, "failed") not in ("", "1", "on", "true", "0", "off", "false"):
+        notes.append("failed: expected 1 or 0; ignored")
+    return notes
+
+
 def _when(value: str) -> datetime | None:
-    parsed = parse_datetime(value) if value else None
+    try:
+        parsed = parse_datetime(value) if value else None
+    except ValueError:  # well formed but no such date (2024-13-45)
+        return None
     if parsed is not None and timezone.is_naive(parsed):
-        parsed = timezone.make_aware(parsed, timezone.get_current_timezone())
+        try:
+            parsed = timezone.make_aware(parsed, timezone.get_current_timezone())
+        except (OverflowError, ValueError):
+            return None
     return parsed
 
 

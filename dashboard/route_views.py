@@ -7,12 +7,13 @@ re-read it before its next request.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
 from asgiref.sync import sync_to_async
 from django.db.models import ProtectedError
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 from django_htmx.http import retarget
@@ -23,6 +24,7 @@ from proxy import access, routing
 from proxy.models import Exchange, Provider, Rule
 
 PAGE = "dashboard/routes.html"
+ID = re.compile(r"[0-9]{1,18}")  # an id that fits the database's 64-bit integer
 FORM_PAGE = "dashboard/route_form.html"
 
 
@@ -38,8 +40,11 @@ def _config_response(request: HttpRequest) -> HttpResponse:
 
 
 def routes_page(request: HttpRequest) -> HttpResponse:
-    initial = {"exchange": request.GET["exchange"]} if request.GET.get("exchange", "").isdigit() else {}
-    return render(request, PAGE, {**_config_context(), "explain_form": ExplainForm(initial=initial)})
+    exchange = request.GET.get("exchange", "")
+    initial = {"exchange": int(exchange)} if ID.fullmatch(exchange) else {}
+    notes = [] if initial or not exchange else [f"exchange: {exchange[:60]!r} is not an exchange id; ignored"]
+    context = {**_config_context(), "explain_form": ExplainForm(initial=initial), "param_notes": notes}
+    return render(request, PAGE, context)
 
 
 def _renumber(first_among_equals: int | None = None) -> None:
@@ -116,9 +121,13 @@ def provider_form(request: HttpRequest, pk: int | None = None) -> HttpResponse:
 @require_POST
 @access.admin_only
 def rule_move(request: HttpRequest, pk: int, direction: str) -> HttpResponse:
+    if direction not in ("up", "down"):
+        return HttpResponseBadRequest("direction: up or down")
     with routing.config_edit(actor=access.actor(request)):
         rules = list(Rule.objects.select_for_update().order_by("position", "id"))
-        index = next(i for i, r in enumerate(rules) if r.pk == pk)
+        index = next((i for i, r in enumerate(rules) if r.pk == pk), None)
+        if index is None:
+            raise Http404("no such rule")
         other = index - 1 if direction == "up" else index + 1
         if 0 <= other < len(rules):
             rules[index], rules[other] = rules[other], rules[index]
@@ -198,7 +207,9 @@ def _explain_body(form: ExplainForm) -> tuple[dict[str, Any] | None, dict[str, s
 async def explain(request: HttpRequest) -> HttpResponse:
     form = ExplainForm(request.POST or None)
     context: dict[str, Any] = {}
-    if request.method == "POST" and await sync_to_async(form.is_valid)():
+    if request.method == "POST" and not await sync_to_async(form.is_valid)():
+        context["problem"] = " ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())
+    elif request.method == "POST":
         body, headers, problem = await sync_to_async(_explain_body)(form)
         if body is not None:
             try:

@@ -18,11 +18,14 @@ import orjson
 from django.db.models import Count, Max, Min, Q, Sum, TextField
 from django.db.models.functions import Cast
 
+from dashboard import shapes
 from proxy.models import Exchange
 from proxy.record import invalid_tool_input
 
 AGENT_TOOLS = {"Agent", "Task"}
-MAX_EXCHANGES = 2000  # a session view beyond this is unreadable anyway; the feed filter still has them all
+# A session view beyond this is unreadable anyway (the feed filter still has them all), and at ~1.5 KB
+# a turn the page stays under ~2 MB (issue #12).
+MAX_EXCHANGES = 1000
 
 
 @dataclass(slots=True)
@@ -93,15 +96,19 @@ def _digest(value: Any) -> str:
 
 
 def _texts(content: Any) -> list[str]:
-    if isinstance(content, str):
-        return [content]
-    if isinstance(content, list):
-        return [str(b.get("text", "")) for b in content if isinstance(b, dict) and b.get("type") == "text"]
-    return []
+    return [shapes.text(b.get("text")) for b in shapes.blocks(content) if b.get("type") == "text"]
 
 
 def _request(e: Exchange) -> dict[str, Any]:
-    return e.client_request if isinstance(e.client_request, dict) else {}
+    """The client request, shaped once per exchange (recorded bodies can hold anything)."""
+    shaped = getattr(e, "_shaped_request", None)
+    if shaped is None:
+        shaped = e._shaped_request = shapes.request(e.client_request)  # type: ignore[attr-defined]
+    return shaped
+
+
+def _headers(e: Exchange) -> dict[str, Any]:
+    return shapes.obj(e.client_headers)
 
 
 def _system_text(req: dict[str, Any]) -> str:
@@ -109,7 +116,7 @@ def _system_text(req: dict[str, Any]) -> str:
 
 
 def _thread_key(e: Exchange) -> str:
-    agent_id = (e.client_headers or {}).get("x-claude-code-agent-id")
+    agent_id = shapes.text(_headers(e).get("x-claude-code-agent-id"))
     if agent_id:
         return f"agent:{agent_id}"
     messages = _request(e).get("messages") or []
@@ -118,15 +125,17 @@ def _thread_key(e: Exchange) -> str:
 
 def _kind(e: Exchange) -> str:
     req = _request(e)
-    if (e.client_headers or {}).get("x-claude-code-agent-id") or "cc_is_subagent=true" in _system_text(req):
+    if _headers(e).get("x-claude-code-agent-id") or "cc_is_subagent=true" in _system_text(req):
         return "subagent"
     return "main" if req.get("tools") else "background"
 
 
 def _agent_calls(e: Exchange) -> list[dict[str, Any]]:
     """Agent/Task tool calls in this exchange's answer."""
-    content = (e.client_response or {}).get("content") if isinstance(e.client_response, dict) else None
-    return [b for b in content or [] if b.get("type") == "tool_use" and b.get("name") in AGENT_TOOLS]
+    return [
+        b for b in shapes.answer_blocks(e.client_response)
+        if b.get("type") == "tool_use" and b.get("name") in AGENT_TOOLS
+    ]  # fmt: skip
 
 
 def _first_prompt(e: Exchange) -> str:
@@ -147,16 +156,15 @@ def _new_items(messages: list[dict[str, Any]]) -> list[NewItem]:
             items.append(NewItem(kind="system", text=" ".join(_texts(content))[:300]))
         if role != "user":
             continue
-        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content or []
-        for b in blocks:
+        for b in shapes.blocks(content):
             if b.get("type") == "text":
-                text = str(b.get("text", ""))
+                text = shapes.text(b.get("text"))
                 kind = "system" if text.lstrip().startswith("<system-reminder>") else "text"
                 items.append(NewItem(kind=kind, text=text[:300]))
             elif b.get("type") == "tool_result":
                 inner = " ".join(_texts(b.get("content")))
                 items.append(NewItem(kind="tool_result", text=inner[:300], is_error=bool(b.get("is_error")),
-                                     tool_id=str(b.get("tool_use_id", ""))))  # fmt: skip
+                                     tool_id=shapes.text(b.get("tool_use_id"))))  # fmt: skip
     return items
 
 
@@ -196,8 +204,7 @@ def _count_failures(thread: Thread) -> None:
     The recorder adds those results to the row's count as they arrive; rows recorded before it did
     have only the invalid calls, so the join is made here too and the larger of the two is kept."""
     for i, turn in enumerate(thread.turns):
-        answer = turn.e.client_response if isinstance(turn.e.client_response, dict) else {}
-        blocks = [b for b in answer.get("content") or [] if isinstance(b, dict)]
+        blocks = shapes.answer_blocks(turn.e.client_response)
         joined = sum(1 for b in blocks if b.get("type") == "tool_use" and invalid_tool_input(b))
         if i + 1 < len(thread.turns):
             later = thread.turns[i + 1].new
@@ -240,7 +247,7 @@ def build_tree(session_id: str) -> tuple[list[Thread], list[Exchange]]:
     for thread in threads.values():
         for turn in thread.turns:
             for call in _agent_calls(turn.e):
-                prompt = str((call.get("input") or {}).get("prompt", "")).strip()
+                prompt = shapes.text(shapes.obj(call.get("input")).get("prompt")).strip()
                 if prompt:
                     calls.setdefault(prompt, (turn, call))
     roots: list[Thread] = []
@@ -248,7 +255,7 @@ def build_tree(session_id: str) -> tuple[list[Thread], list[Exchange]]:
         parent = calls.get(_first_prompt(thread.turns[0].e))
         if parent is not None and parent[0].e.pk != thread.turns[0].e.pk:
             thread.kind = "subagent"
-            input_ = parent[1].get("input") or {}
+            input_ = shapes.obj(parent[1].get("input"))
             thread.label = thread.turns[0].e.agent or str(input_.get("subagent_type") or "subagent")
             thread.parent_tool_id = str(parent[1].get("id", ""))
             parent[0].children.append(thread)

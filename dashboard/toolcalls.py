@@ -19,6 +19,7 @@ import orjson
 from django.db.models import Q, QuerySet, TextField
 from django.db.models.functions import Cast
 
+from dashboard import shapes
 from proxy.models import Exchange
 from proxy.record import last_tool_results
 
@@ -101,8 +102,12 @@ def _schema_errors(schema: dict[str, Any], value: Any, cache: dict[str, Any]) ->
             validator = cache[key] = False
     if validator is False:
         return []
+    try:
+        errors = list(validator.iter_errors(value))
+    except Exception:  # a schema that is not one (`{"type": 5}`) raises only when used: it validates nothing
+        return []
     out = []
-    for err in validator.iter_errors(value):
+    for err in errors:
         where = ".".join(str(p) for p in err.absolute_path)
         match err.validator:
             case "required":
@@ -163,19 +168,24 @@ _SUMMARY_FIELDS = (
 )
 
 
+def _indented(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2, default=str).decode()
+
+
 def summarize(request: Any, response: Any, schema_cache: dict[str, Any]) -> Summary:
-    request = request if isinstance(request, dict) else {}
-    response = response if isinstance(response, dict) else {}
-    blocks = [b for b in response.get("content") or [] if isinstance(b, dict) and b.get("type") == "tool_use"]
-    offered = {
-        t.get("name"): t.get("input_schema") for t in request.get("tools") or [] if isinstance(t, dict)
-    }
+    request = shapes.request(request)  # recorded bodies can hold any JSON: read them in known shapes
+    blocks = [b for b in shapes.answer_blocks(response) if b.get("type") == "tool_use"]
+    offered = {shapes.text(t.get("name")): t.get("input_schema") for t in request.get("tools") or []}
     calls = []
     for call in blocks:
         args = call.get("input")
-        args_text = args if isinstance(args, str) else orjson.dumps(args, option=orjson.OPT_INDENT_2).decode()
+        args_text = (
+            args
+            if isinstance(args, str)
+            else orjson.dumps(args, option=orjson.OPT_INDENT_2, default=str).decode()
+        )
         problem = call_problem(call, offered, schema_cache)
-        calls.append((str(call.get("id", "")), str(call.get("name", "?")), problem, args_text))
+        calls.append((shapes.text(call.get("id")), shapes.text(call.get("name", "?")), problem, args_text))
     results = tuple((k, v[0], v[1]) for k, v in last_tool_results(request).items())
     return Summary(calls=tuple(calls), results=results)
 
@@ -244,7 +254,7 @@ def answer_outcomes(e: Exchange) -> dict[str, tuple[str, str]]:
             .first()
         )
         if isinstance(later, dict):
-            for tool_id, (is_error, text) in last_tool_results(later).items():
+            for tool_id, (is_error, text) in last_tool_results(shapes.request(later)).items():
                 if is_error and tool_id in pending:
                     outcomes[tool_id] = (normalize_error(text), text[:2000])
     return outcomes

@@ -1,13 +1,29 @@
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import path, register_converter
 
 from . import route_views, views
 from .forms import LoginForm
 
+
+class IdConverter:
+    """A database id: digits that fit a 64-bit integer, so a huge number is a 404, not an overflow."""
+
+    regex = "[0-9]{1,18}"
+
+    def to_python(self, value: str) -> int:
+        return int(value)
+
+    def to_url(self, value: int) -> str:
+        return str(value)
+
+
+register_converter(IdConverter, "id")
+
 urlpatterns = [
     path("", views.feed, name="feed"),
-    path("exchanges/<int:pk>", views.exchange_detail, name="exchange"),
-    path("exchanges/<int:pk>/replay", views.exchange_replay, name="exchange_replay"),
+    path("exchanges/<id:pk>", views.exchange_detail, name="exchange"),
+    path("exchanges/<id:pk>/replay", views.exchange_replay, name="exchange_replay"),
+    path("exchanges/<id:pk>/raw/<slug:side>", views.exchange_raw, name="exchange_raw"),
     path("tools", views.tool_matrix, name="tools"),
     path("tools/failures", views.tool_failures, name="tool_failures"),
     path("costs", views.cost_report, name="costs"),
@@ -19,14 +35,14 @@ urlpatterns += [
     path("routes", route_views.routes_page, name="routes"),
     path("routes/rules/new", route_views.rule_form, name="rule_new"),
     path("routes/rules/new/dry-run", route_views.rule_dry_run, name="rule_new_dry_run"),
-    path("routes/rules/<int:pk>", route_views.rule_form, name="rule_edit"),
-    path("routes/rules/<int:pk>/dry-run", route_views.rule_dry_run, name="rule_dry_run"),
-    path("routes/rules/<int:pk>/move/<str:direction>", route_views.rule_move, name="rule_move"),
-    path("routes/rules/<int:pk>/delete", route_views.rule_delete, name="rule_delete"),
-    path("routes/rules/<int:pk>/test", route_views.rule_test, name="rule_test"),
+    path("routes/rules/<id:pk>", route_views.rule_form, name="rule_edit"),
+    path("routes/rules/<id:pk>/dry-run", route_views.rule_dry_run, name="rule_dry_run"),
+    path("routes/rules/<id:pk>/move/<str:direction>", route_views.rule_move, name="rule_move"),
+    path("routes/rules/<id:pk>/delete", route_views.rule_delete, name="rule_delete"),
+    path("routes/rules/<id:pk>/test", route_views.rule_test, name="rule_test"),
     path("routes/providers/new", route_views.provider_form, name="provider_new"),
-    path("routes/providers/<int:pk>", route_views.provider_form, name="provider_edit"),
-    path("routes/providers/<int:pk>/delete", route_views.provider_delete, name="provider_delete"),
+    path("routes/providers/<id:pk>", route_views.provider_form, name="provider_edit"),
+    path("routes/providers/<id:pk>/delete", route_views.provider_delete, name="provider_delete"),
     path("routes/explain", route_views.explain, name="route_explain"),
 ]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from asgiref.sync import sync_to_async
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -10,19 +12,27 @@ from django_htmx.http import push_url
 from dashboard import charts, conversation, costs, queries, sessions, toolcalls
 from proxy.models import Exchange, Rule
 
+ID = re.compile(r"[0-9]{1,18}")  # an id that fits the database's 64-bit integer
 
-def _int_or_none(value: str | None) -> int | None:
-    try:
-        return int(value) if value else None
-    except ValueError:
+
+def _id_param(request: HttpRequest, name: str, notes: list[str]) -> int | None:
+    """An id from the query string; anything else is ignored, with a note for the page."""
+    value = queries.param(request.GET, name)
+    if not value:
         return None
+    if ID.fullmatch(value):
+        return int(value)
+    notes.append(f"{name}: {value[:60]!r} is not an id; ignored")
+    return None
 
 
 def feed(request: HttpRequest) -> HttpResponse:
     filters = queries.parse_filters(request.GET)
-    before = _int_or_none(request.GET.get("before"))
+    notes = queries.filter_notes(request.GET, filters)
+    before = _id_param(request, "before", notes)
     rows, next_before = queries.feed_page(filters, before=before)
     context = {
+        "param_notes": notes,
         "rows": rows,
         "next_before": next_before,
         "filters": filters,
@@ -39,6 +49,25 @@ def feed(request: HttpRequest) -> HttpResponse:
         return push_url(response, "/?" + context["filter_query"] if context["filter_query"] else "/")
     context["choices"] = queries.filter_choices()
     return render(request, "dashboard/exchanges.html", context)
+
+
+def exchange_raw(request: HttpRequest, pk: int, side: str) -> HttpResponse:
+    """One side of an exchange as recorded: shown in the browser, or saved with ?download=1."""
+    field = conversation.SIDE_FIELDS.get(side)
+    if field is None:
+        raise Http404("no such side: client-request, upstream-request, upstream-response or client-response")
+    exchange = Exchange.objects.filter(pk=pk).only("id", field).first()
+    if exchange is None:
+        raise Http404("no such exchange")
+    raw = conversation.raw_side(exchange, side)
+    if raw is None:
+        raise Http404("nothing recorded on this side of the exchange")
+    body, content_type = raw
+    response = HttpResponse(body, content_type=content_type)
+    disposition = "attachment" if request.GET.get("download") else "inline"
+    response["Content-Disposition"] = f'{disposition}; filename="{conversation.raw_filename(exchange, side)}"'
+    response["X-Content-Type-Options"] = "nosniff"  # recorded text is never sniffed into HTML
+    return response
 
 
 def exchange_detail(request: HttpRequest, pk: int) -> HttpResponse:
@@ -58,6 +87,8 @@ def session_list(request: HttpRequest) -> HttpResponse:
 
 
 def session_detail(request: HttpRequest, session_id: str) -> HttpResponse:
+    if "\x00" in session_id or len(session_id) > 100:  # no such column value: refused before the query
+        raise Http404("no such session")
     roots, exchanges = sessions.build_tree(session_id)
     if not exchanges:
         raise Http404("no such session")
@@ -80,7 +111,7 @@ def tool_matrix(request: HttpRequest) -> HttpResponse:
 
 
 def tool_failures(request: HttpRequest) -> HttpResponse:
-    agent, model, tool = (request.GET.get(k, "") for k in ("agent", "model", "tool"))
+    agent, model, tool = (queries.param(request.GET, k) for k in ("agent", "model", "tool"))
     report = toolcalls.recent_report()
     context = {
         "agent": agent,
@@ -101,8 +132,10 @@ def _tok(v: float) -> str:
 
 
 def cost_report(request: HttpRequest) -> HttpResponse:
-    range_key = request.GET.get("range", "30d")
+    range_key = queries.param(request.GET, "range") or "30d"
+    notes = []
     if range_key not in costs.RANGES:
+        notes.append(f"range: {range_key[:60]!r} is not one of {', '.join(costs.RANGES)}; showing 30d")
         range_key = "30d"
     data = costs.report(range_key)
     labels = [d["day"].strftime("%m-%d") for d in data["days"]]
@@ -129,6 +162,7 @@ def cost_report(request: HttpRequest) -> HttpResponse:
     context = {
         **data,
         "range": range_key,
+        "param_notes": notes,
         "ranges": list(costs.RANGES),
         "cost_chart": cost_chart,
         "token_chart": token_chart,
@@ -149,7 +183,7 @@ async def exchange_replay(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "e": original,
         "result": result,
-        "original_blocks": conversation.to_blocks(response.get("content")),
-        "replay_blocks": conversation.to_blocks((result.message or {}).get("content")),
+        "original_blocks": conversation.to_blocks(response.get("content"), conversation.Budget()),
+        "replay_blocks": conversation.to_blocks((result.message or {}).get("content"), conversation.Budget()),
     }
     return await sync_to_async(render)(request, "dashboard/exchange_detail.html#replay-result", context)

@@ -201,7 +201,7 @@ async def exchanges(request: HttpRequest) -> HttpResponse:
         except TimeoutError:
             return error_response("api_error", "the recorder did not catch up within 10 s; try again")
     rows = Exchange.objects.order_by("-id")
-    if request.GET.get("session"):
-        rows = rows.filter(session_id=request.GET["session"])
+    if session := request.GET.get("session", "").replace("\x00", ""):  # PostgreSQL refuses NUL
+        rows = rows.filter(session_id=session)
     data = [row async for row in rows.values(*_EXCHANGE_FIELDS)[:limit]]
     return HttpResponse(orjson.dumps({"data": data}), content_type="application/json")

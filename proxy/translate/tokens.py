@@ -108,7 +108,40 @@ def count_tokens(request: MessagesRequest) -> int:
 
 def count_text_tokens(text: str) -> int:
     """Estimated tokens of plain text (a model's output)."""
-    return len(_encoding().encode_ordinary(text)) if text else 0
+    return _encoded_length(_encoding(), text)
+
+
+# bpe-openai refuses one call over 1,000,000 characters or 200,000 tokens ("Input too long to encode
+# safely"), so longer text is counted in slices, cut after a newline or before a space where the
+# encoder's pre-tokenizer splits anyway, so the total equals one call's. A slice that still makes too
+# many tokens (text of one token per character or more) is counted again in quarters.
+_ENCODE_SLICE = 150_000
+
+
+def _encoded_length(encoding: Any, text: str, size: int = _ENCODE_SLICE) -> int:
+    total, start = 0, 0
+    while start < len(text):
+        end = _slice_end(text, start, start + size) if len(text) - start > size else len(text)
+        try:
+            total += len(encoding.encode_ordinary(text[start:end]))
+        except ValueError:
+            if size < 1000:
+                raise
+            total += _encoded_length(encoding, text[start:end], size // 4)
+        start = end
+    return total
+
+
+def _slice_end(text: str, start: int, limit: int) -> int:
+    """Where to cut: after a newline, else before a space, that starts no whitespace run; else `limit`."""
+    floor = start + (limit - start) // 2
+    newline = text.rfind("\n", floor, limit)
+    if newline >= 0 and not text[newline + 1 : newline + 2].isspace():
+        return newline + 1
+    space = text.rfind(" ", floor, limit)
+    if space > start and not text[space - 1].isspace() and not text[space + 1 : space + 2].isspace():
+        return space
+    return limit
 
 
 # For estimates without the encoder. A request's JSON ran 3.8-4.5 characters per token counted by
@@ -241,7 +274,7 @@ class _Counter:
         for part, texts in self.texts.items():
             # Joined with newlines: one FFI call per part; the separators cost a token each, like the
             # block boundaries they stand for.
-            tokens = len(encoding.encode_ordinary("\n".join(texts))) if texts else 0
+            tokens = _encoded_length(encoding, "\n".join(texts)) if texts else 0
             totals[part] = tokens + self.fixed[part]
         return totals
 

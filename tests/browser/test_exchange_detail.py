@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import anthropic
 from playwright.sync_api import Page, expect
 
@@ -129,3 +131,30 @@ def test_replay_through_another_rule_shows_both_answers_with_tool_calls(
     assert upstream.requests[-1]["model"] == "small-model"
     expect(result.locator("a", has_text="exchange")).to_be_visible()
     screenshot("replay", docs=True)
+
+
+def test_huge_exchange_shows_a_slice_and_downloads_whole(
+    page: Page, server: Server, upstream: FakeOpenAI, screenshot, tmp_path
+) -> None:
+    # Issue #12: the page shows the start of each big body and links the rest.
+    big = "".join(f'line {i}: <b>not bold</b> & "quoted"\n' for i in range(90_000))  # ~3.4 MB
+    upstream.script(completion("Summarised."))
+    _client(server).messages.create(
+        model="claude-sonnet-4-5", max_tokens=50, messages=[{"role": "user", "content": big}]
+    )
+    row = server.wait_for_exchange(lambda e: e["client_model"] == "claude-sonnet-4-5" and e["input_tokens"])
+
+    page.goto(f"{server.url}/exchanges/{row['id']}")
+    assert page.evaluate("document.documentElement.outerHTML.length") < 2_000_000
+    side = page.locator("#client-request").locator("xpath=..")
+    expect(side.locator(".cut")).to_contain_text("Only the first")
+    expect(page.locator(".msg.user .cut")).to_contain_text("more characters are not shown here")
+    assert page.locator("b", has_text="not bold").count() == 0  # still text, not markup
+    screenshot("exchange-detail-huge")
+    with page.expect_download() as info:
+        side.get_by_role("link", name="download").click()
+    download = info.value
+    assert download.suggested_filename == f"exchange-{row['id']}-client-request.json"
+    saved = tmp_path / download.suggested_filename
+    download.save_as(saved)
+    assert json.loads(saved.read_text())["messages"][0]["content"] == big

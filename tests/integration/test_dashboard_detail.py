@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.test import Client
 from django.utils import timezone
@@ -101,3 +103,77 @@ def test_detail_marks_calls_that_failed_their_schema_or_came_back_as_errors() ->
     html = Client().get(f"/exchanges/{first.pk}").content.decode()
     assert '<span class="bad">missing required file_path</span>' in html
     assert '<span class="bad">Exit code N</span>' in html
+
+
+def _big_exchange(mb: int = 20) -> Exchange:
+    """A request of `mb` MB, like a Claude Code turn that read a huge file: one giant tool result, a
+    long history, and an escaping-heavy text (quotes and brackets grow when escaped)."""
+    chunk = 'line "quoted" <tag> & more\n' * 40_000  # ~1.1 MB, each line about twice as big escaped
+    history = [{"role": "user" if i % 2 == 0 else "assistant", "content": f"turn {i} " + "x" * 2000}
+               for i in range(2000)]  # fmt: skip
+    tool_result = {"type": "tool_result", "tool_use_id": "toolu_1", "content": chunk * max(mb - 6, 1)}
+    body = {"model": "claude-sonnet-4-5", "max_tokens": 100, "system": chunk,
+            "messages": [*history, {"role": "user", "content": [tool_result]}]}  # fmt: skip
+    return Exchange.objects.create(
+        created_at=timezone.now(),
+        client_model="claude-sonnet-4-5",
+        client_request=body,
+        upstream_request=body,
+        upstream_response="data: " + chunk,
+        client_response={"role": "assistant", "content": [{"type": "text", "text": "the end " + chunk}]},
+        stream=True,
+    )
+
+
+def test_detail_page_of_a_huge_exchange_stays_small_and_links_the_rest() -> None:
+    # Issue #12: a 20 MB request made an 84 MB page (the body four times over).
+    e = _big_exchange()
+    html = Client().get(f"/exchanges/{e.pk}").content.decode()
+    assert len(html.encode()) < 2_000_000
+    assert "turn 1999 " in html and "turn 0 " in html  # the newest turns and the first
+    assert "messages not shown here" in html
+    for side in ("client-request", "upstream-request", "upstream-response", "client-response"):
+        assert f'href="/exchanges/{e.pk}/raw/{side}?download=1"' in html
+    assert f"--data-binary @exchange-{e.pk}-client-request.json" in html  # curl reads the downloaded file
+    assert "context (estimated tokens)" in html  # counted, not "Input too long to encode safely"
+
+
+def test_raw_sides_download_exactly_what_was_recorded() -> None:
+    e = _big_exchange(4)
+    response = Client().get(f"/exchanges/{e.pk}/raw/client-request?download=1")
+    assert response.status_code == 200
+    assert response["content-type"] == "application/json"
+    assert response["content-disposition"] == f'attachment; filename="exchange-{e.pk}-client-request.json"'
+    assert json.loads(response.content) == e.client_request
+    inline = Client().get(f"/exchanges/{e.pk}/raw/upstream-response")
+    assert inline["content-type"] == "text/plain; charset=utf-8"
+    assert inline["content-disposition"] == f'inline; filename="exchange-{e.pk}-upstream-response.txt"'
+    assert inline["x-content-type-options"] == "nosniff"
+    assert inline.content.decode() == e.upstream_response
+    assert Client().get(f"/exchanges/{e.pk}/raw/everything").status_code == 404
+
+
+def test_raw_side_that_was_never_sent_is_a_404() -> None:
+    e = Exchange.objects.create(created_at=timezone.now(), client_request={"model": "m"})
+    assert Client().get(f"/exchanges/{e.pk}/raw/upstream-request").status_code == 404
+    assert Client().get(f"/exchanges/{e.pk}/raw/upstream-response").status_code == 404
+
+
+def test_an_exchange_without_an_answer_shows_no_empty_response() -> None:
+    e = Exchange.objects.create(
+        created_at=timezone.now(), status="error", client_request={"model": "m", "messages": []}
+    )
+    html = Client().get(f"/exchanges/{e.pk}").content.decode()
+    assert "<h3>response</h3>" not in html
+
+
+def test_turns_beyond_the_block_allowance_become_gaps_not_empty_turns() -> None:
+    from dashboard.conversation import Budget, turns
+
+    blocks = [{"type": "text", "text": f"b{j}"} for j in range(10)]
+    messages = [{"role": "user", "content": blocks} for _ in range(100)]
+    shown = turns(messages, Budget(blocks=205))
+    # 205 blocks: the newest 20 messages whole, the one before them in part, the 79 older in one gap.
+    assert [(t.role, t.skipped, len(t.blocks)) for t in shown[:2]] == [("gap", 79, 0), ("user", 0, 5)]
+    assert len(shown) == 22 and all(len(t.blocks) == 10 for t in shown[2:])
+    assert shown[-1].role == "user" and shown[-1].blocks[-1].text == "b9"  # the newest turn is whole

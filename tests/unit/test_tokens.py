@@ -248,3 +248,22 @@ def test_the_encoder_counts_like_stock_bpe_openai_without_its_python_tables() ->
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["ours"] == result["stock"]
     assert result["ranks_left"] == 0 and result["tables_left"] == 0
+
+
+def test_count_breakdown_counts_parts_over_the_encoders_single_call_limit() -> None:
+    # Issue #12: a 20 MB request raised "Input too long to encode safely" (bpe-openai refuses one call
+    # over 1,000,000 characters or 200,000 tokens).
+    big = "hello world, " * 400_000  # 5.2 MB, ~1.2M tokens
+    request: Any = {"model": "m", "messages": [{"role": "user", "content": big}], "system": "x" * 1_500_000}
+    parts = count_breakdown(request)
+    expected = bpe_count("hello world, " * 1000) * 400
+    assert abs(parts["messages"] - MESSAGE_OVERHEAD - expected) < expected * 0.001
+    assert parts["system"] > 1_500_000 / 16
+    assert tokens.count_text_tokens(big) == parts["messages"] - MESSAGE_OVERHEAD
+
+
+def test_text_of_more_tokens_than_characters_is_counted_in_smaller_slices() -> None:
+    # Rare symbols take several tokens each: 150,000 of them are over the encoder's 200,000-token limit.
+    text = "\U0001f9ff\u2e3b" * 300_000
+    per_pair = bpe_count("\U0001f9ff\u2e3b" * 1000) / 1000
+    assert abs(tokens.count_text_tokens(text) - per_pair * 300_000) < per_pair * 300
