@@ -169,6 +169,12 @@ _CCR_ROUTES = (
     ("image", "image", "image"),
     ("think", "think", "think"),
 )
+THINK_NOTE = (
+    "Router.think became rule 'think' (task think): it takes requests with thinking enabled and a budget, "
+    "effort xhigh or max, or Claude Code's plan mode. claude-code-router sends every request that has a "
+    "thinking field there, but Claude Code now sends adaptive thinking on every main turn: those go to "
+    "the default rule"
+)
 _CCR_IGNORED = {"LOG", "LOG_LEVEL", "HOST", "PORT", "NON_INTERACTIVE_MODE", "StatusLine"}
 
 
@@ -260,6 +266,8 @@ def from_claude_code_router(data: Mapping[str, Any]) -> tuple[list[ProviderSpec]
         if task == "long_context" and threshold != DEFAULT_LONG_CONTEXT_TOKENS:
             conditions["threshold"] = int(threshold)
         rules.append(RuleSpec(name=name, provider=found[0], model=found[1], conditions=conditions))
+        if task == "think":
+            notes.append(THINK_NOTE)
     default = target("default")
     if default is None:
         raise ConfigError(["Router.default is missing or uses a provider that cannot be imported"])

@@ -73,10 +73,23 @@ def is_background(body: MessagesRequest) -> bool:
     return fmt.get("type") == "json_schema" and "title" in properties and thinking == "disabled"
 
 
+# Efforts a user picks on purpose: `high` is Claude Code 2.1.197's default on every main turn (2.1.332
+# sends `medium`), so only the levels above it say "think harder".
+_THINK_EFFORTS = frozenset(("xhigh", "max"))
+
+
 def is_think(body: MessagesRequest) -> bool:
-    """Thinking enabled (or adaptive), or Claude Code's plan mode reminder in the latest user turn."""
+    """Thinking the user asked for: `enabled` with a budget, an effort above the default, or plan mode.
+
+    `adaptive` alone is not enough: both captured CLIs (2.1.197, 2.1.332) send it on every main turn, so
+    it would send all main traffic to the think rule. claude-code-router's `think` dates from CLIs that
+    sent `thinking` only when the user asked for it (Tab, "think hard", MAX_THINKING_TOKENS).
+    """
     thinking = body.get("thinking")
-    if isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive"):
+    if isinstance(thinking, dict) and thinking.get("type") == "enabled":
+        return True
+    config = body.get("output_config")
+    if isinstance(config, dict) and config.get("effort") in _THINK_EFFORTS:
         return True
     latest = _latest_user(body)
     return latest is not None and any(_PLAN_MODE in t for t in _texts(latest.get("content")))
