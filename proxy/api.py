@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import cast
 
+from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -27,9 +28,11 @@ async def explain(request: HttpRequest) -> HttpResponse:
         decision = await routing.decide(cast(MessagesRequest, body), client_headers(request))
     except TranslationError as exc:
         return error_response(exc.error_type, exc.message, status=exc.status)
+    _, rules = await sync_to_async(routing.load_specs)()
     return JsonResponse(
         {
             "rule": decision.rule,
+            "position": routing.rule_position(rules, decision.rule),  # 1 = tried first, as listed
             "reason": decision.reason,
             "task": decision.task,
             "agent": decision.agent,

@@ -92,8 +92,15 @@ def load_specs() -> tuple[list[ProviderSpec], list[RuleSpec]]:
     from proxy.models import Provider, Rule
 
     providers = [provider_spec(p) for p in Provider.objects.order_by("name")]
-    rules = [rule_spec(r) for r in Rule.objects.select_related("provider").order_by("position", "id")]
+    # The default rule last, wherever its position: that is where choose_target tries it.
+    rows = Rule.objects.select_related("provider").order_by("is_default", "position", "id")
+    rules = [rule_spec(r) for r in rows]
     return providers, rules
+
+
+def rule_position(rules: list[RuleSpec], name: str) -> int | None:
+    """The rule's number in the order tried (1 = first), as the routes list shows it."""
+    return next((i for i, r in enumerate(rules, start=1) if r.name == name), None)
 
 
 def provider_spec(p: Any) -> ProviderSpec:

@@ -25,7 +25,7 @@ def test_route_edited_in_the_ui_changes_where_the_next_request_goes(
     page.get_by_role("link", name="New rule").click()
     form = page.locator("#rule-form-new")
     form.get_by_label("Name").fill("special")
-    form.get_by_label("Position").fill("0")
+    form.get_by_label("Position").fill("1")
     form.get_by_label("Model", exact=True).fill("special-backend")
     form.get_by_label("Conditions").fill('{"model": "*special*"}')
     form.get_by_role("button", name="Save").click()
