@@ -50,6 +50,7 @@ __all__ = [
     "invalidate",
     "load_specs",
     "model_ids",
+    "models",
     "validate_config",
 ]
 
@@ -322,6 +323,12 @@ async def decide(body: MessagesRequest, headers: dict[str, str]) -> Decision:
 async def model_ids() -> list[str]:
     """The claude-… ids for GET /v1/models: every alias, and the exact claude ids rules answer to."""
     return list((await snapshot()).model_ids)
+
+
+async def models() -> list[tuple[str, str]]:
+    """(id, display_name) for GET /v1/models, in the listed order; the name says where the id routes."""
+    snap = await snapshot()
+    return [(model_id, snap.model_names.get(model_id, model_id)) for model_id in snap.model_ids]
 
 
 # --- editing ---------------------------------------------------------------------------------------
