@@ -39,15 +39,14 @@ class Command(BaseCommand):
         os.environ["SWITCHBOARD_PORT"] = str(port)
         os.environ["SWITCHBOARD_HOST"] = host
         call_command("migrate", interactive=False, verbosity=0)
+        from proxy.banner import start_banner
         from proxy.seed import ensure_seeded
 
-        ensure_seeded()
+        banner = start_banner(host=host, port=port, seeded=ensure_seeded())
         from daphne.cli import CommandLineInterface  # installs Twisted's asyncio reactor
 
         _lighter_requests()
         _flush_recorder_on_shutdown()
-        self.stdout.write(f"Switchboard on http://{host}:{port}  (dashboard: /, API: /v1/messages)")
-        self.stdout.flush()
         sys.argv = ["daphne"]
         # An explicit endpoint for its backlog: the default listen queue of 50 resets connections when
         # a burst of clients (c=200) connects at once.
@@ -55,8 +54,51 @@ class Command(BaseCommand):
         args = ["-e", f"tcp:port={port}:interface={interface}:backlog=1024", "--proxy-headers"]
         # An access log line per request costs CPU on the hot path; opt in with SWITCHBOARD_ACCESS_LOG=1.
         args += ["--access-log", "-"] if os.environ.get("SWITCHBOARD_ACCESS_LOG") else ["-v", "0"]
-        CommandLineInterface().run([*args, "proxy.asgi:application"])
-        _exit_without_finalizing()
+        cli = CommandLineInterface()
+        failure = _announce_once_bound(cli, banner=banner, host=host, port=port)
+        try:
+            cli.run([*args, "proxy.asgi:application"])
+        except SystemExit:  # daphne's exit(1) when it could not listen
+            if not failure:
+                raise
+        if failure:
+            sys.stderr.write(failure[0] + "\n")
+        _exit_without_finalizing(1 if failure else 0)
+
+
+def _announce_once_bound(cli: Any, *, banner: str, host: str, port: int) -> list[str]:
+    """Print the banner only once the port is bound; on a listen failure say why and stop.
+
+    daphne would log "Listen failure" after our banner had claimed success; instead the list this returns
+    holds our message, and serve exits non-zero.
+    """
+    import errno
+
+    from daphne.server import Server
+    from twisted.internet.error import CannotListenError
+
+    failure: list[str] = []
+
+    class AnnouncingServer(Server):  # type: ignore[misc]
+        def listen_success(self, listening: Any) -> None:
+            super().listen_success(listening)
+            sys.stdout.write(banner + "\n")
+            sys.stdout.flush()
+
+        def listen_error(self, error: Any) -> None:
+            reason = error.value.socketError if error.check(CannotListenError) else None
+            if getattr(reason, "errno", None) == errno.EADDRINUSE:
+                failure.append(
+                    f"Switchboard: port {port} on {host} is busy: another program (or another Switchboard) "
+                    "is listening there. Stop it, or start on another port: "
+                    f"python manage.py serve --port {port + 1}"
+                )
+            else:
+                failure.append(f"Switchboard: cannot listen on {host}:{port}: {error.getErrorMessage()}")
+            self.stop()
+
+    cli.server_class = AnnouncingServer
+    return failure
 
 
 def _lighter_requests() -> None:
@@ -108,7 +150,7 @@ def _flush_recorder_on_shutdown() -> None:
     reactor.addSystemEventTrigger("before", "shutdown", flush)  # type: ignore[attr-defined]
 
 
-def _exit_without_finalizing() -> None:
+def _exit_without_finalizing(code: int = 0) -> None:
     """Exit once the recorder is closed, skipping the interpreter's final garbage collection.
 
     Python 3.11 can segfault there: closing a coroutine left waiting in asyncio.Queue.get (daphne keeps
@@ -128,4 +170,4 @@ def _exit_without_finalizing() -> None:
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(0)
+        os._exit(code)
