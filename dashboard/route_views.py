@@ -221,6 +221,7 @@ async def explain(request: HttpRequest) -> HttpResponse:
                 _, rules = await sync_to_async(routing.load_specs)()
                 context["position"] = routing.rule_position(rules, decision.rule)
                 context["rule_count"] = len(rules)
+                context["warnings"] = [w.message for w in order_warnings(rules) if w.rule == decision.rule]
             except Exception as exc:  # TranslationError: no rule serves it; shown, not raised
                 problem = str(getattr(exc, "message", exc))
         context["problem"] = problem

@@ -10,6 +10,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from proxy import routing
 from proxy.errors import error_response
+from proxy.rule_order import order_warnings
 from proxy.translate.base import TranslationError
 from proxy.translate.types import MessagesRequest
 
@@ -33,6 +34,8 @@ async def explain(request: HttpRequest) -> HttpResponse:
         {
             "rule": decision.rule,
             "position": routing.rule_position(rules, decision.rule),  # 1 = tried first, as listed
+            # a rule that takes everything (so the rules below it never match) says so here too
+            "warnings": [w.message for w in order_warnings(rules) if w.rule == decision.rule],
             "reason": decision.reason,
             "task": decision.task,
             "agent": decision.agent,

@@ -174,6 +174,9 @@ def test_a_rule_that_takes_everything_is_flagged_with_the_rules_it_hides(config:
     client.post("/routes/rules/new", rule_post(config, name="everything", conditions=""), **HX)
     html = client.get("/routes").content.decode()
     assert shown_order(html)[0] == ("1", "everything")
+    body = '{"model": "claude-haiku-4-5", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}'
+    explained = client.post("/routes/explain", {"body": body}, **HX).content.decode()
+    assert "Rule <strong>everything</strong>" in explained and "has no conditions: it takes" in explained
     assert (
         "rule &#x27;everything&#x27; has no conditions: it takes every request, so the rules below it" in html
     )

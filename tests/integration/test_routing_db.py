@@ -312,6 +312,7 @@ def test_explain_returns_the_decision_without_calling_a_backend() -> None:
     assert json.loads(response.content) == {
         "rule": "default",
         "position": 1,
+        "warnings": [],
         "reason": "rule 'default': the default (no other rule matched)",
         "task": "background",
         "agent": "Explore",
