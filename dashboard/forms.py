@@ -93,6 +93,9 @@ class RuleForm(ModelForm):
             # where the list shows it (the default last), not the stored number
             order = Rule.objects.order_by("is_default", "position", "id").values_list("pk", flat=True)
             self.initial["position"] = list(order).index(self.instance.pk) + 1
+            if self.instance.is_default:  # it is tried last whatever the number says: do not offer one
+                self.fields["position"].disabled = True
+                self.fields["position"].help_text = "the default rule is always tried last"
         self.fields["provider"].empty_label = None
 
     def clean_position(self) -> int:

@@ -132,6 +132,12 @@ def test_the_default_rule_cannot_be_moved_above_other_rules(config: dict[str, An
     assert re.search(
         r'title="the default rule is always tried last" hx-post="[^"]+/move/up"[^>]*disabled', row
     )
+    form = Client().get(f"/routes/rules/{config['default'].pk}", **HX).content.decode()
+    assert re.search(r'name="position" value="2"[^>]*disabled', form)
+    assert "the default rule is always tried last" in form
+    edited = rule_post(config, name="default", is_default="on", conditions="", model="mid-2", position=1)
+    assert Client().post(f"/routes/rules/{config['default'].pk}", edited, **HX).status_code == 200
+    assert names_in_order() == ["haiku", "default"] and Rule.objects.get(name="default").model == "mid-2"
     # a rule can not be moved below it either
     Client().post(f"/routes/rules/{config['haiku'].pk}/move/down", **HX)
     assert names_in_order() == ["haiku", "default"]
