@@ -54,23 +54,16 @@ class Command(BaseCommand):
         args = ["-e", f"tcp:port={port}:interface={interface}:backlog=1024", "--proxy-headers"]
         # An access log line per request costs CPU on the hot path; opt in with SWITCHBOARD_ACCESS_LOG=1.
         args += ["--access-log", "-"] if os.environ.get("SWITCHBOARD_ACCESS_LOG") else ["-v", "0"]
-        cli = CommandLineInterface()
-        failure = _announce_once_bound(cli, banner=banner, host=host, port=port)
-        try:
-            cli.run([*args, "proxy.asgi:application"])
-        except SystemExit:  # daphne's exit(1) when it could not listen
-            if not failure:
-                raise
-        if failure:
-            sys.stderr.write(failure[0] + "\n")
-        _exit_without_finalizing(1 if failure else 0)
+        argv = [*args, "proxy.asgi:application"]
+        code = _run_announced(CommandLineInterface(), argv, banner=banner, host=host, port=port)
+        _exit_without_finalizing(code)
 
 
-def _announce_once_bound(cli: Any, *, banner: str, host: str, port: int) -> list[str]:
-    """Print the banner only once the port is bound; on a listen failure say why and stop.
+def _run_announced(cli: Any, argv: list[str], *, banner: str, host: str, port: int) -> int:
+    """Run daphne, printing the banner only once the port is bound; the exit code (1: could not listen).
 
-    daphne would log "Listen failure" after our banner had claimed success; instead the list this returns
-    holds our message, and serve exits non-zero.
+    daphne alone would log "Listen failure" after a banner had claimed success, then exit 1: instead we
+    say why in our own words (a busy port as such) and exit 1.
     """
     import errno
 
@@ -98,7 +91,15 @@ def _announce_once_bound(cli: Any, *, banner: str, host: str, port: int) -> list
             self.stop()
 
     cli.server_class = AnnouncingServer
-    return failure
+    try:
+        cli.run(argv)
+    except SystemExit:  # daphne's exit(1) when it could not listen
+        if not failure:
+            raise
+    if failure:
+        sys.stderr.write(failure[0] + "\n")
+        return 1
+    return 0
 
 
 def _lighter_requests() -> None:
