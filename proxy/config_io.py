@@ -178,7 +178,8 @@ _CCR_ROUTES = (
 )
 THINK_NOTE = (
     "Router.think became rule 'think' (task think): it takes requests with thinking enabled and a budget, "
-    "effort xhigh or max, or Claude Code's plan mode. claude-code-router sends every request that has a "
+    "an effort above Claude Code's default for the model (the user chose it), or Claude Code's plan mode. "
+    "claude-code-router sends every request that has a "
     "thinking field there, but Claude Code now sends adaptive thinking on every main turn: those go to "
     "the default rule"
 )

@@ -96,21 +96,27 @@ def test_is_think_is_false_on_the_latest_cli_main_turns(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("thinking", "effort", "expected"),
+    ("model", "thinking", "effort", "expected"),
     [
-        ({"type": "enabled", "budget_tokens": 31999}, "high", True),  # an explicit budget
-        ({"type": "adaptive"}, "max", True),
-        ({"type": "adaptive"}, "xhigh", True),
-        ({"type": "adaptive"}, "high", False),
-        ({"type": "adaptive"}, "medium", False),
-        ({"type": "disabled"}, None, False),
+        ("claude-opus-4-8", {"type": "enabled", "budget_tokens": 31999}, "high", True),  # an explicit budget
+        ("claude-opus-4-8", {"type": "adaptive"}, "max", True),
+        ("claude-opus-4-8", {"type": "adaptive"}, "xhigh", True),
+        ("claude-opus-4-8", {"type": "adaptive"}, "high", False),  # its default
+        ("claude-opus-5-5", {"type": "adaptive"}, "high", True),  # above its default (medium)
+        ("claude-opus-5-5", {"type": "adaptive"}, "medium", False),
+        ("claude-opus-4-7", {"type": "adaptive"}, "xhigh", False),  # its default is xhigh
+        ("claude-opus-4-7", {"type": "adaptive"}, "max", True),
+        ("claude-haiku-5-5-20261001", {"type": "adaptive"}, "high", True),  # a dated id: haiku-5-5's default
+        ("env-main-model", {"type": "adaptive"}, "high", False),  # not a listed model: above high
+        ("env-main-model", {"type": "adaptive"}, "xhigh", True),
+        ("claude-opus-4-8", {"type": "disabled"}, None, False),
     ],
 )
 def test_is_think_means_thinking_the_user_asked_for(
-    thinking: dict[str, Any], effort: str | None, expected: bool
+    model: str, thinking: dict[str, Any], effort: str | None, expected: bool
 ) -> None:
     body = load_fixture("main_turn")
-    body["thinking"] = thinking
+    body["model"], body["thinking"] = model, thinking
     body["output_config"] = {"effort": effort} if effort else {}
     assert is_think(body) is expected
 
