@@ -68,6 +68,12 @@ class RuleForm(ModelForm):
     aliases = forms.CharField(
         required=False, help_text="claude-… ids this rule answers to in /v1/models, comma separated"
     )
+    # Shown 1-based, as the list numbers rules; stored 0-based. Empty: just above the default rule.
+    position = forms.IntegerField(
+        required=False,
+        min_value=1,
+        help_text="1 is tried first; the default rule is always tried last, whatever its position",
+    )
 
     class Meta:
         model = Rule
@@ -89,7 +95,19 @@ class RuleForm(ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.initial["aliases"] = ", ".join(self.instance.aliases or [])
+            # where the list shows it (the default last), not the stored number
+            order = Rule.objects.order_by("is_default", "position", "id").values_list("pk", flat=True)
+            self.initial["position"] = list(order).index(self.instance.pk) + 1
+            if self.instance.is_default:  # it is tried last whatever the number says: do not offer one
+                self.fields["position"].disabled = True
+                self.fields["position"].help_text = "the default rule is always tried last"
         self.fields["provider"].empty_label = None
+
+    def clean_position(self) -> int:
+        shown = self.cleaned_data.get("position")
+        if shown is None:  # at the end of the rules that can be reached, above the default
+            return Rule.objects.filter(is_default=False).exclude(pk=self.instance.pk).count()
+        return shown - 1
 
     def clean_aliases(self) -> list[str]:
         return [a.strip() for a in self.cleaned_data.get("aliases", "").split(",") if a.strip()]

@@ -22,6 +22,7 @@ from dashboard import dryrun
 from dashboard.forms import ExplainForm, ProviderForm, RuleForm
 from proxy import access, routing
 from proxy.models import Exchange, Provider, Rule
+from proxy.rule_order import order_warnings
 
 PAGE = "dashboard/routes.html"
 ID = re.compile(r"[0-9]{1,18}")  # an id that fits the database's 64-bit integer
@@ -29,8 +30,17 @@ FORM_PAGE = "dashboard/route_form.html"
 
 
 def _config_context() -> dict[str, Any]:
-    return {"rules": Rule.objects.select_related("provider").order_by("position", "id"),
-            "providers": Provider.objects.order_by("name")}  # fmt: skip
+    # In the order they are tried (the default last, wherever its position), numbered as shown.
+    rules = list(Rule.objects.select_related("provider").order_by("is_default", "position", "id"))
+    movable = [r for r in rules if not r.is_default]
+    warnings = order_warnings([routing.rule_spec(r) for r in rules])
+    for index, rule in enumerate(rules):
+        rule.shown_position = index + 1
+        rule.can_move_up = not rule.is_default and index > 0
+        rule.can_move_down = not rule.is_default and index < len(movable) - 1
+        rule.order_warnings = [w for w in warnings if w.rule == rule.name]
+    return {"rules": rules, "providers": Provider.objects.order_by("name"),
+            "order_warnings": [w.message for w in warnings]}  # fmt: skip
 
 
 def _config_response(request: HttpRequest) -> HttpResponse:
@@ -47,14 +57,20 @@ def routes_page(request: HttpRequest) -> HttpResponse:
     return render(request, PAGE, context)
 
 
-def _renumber(first_among_equals: int | None = None) -> None:
-    """Dense positions 0..n-1; a rule saved at an occupied position goes before the one there."""
-    rules = sorted(
-        Rule.objects.only("id", "position"), key=lambda r: (r.position, r.pk != first_among_equals, r.pk)
-    )
-    for position, rule in enumerate(rules):
-        if rule.position != position:
-            Rule.objects.filter(pk=rule.pk).update(position=position)
+def _place(saved: Rule) -> None:
+    """Dense positions in the order tried: `saved` at the index it was saved with, the default last.
+
+    The form's position is 1-based as shown (RuleForm stores it 0-based): a rule saved at 1 is first.
+    """
+    others = list(Rule.objects.exclude(pk=saved.pk).only("id", "position", "is_default"))
+    order = sorted((r for r in others if not r.is_default), key=lambda r: (r.position, r.pk))
+    defaults = sorted((r for r in others if r.is_default), key=lambda r: (r.position, r.pk))
+    if saved.is_default:
+        defaults.append(saved)
+    else:
+        order.insert(max(0, min(saved.position, len(order))), saved)
+    for position, rule in enumerate(order + defaults):
+        Rule.objects.filter(pk=rule.pk).exclude(position=position).update(position=position)
 
 
 def _save(form: RuleForm | ProviderForm, request: HttpRequest) -> bool:
@@ -66,7 +82,7 @@ def _save(form: RuleForm | ProviderForm, request: HttpRequest) -> bool:
         with routing.config_edit(actor=access.actor(request)):
             saved = form.save()
             if isinstance(saved, Rule):
-                _renumber(saved.pk)
+                _place(saved)
     except routing.ConfigError as exc:
         for problem in exc.problems:
             form.add_error(None, problem)
@@ -95,8 +111,8 @@ def rule_form(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     rule = get_object_or_404(Rule, pk=pk) if pk else None
     action = f"/routes/rules/{pk}" if pk else "/routes/rules/new"
     if request.method != "POST":
-        last = Rule.objects.order_by("-position").values_list("position", flat=True).first()
-        initial = {} if rule else {"position": (last or 0) + 1}
+        # A new rule goes just above the default: the last place a rule with conditions can be reached.
+        initial = {} if rule else {"position": Rule.objects.filter(is_default=False).count() + 1}
         return _form_response(request, RuleForm(instance=rule, initial=initial), kind="rule", action=action)
     form = RuleForm(request.POST, instance=rule)
     if _save(form, request):
@@ -123,17 +139,17 @@ def provider_form(request: HttpRequest, pk: int | None = None) -> HttpResponse:
 def rule_move(request: HttpRequest, pk: int, direction: str) -> HttpResponse:
     if direction not in ("up", "down"):
         return HttpResponseBadRequest("direction: up or down")
+    if not Rule.objects.filter(pk=pk).exists():
+        raise Http404("no such rule")
     with routing.config_edit(actor=access.actor(request)):
-        rules = list(Rule.objects.select_for_update().order_by("position", "id"))
-        index = next((i for i, r in enumerate(rules) if r.pk == pk), None)
-        if index is None:
-            raise Http404("no such rule")
-        other = index - 1 if direction == "up" else index + 1
-        if 0 <= other < len(rules):
-            rules[index], rules[other] = rules[other], rules[index]
-        for position, rule in enumerate(rules):
-            rule.position = position
-            Rule.objects.filter(pk=rule.pk).update(position=position)
+        rules = list(Rule.objects.select_for_update().order_by("is_default", "position", "id"))
+        movable = [r for r in rules if not r.is_default]  # the default stays last: it is tried last
+        index = next((i for i, r in enumerate(movable) if r.pk == pk), None)
+        other = -1 if index is None else (index - 1 if direction == "up" else index + 1)
+        if index is not None and 0 <= other < len(movable):
+            movable[index], movable[other] = movable[other], movable[index]
+        for position, rule in enumerate(movable + [r for r in rules if r.is_default]):
+            Rule.objects.filter(pk=rule.pk).exclude(position=position).update(position=position)
     return _config_response(request)
 
 
@@ -216,6 +232,10 @@ async def explain(request: HttpRequest) -> HttpResponse:
                 decision = await routing.decide(body, headers)  # type: ignore[arg-type]
                 context["decision"] = decision
                 context["model"] = body["model"]
+                _, rules = await sync_to_async(routing.load_specs)()
+                context["position"] = routing.rule_position(rules, decision.rule)
+                context["rule_count"] = len(rules)
+                context["warnings"] = [w.message for w in order_warnings(rules) if w.rule == decision.rule]
             except Exception as exc:  # TranslationError: no rule serves it; shown, not raised
                 problem = str(getattr(exc, "message", exc))
         context["problem"] = problem

@@ -77,7 +77,10 @@ def exchange_detail(request: HttpRequest, pk: int) -> HttpResponse:
         raise Http404("no such exchange") from exc
     context = conversation.detail_context(exchange, host=request.get_host(), scheme=request.scheme)
     context["rules"] = list(
-        Rule.objects.filter(enabled=True).order_by("position", "id").values_list("name", flat=True)
+        # in the order tried: the default last, as the routes page lists them
+        Rule.objects.filter(enabled=True)
+        .order_by("is_default", "position", "id")
+        .values_list("name", flat=True)
     )
     return render(request, "dashboard/exchange_detail.html", context)
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import cast
 
+from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from proxy import routing
 from proxy.errors import error_response
+from proxy.rule_order import order_warnings
 from proxy.translate.base import TranslationError
 from proxy.translate.types import MessagesRequest
 
@@ -27,9 +29,13 @@ async def explain(request: HttpRequest) -> HttpResponse:
         decision = await routing.decide(cast(MessagesRequest, body), client_headers(request))
     except TranslationError as exc:
         return error_response(exc.error_type, exc.message, status=exc.status)
+    _, rules = await sync_to_async(routing.load_specs)()
     return JsonResponse(
         {
             "rule": decision.rule,
+            "position": routing.rule_position(rules, decision.rule),  # 1 = tried first, as listed
+            # a rule that takes everything (so the rules below it never match) says so here too
+            "warnings": [w.message for w in order_warnings(rules) if w.rule == decision.rule],
             "reason": decision.reason,
             "task": decision.task,
             "agent": decision.agent,

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from proxy.rule_order import evaluation_order, order_warnings
 from proxy.rules import DEFAULT_LONG_CONTEXT_TOKENS, ConfigError, ProviderSpec, RuleSpec
 
 PROVIDER_KEYS = (
@@ -33,7 +34,8 @@ RULE_KEYS = (
 )
 HEADER = (
     "# Switchboard routing configuration: `python manage.py routes import FILE` loads it back.\n"
-    "# Rules are tried top to bottom; the first match wins, the default rule takes the rest.\n"
+    "# Rules are tried top to bottom; the first match wins. The default rule is always tried last\n"
+    "# (it is written last, and imported last wherever it stands) and takes the rest.\n"
     "# Keys are never exported: api_key_env names the environment variable holding a provider's key.\n"
 )
 
@@ -87,7 +89,12 @@ def export_toml(providers: Sequence[ProviderSpec], rules: Sequence[RuleSpec]) ->
         }
         lines += [f"{k} = {toml_value(v)}" for k, v in row.items() if v != "" and v != {}]
         lines.append("")
-    for r in rules:
+    warnings: dict[str, list[str]] = {}
+    for warning in order_warnings(rules):
+        warnings.setdefault(warning.rule, []).append(warning.message)
+    for r in evaluation_order(rules):
+        # one line each: a rule name is free text, and a newline in it must not end the comment
+        lines += [f"# warning: {' '.join(message.split())}" for message in warnings.get(r.name, [])]
         lines.append("[[rules]]")
         row = {
             "name": r.name,
@@ -168,6 +175,13 @@ _CCR_ROUTES = (
     ("webSearch", "web-search", "web_search"),
     ("image", "image", "image"),
     ("think", "think", "think"),
+)
+THINK_NOTE = (
+    "Router.think became rule 'think' (task think): it takes requests with thinking enabled and a budget, "
+    "an effort above Claude Code's default for the model (the user chose it), or Claude Code's plan mode. "
+    "claude-code-router sends every request that has a "
+    "thinking field there, but Claude Code now sends adaptive thinking on every main turn: those go to "
+    "the default rule"
 )
 _CCR_IGNORED = {"LOG", "LOG_LEVEL", "HOST", "PORT", "NON_INTERACTIVE_MODE", "StatusLine"}
 
@@ -260,6 +274,8 @@ def from_claude_code_router(data: Mapping[str, Any]) -> tuple[list[ProviderSpec]
         if task == "long_context" and threshold != DEFAULT_LONG_CONTEXT_TOKENS:
             conditions["threshold"] = int(threshold)
         rules.append(RuleSpec(name=name, provider=found[0], model=found[1], conditions=conditions))
+        if task == "think":
+            notes.append(THINK_NOTE)
     default = target("default")
     if default is None:
         raise ConfigError(["Router.default is missing or uses a provider that cannot be imported"])
@@ -321,7 +337,7 @@ def import_config(providers: Sequence[ProviderSpec], rules: Sequence[RuleSpec], 
             row.connect_timeout, row.read_timeout = spec.connect_timeout, spec.read_timeout
             row.save()
             by_name[spec.name] = row
-        for position, rule in enumerate(rules):
+        for position, rule in enumerate(evaluation_order(rules)):
             if rule.provider not in by_name:
                 raise ConfigError([f"rule '{rule.name}': unknown provider '{rule.provider}'"])
             Rule.objects.create(

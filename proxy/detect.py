@@ -5,6 +5,7 @@ Pure: no Django, no IO. The agent marker `<switchboard-agent>name</switchboard-a
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -73,10 +74,53 @@ def is_background(body: MessagesRequest) -> bool:
     return fmt.get("type") == "json_schema" and "title" in properties and thinking == "disabled"
 
 
+EFFORTS = ("low", "medium", "high", "xhigh", "max")
+# The effort Claude Code sends for each model unless the user picks another (/effort, --effort), from
+# the model table inside the 2.1.332 binary; 2.1.197 sent the same `high` for claude-opus-4-8. Only an
+# effort above this is one the user asked for. Models not listed: above `high`.
+_DEFAULT_EFFORT = {
+    "claude-haiku-5-5": "medium",
+    "claude-sonnet-5": "high",
+    "claude-sonnet-5-5": "medium",
+    "claude-opus-4-7": "xhigh",
+    "claude-opus-4-8": "high",
+    "claude-opus-5": "high",
+    "claude-opus-5-5": "medium",
+    "claude-fable-5": "high",
+    "claude-fable-5-1": "high",
+    "claude-fable-5-2": "medium",
+    "claude-mythos-5-1": "high",
+    "claude-mythos-5-2": "medium",
+}
+_UNLISTED_DEFAULT_EFFORT = "high"
+
+
+@functools.lru_cache(maxsize=256)  # per request on the hot path; a client uses a handful of ids
+def default_effort(model: str) -> str:
+    """Claude Code's default effort for a model id (dated ids too: the longest listed id it starts with)."""
+    model = model.lower()
+    best = ""
+    for listed in _DEFAULT_EFFORT:
+        if (model == listed or model.startswith(listed + "-")) and len(listed) > len(best):
+            best = listed
+    return _DEFAULT_EFFORT[best] if best else _UNLISTED_DEFAULT_EFFORT
+
+
 def is_think(body: MessagesRequest) -> bool:
-    """Thinking enabled (or adaptive), or Claude Code's plan mode reminder in the latest user turn."""
+    """Thinking the user asked for: `enabled` with a budget, an effort above the default, or plan mode.
+
+    `adaptive` alone is not enough: both captured CLIs (2.1.197, 2.1.332) send it on every main turn, so
+    it would send all main traffic to the think rule. claude-code-router's `think` dates from CLIs that
+    sent `thinking` only when the user asked for it (Tab, "think hard", MAX_THINKING_TOKENS).
+    """
     thinking = body.get("thinking")
-    if isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive"):
+    if isinstance(thinking, dict) and thinking.get("type") == "enabled":
+        return True
+    config = body.get("output_config")
+    effort = config.get("effort") if isinstance(config, dict) else None
+    if effort in EFFORTS and EFFORTS.index(effort) > EFFORTS.index(
+        default_effort(str(body.get("model", "")))
+    ):
         return True
     latest = _latest_user(body)
     return latest is not None and any(_PLAN_MODE in t for t in _texts(latest.get("content")))

@@ -52,6 +52,7 @@ __all__ = [
     "invalidate",
     "load_specs",
     "model_ids",
+    "models",
     "validate_config",
 ]
 
@@ -94,8 +95,15 @@ def load_specs() -> tuple[list[ProviderSpec], list[RuleSpec]]:
     from proxy.models import Provider, Rule
 
     providers = [provider_spec(p) for p in Provider.objects.order_by("name")]
-    rules = [rule_spec(r) for r in Rule.objects.select_related("provider").order_by("position", "id")]
+    # The default rule last, wherever its position: that is where choose_target tries it.
+    rows = Rule.objects.select_related("provider").order_by("is_default", "position", "id")
+    rules = [rule_spec(r) for r in rows]
     return providers, rules
+
+
+def rule_position(rules: list[RuleSpec], name: str) -> int | None:
+    """The rule's number in the order tried (1 = first), as the routes list shows it."""
+    return next((i for i, r in enumerate(rules, start=1) if r.name == name), None)
 
 
 def provider_spec(p: Any) -> ProviderSpec:
@@ -328,6 +336,12 @@ async def decide(body: MessagesRequest, headers: dict[str, str]) -> Decision:
 async def model_ids() -> list[str]:
     """The claude-… ids for GET /v1/models: every alias, and the exact claude ids rules answer to."""
     return list((await snapshot()).model_ids)
+
+
+async def models() -> list[tuple[str, str]]:
+    """(id, display_name) for GET /v1/models, in the listed order; the name says where the id routes."""
+    snap = await snapshot()
+    return [(model_id, snap.model_names.get(model_id, model_id)) for model_id in snap.model_ids]
 
 
 # --- editing ---------------------------------------------------------------------------------------

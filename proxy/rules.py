@@ -9,12 +9,13 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
 from proxy.catalog import lookup
 from proxy.detect import Facts, TokenCounter, request_facts
+from proxy.model_names import display_name
 from proxy.translate.types import JSONDict, MessagesRequest, Target
 
 TASKS = ("background", "think", "long_context", "web_search", "image")
@@ -206,6 +207,7 @@ class Snapshot:
     rules: tuple[CompiledRule, ...]  # enabled, non-default, in order
     default: CompiledRule | None
     model_ids: tuple[str, ...]  # claude-… ids for GET /v1/models
+    model_names: Mapping[str, str] = field(default_factory=dict)  # id -> display_name ("Sonnet 5 -> x")
 
 
 def choose_target(
@@ -504,7 +506,19 @@ def compile_config(
         else:
             compiled.append(c)
     model_ids = tuple({**aliases, **answered})  # aliases first: the models a user made on purpose
-    return Snapshot(version=version, rules=tuple(compiled), default=default, model_ids=model_ids)
+    snapshot = Snapshot(version=version, rules=tuple(compiled), default=default, model_ids=model_ids)
+    return replace(snapshot, model_names=_model_names(snapshot))
+
+
+def _model_names(snapshot: Snapshot) -> dict[str, str]:
+    """Each listed id's display name, saying where a plain request for it goes (once per version)."""
+    names = {}
+    for model_id in snapshot.model_ids:
+        decision = choose_target(snapshot, {"model": model_id, "max_tokens": 1, "messages": []}, {})
+        names[model_id] = display_name(
+            model_id, decision.targets[0] if decision and decision.targets else None
+        )
+    return names
 
 
 def _answers_to(rule: CompiledRule, *, is_default: bool) -> list[str]:

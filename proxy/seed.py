@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -18,8 +19,10 @@ BIG_DEFAULT = "gpt-4o"
 SMALL_DEFAULT = "gpt-4o-mini"
 
 
-def ensure_seeded() -> None:
+def ensure_seeded() -> str:
     """Create the default configuration when there is no provider yet (idempotent; called at start).
+
+    Returns what it seeded, in words for the start banner, or "" when the database had a configuration.
 
     With OPENAI_BASE_URL or OPENAI_API_KEY: provider "openai" and rules haiku -> SMALL_MODEL,
     opus -> BIG_MODEL, default -> MIDDLE_MODEL. With no backend at all: Anthropic passthrough keeping
@@ -28,20 +31,21 @@ def ensure_seeded() -> None:
     from proxy.models import Provider
 
     try:
-        _seed()
+        return _seed()
     except IntegrityError:
         # Two servers started together (Postgres; SQLite's IMMEDIATE transactions serialise them):
         # the other one seeded first, which is all we wanted.
         if not Provider.objects.exists():
             raise
+        return ""
 
 
-def _seed() -> None:
+def _seed() -> str:
     from proxy.models import Provider, Rule
 
     with transaction.atomic():
         if Provider.objects.exists():
-            return
+            return ""
         if settings.OPENAI_BASE_URL or settings.OPENAI_API_KEY:
             base_url = settings.OPENAI_BASE_URL or OPENAI_DEFAULT_URL
             _refuse_loop(base_url, "OPENAI_BASE_URL")
@@ -62,6 +66,7 @@ def _seed() -> None:
                     name="default", position=2, is_default=True, provider=provider, model=middle
                 )
             logger.info("seeded routing: openai at %s (%s / %s / %s)", base_url, small, middle, big)
+            return f"openai at {base_url}: haiku -> {small}, opus -> {big}, the rest -> {middle}"
         else:
             base_url = settings.ANTHROPIC_UPSTREAM_URL
             _refuse_loop(base_url, "SWITCHBOARD_ANTHROPIC_URL")
@@ -69,6 +74,26 @@ def _seed() -> None:
                 provider = Provider.objects.create(name="anthropic", dialect="anthropic", base_url=base_url)
                 Rule.objects.create(name="default", position=0, is_default=True, provider=provider, model="")
             logger.info("seeded routing: Anthropic passthrough at %s (no backend configured)", base_url)
+            return f"Anthropic passthrough to {base_url} (no OPENAI_BASE_URL or OPENAI_API_KEY set)"
+
+
+# What only the first start reads: after that, the stored configuration is the routing.
+SEED_VARIABLES = ("OPENAI_BASE_URL", "BIG_MODEL", "MIDDLE_MODEL", "SMALL_MODEL")
+
+
+def ignored_environment() -> list[str]:
+    """Seed variables set now that the stored configuration does not use (they changed since the seed)."""
+    from proxy.models import Provider, Rule
+
+    values = {name: os.environ.get(name, "").strip() for name in SEED_VARIABLES}
+    urls = {u.rstrip("/") for u in Provider.objects.values_list("base_url", flat=True)}
+    models = set(Rule.objects.values_list("model", flat=True))
+    ignored = []
+    for name, value in values.items():
+        used = value.rstrip("/") in urls if name == "OPENAI_BASE_URL" else value in models
+        if value and not used:
+            ignored.append(f"{name}={value}")
+    return ignored
 
 
 def _refuse_loop(base_url: str, variable: str) -> None:

@@ -6,6 +6,7 @@ urlpatterns = [
     path("v1/messages", views.messages, name="messages"),
     path("v1/messages/count_tokens", views.count_tokens, name="count_tokens"),
     path("v1/models", views.models, name="models"),
+    path("v1/models/<str:model_id>", views.model, name="model"),
     path("api/exchanges", views.exchanges, name="api_exchanges"),
     path("api/route/explain", api.explain, name="api_route_explain"),
     path("", include("dashboard.urls")),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from typing import Any
 
 import orjson
 from django.conf import settings
@@ -83,20 +84,64 @@ async def _route(request: HttpRequest, *, endpoint: str) -> Routed | HttpRespons
     return Routed(tape, decision, headers)
 
 
+# Anthropic's ModelInfo needs a release date; "may be set to an epoch value if the release date is
+# unknown" (API reference): these ids are routes, so one fixed date says nothing false about a model.
+MODEL_CREATED_AT = "2025-01-01T00:00:00Z"
+
+
+def _model_info(model_id: str, name: str) -> dict[str, str]:
+    return {"type": "model", "id": model_id, "display_name": name, "created_at": MODEL_CREATED_AT}
+
+
 async def models(request: HttpRequest) -> HttpResponse:
-    ids = await routing.model_ids()
-    data = [
-        {"type": "model", "id": model_id, "display_name": model_id, "created_at": "2025-01-01T00:00:00Z"}
-        for model_id in ids
-    ]
+    """GET /v1/models, paged as Anthropic's is: limit (1-1000, default 20), after_id or before_id."""
+    if request.method != "GET":
+        return error_response("not_found_error", f"{request.method} /v1/models: use GET", status=405)
+    listed = await routing.models()
+    try:
+        page, has_more = model_page(listed, request.GET)
+    except TranslationError as exc:
+        return error_response(exc.error_type, exc.message, status=exc.status)
     return JsonResponse(
         {
-            "data": data,
-            "has_more": False,
-            "first_id": ids[0] if ids else None,
-            "last_id": ids[-1] if ids else None,
+            "data": [_model_info(model_id, name) for model_id, name in page],
+            "has_more": has_more,
+            "first_id": page[0][0] if page else None,
+            "last_id": page[-1][0] if page else None,
         }
     )
+
+
+def model_page(listed: list[tuple[str, str]], query: Any) -> tuple[list[tuple[str, str]], bool]:
+    """One page of the list and whether more lie beyond it (past before_id: more before it)."""
+    raw_limit = query.get("limit", "20")
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 1000:
+        raise TranslationError(f"limit: must be an integer from 1 to 1000, got '{raw_limit}'")
+    limit = int(raw_limit)
+    after, before = query.get("after_id"), query.get("before_id")
+    if after and before:
+        raise TranslationError("after_id and before_id: give one cursor, not both")
+    ids = [model_id for model_id, _ in listed]
+    cursor = after or before
+    if cursor and cursor not in ids:
+        raise TranslationError(f"{'after_id' if after else 'before_id'}: no model '{cursor}' in this list")
+    if before:
+        end = ids.index(before)
+        return listed[max(0, end - limit) : end], end - limit > 0
+    start = ids.index(after) + 1 if after else 0
+    return listed[start : start + limit], start + limit < len(listed)
+
+
+async def model(request: HttpRequest, model_id: str) -> HttpResponse:
+    """GET /v1/models/{model_id}: every listed id (the SDK's models.retrieve); others are not found."""
+    if request.method != "GET":
+        return error_response(
+            "not_found_error", f"{request.method} /v1/models/{model_id}: use GET", status=405
+        )
+    name = dict(await routing.models()).get(model_id)
+    if name is None:
+        return error_response("not_found_error", f"model: {model_id}")
+    return JsonResponse(_model_info(model_id, name))
 
 
 def read_json(request: HttpRequest) -> object:

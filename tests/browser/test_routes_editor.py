@@ -25,7 +25,7 @@ def test_route_edited_in_the_ui_changes_where_the_next_request_goes(
     page.get_by_role("link", name="New rule").click()
     form = page.locator("#rule-form-new")
     form.get_by_label("Name").fill("special")
-    form.get_by_label("Position").fill("0")
+    form.get_by_label("Position").fill("1")
     form.get_by_label("Model", exact=True).fill("special-backend")
     form.get_by_label("Conditions").fill('{"model": "*special*"}')
     form.get_by_role("button", name="Save").click()
@@ -83,3 +83,50 @@ def test_an_editor_link_opened_on_its_own_is_a_whole_page_that_saves(
     # The save answers with the whole configuration, which replaces the form.
     expect(page.locator("#routes-config")).to_contain_text("local-ollama")
     expect(page.locator("#provider-form-new")).to_have_count(0)
+
+
+def test_the_routes_page_lists_rules_in_the_order_they_are_tried(
+    page: Page, server: Server, upstream: FakeOpenAI, screenshot
+) -> None:
+    """Issue #12: a rule saved at 1 is shown at 1, the default is last and stays last, and a rule that
+    takes everything is flagged, on a desktop and on a phone."""
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.goto(f"{server.url}/routes")
+    page.get_by_role("link", name="New rule").click()
+    form = page.locator("#rule-form-new")
+    expect(form.get_by_label("Position")).to_have_value("3")  # haiku 1, opus 2: just above the default
+    form.get_by_label("Name").fill("first-rule")
+    form.get_by_label("Position").fill("1")
+    form.get_by_label("Model", exact=True).fill("first-backend")
+    form.get_by_label("Conditions").fill('{"model": "*first*"}')
+    form.get_by_role("button", name="Save").click()
+    rows = page.locator("#rules .route-row")
+    expect(rows.first).to_contain_text("first-rule")
+    expect(rows.first.locator(".pos")).to_have_text("1")
+    default = rows.last
+    expect(default).to_contain_text("default, tried last")
+    expect(default.get_by_role("button", name="↑")).to_be_disabled()
+    expect(rows.nth(2).get_by_role("button", name="↓")).to_be_disabled()  # nothing goes below the default
+    assert ask(server, upstream, "claude-first-1") == "first-backend"
+
+    # a rule with no conditions takes everything: flagged, and what the warning says is what happens
+    page.get_by_role("link", name="New rule").click()
+    form = page.locator("#rule-form-new")
+    form.get_by_label("Name").fill("everything")
+    form.get_by_label("Position").fill("2")
+    form.get_by_label("Model", exact=True).fill("everything-backend")
+    form.get_by_role("button", name="Save").click()
+    expect(page.locator("#order-warnings")).to_contain_text("rule 'everything' has no conditions")
+    expect(
+        page.locator("#rules .route-row", has_text="everything-backend").locator(".tag.warn")
+    ).to_have_text("takes everything")
+    assert ask(server, upstream, "claude-opus-4-8") == "everything-backend"
+    screenshot("routes-order-1440")
+    page.set_viewport_size({"width": 390, "height": 844})
+    screenshot("routes-order-390")
+    page.set_viewport_size({"width": 1440, "height": 900})
+
+    for name in ("everything-backend", "first-backend"):  # the session's server is shared: leave it as found
+        page.locator("#rules .route-row", has_text=name).first.get_by_role("button", name="Delete").click()
+        expect(page.locator("#rules .route-row", has_text=name)).to_have_count(0)
+    expect(page.locator("#order-warnings")).to_have_count(0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -33,7 +34,7 @@ def config() -> dict[str, Any]:
 def rule_post(config: dict[str, Any], **fields: Any) -> dict[str, Any]:
     data = {
         "name": "special",
-        "position": 0,
+        "position": 1,
         "enabled": "on",
         "provider": config["openai"].pk,
         "model": "x-model",
@@ -102,12 +103,103 @@ def test_provider_secret_is_write_only(config: dict[str, Any]) -> None:
     assert Provider.objects.get(pk=pk).api_key_secret == ""
 
 
+def names_in_order() -> list[str]:
+    return list(Rule.objects.order_by("position").values_list("name", flat=True))
+
+
+def shown_order(html: str) -> list[str]:
+    """The rule names as the routes page lists them, with the number it shows for each."""
+    return re.findall(r'<span class="pos">(\d+)</span>\s*<span class="name"><strong>([^<]+)</strong>', html)
+
+
 def test_rules_move_and_delete(config: dict[str, Any]) -> None:
     client = Client()
-    client.post(f"/routes/rules/{config['default'].pk}/move/up", **HX)
-    assert list(Rule.objects.order_by("position").values_list("name", flat=True)) == ["default", "haiku"]
+    client.post("/routes/rules/new", rule_post(config), **HX)
+    assert names_in_order() == ["special", "haiku", "default"]
+    client.post(f"/routes/rules/{config['haiku'].pk}/move/up", **HX)
+    assert names_in_order() == ["haiku", "special", "default"]
     client.post(f"/routes/rules/{config['haiku'].pk}/delete", **HX)
-    assert list(Rule.objects.values_list("name", flat=True)) == ["default"]
+    assert names_in_order() == ["special", "default"]
+
+
+def test_the_default_rule_cannot_be_moved_above_other_rules(config: dict[str, Any]) -> None:
+    # Issue #12: it is tried last wherever it sits, so moving it up only made the list lie.
+    html = Client().post(f"/routes/rules/{config['default'].pk}/move/up", **HX).content.decode()
+    assert names_in_order() == ["haiku", "default"]
+    assert shown_order(html) == [("1", "haiku"), ("2", "default")]
+    row = html[html.index(f'id="rule-{config["default"].pk}"') :]
+    assert "default, tried last" in row
+    assert re.search(
+        r'title="the default rule is always tried last" hx-post="[^"]+/move/up"[^>]*disabled', row
+    )
+    form = Client().get(f"/routes/rules/{config['default'].pk}", **HX).content.decode()
+    assert re.search(r'name="position" value="2"[^>]*disabled', form)
+    assert "the default rule is always tried last" in form
+    edited = rule_post(config, name="default", is_default="on", conditions="", model="mid-2", position=1)
+    assert Client().post(f"/routes/rules/{config['default'].pk}", edited, **HX).status_code == 200
+    assert names_in_order() == ["haiku", "default"] and Rule.objects.get(name="default").model == "mid-2"
+    # a rule can not be moved below it either
+    Client().post(f"/routes/rules/{config['haiku'].pk}/move/down", **HX)
+    assert names_in_order() == ["haiku", "default"]
+
+
+def test_a_rule_saved_at_a_position_is_shown_at_that_position(config: dict[str, Any]) -> None:
+    client = Client()
+    client.post("/routes/rules/new", rule_post(config, name="second", position=2), **HX)
+    client.post("/routes/rules/new", rule_post(config, name="first", position=1), **HX)
+    html = client.get("/routes").content.decode()
+    assert shown_order(html) == [("1", "first"), ("2", "haiku"), ("3", "second"), ("4", "default")]
+    # moving an existing rule down to 3 puts it at 3 (not before the rule that was there)
+    first = Rule.objects.get(name="first")
+    form = client.get(f"/routes/rules/{first.pk}", **HX).content.decode()
+    assert re.search(r'name="position" value="1"', form)
+    client.post(f"/routes/rules/{first.pk}", rule_post(config, name="first", position=3), **HX)
+    html = client.get("/routes").content.decode()
+    assert shown_order(html) == [("1", "haiku"), ("2", "second"), ("3", "first"), ("4", "default")]
+    assert routing.load_specs()[1][2].name == "first"  # the order used is the order shown
+
+
+def test_a_new_rule_goes_above_the_default_and_past_the_end_is_just_above_it(config: dict[str, Any]) -> None:
+    client = Client()
+    form = client.get("/routes/rules/new", **HX).content.decode()
+    assert re.search(r'name="position" value="2"', form)  # haiku is 1, the default stays last
+    client.post("/routes/rules/new", rule_post(config, position=40), **HX)
+    assert names_in_order() == ["haiku", "special", "default"]
+    client.post("/routes/rules/new", rule_post(config, name="no-position", position=""), **HX)
+    assert names_in_order() == ["haiku", "special", "no-position", "default"]
+
+
+def test_a_default_stored_above_other_rules_is_listed_last(config: dict[str, Any]) -> None:
+    Rule.objects.filter(pk=config["default"].pk).update(position=-5)  # a database from before the fix
+    html = Client().get("/routes").content.decode()
+    assert shown_order(html) == [("1", "haiku"), ("2", "default")]
+
+
+def test_a_rule_that_takes_everything_is_flagged_with_the_rules_it_hides(config: dict[str, Any]) -> None:
+    client = Client()
+    client.post("/routes/rules/new", rule_post(config, name="everything", conditions=""), **HX)
+    html = client.get("/routes").content.decode()
+    assert shown_order(html)[0] == ("1", "everything")
+    body = '{"model": "claude-haiku-4-5", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}'
+    explained = client.post("/routes/explain", {"body": body}, **HX).content.decode()
+    assert "Rule <strong>everything</strong>" in explained and "has no conditions: it takes" in explained
+    assert (
+        "rule &#x27;everything&#x27; has no conditions: it takes every request, so the rules below it" in html
+    )
+    assert '<span class="tag warn"' in html and "takes everything" in html
+
+
+def test_a_rule_hidden_by_one_above_it_is_flagged_as_never_matching(config: dict[str, Any]) -> None:
+    client = Client()
+    narrower = rule_post(
+        config, name="haiku-bg", conditions='{"model": "haiku", "task": "background"}', position=2
+    )
+    client.post("/routes/rules/new", narrower, **HX)
+    html = client.get("/routes").content.decode()
+    assert "rule &#x27;haiku-bg&#x27; can never match: rule &#x27;haiku&#x27; above it" in html
+    assert "never matches" in html
+    client.post(f"/routes/rules/{Rule.objects.get(name='haiku-bg').pk}/move/up", **HX)
+    assert "never matches" not in client.get("/routes").content.decode()
 
 
 def test_deleting_a_provider_in_use_is_refused_with_a_reason(config: dict[str, Any]) -> None:
@@ -121,6 +213,7 @@ def test_explain_a_pasted_request_and_a_stored_exchange(config: dict[str, Any]) 
     body = '{"model": "claude-haiku-4-5", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}'
     html = client.post("/routes/explain", {"body": body}, **HX).content.decode()
     assert "Rule <strong>haiku</strong>" in html and "small-model" in html
+    assert "(number 1 of 2 in the order tried)" in html
     e = Exchange.objects.create(
         created_at=timezone.now(),
         client_model="claude-opus-4-8",

@@ -257,6 +257,45 @@ def test_routes_import_from_claude_code_router_reports_what_was_not_carried(tmp_
     assert decide(load_fixture("background_title")).targets[0].model == "qwen2.5-coder:latest"
 
 
+def test_routes_list_numbers_rules_in_the_order_tried_and_warns(capsys: pytest.CaptureFixture[str]) -> None:
+    # Issue #12: the default stored first was listed first, yet tried last.
+    ensure_seeded()
+    with routing.config_edit():
+        provider = Provider.objects.get(name="anthropic")
+        Rule.objects.filter(is_default=True).update(position=5)
+        Rule.objects.create(name="everything", position=9, provider=provider)
+        Rule.objects.create(name="haiku", position=7, provider=provider, conditions={"model": "haiku"})
+    out, err = io.StringIO(), io.StringIO()
+    call_command("routes", "list", stdout=out, stderr=err)
+    rules = [line for line in out.getvalue().splitlines() if ". rule " in line]
+    assert rules == [
+        '1. rule haiku: {"model":"haiku"} => anthropic/(client model)',
+        "2. rule everything: always => anthropic/(client model)",
+        "3. rule default: default, tried last => anthropic/(client model)",
+    ]
+    assert "warning: rule 'everything' has no conditions: it takes every request" in err.getvalue()
+    assert decide(load_fixture("main_turn")).rule == "everything"  # what the list says is what happens
+
+
+def test_routes_import_stores_the_default_last_and_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "routes.toml"
+    path.write_text(
+        '[[providers]]\nname = "p"\ndialect = "openai"\nbase_url = "https://x.example/v1"\n\n'
+        '[[rules]]\nname = "default"\nprovider = "p"\nmodel = "mid"\ndefault = true\n\n'
+        '[[rules]]\nname = "bg"\nprovider = "p"\nmodel = "small"\nconditions = { task = "background" }\n'
+    )
+    err = io.StringIO()
+    call_command("routes", "import", str(path), stderr=err)
+    assert "note: rule 'default' is the default, which is always tried last: it is stored after 'bg'" in (
+        err.getvalue()
+    )
+    assert list(Rule.objects.order_by("position").values_list("name", flat=True)) == ["bg", "default"]
+    exported = io.StringIO()
+    call_command("routes", "export", "-o", str(tmp_path / "out.toml"), stderr=exported)
+    text = (tmp_path / "out.toml").read_text()
+    assert text.index('name = "bg"') < text.index('name = "default"')
+
+
 def explain(body: dict[str, Any]) -> Any:
     """The view itself, as POST /api/route/explain serves it (the live tests go through the URL)."""
     request = AsyncRequestFactory().post(
@@ -272,6 +311,8 @@ def test_explain_returns_the_decision_without_calling_a_backend() -> None:
     assert response.status_code == 200
     assert json.loads(response.content) == {
         "rule": "default",
+        "position": 1,
+        "warnings": [],
         "reason": "rule 'default': the default (no other rule matched)",
         "task": "background",
         "agent": "Explore",

@@ -117,6 +117,7 @@ def test_from_claude_code_router_maps_providers_keys_and_routes() -> None:
     assert "route 'webSearch' (gemini,gemini-2.5-flash) was skipped" in text
     assert "transformers deepseek, tooluse were not carried over" in text
     assert "PROXY_URL" in text and "APIKEY" in text
+    assert "Router.think became rule 'think'" in text and "adaptive thinking on every main turn" in text
     validate_config(providers, rules)
 
 
@@ -130,7 +131,12 @@ def test_from_claude_code_router_config_routes_captured_requests_like_ccr() -> N
         "background",
         "qwen2.5-coder:latest",
     )
-    assert main is not None and (main.rule, main.targets[0].model) == ("think", "deepseek-reasoner")
+    # Issue #12: Claude Code's adaptive thinking on every main turn is not claude-code-router's `think`.
+    assert main is not None and (main.rule, main.targets[0].model) == ("default", "deepseek-chat")
+    asked = load_fixture("main_turn")
+    asked["thinking"] = {"type": "enabled", "budget_tokens": 31999}
+    think = choose_target(snap, asked, {})
+    assert think is not None and (think.rule, think.targets[0].model) == ("think", "deepseek-reasoner")
     assert plain is not None and plain.rule == "default"
 
 

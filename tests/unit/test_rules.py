@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import re
 from typing import Any
 
@@ -29,7 +30,7 @@ from proxy.rules import (
     is_own_address,
     validate_config,
 )
-from tests.conftest import load_fixture
+from tests.conftest import FIXTURES, load_fixture
 
 OPENAI = ProviderSpec(
     name="openai", dialect="openai", base_url="https://api.openai.com/v1", api_key_env="OAI_KEY"
@@ -72,16 +73,52 @@ def test_is_background_is_false_for_a_title_shape_with_tools() -> None:
 @pytest.mark.parametrize(
     ("fixture", "expected"),
     [
-        ("main_turn", True),  # thinking adaptive
-        ("tool_result_turn", True),
+        ("main_turn", False),  # thinking adaptive, effort high: what 2.1.197 sends on every main turn
+        ("tool_result_turn", False),
         ("background_title", False),  # thinking disabled
         ("background_haiku", False),  # no thinking field
         ("subagent_turn", False),
         ("count_tokens", False),
     ],
 )
-def test_is_think_follows_the_thinking_field(fixture: str, expected: bool) -> None:
+def test_is_think_is_false_for_what_claude_code_sends_on_every_turn(fixture: str, expected: bool) -> None:
     assert is_think(load_fixture(fixture)) is expected
+
+
+@pytest.mark.parametrize(
+    "name", ["main_turn", "main_turn_interactive", "tool_result_turn", "agent_turn", "subagent_turn"]
+)
+def test_is_think_is_false_on_the_latest_cli_main_turns(name: str) -> None:
+    # Issue #12: adaptive thinking (effort medium) on every 2.1.332 turn sent all main traffic to `think`.
+    body = json.loads((FIXTURES / "claude-code-2.1.332" / f"{name}.json").read_text())
+    assert body["thinking"]["type"] == "adaptive"
+    assert not is_think(body)
+
+
+@pytest.mark.parametrize(
+    ("model", "thinking", "effort", "expected"),
+    [
+        ("claude-opus-4-8", {"type": "enabled", "budget_tokens": 31999}, "high", True),  # an explicit budget
+        ("claude-opus-4-8", {"type": "adaptive"}, "max", True),
+        ("claude-opus-4-8", {"type": "adaptive"}, "xhigh", True),
+        ("claude-opus-4-8", {"type": "adaptive"}, "high", False),  # its default
+        ("claude-opus-5-5", {"type": "adaptive"}, "high", True),  # above its default (medium)
+        ("claude-opus-5-5", {"type": "adaptive"}, "medium", False),
+        ("claude-opus-4-7", {"type": "adaptive"}, "xhigh", False),  # its default is xhigh
+        ("claude-opus-4-7", {"type": "adaptive"}, "max", True),
+        ("claude-haiku-5-5-20261001", {"type": "adaptive"}, "high", True),  # a dated id: haiku-5-5's default
+        ("env-main-model", {"type": "adaptive"}, "high", False),  # not a listed model: above high
+        ("env-main-model", {"type": "adaptive"}, "xhigh", True),
+        ("claude-opus-4-8", {"type": "disabled"}, None, False),
+    ],
+)
+def test_is_think_means_thinking_the_user_asked_for(
+    model: str, thinking: dict[str, Any], effort: str | None, expected: bool
+) -> None:
+    body = load_fixture("main_turn")
+    body["model"], body["thinking"] = model, thinking
+    body["output_config"] = {"effort": effort} if effort else {}
+    assert is_think(body) is expected
 
 
 def test_is_think_is_true_in_plan_mode_even_with_thinking_disabled() -> None:
@@ -240,7 +277,7 @@ def test_choose_target_falls_to_the_default_rule() -> None:
     assert decision is not None
     assert decision.rule == "default"
     assert decision.reason == "rule 'default': the default (no other rule matched)"
-    assert decision.task == "think"
+    assert decision.task == ""
     assert decision.targets[0].dialect == "anthropic" and decision.targets[0].model == ""
 
 

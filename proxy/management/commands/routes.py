@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from proxy import config_io
 from proxy.routing import load_specs
-from proxy.rules import ConfigError
+from proxy.rule_order import order_notes, order_warnings
+from proxy.rules import ConfigError, RuleSpec
 
 
 class Command(BaseCommand):
@@ -32,6 +34,8 @@ class Command(BaseCommand):
         sub.add_parser("list", help="show the rules in the order they are tried")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # A fresh data directory has no tables yet: create them, as `serve` does, instead of a traceback.
+        call_command("migrate", interactive=False, verbosity=0)
         match options["action"]:
             case "export":
                 self.export(options.get("output"))
@@ -41,6 +45,7 @@ class Command(BaseCommand):
                 self.list_rules()
 
     def export(self, output: str | None) -> None:
+        self._say_when_empty()
         text = config_io.export_config()
         if output:
             Path(output).write_text(text)
@@ -73,13 +78,15 @@ class Command(BaseCommand):
         except ConfigError as exc:
             lines = "\n".join(f"  - {p}" for p in exc.problems)
             raise CommandError(f"{path}: refused, the current configuration is unchanged:\n{lines}") from exc
-        for note in notes:
+        for note in [*notes, *order_notes(rules)]:
             self.stderr.write(f"note: {note}")
+        self._warn(rules)
         verb = "would import" if options["dry_run"] else "imported"
         self.stderr.write(self.style.SUCCESS(f"{verb} {len(providers)} providers and {len(rules)} rules"))
 
     def list_rules(self) -> None:
-        providers, rules = load_specs()
+        self._say_when_empty()
+        providers, rules = load_specs()  # in the order they are tried: the default last
         for p in providers:
             key = (
                 f"env {p.api_key_env}"
@@ -87,12 +94,30 @@ class Command(BaseCommand):
                 else ("stored secret" if p.api_key_secret else "no key")
             )
             self.stdout.write(f"provider {p.name}: {p.dialect} {p.base_url} ({key})")
-        for r in rules:
+        for position, r in enumerate(rules, start=1):
             state = "" if r.enabled else " [disabled]"
-            when = "default" if r.is_default else (orjson.dumps(dict(r.conditions)).decode() or "always")
+            when = (
+                "default, tried last"
+                if r.is_default
+                else (orjson.dumps(dict(r.conditions)).decode() if r.conditions else "always")
+            )
             target = f"{r.provider}/{r.model or '(client model)'}"
             chain = "".join(
                 f" -> {f.get('rule') or f.get('provider', '') + '/' + f.get('model', '')}"
                 for f in r.fallbacks
             )
-            self.stdout.write(f"rule {r.name}{state}: {when} => {target}{chain}")
+            self.stdout.write(f"{position}. rule {r.name}{state}: {when} => {target}{chain}")
+        self._warn(rules)
+
+    def _warn(self, rules: list[RuleSpec]) -> None:
+        for warning in order_warnings(rules):
+            self.stderr.write(self.style.WARNING(f"warning: {warning.message}"))
+
+    def _say_when_empty(self) -> None:
+        from proxy.models import Provider
+
+        if not Provider.objects.exists():
+            self.stderr.write(
+                "no routing configuration yet: `python manage.py serve` seeds it from the environment on "
+                "its first start, or load one with `python manage.py routes import FILE`"
+            )

@@ -44,16 +44,15 @@ class Command(BaseCommand):
         if problems := access.startup_problems():
             raise CommandError("refusing to start:\n" + "\n".join(f"  - {p}" for p in problems))
         call_command("migrate", interactive=False, verbosity=0)
+        from proxy.banner import start_banner
         from proxy.seed import ensure_seeded
 
-        ensure_seeded()
+        banner = start_banner(host=host, port=port, seeded=ensure_seeded())
         self._announce_access(host)
         from daphne.cli import CommandLineInterface  # installs Twisted's asyncio reactor
 
         _lighter_requests()
         _flush_recorder_on_shutdown()
-        self.stdout.write(f"Switchboard on http://{host}:{port}  (dashboard: /, API: /v1/messages)")
-        self.stdout.flush()
         sys.argv = ["daphne"]
         # An explicit endpoint for its backlog: the default listen queue of 50 resets connections when
         # a burst of clients (c=200) connects at once.
@@ -61,8 +60,9 @@ class Command(BaseCommand):
         args = ["-e", f"tcp:port={port}:interface={interface}:backlog=1024", "--proxy-headers"]
         # An access log line per request costs CPU on the hot path; opt in with SWITCHBOARD_ACCESS_LOG=1.
         args += ["--access-log", "-"] if os.environ.get("SWITCHBOARD_ACCESS_LOG") else ["-v", "0"]
-        CommandLineInterface().run([*args, "proxy.asgi:application"])
-        _exit_without_finalizing()
+        argv = [*args, "proxy.asgi:application"]
+        code = _run_announced(CommandLineInterface(), argv, banner=banner, host=host, port=port)
+        _exit_without_finalizing(code)
 
     def _announce_access(self, host: str) -> None:
         """Say how the dashboard is protected; on the first start that needs a login, make the admin."""
@@ -81,6 +81,49 @@ class Command(BaseCommand):
                 f"Created dashboard user 'admin' with password: {password}\n"
                 "  (shown this once; `python manage.py changepassword admin` sets another)"
             )
+
+
+def _run_announced(cli: Any, argv: list[str], *, banner: str, host: str, port: int) -> int:
+    """Run daphne, printing the banner only once the port is bound; the exit code (1: could not listen).
+
+    daphne alone would log "Listen failure" after a banner had claimed success, then exit 1: instead we
+    say why in our own words (a busy port as such) and exit 1.
+    """
+    import errno
+
+    from daphne.server import Server
+    from twisted.internet.error import CannotListenError
+
+    failure: list[str] = []
+
+    class AnnouncingServer(Server):  # type: ignore[misc]
+        def listen_success(self, listening: Any) -> None:
+            super().listen_success(listening)
+            sys.stdout.write(banner + "\n")
+            sys.stdout.flush()
+
+        def listen_error(self, error: Any) -> None:
+            reason = error.value.socketError if error.check(CannotListenError) else None
+            if getattr(reason, "errno", None) == errno.EADDRINUSE:
+                failure.append(
+                    f"Switchboard: port {port} on {host} is busy: another program (or another Switchboard) "
+                    "is listening there. Stop it, or start on another port: "
+                    f"python manage.py serve --port {port + 1}"
+                )
+            else:
+                failure.append(f"Switchboard: cannot listen on {host}:{port}: {error.getErrorMessage()}")
+            self.stop()
+
+    cli.server_class = AnnouncingServer
+    try:
+        cli.run(argv)
+    except SystemExit:  # daphne's exit(1) when it could not listen
+        if not failure:
+            raise
+    if failure:
+        sys.stderr.write(failure[0] + "\n")
+        return 1
+    return 0
 
 
 def _lighter_requests() -> None:
@@ -132,7 +175,7 @@ def _flush_recorder_on_shutdown() -> None:
     reactor.addSystemEventTrigger("before", "shutdown", flush)  # type: ignore[attr-defined]
 
 
-def _exit_without_finalizing() -> None:
+def _exit_without_finalizing(code: int = 0) -> None:
     """Exit once the recorder is closed, skipping the interpreter's final garbage collection.
 
     Python 3.11 can segfault there: closing a coroutine left waiting in asyncio.Queue.get (daphne keeps
@@ -152,4 +195,4 @@ def _exit_without_finalizing() -> None:
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(0)
+        os._exit(code)
