@@ -86,6 +86,8 @@ class Tape:
     failed_results: tuple[str, ...] = ()  # tool_use ids the request reports failed (credited by the writer)
     user_agent: str = ""
     client_model: str = ""
+    client_key: str = ""  # the label of the client key it came with
+    admission: Any = None  # its key's concurrency slot (proxy.clientkeys.Admission), released on finish
     # routing
     rule: str = ""
     route_reason: str = ""

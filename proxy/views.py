@@ -11,7 +11,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from proxy import routing
+from proxy import clientkeys, routing
 from proxy.errors import error_response
 from proxy.record import failed_tool_results
 from proxy.recorder import recorder
@@ -61,6 +61,15 @@ async def _route(request: HttpRequest, *, endpoint: str) -> Routed | HttpRespons
     tape = Tape(endpoint=endpoint, client_request=None, client_headers=safe_headers(headers))
     tape.user_agent = headers.get("user-agent", "")
     try:
+        # The version check refreshes the client keys too; the key is checked before anything is read.
+        try:
+            snap: routing.Snapshot | None = await routing.checked_snapshot()
+        except TranslationError as exc:  # a bad configuration: reported once the key is checked
+            snap, problem = None, exc
+        tape.admission, headers = clientkeys.admit(headers, peer=request.META.get("REMOTE_ADDR") or "")
+        tape.client_key = tape.admission.label if tape.admission else ""
+        if snap is None:
+            raise problem
         parsed = read_json(request)
         tape.client_request = orjson.Fragment(request.body)  # recorded as sent, without re-encoding
         body = validate_messages_request(parsed, needs_max_tokens=endpoint == "messages")
@@ -69,11 +78,12 @@ async def _route(request: HttpRequest, *, endpoint: str) -> Routed | HttpRespons
         tape.session_id = session_id(body, headers)
         if endpoint == "messages":
             tape.failed_results = failed_tool_results(body)
-        decision = await routing.decide(body, headers)
+        decision = await routing.decide(body, headers, snap=snap)
     except TranslationError as exc:
         tape.fail(exc.error_type, exc.message, exc.status)
         recorder.finish(tape)
-        return error_response(exc.error_type, exc.message, status=exc.status)
+        retry_after = exc.retry_after if isinstance(exc, clientkeys.KeyRefused) else None
+        return error_response(exc.error_type, exc.message, status=exc.status, retry_after=retry_after)
     tape.rule, tape.route_reason, tape.task, tape.agent = (
         decision.rule,
         decision.reason,
@@ -84,6 +94,15 @@ async def _route(request: HttpRequest, *, endpoint: str) -> Routed | HttpRespons
 
 
 async def models(request: HttpRequest) -> HttpResponse:
+    try:
+        await routing.checked_snapshot()  # refreshes the client keys
+        admission, _ = clientkeys.admit(client_headers(request), peer=request.META.get("REMOTE_ADDR") or "")
+    except clientkeys.KeyRefused as exc:
+        return error_response(exc.error_type, exc.message, status=exc.status, retry_after=exc.retry_after)
+    except TranslationError as exc:
+        return error_response(exc.error_type, exc.message, status=exc.status)
+    if admission is not None:
+        admission.release()  # a listing holds no slot; it still counts against the key's rate
     ids = await routing.model_ids()
     data = [
         {"type": "model", "id": model_id, "display_name": model_id, "created_at": "2025-01-01T00:00:00Z"}
@@ -162,6 +181,7 @@ _EXCHANGE_FIELDS = (
     "provider",
     "dialect",
     "rule",
+    "client_key",
     "route_reason",
     "task",
     "client_request",

@@ -52,7 +52,9 @@ class Command(BaseCommand):
         # An explicit endpoint for its backlog: the default listen queue of 50 resets connections when
         # a burst of clients (c=200) connects at once.
         interface = host.replace(":", r"\:")
-        args = ["-e", f"tcp:port={port}:interface={interface}:backlog=1024", "--proxy-headers"]
+        # No --proxy-headers: any client could claim a loopback address in X-Forwarded-For, and only
+        # loopback clients are served without a client key (proxy/clientkeys.py).
+        args = ["-e", f"tcp:port={port}:interface={interface}:backlog=1024"]
         # An access log line per request costs CPU on the hot path; opt in with SWITCHBOARD_ACCESS_LOG=1.
         args += ["--access-log", "-"] if os.environ.get("SWITCHBOARD_ACCESS_LOG") else ["-v", "0"]
         CommandLineInterface().run([*args, "proxy.asgi:application"])
