@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import route_views, views
+from . import key_views, route_views, views
 
 urlpatterns = [
     path("", views.feed, name="feed"),
@@ -26,4 +26,10 @@ urlpatterns += [
     path("routes/providers/<int:pk>", route_views.provider_form, name="provider_edit"),
     path("routes/providers/<int:pk>/delete", route_views.provider_delete, name="provider_delete"),
     path("routes/explain", route_views.explain, name="route_explain"),
+]
+
+urlpatterns += [
+    path("keys", key_views.keys_page, name="keys"),
+    path("keys/new", key_views.key_new, name="key_new"),
+    path("keys/<int:pk>/revoke", key_views.key_revoke, name="key_revoke"),
 ]

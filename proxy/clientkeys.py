@@ -32,6 +32,7 @@ from django.conf import settings
 
 from proxy import redact
 from proxy.translate.base import TranslationError
+from proxy.translate.types import ErrorType
 
 logger = logging.getLogger(__name__)
 
@@ -43,9 +44,18 @@ _LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 class KeyRefused(TranslationError):
     """401 authentication_error or 429 rate_limit_error, in Anthropic's words."""
 
-    def __init__(self, message: str, *, error_type: str, status: int, retry_after: str | None = None):
-        super().__init__(message, error_type=error_type, status=status)  # type: ignore[arg-type]
+    def __init__(
+        self,
+        message: str,
+        *,
+        error_type: ErrorType,
+        status: int,
+        retry_after: str | None = None,
+        label: str = "",
+    ):
+        super().__init__(message, error_type=error_type, status=status)
         self.retry_after = retry_after
+        self.label = label  # the key's, when it was valid and over a limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +206,7 @@ def _check_limits(entry: KeyEntry) -> None:
             error_type="rate_limit_error",
             status=429,
             retry_after="1",
+            label=entry.label,
         )
     if entry.per_minute:
         now = time.monotonic()
@@ -212,5 +223,6 @@ def _check_limits(entry: KeyEntry) -> None:
                 error_type="rate_limit_error",
                 status=429,
                 retry_after=str(max(1, wait)),
+                label=entry.label,
             )
         bucket.tokens -= 1.0

@@ -82,7 +82,9 @@ async def _route(request: HttpRequest, *, endpoint: str) -> Routed | HttpRespons
     except TranslationError as exc:
         tape.fail(exc.error_type, exc.message, exc.status)
         recorder.finish(tape)
-        retry_after = exc.retry_after if isinstance(exc, clientkeys.KeyRefused) else None
+        retry_after = None
+        if isinstance(exc, clientkeys.KeyRefused):
+            retry_after, tape.client_key = exc.retry_after, exc.label
         return error_response(exc.error_type, exc.message, status=exc.status, retry_after=retry_after)
     tape.rule, tape.route_reason, tape.task, tape.agent = (
         decision.rule,
