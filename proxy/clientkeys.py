@@ -147,9 +147,12 @@ def is_loopback(address: str) -> bool:
     if address in _LOOPBACK:
         return True
     try:
-        return ipaddress.ip_address(address.split("%")[0]).is_loopback
+        ip = ipaddress.ip_address(address.split("%")[0])
     except ValueError:
         return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:  # a dual-stack socket's ::ffff:
+        return ip.ipv4_mapped.is_loopback
+    return ip.is_loopback
 
 
 def admit(headers: dict[str, str], *, peer: str) -> tuple[Admission | None, dict[str, str]]:
