@@ -52,9 +52,7 @@ def _last_used(label: str) -> Any:
 
 
 def _context() -> dict[str, Any]:
-    keys = list(ClientKey.objects.order_by("revoked_at", "-id"))
-    for key in keys:
-        key.last_used = _last_used(key.label)
+    keys = [(key, _last_used(key.label)) for key in ClientKey.objects.order_by("revoked_at", "-id")]
     env_keys = [
         {"label": label, "last_used": _last_used(label)}
         for label in dict.fromkeys(clientkeys.env_label(k) for k in settings.CLIENT_API_KEYS)
@@ -66,7 +64,7 @@ def _context() -> dict[str, Any]:
             "max_concurrent": settings.KEY_MAX_CONCURRENT,
             "requests_per_minute": settings.KEY_REQUESTS_PER_MINUTE,
         },
-        "any_key": bool(env_keys) or any(k.revoked_at is None for k in keys),
+        "any_key": bool(env_keys) or any(k.revoked_at is None for k, _ in keys),
     }
 
 

@@ -91,6 +91,9 @@ class Admission:
 
 
 _table: dict[bytes, KeyEntry] = {}
+# Revoked dashboard keys: refused by name, even when no key is left in force and loopback is open
+# (someone revoking a key expects it to stop working, whoever holds it).
+_revoked: dict[bytes, KeyEntry] = {}
 _loaded = False
 _in_flight: dict[str, int] = {}  # label -> requests in flight (event loop only)
 _buckets: dict[str, _Bucket] = {}
@@ -113,7 +116,7 @@ def env_label(key: str) -> str:
 
 def reload() -> None:
     """Rebuild the table from the settings and the database (sync: the config thread, or a test)."""
-    global _table, _loaded
+    global _table, _revoked, _loaded
     from proxy.models import ClientKey
 
     default = KeyEntry("", settings.KEY_MAX_CONCURRENT, settings.KEY_REQUESTS_PER_MINUTE)
@@ -121,15 +124,17 @@ def reload() -> None:
         digest(k): KeyEntry(env_label(k), default.max_concurrent, default.per_minute)
         for k in settings.CLIENT_API_KEYS
     }
-    for row in ClientKey.objects.filter(revoked_at=None).only(
-        "label", "digest", "max_concurrent", "requests_per_minute"
+    revoked: dict[bytes, KeyEntry] = {}
+    for row in ClientKey.objects.only(
+        "label", "digest", "max_concurrent", "requests_per_minute", "revoked_at"
     ):
-        table[bytes.fromhex(row.digest)] = KeyEntry(
+        entry = KeyEntry(
             row.label,
             default.max_concurrent if row.max_concurrent is None else row.max_concurrent,
             default.per_minute if row.requests_per_minute is None else row.requests_per_minute,
         )
-    _table, _loaded = table, True
+        (table if row.revoked_at is None else revoked)[bytes.fromhex(row.digest)] = entry
+    _table, _revoked, _loaded = table, revoked, True
     redact.set_secrets("client keys", settings.CLIENT_API_KEYS)
 
 
@@ -160,6 +165,8 @@ def admit(headers: dict[str, str], *, peer: str) -> tuple[Admission | None, dict
     and the headers to go on with: without the one that carried our key."""
     table = _table
     if not table:
+        if _revoked:
+            _refuse_if_revoked(headers)
         if is_loopback(peer):
             return None, headers
         raise KeyRefused(
@@ -170,6 +177,8 @@ def admit(headers: dict[str, str], *, peer: str) -> tuple[Admission | None, dict
         )
     name, entry = _find(table, headers)
     if entry is None:
+        if _revoked:
+            _refuse_if_revoked(headers)
         raise KeyRefused(
             "invalid x-api-key" if name else "x-api-key header is required",
             error_type="authentication_error",
@@ -199,6 +208,16 @@ def _find(table: dict[bytes, KeyEntry], headers: dict[str, str]) -> tuple[str, K
         if entry := table.get(digest(api_key.strip())):
             return "x-api-key", entry
     return presented, None
+
+
+def _refuse_if_revoked(headers: dict[str, str]) -> None:
+    _, entry = _find(_revoked, headers)
+    if entry is not None:
+        raise KeyRefused(
+            f"invalid x-api-key: key '{entry.label}' was revoked",
+            error_type="authentication_error",
+            status=401,
+        )
 
 
 def _check_limits(entry: KeyEntry) -> None:

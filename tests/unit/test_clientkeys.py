@@ -121,3 +121,11 @@ def test_env_labels_are_stable_and_do_not_reveal_the_key() -> None:
     label = clientkeys.env_label(OURS)
     assert label == clientkeys.env_label(OURS) and label.startswith("env-") and OURS[6:14] not in label
     assert clientkeys.new_key().startswith("sk-sb-") and clientkeys.new_key() != clientkeys.new_key()
+
+
+def test_a_revoked_key_is_refused_by_name_even_when_loopback_is_open(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(clientkeys, "_table", {})  # the only key was revoked: loopback is served again
+    monkeypatch.setattr(clientkeys, "_revoked", {digest(OURS): KeyEntry("laptop", 0, 0)})
+    with pytest.raises(KeyRefused, match="key 'laptop' was revoked"):
+        admit({"authorization": f"Bearer {OURS}"}, peer="127.0.0.1")
+    assert admit({"x-api-key": "anything-else"}, peer="127.0.0.1")[0] is None
