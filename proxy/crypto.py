@@ -32,6 +32,11 @@ class SecretUnreadable(ImproperlyConfigured):
     """A stored secret that this process's encryption key cannot decrypt."""
 
 
+class UnreadableSecret(str):
+    """What the field holds for a secret it could not decrypt: the stored token, unchanged (saving the row
+    again keeps it), so the dashboard still works and routing refuses the provider in words."""
+
+
 @functools.cache
 def _fernet() -> MultiFernet:
     keys = list(settings.ENCRYPTION_KEYS) or [_key_from_file()]
@@ -82,7 +87,13 @@ class SecretField(models.TextField):
     """Text that is encrypted in the database and plain in Python."""
 
     def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
-        return decrypt(value) if isinstance(value, str) else value
+        if not isinstance(value, str):
+            return value
+        try:
+            return decrypt(value)
+        except SecretUnreadable:
+            logger.error("a stored provider key cannot be decrypted with this process's encryption key")
+            return UnreadableSecret(value)
 
     def get_prep_value(self, value: Any) -> Any:
         value = super().get_prep_value(value)

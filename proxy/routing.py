@@ -29,6 +29,7 @@ from django.db import connection, transaction
 from django.db.models import F
 
 from proxy import clientkeys, redact
+from proxy.crypto import UnreadableSecret
 from proxy.detect import TokenCounter
 from proxy.rules import (
     ConfigError,
@@ -100,6 +101,12 @@ def load_specs() -> tuple[list[ProviderSpec], list[RuleSpec]]:
 
 
 def provider_spec(p: Any) -> ProviderSpec:
+    if isinstance(p.api_key_secret, UnreadableSecret):
+        problem = (
+            f"provider '{p.name}': its stored key cannot be decrypted: SWITCHBOARD_ENCRYPTION_KEY (or the "
+            "data directory's encryption.key) is not the one it was saved with; set it, or type the key again"
+        )
+        raise ConfigError([problem])
     return ProviderSpec(
         name=p.name,
         dialect=p.dialect,

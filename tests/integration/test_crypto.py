@@ -97,3 +97,20 @@ def test_without_a_configured_key_one_is_made_once_in_the_data_dir(
         assert crypto.decrypt(token) == SECRET  # the same key, read back
     finally:
         crypto._fernet.cache_clear()
+
+
+def test_a_secret_saved_under_another_key_stops_routing_in_words_not_the_dashboard() -> None:
+    from cryptography.fernet import Fernet
+    from django.test import Client
+
+    p = Provider.objects.create(name="foreign", base_url="http://127.0.0.1:9/v1")
+    foreign = crypto.PREFIX + Fernet(Fernet.generate_key()).encrypt(SECRET.encode()).decode()
+    with connection.cursor() as cursor:  # as another process, with its own encryption key, saved it
+        cursor.execute("UPDATE proxy_provider SET api_key_secret = %s WHERE id = %s", [foreign, p.pk])
+    with pytest.raises(routing.ConfigError, match="provider 'foreign': its stored key cannot be decrypted"):
+        routing.load_specs()
+    page = Client().get("/routes")
+    assert page.status_code == 200 and "stored (hidden)" in page.content.decode()
+    row = Provider.objects.get(pk=p.pk)
+    row.save()  # saved again untouched: the token is kept as it was, not encrypted twice
+    assert stored(p.pk) == foreign
