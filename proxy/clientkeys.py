@@ -94,7 +94,6 @@ _table: dict[bytes, KeyEntry] = {}
 # Revoked dashboard keys: refused by name, even when no key is left in force and loopback is open
 # (someone revoking a key expects it to stop working, whoever holds it).
 _revoked: dict[bytes, KeyEntry] = {}
-_loaded = False
 _in_flight: dict[str, int] = {}  # label -> requests in flight (event loop only)
 _buckets: dict[str, _Bucket] = {}
 
@@ -116,7 +115,7 @@ def env_label(key: str) -> str:
 
 def reload() -> None:
     """Rebuild the table from the settings and the database (sync: the config thread, or a test)."""
-    global _table, _revoked, _loaded
+    global _table, _revoked
     from proxy.models import ClientKey
 
     default = KeyEntry("", settings.KEY_MAX_CONCURRENT, settings.KEY_REQUESTS_PER_MINUTE)
@@ -134,18 +133,16 @@ def reload() -> None:
             default.per_minute if row.requests_per_minute is None else row.requests_per_minute,
         )
         (table if row.revoked_at is None else revoked)[bytes.fromhex(row.digest)] = entry
-    _table, _revoked, _loaded = table, revoked, True
+    _table, _revoked = table, revoked
     redact.set_secrets("client keys", settings.CLIENT_API_KEYS)
 
 
 def keys_configured() -> bool:
-    """Is any client key in force (environment or dashboard)? Cheap once loaded; the first call in a
-    process may read the database (sync: call it off the event loop)."""
-    if settings.CLIENT_API_KEYS:
-        return True
-    if not _loaded:
-        reload()
-    return bool(_table)
+    """Is any client key in force (environment or dashboard)? For the dashboard's login check: sync, at
+    most one indexed query, and fresh (a key made in another process counts at once)."""
+    from proxy.models import ClientKey
+
+    return bool(settings.CLIENT_API_KEYS) or ClientKey.objects.filter(revoked_at=None).exists()
 
 
 def is_loopback(address: str) -> bool:
