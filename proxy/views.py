@@ -62,14 +62,11 @@ async def _route(request: HttpRequest, *, endpoint: str) -> Routed | HttpRespons
     tape.user_agent = headers.get("user-agent", "")
     try:
         # The version check refreshes the client keys too; the key is checked before anything is read.
-        try:
-            snap: routing.Snapshot | None = await routing.checked_snapshot()
-        except TranslationError as exc:  # a bad configuration: reported once the key is checked
-            snap, problem = None, exc
+        snap = await _snapshot_or_problem()
         tape.admission, headers = clientkeys.admit(headers, peer=request.META.get("REMOTE_ADDR") or "")
         tape.client_key = tape.admission.label if tape.admission else ""
-        if snap is None:
-            raise problem
+        if isinstance(snap, TranslationError):
+            raise snap
         parsed = read_json(request)
         tape.client_request = orjson.Fragment(request.body)  # recorded as sent, without re-encoding
         body = validate_messages_request(parsed, needs_max_tokens=endpoint == "messages")
@@ -95,17 +92,26 @@ async def _route(request: HttpRequest, *, endpoint: str) -> Routed | HttpRespons
     return Routed(tape, decision, headers)
 
 
-async def models(request: HttpRequest) -> HttpResponse:
+async def _snapshot_or_problem() -> routing.Snapshot | TranslationError:
+    """The routing snapshot (its version check refreshes the client keys), or why there is none: a bad
+    configuration is reported only to a client whose key was checked."""
     try:
-        await routing.checked_snapshot()  # refreshes the client keys
+        return await routing.checked_snapshot()
+    except TranslationError as exc:
+        return exc
+
+
+async def models(request: HttpRequest) -> HttpResponse:
+    snap = await _snapshot_or_problem()
+    try:
         admission, _ = clientkeys.admit(client_headers(request), peer=request.META.get("REMOTE_ADDR") or "")
     except clientkeys.KeyRefused as exc:
         return error_response(exc.error_type, exc.message, status=exc.status, retry_after=exc.retry_after)
-    except TranslationError as exc:
-        return error_response(exc.error_type, exc.message, status=exc.status)
     if admission is not None:
         admission.release()  # a listing holds no slot; it still counts against the key's rate
-    ids = await routing.model_ids()
+    if isinstance(snap, TranslationError):
+        return error_response(snap.error_type, snap.message, status=snap.status)
+    ids = list(snap.model_ids)
     data = [
         {"type": "model", "id": model_id, "display_name": model_id, "created_at": "2025-01-01T00:00:00Z"}
         for model_id in ids
