@@ -9,6 +9,7 @@ from typing import Any
 from django import forms
 
 from proxy.models import Provider, Rule
+from proxy.redact import masked_headers, unmasked_headers
 
 
 class Form(forms.Form):
@@ -126,6 +127,13 @@ class ProviderForm(ModelForm):
     ) -> None:
         super().__init__(*args, **kwargs)
         self.fields["dialect"] = forms.ChoiceField(choices=[(d, d) for d in dialects])
+        # Secret extra headers are write-only too: shown as "[stored]", which keeps them on save.
+        self.initial["extra_headers"] = masked_headers(self.instance.extra_headers or {})
+
+    def clean_extra_headers(self) -> dict[str, str]:
+        return unmasked_headers(
+            self.cleaned_data.get("extra_headers") or {}, self.instance.extra_headers or {}
+        )
 
     def save(self, commit: bool = True) -> Provider:
         provider = super().save(commit=False)

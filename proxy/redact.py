@@ -17,12 +17,17 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
 
+from proxy.tape import is_secret_header
+
 REDACTED = "[redacted]"
+# A secret header's value as the routes editor and `routes export` show it; given back, the stored value
+# is kept (a provider's extra_headers may carry its credentials: x-portkey-api-key, cf-aig-authorization).
+STORED = "[stored]"
 # Shorter configured "keys" ("ollama", "none") are placeholders local servers ignore: replacing them
 # everywhere would mangle ordinary words in recorded prompts.
 MIN_SECRET_LENGTH = 8
@@ -164,3 +169,17 @@ class RedactingFilter(logging.Filter):
         if record.exc_text:
             record.exc_text = redactor.text(record.exc_text)
         return True
+
+
+def masked_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """A provider's extra headers as shown or exported: secret ones as STORED."""
+    return {k: STORED if is_secret_header(str(k).lower()) and v else v for k, v in headers.items()}
+
+
+def unmasked_headers(new: Mapping[str, str], old: Mapping[str, str]) -> dict[str, str]:
+    """Extra headers as edited or imported: a STORED value keeps the stored one (dropped if there is none)."""
+    return {k: old[k] if v == STORED else v for k, v in new.items() if v != STORED or old.get(k)}
+
+
+def header_secrets(headers: Mapping[str, str]) -> list[str]:
+    return [str(v) for k, v in headers.items() if is_secret_header(str(k).lower())]

@@ -153,6 +153,7 @@ def build_snapshot(version: int) -> Snapshot:
     )
     # Every key a provider has is redacted wherever it might be echoed (proxy/redact.py).
     keys = [os.environ.get(p.api_key_env, "") if p.api_key_env else p.api_key_secret for p in providers]
+    keys += [v for p in providers for v in redact.header_secrets(p.extra_headers)]
     redact.set_secrets("providers", keys)
     for p in providers:
         if p.api_key_env and p.api_key_env not in os.environ:

@@ -114,3 +114,25 @@ def test_a_secret_saved_under_another_key_stops_routing_in_words_not_the_dashboa
     row = Provider.objects.get(pk=p.pk)
     row.save()  # saved again untouched: the token is kept as it was, not encrypted twice
     assert stored(p.pk) == foreign
+
+
+def test_secret_extra_headers_are_write_only_in_the_editor_and_the_export() -> None:
+    from django.test import Client
+
+    from proxy import config_io
+    from proxy.models import Rule
+
+    with routing.config_edit():
+        p = Provider.objects.create(
+            name="gateway",
+            base_url="http://127.0.0.1:9/v1",
+            extra_headers={"x-gateway-token": "gw-secret-0123456789", "x-region": "eu"},
+        )
+        Rule.objects.create(name="default", is_default=True, provider=p, model="m")
+    form = Client().get(f"/routes/providers/{p.pk}").content.decode()
+    assert "gw-secret-0123456789" not in form and "[stored]" in form and "x-region" in form
+    exported = config_io.export_config()
+    assert "gw-secret-0123456789" not in exported and "[stored]" in exported
+    providers, rules = config_io.parse_toml(exported)
+    config_io.import_config(providers, rules)  # the file given back: the stored value is kept
+    assert Provider.objects.get(name="gateway").extra_headers["x-gateway-token"] == "gw-secret-0123456789"

@@ -107,3 +107,22 @@ def test_the_log_filter_redacts_messages_arguments_and_tracebacks(caplog: pytest
         logger.filters.clear()
     assert OPENAI not in text and ANTHROPIC not in text
     assert text.count(REDACTED) >= 2
+
+
+def test_secret_extra_headers_are_masked_and_a_mask_given_back_keeps_the_stored_value() -> None:
+    stored = {"x-portkey-api-key": "pk-live-123456", "cf-aig-authorization": "Bearer abc", "x-region": "eu"}
+    shown = redact.masked_headers(stored)
+    assert shown == {
+        "x-portkey-api-key": redact.STORED,
+        "cf-aig-authorization": redact.STORED,
+        "x-region": "eu",
+    }
+    edited = {
+        **shown,
+        "x-region": "us",
+        "x-new-token": redact.STORED,
+    }  # a mask with nothing behind it: dropped
+    assert redact.unmasked_headers(edited, stored) == {**stored, "x-region": "us"}
+    assert redact.unmasked_headers({"x-portkey-api-key": "pk-new-999999"}, stored) == {
+        "x-portkey-api-key": "pk-new-999999"
+    }
