@@ -25,6 +25,7 @@ WRITE = Scenario(
     [call("Write", file_path=in_cwd("hello.txt"), content="hi with a key\n"), say("Wrote hello.txt.")],
 )
 REFUSED = Scenario("keyed-refused", [say("never asked")])
+HEADER = Scenario("keyed-header", [say("Served with the header.")])
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +69,16 @@ def test_claude_code_with_a_wrong_key_gets_anthropics_401_and_reaches_no_backend
     assert harness.upstream.received() == []
     refused = [r for r in harness.server.exchanges() if r["error_type"] == "authentication_error"]
     assert refused and all(r["http_status"] == 401 for r in refused)
+
+
+def test_claude_code_sends_our_key_in_its_own_header_beside_its_own_credentials(harness: Harness) -> None:
+    """A Claude subscriber keeps their token in Authorization and adds ours with ANTHROPIC_CUSTOM_HEADERS."""
+    env = {
+        "ANTHROPIC_AUTH_TOKEN": "sk-ant-oat01-" + "o" * 40,
+        "ANTHROPIC_CUSTOM_HEADERS": f"x-switchboard-key: {KEY}",
+    }
+    run = harness.run(HEADER, "Say hi.", env=env)
+    run.assert_ok()
+    assert run.result["result"] == "Served with the header."
+    rows = harness.server.settled(run.session)
+    assert rows and {r["client_key"] for r in rows} == {env_label(KEY)}
