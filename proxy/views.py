@@ -77,11 +77,11 @@ async def _route(request: HttpRequest, *, endpoint: str) -> Routed | HttpRespons
             tape.failed_results = failed_tool_results(body)
         decision = await routing.decide(body, headers, snap=snap)
     except TranslationError as exc:
+        retry_after = None
+        if isinstance(exc, clientkeys.KeyRefused):  # over a limit: the key was valid, its label is known
+            retry_after, tape.client_key = exc.retry_after, exc.label
         tape.fail(exc.error_type, exc.message, exc.status)
         recorder.finish(tape)
-        retry_after = None
-        if isinstance(exc, clientkeys.KeyRefused):
-            retry_after, tape.client_key = exc.retry_after, exc.label
         return error_response(exc.error_type, exc.message, status=exc.status, retry_after=retry_after)
     tape.rule, tape.route_reason, tape.task, tape.agent = (
         decision.rule,
