@@ -39,8 +39,9 @@ class KeyForm(forms.ModelForm):
 
     def clean_label(self) -> str:
         label = self.cleaned_data["label"].strip()
-        if label.startswith("env-"):  # SWITCHBOARD_API_KEYS keys are labelled env-<fingerprint>
-            raise forms.ValidationError("labels starting with env- are kept for SWITCHBOARD_API_KEYS keys")
+        # One label, one key: a filter by label must not mix two.
+        if label.startswith("env-") or label in {name for name, _ in clientkeys.env_keys()}:
+            raise forms.ValidationError("this label is taken by a key in SWITCHBOARD_API_KEYS")
         return label
 
 
@@ -55,7 +56,7 @@ def _context() -> dict[str, Any]:
     keys = [(key, _last_used(key.label)) for key in ClientKey.objects.order_by("revoked_at", "-id")]
     env_keys = [
         {"label": label, "last_used": _last_used(label)}
-        for label in dict.fromkeys(clientkeys.env_label(k) for k in settings.CLIENT_API_KEYS)
+        for label in dict.fromkeys(label for label, _ in clientkeys.env_keys())
     ]
     return {
         "keys": keys,

@@ -24,6 +24,7 @@ import hashlib
 import ipaddress
 import logging
 import math
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -108,9 +109,20 @@ def new_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)
 
 
-def env_label(key: str) -> str:
-    """The label of a SWITCHBOARD_API_KEYS key: a fingerprint, stable, that does not reveal it."""
-    return "env-" + hashlib.sha256(key.encode()).hexdigest()[:8]
+_LABEL = re.compile(r"[A-Za-z0-9_.-]{1,40}")
+
+
+def env_keys() -> list[tuple[str, str]]:
+    """(label, key) for each SWITCHBOARD_API_KEYS entry: `label:key`, or a bare key labelled `env-N` by
+    its position (never by a hash of it: a short fingerprint of a weak key would give it away)."""
+    out = []
+    for n, entry in enumerate(settings.CLIENT_API_KEYS, start=1):
+        label, sep, key = entry.partition(":")
+        if sep and key.strip() and _LABEL.fullmatch(label.strip()):
+            out.append((label.strip(), key.strip()))
+        else:
+            out.append((f"env-{n}", entry))
+    return out
 
 
 def reload() -> None:
@@ -120,8 +132,7 @@ def reload() -> None:
 
     default = KeyEntry("", settings.KEY_MAX_CONCURRENT, settings.KEY_REQUESTS_PER_MINUTE)
     table = {
-        digest(k): KeyEntry(env_label(k), default.max_concurrent, default.per_minute)
-        for k in settings.CLIENT_API_KEYS
+        digest(key): KeyEntry(label, default.max_concurrent, default.per_minute) for label, key in env_keys()
     }
     revoked: dict[bytes, KeyEntry] = {}
     for row in ClientKey.objects.only(
@@ -134,7 +145,7 @@ def reload() -> None:
         )
         (table if row.revoked_at is None else revoked)[bytes.fromhex(row.digest)] = entry
     _table, _revoked = table, revoked
-    redact.set_secrets("client keys", settings.CLIENT_API_KEYS)
+    redact.set_secrets("client keys", [key for _, key in env_keys()])
 
 
 def keys_configured() -> bool:

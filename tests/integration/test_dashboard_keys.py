@@ -44,7 +44,7 @@ def test_a_made_key_is_stored_as_its_digest_only_and_bumps_the_version(settings:
 
 def test_labels_are_unique_and_env_labels_are_reserved() -> None:
     ClientKey.objects.create(label="taken", digest="1" * 64)
-    for label, problem in (("taken", "already exists"), ("env-1234abcd", "kept for SWITCHBOARD_API_KEYS")):
+    for label, problem in (("taken", "already exists"), ("env-2", "taken by a key in SWITCHBOARD_API_KEYS")):
         page = Client().post("/keys/new", {"label": label}, **HX).content.decode()
         assert problem in page and "sk-sb-" not in page
     assert ClientKey.objects.count() == 1

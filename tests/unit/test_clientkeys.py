@@ -117,15 +117,11 @@ def test_the_rate_limit_refills_over_the_minute(
         admit({"x-api-key": OURS}, peer="")
 
 
-def test_env_labels_are_stable_and_do_not_reveal_the_key() -> None:
-    label = clientkeys.env_label(OURS)
-    assert label == clientkeys.env_label(OURS) and label.startswith("env-") and OURS[6:14] not in label
+def test_environment_keys_are_labelled_as_written_or_by_position(settings: object) -> None:
+    settings.CLIENT_API_KEYS = [f"laptop:{OURS}", "sk-sb-bare-0123456789", "not a label:sk-x"]  # type: ignore[attr-defined]
+    assert clientkeys.env_keys() == [
+        ("laptop", OURS),
+        ("env-2", "sk-sb-bare-0123456789"),  # never a fingerprint of the key
+        ("env-3", "not a label:sk-x"),
+    ]
     assert clientkeys.new_key().startswith("sk-sb-") and clientkeys.new_key() != clientkeys.new_key()
-
-
-def test_a_revoked_key_is_refused_by_name_even_when_loopback_is_open(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(clientkeys, "_table", {})  # the only key was revoked: loopback is served again
-    monkeypatch.setattr(clientkeys, "_revoked", {digest(OURS): KeyEntry("laptop", 0, 0)})
-    with pytest.raises(KeyRefused, match="key 'laptop' was revoked"):
-        admit({"authorization": f"Bearer {OURS}"}, peer="127.0.0.1")
-    assert admit({"x-api-key": "anything-else"}, peer="127.0.0.1")[0] is None
