@@ -56,3 +56,8 @@ def test_a_key_made_in_the_browser_is_shown_once_and_revoked(
     # The feed shows the label on the exchange it made, and filters by it.
     page.goto(f"{own_server.url}/?key=laptop")
     expect(page.locator("tr.exchange").first).to_contain_text("laptop")
+    expect(page.locator("select[name=key]")).to_have_value("laptop")
+    screenshot("keys-feed", full_page=False)
+    page.locator("tr.exchange a").first.click()
+    expect(page.locator("dl.facts")).to_contain_text("client key")
+    screenshot("keys-exchange-detail", full_page=False)
