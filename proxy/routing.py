@@ -101,12 +101,6 @@ def load_specs() -> tuple[list[ProviderSpec], list[RuleSpec]]:
 
 
 def provider_spec(p: Any) -> ProviderSpec:
-    if isinstance(p.api_key_secret, UnreadableSecret):
-        problem = (
-            f"provider '{p.name}': its stored key cannot be decrypted: SWITCHBOARD_ENCRYPTION_KEY (or the "
-            "data directory's encryption.key) is not the one it was saved with; set it, or type the key again"
-        )
-        raise ConfigError([problem])
     return ProviderSpec(
         name=p.name,
         dialect=p.dialect,
@@ -134,13 +128,27 @@ def rule_spec(r: Any) -> RuleSpec:
     )
 
 
+def check_secrets(providers: list[ProviderSpec]) -> None:
+    """ConfigError for a stored key this process cannot decrypt (it would be sent as its ciphertext)."""
+    problems = [
+        f"provider '{p.name}': its stored key cannot be decrypted: SWITCHBOARD_ENCRYPTION_KEY (or the "
+        "data directory's encryption.key) is not the one it was saved with; set it, or type the key again"
+        for p in providers
+        if isinstance(p.api_key_secret, UnreadableSecret)
+    ]
+    if problems:
+        raise ConfigError(problems)
+
+
 def validate_config(providers: list[ProviderSpec], rules: list[RuleSpec]) -> None:
     """Raise ConfigError (its .problems lists every reason) unless this configuration can serve."""
+    check_secrets(providers)
     compile_config(providers, rules, dialects=known_dialects(), own_port=own_port())
 
 
 def build_snapshot(version: int) -> Snapshot:
     providers, rules = load_specs()
+    check_secrets(providers)
     snapshot = compile_config(
         providers,
         rules,

@@ -108,7 +108,12 @@ def test_a_secret_saved_under_another_key_stops_routing_in_words_not_the_dashboa
     with connection.cursor() as cursor:  # as another process, with its own encryption key, saved it
         cursor.execute("UPDATE proxy_provider SET api_key_secret = %s WHERE id = %s", [foreign, p.pk])
     with pytest.raises(routing.ConfigError, match="provider 'foreign': its stored key cannot be decrypted"):
-        routing.load_specs()
+        routing.build_snapshot(1)
+    with pytest.raises(routing.ConfigError, match="cannot be decrypted"), routing.config_edit():
+        pass  # no edit saves while it is unreadable, and the message says why
+    from proxy import config_io
+
+    assert 'name = "foreign"' in config_io.export_config()  # export still works (no secret in it)
     page = Client().get("/routes")
     assert page.status_code == 200 and "stored (hidden)" in page.content.decode()
     row = Provider.objects.get(pk=p.pk)
