@@ -28,6 +28,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from django.conf import settings
 
@@ -53,8 +54,10 @@ class KeyRefused(TranslationError):
         status: int,
         retry_after: str | None = None,
         label: str = "",
+        headers: dict[str, str] | None = None,
     ):
         super().__init__(message, error_type=error_type, status=status)
+        self.headers = headers or {}  # Anthropic's anthropic-ratelimit-requests-* on a rate refusal
         self.retry_after = retry_after
         self.label = label  # the key's, when it was valid and over a limit
 
@@ -248,11 +251,19 @@ def _check_limits(entry: KeyEntry) -> None:
         bucket.at = now
         if bucket.tokens < 1.0:
             wait = math.ceil((1.0 - bucket.tokens) / rate)
+            full = datetime.fromtimestamp(time.time() + (entry.per_minute - bucket.tokens) / rate, UTC)
             raise KeyRefused(
                 f"key '{entry.label}': over its limit of {entry.per_minute} requests per minute",
                 error_type="rate_limit_error",
                 status=429,
                 retry_after=str(max(1, wait)),
                 label=entry.label,
+                headers={  # as Anthropic names them; reset: when the limit is whole again (RFC 3339)
+                    "anthropic-ratelimit-requests-limit": str(entry.per_minute),
+                    "anthropic-ratelimit-requests-remaining": "0",
+                    "anthropic-ratelimit-requests-reset": full.isoformat(timespec="seconds").replace(
+                        "+00:00", "Z"
+                    ),
+                },
             )
         bucket.tokens -= 1.0

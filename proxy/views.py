@@ -77,12 +77,15 @@ async def _route(request: HttpRequest, *, endpoint: str) -> Routed | HttpRespons
             tape.failed_results = failed_tool_results(body)
         decision = await routing.decide(body, headers, snap=snap)
     except TranslationError as exc:
-        retry_after = None
+        retry_after, extra = None, {}
         if isinstance(exc, clientkeys.KeyRefused):  # over a limit: the key was valid, its label is known
-            retry_after, tape.client_key = exc.retry_after, exc.label
+            retry_after, tape.client_key, extra = exc.retry_after, exc.label, exc.headers
         tape.fail(exc.error_type, exc.message, exc.status)
         recorder.finish(tape)
-        return error_response(exc.error_type, exc.message, status=exc.status, retry_after=retry_after)
+        response = error_response(exc.error_type, exc.message, status=exc.status, retry_after=retry_after)
+        for name, value in extra.items():
+            response[name] = value
+        return response
     tape.rule, tape.route_reason, tape.task, tape.agent = (
         decision.rule,
         decision.reason,

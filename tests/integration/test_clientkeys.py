@@ -258,6 +258,8 @@ def test_a_keys_rate_limit_answers_429_with_retry_after(keyed: Server, upstream:
     with pytest.raises(anthropic.RateLimitError) as limited:
         sdk.messages.create(model="claude-opus-4-8", max_tokens=5, messages=HI)
     assert 1 <= int(limited.value.response.headers["retry-after"]) <= 30
+    assert limited.value.response.headers["anthropic-ratelimit-requests-limit"] == "2"
+    assert limited.value.response.headers["anthropic-ratelimit-requests-remaining"] == "0"
     assert "2 requests per minute" in limited.value.message
     # Another key is not held back by this one's limit.
     client(keyed, api_key=ENV_KEY).messages.create(model="claude-opus-4-8", max_tokens=5, messages=HI)

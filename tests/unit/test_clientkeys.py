@@ -111,6 +111,9 @@ def test_the_rate_limit_refills_over_the_minute(
     with pytest.raises(KeyRefused) as limited:
         admit({"x-api-key": OURS}, peer="")
     assert limited.value.retry_after == "20"  # one request's worth comes back in 60 / 3 s
+    assert limited.value.headers["anthropic-ratelimit-requests-limit"] == "3"
+    assert limited.value.headers["anthropic-ratelimit-requests-remaining"] == "0"
+    assert limited.value.headers["anthropic-ratelimit-requests-reset"].endswith("Z")
     now[0] += 20
     admit({"x-api-key": OURS}, peer="")
     with pytest.raises(KeyRefused):
