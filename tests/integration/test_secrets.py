@@ -27,6 +27,7 @@ from tests.integration.test_clientkeys import ENV_KEY, HI, UPSTREAM_KEY, keyed_e
 
 STORED_KEY = "sk-stored-" + "s" * 30
 WRONG_KEY = "sk-sb-wrong-" + "x" * 30
+QUERY_KEY = "q" * 32  # a key some client put in the query string (the access log prints request lines)
 
 
 def post_form(server: Server, path: str, data: dict[str, str]) -> httpx.Response:
@@ -100,7 +101,7 @@ def test_no_key_appears_in_any_output(loud: Server, upstream: FakeOpenAI) -> Non
          "aliases": ""},
     )  # fmt: skip
     assert rule.status_code == 302, rule.text[:2000]
-    secrets = [ENV_KEY, UPSTREAM_KEY, STORED_KEY, ui_key, WRONG_KEY]
+    secrets = [ENV_KEY, UPSTREAM_KEY, STORED_KEY, ui_key, WRONG_KEY, QUERY_KEY]
     session = {"x-claude-code-session-id": "secrets-session"}
 
     with Frames(loud.url) as live:
@@ -123,6 +124,12 @@ def test_no_key_appears_in_any_output(loud: Server, upstream: FakeOpenAI) -> Non
         with by_header.messages.stream(model="claude-opus-4-8", max_tokens=5, messages=HI) as stream:
             stream.get_final_message()
         by_bearer.messages.count_tokens(model="claude-opus-4-8", messages=HI)
+        queried = httpx.post(
+            f"{loud.url}/v1/messages?beta=true&key={QUERY_KEY}",
+            json={"model": "claude-opus-4-8", "max_tokens": 5, "messages": HI},
+            headers={"authorization": f"Bearer {ui_key}"},
+        )
+        assert queried.status_code == 200
         with pytest.raises(anthropic.AuthenticationError):
             anthropic.Anthropic(base_url=loud.url, auth_token=WRONG_KEY, max_retries=0).messages.create(
                 model="claude-opus-4-8", max_tokens=5, messages=HI
@@ -150,7 +157,9 @@ def test_no_key_appears_in_any_output(loud: Server, upstream: FakeOpenAI) -> Non
     assert export.returncode == 0, export.stderr
     outputs["routes export"] = export.stdout.decode() + export.stderr.decode()
     outputs["server log"] = loud.log.read_text(errors="replace")
-    assert "upstream POST" in outputs["server log"] or "GET /" in outputs["server log"]  # the log was on
+    assert (
+        '"POST /v1/messages?beta=true&key=[redacted]" 200' in outputs["server log"]
+    )  # the access log was on
     for path in sorted(Path(loud.data_dir).glob("switchboard.sqlite3*")):  # the database, its WAL included
         outputs[path.name] = path.read_bytes().decode("latin-1")
 

@@ -45,6 +45,7 @@ class Command(BaseCommand):
         from daphne.cli import CommandLineInterface  # installs Twisted's asyncio reactor
 
         _lighter_requests()
+        _redacted_access_log()
         _flush_recorder_on_shutdown()
         self.stdout.write(f"Switchboard on http://{host}:{port}  (dashboard: /, API: /v1/messages)")
         self.stdout.flush()
@@ -59,6 +60,23 @@ class Command(BaseCommand):
         args += ["--access-log", "-"] if os.environ.get("SWITCHBOARD_ACCESS_LOG") else ["-v", "0"]
         CommandLineInterface().run([*args, "proxy.asgi:application"])
         _exit_without_finalizing()
+
+
+def _redacted_access_log() -> None:
+    """daphne's access log (SWITCHBOARD_ACCESS_LOG=1) prints each request line as sent, its query string
+    included: a key there (`?key=`, `?api_key=`) is redacted like everywhere else (proxy/redact.py)."""
+    from daphne.access import AccessLogGenerator
+
+    from proxy.redact import redact
+
+    write_entry = AccessLogGenerator.write_entry
+
+    def write_redacted(
+        self: AccessLogGenerator, host: Any, date: Any, request: str, *args: Any, **kw: Any
+    ) -> None:
+        write_entry(self, host, date, redact(request), *args, **kw)
+
+    AccessLogGenerator.write_entry = write_redacted  # type: ignore[method-assign]
 
 
 def _lighter_requests() -> None:
