@@ -14,6 +14,7 @@ from django.contrib.auth.forms import AuthenticationForm
 
 from proxy.access import key_env_problem
 from proxy.models import Provider, Rule
+from proxy.redact import masked_headers, unmasked_headers
 
 
 class Form(forms.Form):
@@ -161,6 +162,13 @@ class ProviderForm(ModelForm):
         if (problem := key_env_problem(name)) is not None:
             raise forms.ValidationError(problem)
         return name
+        # Secret extra headers are write-only too: shown as "[stored]", which keeps them on save.
+        self.initial["extra_headers"] = masked_headers(self.instance.extra_headers or {})
+
+    def clean_extra_headers(self) -> dict[str, str]:
+        return unmasked_headers(
+            self.cleaned_data.get("extra_headers") or {}, self.instance.extra_headers or {}
+        )
 
     def save(self, commit: bool = True) -> Provider:
         provider = super().save(commit=False)

@@ -23,7 +23,7 @@ PAGE_SIZE = 50
 # What a feed row shows: everything else (bodies, transcripts) stays on disk until the detail page.
 ROW_FIELDS = (
     "id", "created_at", "finished_at", "endpoint", "status", "http_status", "error_type", "stream",
-    "session_id", "agent", "client_model", "backend_model", "provider", "rule", "task",
+    "session_id", "agent", "client_key", "client_model", "backend_model", "provider", "rule", "task",
     "changes", "upstream_first_byte_ms", "first_token_ms", "duration_ms",
     "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
     "cost_usd", "claude_cost_usd", "tool_calls", "tool_call_errors",
@@ -40,6 +40,7 @@ class FeedFilters:
     route: str = ""
     agent: str = ""
     session: str = ""
+    key: str = ""  # the client key's label
     failed: bool = False
     range: str = ""
     since: str = ""
@@ -76,7 +77,7 @@ def parse_filters(params: QueryDict) -> FeedFilters:
         status=status if status in Exchange.Status.values else "", model=get("model"), route=get("route"),
         agent=get("agent"), session=get("session"), failed=get("failed") in ("1", "on", "true"),
         range=range_ if range_ in RANGES else "", since=since if _when(since) else "",
-        until=until if _when(until) else "", q=get("q"),
+        until=until if _when(until) else "", q=get("q"), key=get("key"),
     )  # fmt: skip
 
 
@@ -132,6 +133,8 @@ def filter_exchanges(qs: QuerySet[Exchange], f: FeedFilters) -> QuerySet[Exchang
         qs = qs.filter(agent=f.agent)
     if f.session:
         qs = qs.filter(session_id=f.session)
+    if f.key:
+        qs = qs.filter(client_key=f.key)
     if f.failed:
         qs = qs.filter(tool_call_errors__gt=0)
     if f.range in RANGES:
@@ -180,4 +183,9 @@ def filter_choices() -> dict[str, list[str]]:
         return list(values[:200])
 
     models = sorted(set(distinct("client_model")) | set(distinct("backend_model")))
-    return {"models": models, "routes": distinct("rule"), "agents": distinct("agent")}
+    return {
+        "models": models,
+        "routes": distinct("rule"),
+        "agents": distinct("agent"),
+        "keys": distinct("client_key"),
+    }

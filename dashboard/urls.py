@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path, register_converter
 
-from . import route_views, views
+from . import key_views, route_views, views
 from .forms import LoginForm
 
 
@@ -52,3 +52,8 @@ urlpatterns += [
                                                redirect_authenticated_user=True), name="login"),
     path("logout", auth_views.LogoutView.as_view(next_page="/login"), name="logout"),
 ]  # fmt: skip
+urlpatterns += [
+    path("keys", key_views.keys_page, name="keys"),
+    path("keys/new", key_views.key_new, name="key_new"),
+    path("keys/<id:pk>/revoke", key_views.key_revoke, name="key_revoke"),
+]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import fnmatch
 import functools
-import hmac
 import ipaddress
 import logging
 import os
@@ -99,12 +98,10 @@ def exposed() -> bool:
 
 
 def client_keys_configured() -> bool:
-    """Client API keys are configured.
+    """Client API keys are configured, in the environment or on the Keys page (sync: one indexed query)."""
+    from proxy import clientkeys
 
-    a2 (UI-managed client keys): wire the stored keys in here, e.g. `or ClientKey.objects.exists()`;
-    this is the only place that decides it.
-    """
-    return bool(settings.CLIENT_API_KEYS)
+    return clientkeys.keys_configured()
 
 
 def login_required() -> bool:
@@ -225,15 +222,11 @@ _OPEN_PATHS = ("/login", "/logout", "/static/")
 
 
 def client_key_valid(request: HttpRequest) -> bool:
-    """The request carries one of the client API keys (x-api-key, or Authorization: Bearer): scripts
-    reading /api/ when a login is required.
+    """The request carries a client API key in force (x-switchboard-key, x-api-key or Authorization:
+    Bearer): scripts reading /api/ when a login is required."""
+    from proxy import clientkeys
 
-    a2: when client keys move to the database (hashed), check them here too; this is the only caller.
-    """
-    given = request.headers.get("x-api-key", "")
-    if not given and request.headers.get("authorization", "").lower().startswith("bearer "):
-        given = request.headers["authorization"][7:].strip()
-    return bool(given) and any(hmac.compare_digest(given, key) for key in settings.CLIENT_API_KEYS)
+    return clientkeys.presented_key_valid({k.lower(): v for k, v in request.headers.items()})
 
 
 class HostMiddleware:
@@ -335,7 +328,10 @@ class WebsocketGuard:
         self.app = app
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        problem = self.problem(scope)
+        from channels.db import database_sync_to_async
+
+        # login_required() may ask the database whether client keys exist: not on the event loop.
+        problem = await database_sync_to_async(self.problem)(scope)
         if problem is None:
             return await self.app(scope, receive, send)
         logger.warning("refused a live-feed websocket: %s", problem)

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from proxy.redact import masked_headers, unmasked_headers
 from proxy.rule_order import evaluation_order, order_warnings
 from proxy.rules import DEFAULT_LONG_CONTEXT_TOKENS, ConfigError, ProviderSpec, RuleSpec
 
@@ -84,7 +85,7 @@ def export_toml(providers: Sequence[ProviderSpec], rules: Sequence[RuleSpec]) ->
             "api_key_env": p.api_key_env,
             "connect_timeout": float(p.connect_timeout),
             "read_timeout": float(p.read_timeout),
-            "extra_headers": dict(p.extra_headers),
+            "extra_headers": masked_headers(p.extra_headers),  # "[stored]" keeps the stored value on import
             "model_settings": dict(p.model_settings),
         }
         lines += [f"{k} = {toml_value(v)}" for k, v in row.items() if v != "" and v != {}]
@@ -333,7 +334,8 @@ def import_config(providers: Sequence[ProviderSpec], rules: Sequence[RuleSpec], 
             row.dialect, row.base_url, row.api_key_env = spec.dialect, spec.base_url, spec.api_key_env
             if spec.api_key_secret or spec.api_key_env:
                 row.api_key_secret = spec.api_key_secret  # an env reference replaces a stored secret
-            row.extra_headers, row.model_settings = dict(spec.extra_headers), dict(spec.model_settings)
+            row.extra_headers = unmasked_headers(spec.extra_headers, row.extra_headers or {})
+            row.model_settings = dict(spec.model_settings)
             row.connect_timeout, row.read_timeout = spec.connect_timeout, spec.read_timeout
             row.save()
             by_name[spec.name] = row

@@ -5,11 +5,13 @@ from __future__ import annotations
 import orjson
 from django.http import HttpResponse
 
+from proxy.redact import redact
 from proxy.translate.types import ERROR_STATUS, ErrorType
 
 
 def error_body(error_type: ErrorType | str, message: str) -> dict[str, object]:
-    return {"type": "error", "error": {"type": error_type, "message": message}}
+    # An upstream's message may echo a key (its own, or the client's): never passed on.
+    return {"type": "error", "error": {"type": error_type, "message": redact(message)}}
 
 
 def error_response(

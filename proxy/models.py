@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import models
 
+from proxy.crypto import SecretField
 from proxy.fields import FastJSONField
 
 
@@ -16,7 +17,7 @@ class Provider(models.Model):
     # The key is either the name of an environment variable (preferred: nothing secret in the DB)
     # or a secret stored here that the UI never shows again. Neither set = forward the client's key.
     api_key_env = models.CharField(max_length=128, blank=True, default="")
-    api_key_secret = models.CharField(max_length=500, blank=True, default="")
+    api_key_secret = SecretField(blank=True, default="")  # encrypted at rest (proxy/crypto.py)
     extra_headers = models.JSONField(default=dict, blank=True)
     connect_timeout = models.FloatField(default=10.0)
     read_timeout = models.FloatField(default=600.0)
@@ -63,6 +64,25 @@ class ConfigVersion(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
 
+class ClientKey(models.Model):
+    """A client key made in the dashboard. Only its SHA-256 is kept: the key is shown once, when made."""
+
+    label = models.CharField(max_length=100, unique=True)  # shown on the exchanges it authenticates
+    digest = models.CharField(max_length=64, unique=True)  # sha256 hex of the key
+    hint = models.CharField(max_length=16, blank=True, default="")  # its first characters, to tell keys apart
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    # None: the SWITCHBOARD_KEY_* defaults; 0: no limit.
+    max_concurrent = models.PositiveIntegerField(null=True, blank=True)
+    requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return self.label
+
+
 class Exchange(models.Model):
     """One client request and everything that happened answering it."""
 
@@ -89,6 +109,7 @@ class Exchange(models.Model):
     provider = models.CharField(max_length=64, blank=True, default="")
     dialect = models.CharField(max_length=32, blank=True, default="")
     rule = models.CharField(max_length=100, blank=True, default="", db_index=True)
+    client_key = models.CharField(max_length=100, blank=True, default="", db_index=True)  # its label
     route_reason = models.TextField(blank=True, default="")
     task = models.CharField(max_length=32, blank=True, default="")
 

@@ -28,6 +28,7 @@ def start_fields(tape: Tape) -> dict[str, Any]:
         "client_request": tape.client_request,
         "client_headers": tape.client_headers,
         "rule": tape.rule,
+        "client_key": tape.client_key,
         "route_reason": tape.route_reason,
         "task": tape.task,
         "agent": tape.agent,

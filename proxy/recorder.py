@@ -24,6 +24,7 @@ from django.db.models.functions import Cast
 
 from proxy import live
 from proxy.record import row_fields, start_fields, update_fields
+from proxy.redact import redact_row
 from proxy.tape import Packed, Tape
 
 logger = logging.getLogger(__name__)
@@ -99,6 +100,8 @@ class Recorder:
 
     def finish(self, tape: Tape) -> None:
         tape.finished = True
+        if tape.admission is not None:  # the client key's concurrency slot
+            tape.admission.release()
         self._open.discard(tape.key)
         if settings.RECORD_EXCHANGES and self._behind():
             tape.seal()
@@ -313,7 +316,8 @@ def write_exchanges(rows: list[dict[str, Any]], *, updates: list[tuple[int, dict
 
 
 def _unpacked(row: dict[str, Any]) -> dict[str, Any]:
-    return {name: v.unpack() if isinstance(v, Packed) else v for name, v in row.items()}
+    """The row as stored: bodies unpacked, secrets redacted (proxy/redact.py)."""
+    return redact_row({name: v.unpack() if isinstance(v, Packed) else v for name, v in row.items()})
 
 
 _MAX_PARAMS = 30_000  # SQLite allows 32,766 bound parameters per statement

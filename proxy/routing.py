@@ -29,7 +29,8 @@ import orjson
 from django.db import connection, transaction
 from django.db.models import F
 
-from proxy import access
+from proxy import access, clientkeys, redact
+from proxy.crypto import UnreadableSecret
 from proxy.detect import TokenCounter
 from proxy.rules import (
     ConfigError,
@@ -47,6 +48,8 @@ from proxy.translate.types import MessagesRequest
 __all__ = [
     "ConfigError",
     "Decision",
+    "Snapshot",
+    "checked_snapshot",
     "config_edit",
     "decide",
     "invalidate",
@@ -134,8 +137,21 @@ def rule_spec(r: Any) -> RuleSpec:
     )
 
 
+def check_secrets(providers: list[ProviderSpec]) -> None:
+    """ConfigError for a stored key this process cannot decrypt (it would be sent as its ciphertext)."""
+    problems = [
+        f"provider '{p.name}': its stored key cannot be decrypted: SWITCHBOARD_ENCRYPTION_KEY (or the "
+        "data directory's encryption.key) is not the one it was saved with; set it, or type the key again"
+        for p in providers
+        if isinstance(p.api_key_secret, UnreadableSecret)
+    ]
+    if problems:
+        raise ConfigError(problems)
+
+
 def validate_config(providers: list[ProviderSpec], rules: list[RuleSpec]) -> None:
     """Raise ConfigError (its .problems lists every reason) unless this configuration can serve."""
+    check_secrets(providers)
     # The operator's allowlist of key variables (settings, so not in the pure rules module).
     problems = [
         f"provider '{p.name}': {problem}"
@@ -152,6 +168,7 @@ def validate_config(providers: list[ProviderSpec], rules: list[RuleSpec]) -> Non
 
 def build_snapshot(version: int) -> Snapshot:
     providers, rules = load_specs()
+    check_secrets(providers)
     snapshot = compile_config(
         providers,
         rules,
@@ -162,6 +179,10 @@ def build_snapshot(version: int) -> Snapshot:
         max_output_tokens=_catalog_max_output,
         model_options=_catalog_options,
     )
+    # Every key a provider has is redacted wherever it might be echoed (proxy/redact.py).
+    keys = [os.environ.get(p.api_key_env, "") if p.api_key_env else p.api_key_secret for p in providers]
+    keys += [v for p in providers for v in redact.header_secrets(p.extra_headers)]
+    redact.set_secrets("providers", keys)
     for p in providers:
         if p.api_key_env and p.api_key_env not in os.environ:
             logger.warning("provider %s: environment variable %s is not set", p.name, p.api_key_env)
@@ -205,6 +226,7 @@ def current_snapshot_sync() -> Snapshot:
         return _snapshot
     snapshot = _snapshot
     if snapshot is None or snapshot.version != version:
+        clientkeys.reload()  # keys made or revoked bump the version too; applied even if the rules are bad
         try:
             snapshot = build_snapshot(version)
         except ConfigError as exc:
@@ -318,14 +340,21 @@ def _read_version_direct() -> int | None:
 # --- the interface of the hot path -----------------------------------------------------------------
 
 
-async def decide(body: MessagesRequest, headers: dict[str, str]) -> Decision:
-    """Where this request goes (`headers`: lower-case names). TranslationError when no rule serves it."""
+async def checked_snapshot() -> Snapshot:
+    """The current snapshot (client keys refreshed with it); TranslationError if the configuration is bad."""
     try:
-        snap = await snapshot()
+        return await snapshot()
     except ConfigError as exc:
         raise TranslationError(
             f"routing configuration is invalid: {exc}", error_type="api_error", status=500
         ) from exc
+
+
+async def decide(body: MessagesRequest, headers: dict[str, str], *, snap: Snapshot | None = None) -> Decision:
+    """Where this request goes (`headers`: lower-case names). TranslationError when no rule serves it.
+    `snap`: a snapshot this request already read (one version check per request, not two)."""
+    if snap is None:
+        snap = await checked_snapshot()
     counter: TokenCounter | None = _count_tokens if needs_token_count(snap) else None
     decision = choose_target(snap, body, headers, count_tokens=counter)
     if decision is None or not decision.targets:

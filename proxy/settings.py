@@ -205,7 +205,9 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Secrets never reach the log: configured keys and key-shaped strings are redacted (proxy/redact.py).
+    "filters": {"redact": {"()": "proxy.redact.RedactingFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}},
     "root": {"handlers": ["console"], "level": envstr("SWITCHBOARD_LOG_LEVEL", "WARNING")},
     "loggers": {"proxy": {"level": envstr("SWITCHBOARD_LOG_LEVEL", "INFO"), "propagate": True}},
 }
@@ -226,3 +228,13 @@ RECORD_EXCHANGES = envbool("SWITCHBOARD_RECORD", "true")
 # Request bodies above this are refused with request_too_large (Anthropic's own cap is 32 MB).
 MAX_REQUEST_BYTES = envint("SWITCHBOARD_MAX_REQUEST_BYTES", str(32 * 1024 * 1024))
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES + 1024
+
+# Client keys: a client presents one as x-api-key, `Authorization: Bearer` or x-switchboard-key. With
+# none here and none made in the dashboard (Keys), only loopback clients are served (proxy/clientkeys.py).
+CLIENT_API_KEYS = [k.strip() for k in envstr("SWITCHBOARD_API_KEYS", "").split(",") if k.strip()]
+# Per key, per process; 0 = no limit. A dashboard key may set its own.
+KEY_MAX_CONCURRENT = envint("SWITCHBOARD_KEY_MAX_CONCURRENT", "0")
+KEY_REQUESTS_PER_MINUTE = envint("SWITCHBOARD_KEY_REQUESTS_PER_MINUTE", "0")
+# Fernet keys for secrets stored in the database (first encrypts; all decrypt). Empty: a key is made
+# once in DATA_DIR/encryption.key (proxy/crypto.py).
+ENCRYPTION_KEYS = [k.strip() for k in envstr("SWITCHBOARD_ENCRYPTION_KEY", "").split(",") if k.strip()]

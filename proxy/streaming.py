@@ -21,7 +21,7 @@ from proxy import upstream
 from proxy.errors import error_frame, error_response
 from proxy.recorder import recorder
 from proxy.routing import Decision
-from proxy.tape import Tape
+from proxy.tape import Tape, is_secret_header
 from proxy.translate import anthropic as anthropic_dialect
 from proxy.translate import tokens
 from proxy.translate.accumulate import Accumulator
@@ -276,15 +276,10 @@ def _note_target(tape: Tape, target: Target, translation: Translation, payload: 
     tape.upstream_request = {
         "method": translation.upstream.method,
         "url": translation.upstream.url,
-        "headers": {
-            k: v for k, v in translation.upstream.headers.items() if k.lower() not in _SECRET_HEADERS
-        },
+        "headers": {k: v for k, v in translation.upstream.headers.items() if not is_secret_header(k.lower())},
         "body": orjson.Fragment(payload),  # the bytes sent, recorded without encoding them again
     }
     tape.changes = [c.as_dict() for c in translation.changes]
-
-
-_SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "x-goog-api-key"})
 
 
 def _note_attempt(

@@ -24,10 +24,13 @@ _keys = count(1)
 _SECRET_HINTS = ("key", "token", "secret", "authorization", "cookie", "password")
 
 
+def is_secret_header(name: str) -> bool:
+    """`name` lower-case: authorization, x-api-key, api-key, x-goog-api-key, a provider's own x-…-token."""
+    return any(h in name for h in _SECRET_HINTS)
+
+
 def safe_headers(headers: dict[str, str]) -> dict[str, str]:
-    return {
-        k: v for k, v in headers.items() if not any(h in k for h in _SECRET_HINTS) and not k.startswith(":")
-    }
+    return {k: v for k, v in headers.items() if not is_secret_header(k) and not k.startswith(":")}
 
 
 class _Codec(threading.local):
@@ -86,6 +89,8 @@ class Tape:
     failed_results: tuple[str, ...] = ()  # tool_use ids the request reports failed (credited by the writer)
     user_agent: str = ""
     client_model: str = ""
+    client_key: str = ""  # the label of the client key it came with
+    admission: Any = None  # its key's concurrency slot (proxy.clientkeys.Admission), released on finish
     # routing
     rule: str = ""
     route_reason: str = ""

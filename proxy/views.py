@@ -12,7 +12,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from proxy import routing
+from proxy import clientkeys, routing
 from proxy.errors import error_response
 from proxy.record import failed_tool_results
 from proxy.recorder import recorder
@@ -62,6 +62,12 @@ async def _route(request: HttpRequest, *, endpoint: str) -> Routed | HttpRespons
     tape = Tape(endpoint=endpoint, client_request=None, client_headers=safe_headers(headers))
     tape.user_agent = headers.get("user-agent", "")
     try:
+        # The version check refreshes the client keys too; the key is checked before anything is read.
+        snap = await _snapshot_or_problem()
+        tape.admission, headers = clientkeys.admit(headers, peer=request.META.get("REMOTE_ADDR") or "")
+        tape.client_key = tape.admission.label if tape.admission else ""
+        if isinstance(snap, TranslationError):
+            raise snap
         parsed = read_json(request)
         tape.client_request = orjson.Fragment(request.body)  # recorded as sent, without re-encoding
         body = validate_messages_request(parsed, needs_max_tokens=endpoint == "messages")
@@ -70,11 +76,17 @@ async def _route(request: HttpRequest, *, endpoint: str) -> Routed | HttpRespons
         tape.session_id = session_id(body, headers)
         if endpoint == "messages":
             tape.failed_results = failed_tool_results(body)
-        decision = await routing.decide(body, headers)
+        decision = await routing.decide(body, headers, snap=snap)
     except TranslationError as exc:
+        retry_after, extra = None, {}
+        if isinstance(exc, clientkeys.KeyRefused):  # over a limit: the key was valid, its label is known
+            retry_after, tape.client_key, extra = exc.retry_after, exc.label, exc.headers
         tape.fail(exc.error_type, exc.message, exc.status)
         recorder.finish(tape)
-        return error_response(exc.error_type, exc.message, status=exc.status)
+        response = error_response(exc.error_type, exc.message, status=exc.status, retry_after=retry_after)
+        for name, value in extra.items():
+            response[name] = value
+        return response
     tape.rule, tape.route_reason, tape.task, tape.agent = (
         decision.rule,
         decision.reason,
@@ -93,10 +105,35 @@ def _model_info(model_id: str, name: str) -> dict[str, str]:
     return {"type": "model", "id": model_id, "display_name": name, "created_at": MODEL_CREATED_AT}
 
 
+async def _snapshot_or_problem() -> routing.Snapshot | TranslationError:
+    """The routing snapshot (its version check refreshes the client keys), or why there is none: a bad
+    configuration is reported only to a client whose key was checked."""
+    try:
+        return await routing.checked_snapshot()
+    except TranslationError as exc:
+        return exc
+
+
+async def _admit_listing(request: HttpRequest) -> HttpResponse | None:
+    """The client-key check of the model endpoints, or None when admitted."""
+    snap = await _snapshot_or_problem()
+    try:
+        admission, _ = clientkeys.admit(client_headers(request), peer=request.META.get("REMOTE_ADDR") or "")
+    except clientkeys.KeyRefused as exc:
+        return error_response(exc.error_type, exc.message, status=exc.status, retry_after=exc.retry_after)
+    if admission is not None:
+        admission.release()  # a listing holds no slot; it still counts against the key's rate
+    if isinstance(snap, TranslationError):
+        return error_response(snap.error_type, snap.message, status=snap.status)
+    return None
+
+
 async def models(request: HttpRequest) -> HttpResponse:
     """GET /v1/models, paged as Anthropic's is: limit (1-1000, default 20), after_id or before_id."""
     if request.method != "GET":
         return error_response("not_found_error", f"{request.method} /v1/models: use GET", status=405)
+    if (refused := await _admit_listing(request)) is not None:
+        return refused
     listed = await routing.models()
     try:
         page, has_more = model_page(listed, request.GET)
@@ -138,6 +175,8 @@ async def model(request: HttpRequest, model_id: str) -> HttpResponse:
         return error_response(
             "not_found_error", f"{request.method} /v1/models/{model_id}: use GET", status=405
         )
+    if (refused := await _admit_listing(request)) is not None:
+        return refused
     name = dict(await routing.models()).get(model_id)
     if name is None:
         return error_response("not_found_error", f"model: {model_id}")
@@ -207,6 +246,7 @@ _EXCHANGE_FIELDS = (
     "provider",
     "dialect",
     "rule",
+    "client_key",
     "route_reason",
     "task",
     "client_request",

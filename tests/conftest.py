@@ -108,7 +108,8 @@ def start_server(
         if process.poll() is not None:
             raise RuntimeError(f"server exited early:\n{log.read_text()[-3000:]}")
         try:
-            if httpx.get(f"{server.url}/v1/models", timeout=2).status_code == 200:
+            # 401: up, and asking for a client key (SWITCHBOARD_API_KEYS)
+            if httpx.get(f"{server.url}/v1/models", timeout=2).status_code in (200, 401):
                 return server
         except httpx.TransportError:
             pass

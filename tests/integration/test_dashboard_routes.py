@@ -109,7 +109,8 @@ def names_in_order() -> list[str]:
 
 def shown_order(html: str) -> list[str]:
     """The rule names as the routes page lists them, with the number it shows for each."""
-    return re.findall(r'<span class="pos">(\d+)</span>\s*<span class="name"><strong[^>]*>([^<]+)</strong>', html)
+    pattern = r'<span class="pos">(\d+)</span>\s*<span class="name"><strong[^>]*>([^<]+)</strong>'
+    return re.findall(pattern, html)
 
 
 def test_rules_move_and_delete(config: dict[str, Any]) -> None:

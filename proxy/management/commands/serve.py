@@ -52,12 +52,15 @@ class Command(BaseCommand):
         from daphne.cli import CommandLineInterface  # installs Twisted's asyncio reactor
 
         _lighter_requests()
+        _redacted_access_log()
         _flush_recorder_on_shutdown()
         sys.argv = ["daphne"]
         # An explicit endpoint for its backlog: the default listen queue of 50 resets connections when
         # a burst of clients (c=200) connects at once.
         interface = host.replace(":", r"\:")
-        args = ["-e", f"tcp:port={port}:interface={interface}:backlog=1024", "--proxy-headers"]
+        # No --proxy-headers: any client could claim a loopback address in X-Forwarded-For, and only
+        # loopback clients are served without a client key (proxy/clientkeys.py).
+        args = ["-e", f"tcp:port={port}:interface={interface}:backlog=1024"]
         # An access log line per request costs CPU on the hot path; opt in with SWITCHBOARD_ACCESS_LOG=1.
         args += ["--access-log", "-"] if os.environ.get("SWITCHBOARD_ACCESS_LOG") else ["-v", "0"]
         argv = [*args, "proxy.asgi:application"]
@@ -124,6 +127,23 @@ def _run_announced(cli: Any, argv: list[str], *, banner: str, host: str, port: i
         sys.stderr.write(failure[0] + "\n")
         return 1
     return 0
+
+
+def _redacted_access_log() -> None:
+    """daphne's access log (SWITCHBOARD_ACCESS_LOG=1) prints each request line as sent, its query string
+    included: a key there (`?key=`, `?api_key=`) is redacted like everywhere else (proxy/redact.py)."""
+    from daphne.access import AccessLogGenerator
+
+    from proxy.redact import redact
+
+    write_entry = AccessLogGenerator.write_entry
+
+    def write_redacted(
+        self: AccessLogGenerator, host: Any, date: Any, request: str, *args: Any, **kw: Any
+    ) -> None:
+        write_entry(self, host, date, redact(request), *args, **kw)
+
+    AccessLogGenerator.write_entry = write_redacted  # type: ignore[method-assign]
 
 
 def _lighter_requests() -> None:
