@@ -50,7 +50,8 @@ class Server:
         query = {"limit": limit, "settle": 1, **params}
         # With client keys configured /api/ needs one (proxy/access.py): send the first.
         keys = [k.strip() for k in self.env.get("SWITCHBOARD_API_KEYS", "").split(",") if k.strip()]
-        headers = {"x-api-key": keys[0]} if keys else {}
+        # An entry may be `label:key` (proxy/clientkeys.py env_keys): send the key part.
+        headers = {"x-api-key": keys[0].rpartition(":")[2]} if keys else {}
         response = httpx.get(f"{self.url}/api/exchanges", params=query, headers=headers, timeout=15)
         response.raise_for_status()
         return response.json()["data"]
