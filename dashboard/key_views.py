@@ -17,7 +17,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from proxy import clientkeys, routing
+from proxy import access, clientkeys, routing
 from proxy.models import ClientKey, Exchange
 
 PAGE = "dashboard/keys.html"
@@ -79,9 +79,10 @@ def keys_page(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
+@access.admin_only
 def key_new(request: HttpRequest) -> HttpResponse:
     form = KeyForm(request.POST)
-    made = ""
+    made = admin_password = ""
     if form.is_valid():
         made = clientkeys.new_key()
         key = form.save(commit=False)
@@ -92,17 +93,38 @@ def key_new(request: HttpRequest) -> HttpResponse:
             _changed()
         routing.invalidate()
         form = KeyForm()
+        admin_password = _first_admin(request)
     # The key is in this one response and nowhere else: not stored, not logged, not in a redirect.
     response = render(
         request,
         PAGE + "#keys" if request.htmx else PAGE,
-        {**_context(), "form": form, "made": made, "made_label": request.POST.get("label", "")},
+        {
+            **_context(),
+            "form": form,
+            "made": made,
+            "made_label": request.POST.get("label", ""),
+            "admin_password": admin_password,
+        },
     )
     response["cache-control"] = "no-store"
     return response
 
 
+def _first_admin(request: HttpRequest) -> str:
+    """A key in force turns the dashboard login on (proxy/access.py). If nobody could log in yet, make the
+    first admin as `serve` does, log this browser in as it (so the key's maker is not locked out), and
+    return its password to show once; "" when a user already exists."""
+    from django.contrib.auth import login
+    from django.contrib.auth.models import User
+
+    password = access.ensure_first_admin() or ""
+    if password:
+        login(request, User.objects.get(username="admin"))
+    return password
+
+
 @require_POST
+@access.admin_only
 def key_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     key = get_object_or_404(ClientKey, pk=pk)
     if key.revoked_at is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -44,14 +45,38 @@ class Server:
     data_dir: Path
     log: Path
     env: dict[str, str] = field(default_factory=dict)
+    _dashboard: httpx.Client | None = field(default=None, repr=False)
 
-    def exchanges(self, limit: int = 50, **params: str) -> list[dict[str, Any]]:
+    def dashboard(self) -> httpx.Client:
+        """An HTTP client for the dashboard pages, as a browser has one: logged in as the first-run admin
+        when this server needs a login (its start printed that password once), plain otherwise."""
+        if self._dashboard is None:
+            client = httpx.Client(base_url=self.url, timeout=15)
+            printed = re.search(
+                r"Created dashboard user 'admin' with password: (\S+)", self.log.read_text(errors="replace")
+            )
+            if printed:
+                token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', client.get("/login").text)
+                assert token, "no login form"
+                form = {
+                    "csrfmiddlewaretoken": token.group(1),
+                    "username": "admin",
+                    "password": printed.group(1),
+                }
+                assert client.post("/login", data=form).status_code == 302, (
+                    "the first-run admin could not log in"
+                )
+            self._dashboard = client
+        return self._dashboard
+
+    def exchanges(self, limit: int = 50, key: str = "", **params: str) -> list[dict[str, Any]]:
         # settle: everything the server finished so far is written first (rows go out in batches)
         query = {"limit": limit, "settle": 1, **params}
-        # With client keys configured /api/ needs one (proxy/access.py): send the first.
+        # With client keys configured /api/ needs one (proxy/access.py): `key`, else the first of the env.
         keys = [k.strip() for k in self.env.get("SWITCHBOARD_API_KEYS", "").split(",") if k.strip()]
         # An entry may be `label:key` (proxy/clientkeys.py env_keys): send the key part.
-        headers = {"x-api-key": keys[0].rpartition(":")[2]} if keys else {}
+        key = key or (keys[0].rpartition(":")[2] if keys else "")
+        headers = {"x-api-key": key} if key else {}
         response = httpx.get(f"{self.url}/api/exchanges", params=query, headers=headers, timeout=15)
         response.raise_for_status()
         return response.json()["data"]

@@ -40,11 +40,13 @@ def test_a_key_made_in_the_browser_is_shown_once_and_revoked(
     key = shown.input_value()
     assert key.startswith("sk-sb-")
     expect(page.locator(".key-row", has_text="laptop")).to_contain_text("4 in flight")
+    # A key in force turns the login on: the maker is logged in as the first admin, shown its password once.
+    expect(page.locator("#first-admin")).to_contain_text("admin")
     screenshot("keys")
 
     sdk = anthropic.Anthropic(base_url=own_server.url, auth_token=key, max_retries=0)
     assert sdk.messages.create(model="claude-opus-4-8", max_tokens=5, messages=HI).content
-    own_server.exchanges(1)  # settle: the exchange is written
+    own_server.exchanges(1, key=key)  # settle: the exchange is written
     page.goto(f"{own_server.url}/keys")
     assert key not in page.content()  # never shown again
     row = page.locator(".key-row", has_text="laptop")

@@ -51,20 +51,20 @@ def client(server: Server, **auth: str) -> anthropic.Anthropic:
 
 def exchanges(server: Server, key: str) -> list[dict[str, Any]]:
     """/api/exchanges, which the dashboard serves (no client key: a1's login guards it)."""
-    response = httpx.get(f"{server.url}/api/exchanges", params={"limit": 50, "settle": 1}, timeout=15)
+    response = server.dashboard().get("/api/exchanges", params={"limit": 50, "settle": 1}, timeout=15)
     response.raise_for_status()
     return [row for row in response.json()["data"] if key in json.dumps(row)]
 
 
 def make_key(server: Server, label: str, **limits: int) -> tuple[str, int]:
     """Through the Keys page as a browser would: GET it (CSRF cookie), POST the form. (key, pk)"""
-    with httpx.Client(base_url=server.url, timeout=10) as http:
-        page = http.get("/keys")
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
-        assert token, page.text[:500]
-        data = {"label": label, "csrfmiddlewaretoken": token.group(1)}
-        data.update({name: str(value) for name, value in limits.items()})
-        made = http.post("/keys/new", data=data)
+    http = server.dashboard()  # logged in when the server needs a login
+    page = http.get("/keys")
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+    assert token, page.text[:500]
+    data = {"label": label, "csrfmiddlewaretoken": token.group(1)}
+    data.update({name: str(value) for name, value in limits.items()})
+    made = http.post("/keys/new", data=data)
     assert made.status_code == 200, made.text[:2000]
     assert made.headers["cache-control"] == "no-store"
     key = re.search(r'id="made-key-value" value="([^"]+)"', made.text) or re.search(
@@ -76,11 +76,11 @@ def make_key(server: Server, label: str, **limits: int) -> tuple[str, int]:
 
 
 def revoke(server: Server, pk: int) -> None:
-    with httpx.Client(base_url=server.url, timeout=10) as http:
-        page = http.get("/keys")
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
-        assert token
-        response = http.post(f"/keys/{pk}/revoke", data={"csrfmiddlewaretoken": token.group(1)})
+    http = server.dashboard()  # logged in when the server needs a login
+    page = http.get("/keys")
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+    assert token
+    response = http.post(f"/keys/{pk}/revoke", data={"csrfmiddlewaretoken": token.group(1)})
     assert response.status_code in (200, 302)
 
 
@@ -192,9 +192,9 @@ def test_right_key_via_x_api_key_or_bearer_is_served_and_labelled(
     assert rows[0]["client_key"] == "env-1" == rows[1]["client_key"]
     assert len(client(keyed, api_key=ENV_KEY).models.list().data) > 0
     # The feed filters by it, and shows it on the row.
-    feed = httpx.get(f"{keyed.url}/", params={"key": "env-1"}).text
+    feed = keyed.dashboard().get("/", params={"key": "env-1"}).text
     assert f'id="exchange-{rows[0]["id"]}"' in feed and "env-1" in feed
-    assert f'id="exchange-{rows[0]["id"]}"' not in httpx.get(f"{keyed.url}/", params={"key": "other"}).text
+    assert f'id="exchange-{rows[0]["id"]}"' not in keyed.dashboard().get("/", params={"key": "other"}).text
 
 
 def test_a_key_made_in_the_dashboard_works_once_shown_and_not_after_revocation(
@@ -206,15 +206,15 @@ def test_a_key_made_in_the_dashboard_works_once_shown_and_not_after_revocation(
     assert reply.content[0].text == "ok"  # type: ignore[union-attr]
     row = keyed.wait_for_exchange(lambda e: e["client_key"] == "laptop")
     assert row["status"] == "ok"
-    page = httpx.get(f"{keyed.url}/keys").text
+    page = keyed.dashboard().get("/keys").text
     assert "laptop" in page and key not in page  # listed, never shown again
     assert "never" not in page.split(f'id="clientkey-{pk}"')[1].split("</div>")[0]  # last used is set
-    detail = httpx.get(f"{keyed.url}/exchanges/{row['id']}").text
+    detail = keyed.dashboard().get(f"/exchanges/{row['id']}").text
     assert "laptop" in detail
     revoke(keyed, pk)
     with pytest.raises(anthropic.AuthenticationError):
         client(keyed, api_key=key).messages.create(model="claude-opus-4-8", max_tokens=5, messages=HI)
-    assert "revoked" in httpx.get(f"{keyed.url}/keys").text
+    assert "revoked" in keyed.dashboard().get("/keys").text
 
 
 def test_a_keys_concurrency_limit_answers_429_with_retry_after_and_frees_the_slot(

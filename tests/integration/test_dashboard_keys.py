@@ -15,8 +15,18 @@ pytestmark = pytest.mark.django_db(transaction=True)
 HX = {"HTTP_HX_REQUEST": "true"}
 
 
+def admin(client: Client) -> Client:
+    """A client logged in as an admin: a configured key turns the dashboard login on (proxy/access.py)."""
+    from django.contrib.auth.models import User
+
+    user = User.objects.filter(username="admin").first()
+    user = user or User.objects.create_superuser("admin", password="pw")
+    client.force_login(user)
+    return client
+
+
 def test_posts_without_the_csrf_token_are_refused() -> None:
-    browser = Client(enforce_csrf_checks=True)
+    browser = admin(Client(enforce_csrf_checks=True))
     assert browser.post("/keys/new", {"label": "sneaky"}).status_code == 403
     key = ClientKey.objects.create(label="kept", digest="0" * 64)
     assert browser.post(f"/keys/{key.pk}/revoke").status_code == 403
@@ -28,7 +38,7 @@ def test_a_made_key_is_stored_as_its_digest_only_and_bumps_the_version(settings:
     settings.CLIENT_API_KEYS = []  # type: ignore[attr-defined]
     assert not clientkeys.keys_configured()
     before = ConfigVersion.objects.first()
-    response = Client().post("/keys/new", {"label": "ci", "max_concurrent": "2"}, **HX)
+    response = admin(Client()).post("/keys/new", {"label": "ci", "max_concurrent": "2"}, **HX)
     assert response.status_code == 200 and response["cache-control"] == "no-store"
     key = re.search(r'value="(sk-sb-[^"]+)"', response.content.decode())
     assert key
@@ -39,13 +49,13 @@ def test_a_made_key_is_stored_as_its_digest_only_and_bumps_the_version(settings:
     after = ConfigVersion.objects.get()
     assert before is None or after.version > before.version
     assert clientkeys.keys_configured()
-    assert key.group(1) not in Client().get("/keys").content.decode()
+    assert key.group(1) not in admin(Client()).get("/keys").content.decode()
 
 
 def test_labels_are_unique_and_env_labels_are_reserved() -> None:
     ClientKey.objects.create(label="taken", digest="1" * 64)
     for label, problem in (("taken", "already exists"), ("env-2", "taken by a key in SWITCHBOARD_API_KEYS")):
-        page = Client().post("/keys/new", {"label": label}, **HX).content.decode()
+        page = admin(Client()).post("/keys/new", {"label": label}, **HX).content.decode()
         assert problem in page and "sk-sb-" not in page
     assert ClientKey.objects.count() == 1
 
@@ -57,7 +67,7 @@ def test_revoking_a_key_keeps_it_listed_and_takes_it_out_of_force(
     monkeypatch.setattr(clientkeys, "_table", {})  # restored after the reload below
     monkeypatch.setattr(clientkeys, "_revoked", {})
     key = ClientKey.objects.create(label="old", digest="2" * 64)
-    page = Client().post(f"/keys/{key.pk}/revoke", **HX).content.decode()
+    page = admin(Client()).post(f"/keys/{key.pk}/revoke", **HX).content.decode()
     assert "revoked" in page and f'id="clientkey-{key.pk}"' in page
     assert ClientKey.objects.get(pk=key.pk).revoked_at is not None
     assert not clientkeys.keys_configured()

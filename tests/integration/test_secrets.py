@@ -32,18 +32,20 @@ QUERY_KEY = "q" * 32  # a key some client put in the query string (the access lo
 
 def post_form(server: Server, path: str, data: dict[str, str]) -> httpx.Response:
     """A dashboard form POST as a browser makes it: CSRF cookie and token from a page first."""
-    with httpx.Client(base_url=server.url, timeout=10) as http:
-        page = http.get("/routes")
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
-        assert token
-        return http.post(path, data={**data, "csrfmiddlewaretoken": token.group(1)})
+    http = server.dashboard()  # logged in when the server needs a login
+    page = http.get("/routes")
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+    assert token
+    return http.post(path, data={**data, "csrfmiddlewaretoken": token.group(1)})
 
 
 class Frames:
     """The live feed's websocket, as the dashboard opens it, collecting every frame in a thread."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, cookies: httpx.Cookies | None = None) -> None:
         self.url = url
+        # The logged-in browser's cookies: a configured key turns the dashboard login on.
+        self.cookie = "; ".join(f"{name}={value}" for name, value in (cookies or {}).items())
         self.frames: list[str] = []
         self.ready = threading.Event()
         self._stop: asyncio.Event | None = None
@@ -55,7 +57,8 @@ class Frames:
 
         self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
         ws_url = self.url.replace("http://", "ws://") + "/ws/exchanges/"
-        async with websockets.connect(ws_url, origin=self.url) as socket:
+        headers = {"cookie": self.cookie} if self.cookie else {}
+        async with websockets.connect(ws_url, origin=self.url, additional_headers=headers) as socket:
             self.ready.set()
             while not self._stop.is_set():
                 with contextlib.suppress(TimeoutError):
@@ -96,7 +99,7 @@ def test_no_key_appears_in_any_output(loud: Server, upstream: FakeOpenAI) -> Non
     rule = post_form(
         loud,
         "/routes/rules/new",
-        {"name": "to-stored", "position": "0", "enabled": "on", "provider": _provider_pk(loud, "stored"),
+        {"name": "to-stored", "position": "1", "enabled": "on", "provider": _provider_pk(loud, "stored"),
          "model": "stored-model", "conditions": '{"model": "*stored*"}', "overrides": "", "fallbacks": "",
          "aliases": ""},
     )  # fmt: skip
@@ -104,7 +107,7 @@ def test_no_key_appears_in_any_output(loud: Server, upstream: FakeOpenAI) -> Non
     secrets = [ENV_KEY, UPSTREAM_KEY, STORED_KEY, ui_key, WRONG_KEY, QUERY_KEY]
     session = {"x-claude-code-session-id": "secrets-session"}
 
-    with Frames(loud.url) as live:
+    with Frames(loud.url, loud.dashboard().cookies) as live:
         by_bearer = anthropic.Anthropic(
             base_url=loud.url, auth_token=ui_key, default_headers=session, max_retries=0
         )
@@ -139,12 +142,12 @@ def test_no_key_appears_in_any_output(loud: Server, upstream: FakeOpenAI) -> Non
 
     outputs: dict[str, str] = {"websocket frames": "\n".join(live.frames)}
     assert live.frames, "the live feed sent nothing"
-    outputs["/api/exchanges"] = httpx.get(f"{loud.url}/api/exchanges", params={"limit": 500}).text
+    outputs["/api/exchanges"] = loud.dashboard().get("/api/exchanges", params={"limit": 500}).text
     pages = ["/", "/?key=ci", "/sessions", "/sessions/secrets-session", "/tools", "/tools/failures", "/costs",
              "/routes", "/keys", f"/routes/providers/{_provider_pk(loud, 'stored')}"]  # fmt: skip
     pages += [f"/exchanges/{row['id']}" for row in rows]
     for page in pages:
-        response = httpx.get(f"{loud.url}{page}", timeout=15)
+        response = loud.dashboard().get(page, timeout=15)
         assert response.status_code == 200, page
         outputs[page] = response.text
     export = subprocess.run(
@@ -170,7 +173,7 @@ def test_no_key_appears_in_any_output(loud: Server, upstream: FakeOpenAI) -> Non
 
 
 def _provider_pk(server: Server, name: str) -> str:
-    page = httpx.get(f"{server.url}/routes").text
-    match = re.search(rf'id="provider-(\d+)">\s*<span class="name"><strong>{name}</strong>', page)
+    page = server.dashboard().get("/routes").text
+    match = re.search(rf'id="provider-(\d+)">\s*<span class="name"><strong[^>]*>{name}</strong>', page)
     assert match, page[:3000]
     return match.group(1)

@@ -41,6 +41,7 @@ def test_exposure_names_its_reason(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @override_settings(CLIENT_API_KEYS=[], REQUIRE_LOGIN=False)
+@pytest.mark.django_db  # keys made on the dashboard count too: one query
 def test_login_required_only_when_exposed_or_keyed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SWITCHBOARD_HOST", "127.0.0.1")
     monkeypatch.delenv("SWITCHBOARD_ALLOWED_HOSTS", raising=False)

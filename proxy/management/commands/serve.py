@@ -41,9 +41,10 @@ class Command(BaseCommand):
         # The routing seed refuses a backend that points at our own address: it needs to know the port.
         # The address also decides the accepted Host names and whether a login is required.
         access.listen_on(host, port)
+        # Migrations first: whether client keys exist (a reason to start or to refuse) is in the database.
+        call_command("migrate", interactive=False, verbosity=0)
         if problems := access.startup_problems():
             raise CommandError("refusing to start:\n" + "\n".join(f"  - {p}" for p in problems))
-        call_command("migrate", interactive=False, verbosity=0)
         from proxy.banner import start_banner
         from proxy.seed import ensure_seeded
 
