@@ -222,6 +222,7 @@ async def relay(
                 tape.changes.append(
                     {
                         "kind": "usage_estimated",
+                        "loss": False,
                         "detail": "stopped at a local stop sequence before the "
                         "backend reported usage: tokens estimated locally",
                     }
