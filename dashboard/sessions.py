@@ -20,6 +20,7 @@ from django.db.models.functions import Cast
 
 from proxy.models import Exchange
 from proxy.record import invalid_tool_input
+from proxy.translate.claude_code import is_call_failure
 
 AGENT_TOOLS = {"Agent", "Task"}
 MAX_EXCHANGES = 2000  # a session view beyond this is unreadable anyway; the feed filter still has them all
@@ -31,6 +32,7 @@ class NewItem:
     text: str
     is_error: bool = False
     tool_id: str = ""
+    call_failed: bool = False  # an is_error result that is the client refusing the call (the model's failure)
 
 
 @dataclass(slots=True)
@@ -39,7 +41,8 @@ class Turn:
     new: list[NewItem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # cache break, rewritten history, ...
     cache_broke: bool = False
-    failures: int = 0  # invalid tool calls in its answer + is_error results of its calls in the next turn
+    failures: int = 0  # invalid tool calls in its answer + the client refusing its calls in the next turn
+    tool_errors: int = 0  # its calls whose tools ran and reported an error (results, not failures)
     children: list[Thread] = field(default_factory=list)
 
 
@@ -74,6 +77,7 @@ def _sum_turns(turns: list[Turn]) -> dict[str, float]:
         "cost": sum(t.e.cost_usd or 0 for t in turns),
         "claude_cost": sum(t.e.claude_cost_usd or 0 for t in turns),
         "failures": sum(t.failures for t in turns),
+        "tool_errors": sum(t.tool_errors for t in turns),
         "errors": sum(1 for t in turns if t.e.status == "error"),
     }
 
@@ -155,8 +159,10 @@ def _new_items(messages: list[dict[str, Any]]) -> list[NewItem]:
                 items.append(NewItem(kind=kind, text=text[:300]))
             elif b.get("type") == "tool_result":
                 inner = " ".join(_texts(b.get("content")))
-                items.append(NewItem(kind="tool_result", text=inner[:300], is_error=bool(b.get("is_error")),
-                                     tool_id=str(b.get("tool_use_id", ""))))  # fmt: skip
+                is_error = bool(b.get("is_error"))
+                items.append(NewItem(kind="tool_result", text=inner[:300], is_error=is_error,
+                                     tool_id=str(b.get("tool_use_id", "")),
+                                     call_failed=is_error and is_call_failure(inner)))  # fmt: skip
     return items
 
 
@@ -191,18 +197,23 @@ def _fill_turn_diffs(thread: Thread) -> None:
 
 
 def _count_failures(thread: Thread) -> None:
-    """A turn's failures: its invalid tool calls, plus is_error results to its calls in the next turn.
+    """A turn's failures: its invalid tool calls, plus the client refusing its calls in the next turn;
+    and apart from them, its calls whose tools reported an error.
 
-    The recorder adds those results to the row's count as they arrive; rows recorded before it did
+    The recorder adds those results to the row's counts as they arrive; rows recorded before it did
     have only the invalid calls, so the join is made here too and the larger of the two is kept."""
     for i, turn in enumerate(thread.turns):
         answer = turn.e.client_response if isinstance(turn.e.client_response, dict) else {}
         blocks = [b for b in answer.get("content") or [] if isinstance(b, dict)]
         joined = sum(1 for b in blocks if b.get("type") == "tool_use" and invalid_tool_input(b))
+        errors = 0
         if i + 1 < len(thread.turns):
-            later = thread.turns[i + 1].new
-            joined += sum(1 for item in later if item.kind == "tool_result" and item.is_error)
+            later = [item for item in thread.turns[i + 1].new if item.kind == "tool_result" and item.is_error]
+            refused = sum(1 for item in later if item.call_failed)
+            joined += refused
+            errors = len(later) - refused
         turn.failures = max(turn.e.tool_call_errors, joined)
+        turn.tool_errors = max(turn.e.tool_result_errors, errors)
 
 
 def _load(session_id: str) -> list[Exchange]:

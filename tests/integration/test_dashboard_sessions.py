@@ -124,7 +124,8 @@ def test_session_page_renders_tree_and_totals() -> None:
     sub = html.index(f'id="turn-{rows["sub"].pk}"')
     m2 = html.index(f'id="turn-{rows["m2"].pk}"')
     assert m1 < sub < m2
-    assert "cache broken" in html and "is_error" in html
+    # Issue #12: Claude Code refusing the call (InputValidationError) is the model's failure.
+    assert "cache broken" in html and "call refused" in html
     assert re.search(r"failed tool calls</dt><dd><span class=\"bad\">1</span>", html)
     listing = Client().get("/sessions").content.decode()
     assert f'href="/sessions/{SESSION}"' in listing
@@ -146,3 +147,19 @@ def test_session_page_escapes_hostile_prompts_and_odd_session_ids() -> None:
     html = client.get("/sessions/team/run%201").content.decode()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<script>alert" not in html and 'hx-get="/evil"' not in html and "<img src=x" not in html
+
+
+def test_a_tool_that_reported_an_error_is_a_tool_error_not_a_failed_call() -> None:
+    # Issue #12: a failing test run (Bash, non-zero exit) is the tool's result.
+    rows = make_session()
+    bash = {"type": "tool_use", "id": "toolu_b", "name": "Bash", "input": {"command": "pytest"}}
+    m3_request = rows["m3"].client_request
+    m4 = record(m3_request, [bash], tool_calls=1)
+    failed_run = [{"type": "tool_result", "tool_use_id": "toolu_b", "is_error": True,
+                   "content": "Exit code 1\nFAILED tests/test_x.py::test_y"}]  # fmt: skip
+    record(follow_up(m4.client_request, [bash], failed_run), [{"type": "text", "text": "A test fails."}])
+    roots, _ = build_tree(SESSION)
+    totals = roots[1].totals()
+    assert (totals["failures"], totals["tool_errors"]) == (1, 1)
+    html = Client().get(f"/sessions/{SESSION}").content.decode()
+    assert "1 tool error" in html
