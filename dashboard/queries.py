@@ -26,7 +26,8 @@ ROW_FIELDS = (
     "session_id", "agent", "client_model", "backend_model", "provider", "rule", "task",
     "changes", "upstream_first_byte_ms", "first_token_ms", "duration_ms",
     "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
-    "cost_usd", "claude_cost_usd", "tool_calls", "tool_call_errors",
+    "cost_usd", "claude_cost_usd", "tool_calls", "tool_call_errors", "tool_result_errors", "origin",
+    "attempts",
 )  # fmt: skip
 
 RANGES = {"15m": timedelta(minutes=15), "1h": timedelta(hours=1), "24h": timedelta(days=1),
@@ -41,6 +42,7 @@ class FeedFilters:
     agent: str = ""
     session: str = ""
     failed: bool = False
+    tool_errors: bool = False
     range: str = ""
     since: str = ""
     until: str = ""
@@ -65,7 +67,8 @@ def parse_filters(params: QueryDict) -> FeedFilters:
 
     return FeedFilters(
         status=get("status"), model=get("model"), route=get("route"), agent=get("agent"),
-        session=get("session"), failed=get("failed") in ("1", "on", "true"), range=get("range"),
+        session=get("session"), failed=get("failed") in ("1", "on", "true"),
+        tool_errors=get("tool_errors") in ("1", "on", "true"), range=get("range"),
         since=get("since"), until=get("until"), q=get("q"),
     )  # fmt: skip
 
@@ -77,15 +80,21 @@ def _when(value: str) -> datetime | None:
     return parsed
 
 
+def session_prefix_q(prefix: str) -> Q:
+    """Sessions whose id starts with `prefix`: the feed shows ids cut to 8 characters, and a full id
+    matches too. A range on the indexed column, not LIKE (SQLite's LIKE cannot use the index)."""
+    return Q(session_id__gte=prefix, session_id__lt=prefix + "\U0010ffff")
+
+
 def search_q(term: str) -> Q:
-    """Substring search over both bodies, both responses and the error.
+    """Substring search over both bodies, both responses and the error (and session ids by prefix).
 
     A LIKE scan over the stored JSON text (SQLite has no JSON-aware full-text index here): correct
     across all rows, and fast enough with keyset paging because the scan stops at a page of hits.
     Django stores JSON with ASCII escapes, so the term is matched both raw and JSON-escaped.
     """
     variants = {term, json.dumps(term)[1:-1]}
-    q = Q()
+    q = session_prefix_q(term) if term.strip() else Q()
     for v in variants:
         for name in ("_req_text", "_resp_text", "_up_req_text"):
             q |= Q(**{f"{name}__icontains": v})
@@ -103,9 +112,11 @@ def filter_exchanges(qs: QuerySet[Exchange], f: FeedFilters) -> QuerySet[Exchang
     if f.agent:
         qs = qs.filter(agent=f.agent)
     if f.session:
-        qs = qs.filter(session_id=f.session)
+        qs = qs.filter(session_prefix_q(f.session))
     if f.failed:
         qs = qs.filter(tool_call_errors__gt=0)
+    if f.tool_errors:
+        qs = qs.filter(tool_result_errors__gt=0)
     if f.range in RANGES:
         qs = qs.filter(created_at__gte=timezone.now() - RANGES[f.range])
     if since := _when(f.since):

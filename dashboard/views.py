@@ -88,6 +88,7 @@ def tool_failures(request: HttpRequest) -> HttpResponse:
         "tool": tool,
         "cell": report.cells.get((agent, model, tool)),
         "groups": report.groups(agent, model, tool),
+        "tool_error_groups": report.groups(agent, model, tool, by_tool=True),
     }
     return render(request, "dashboard/tool_failures.html", context)
 
@@ -109,7 +110,7 @@ def cost_report(request: HttpRequest) -> HttpResponse:
     cost_chart = charts.bar_chart(
         labels,
         [
-            ("routed cost", [d["cost"] for d in data["days"]]),
+            ("routed cost (priced traffic)", [d["cost"] or 0 for d in data["days"]]),
             ("same tokens on the requested model", [d["claude_cost"] for d in data["days"]]),
         ],
         fmt=_usd,

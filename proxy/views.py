@@ -63,12 +63,10 @@ async def _route(request: HttpRequest, *, endpoint: str) -> Routed | HttpRespons
     try:
         parsed = read_json(request)
         tape.client_request = orjson.Fragment(request.body)  # recorded as sent, without re-encoding
+        note_request(tape, parsed, headers)  # before validation: a refused request still names its model
         body = validate_messages_request(parsed, needs_max_tokens=endpoint == "messages")
-        tape.stream = bool(body.get("stream"))
-        tape.client_model = body["model"]
-        tape.session_id = session_id(body, headers)
         if endpoint == "messages":
-            tape.failed_results = failed_tool_results(body)
+            tape.failed_results, tape.error_results = failed_tool_results(body)
         decision = await routing.decide(body, headers)
     except TranslationError as exc:
         tape.fail(exc.error_type, exc.message, exc.status)
@@ -81,6 +79,15 @@ async def _route(request: HttpRequest, *, endpoint: str) -> Routed | HttpRespons
         decision.agent,
     )
     return Routed(tape, decision, headers)
+
+
+def note_request(tape: Tape, parsed: object, headers: dict[str, str]) -> None:
+    """Note the model, session and stream flag the body names, whether or not it is valid."""
+    body = parsed if isinstance(parsed, dict) else {}
+    model = body.get("model")
+    tape.client_model = model[:200] if isinstance(model, str) else ""
+    tape.stream = body.get("stream") is True
+    tape.session_id = session_id(body, headers)
 
 
 async def models(request: HttpRequest) -> HttpResponse:
@@ -181,6 +188,8 @@ _EXCHANGE_FIELDS = (
     "claude_cost_usd",
     "tool_calls",
     "tool_call_errors",
+    "tool_result_errors",
+    "origin",
 )
 
 
