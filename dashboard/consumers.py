@@ -11,6 +11,7 @@ from django.http import QueryDict
 from django.template.loader import render_to_string
 
 from dashboard import queries
+from dashboard.templatetags.dashboard import ms
 
 logger = logging.getLogger(__name__)
 
@@ -49,3 +50,26 @@ class ExchangeFeedConsumer(AsyncWebsocketConsumer):
             return
         if html:
             await self.send(text_data=html)
+
+    async def exchange_progress(self, event: dict[str, Any]) -> None:
+        """A stream's progress (proxy/progress.py): a few numbers, sent without a query or a template."""
+        html = progress_html(event)
+        if html:
+            await self.send(text_data=html)
+
+
+def progress_html(event: dict[str, Any]) -> str | None:
+    """The progress cell of a streaming row, as an OOB swap; a page without that row ignores it."""
+    try:
+        pk, elapsed, tokens = int(event["id"]), float(event["elapsed_ms"]), int(event["tokens"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    so_far = (
+        f" · ~{tokens} tok"
+        if tokens
+        else (" · waiting for the first token" if not event.get("first_token") else "")
+    )
+    return (
+        f'<span id="progress-{pk}" class="progress" hx-swap-oob="true" '
+        f'title="streaming: elapsed, and output tokens so far (estimated)">{ms(elapsed)}{so_far}</span>'
+    )

@@ -140,6 +140,10 @@ class Recorder:
         every request's bodies for memory that was never short."""
         return self.backlog() >= BACKLOG_PACK_AT and len(self._open) >= BACKLOG_PACK_AT
 
+    def pending_pk(self, key: int) -> int | None:
+        """The row pk of an exchange still in flight whose pending row is written (else None)."""
+        return self._pk_of.get(key)
+
     def backlog(self) -> int:
         return self._queue.qsize() if self._queue is not None else 0
 

@@ -65,6 +65,10 @@ class Accumulator:
                 # stream as it stands; event types newer than this code are skipped, as the SDK does.
                 pass
 
+    def generated_chars(self) -> int:
+        """Characters of text, thinking and tool arguments received so far (for live progress)."""
+        return sum(len(piece) for _, pieces in self._parts.values() for piece in pieces)
+
     @property
     def started(self) -> bool:
         return self._message is not None
