@@ -134,6 +134,14 @@ def _use_tool_analysis(rows: list[dict[str, Any]], cells: dict[str, toolcalls.Ce
             )
 
 
+def price_link(e: Exchange) -> str:
+    """Where to set the price of an exchange's unpriced backend model ("" when it has a price)."""
+    if e.cost_usd is not None or not (e.input_tokens or e.output_tokens or e.cache_read_tokens):
+        return ""
+    pk = Provider.objects.filter(name=e.provider).values_list("pk", flat=True).first() if e.provider else None
+    return f"/routes/providers/{pk}" if pk else "/routes"
+
+
 def _link_prices(rows: list[dict[str, Any]]) -> None:
     """Each unpriced row's link to its provider's editor, where model_settings takes a price."""
     names = {r["provider"] for r in rows if r["unpriced"] and r["provider"]}

@@ -47,6 +47,7 @@ def exchange_detail(request: HttpRequest, pk: int) -> HttpResponse:
     except Exchange.DoesNotExist as exc:
         raise Http404("no such exchange") from exc
     context = conversation.detail_context(exchange, host=request.get_host(), scheme=request.scheme)
+    context["price_link"] = costs.price_link(exchange)
     context["rules"] = list(
         Rule.objects.filter(enabled=True).order_by("position", "id").values_list("name", flat=True)
     )
