@@ -242,7 +242,7 @@ def _loads(text: str | None) -> Any:
 
 def answer_outcomes(e: Exchange) -> dict[str, tuple[str, str]]:
     """tool_use id -> (problem, detail) for each failed call in this exchange's answer: the call's own
-    problems, and is_error results from the next request of the session that carries them."""
+    problems, and the client refusing the call in the next request of the session."""
     summary = summarize(e.client_request, e.client_response, {})
     outcomes = {tool_id: problem for tool_id, _, problem, _ in summary.calls if problem is not None}
     pending = [tool_id for tool_id, _, problem, _ in summary.calls if problem is None and tool_id]
@@ -257,7 +257,8 @@ def answer_outcomes(e: Exchange) -> dict[str, tuple[str, str]]:
         )
         if isinstance(later, dict):
             for tool_id, (is_error, text) in last_tool_results(later).items():
-                if is_error and tool_id in pending:
+                # A tool that ran and reported an error is its result, not a failed call (issue #12).
+                if is_error and tool_id in pending and is_call_failure(text):
                     outcomes[tool_id] = (normalize_error(text), text[:2000])
     return outcomes
 
