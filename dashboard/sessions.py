@@ -77,6 +77,12 @@ def _sum_turns(turns: list[Turn]) -> dict[str, float]:
         "input": sum(t.e.input_tokens + t.e.cache_read_tokens + t.e.cache_write_tokens for t in turns),
         "output": sum(t.e.output_tokens for t in turns),
         "cost": sum(t.e.cost_usd or 0 for t in turns),
+        # Turns that used tokens on a model with no known price: left out of "cost", and said so.
+        "unpriced": sum(
+            1
+            for t in turns
+            if t.e.cost_usd is None and (t.e.input_tokens or t.e.output_tokens or t.e.cache_read_tokens)
+        ),
         "claude_cost": sum(t.e.claude_cost_usd or 0 for t in turns),
         "failures": sum(t.failures for t in turns),
         "tool_errors": sum(t.tool_errors for t in turns),

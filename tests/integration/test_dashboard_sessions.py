@@ -189,6 +189,7 @@ def test_sessions_list_tells_runs_apart() -> None:
     assert "/home/user/project" in text and "Claude Code 2.1.197" in text
     assert "big-model" in text and "+3 unpriced" in text  # m1, m2, m3 used tokens; none is priced
     assert f'href="/sessions/{other}"' in html
+    assert "+3 unpriced" in Client().get(f"/sessions/{SESSION}").content.decode()
     # The feed's 8-character session id works in its filter and in search.
     for params in ({"session": SESSION[:8]}, {"q": SESSION[:8]}):
         feed = Client().get("/", params).content.decode()
