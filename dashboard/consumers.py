@@ -12,6 +12,7 @@ from django.template.loader import render_to_string
 
 from dashboard import queries
 from dashboard.templatetags.dashboard import ms
+from proxy.progress import progress
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,14 @@ class ExchangeFeedConsumer(AsyncWebsocketConsumer):
         query = QueryDict(self.scope.get("query_string", b"").decode("latin-1"))
         self.filters = queries.parse_filters(query)
         await self.accept()
+        progress.listeners += 1
+        self.listening = True
         logger.debug("live feed connected (filters %s)", self.filters.as_query() or "none")
+
+    async def disconnect(self, code: int) -> None:
+        if getattr(self, "listening", False):  # a socket refused before accept was never counted
+            progress.listeners -= 1
+            self.listening = False
 
     async def exchange_changed(self, event: dict[str, Any]) -> None:
         pk = event.get("id") or (event.get("row") or {}).get("id")

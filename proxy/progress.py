@@ -14,7 +14,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 from proxy.live import GROUP
 from proxy.recorder import recorder
@@ -38,6 +38,9 @@ class Progress:
         self._streams: dict[int, _Stream] = {}
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Live feeds connected to this process. With the in-memory layer nobody else can listen, so
+        # with none connected nothing is published (a benchmark run pays only the ticker's wake-ups).
+        self.listeners = 0
 
     def watch(self, tape: Tape, sent: Accumulator) -> None:
         """A stream began relaying: report its progress until `forget`."""
@@ -66,7 +69,7 @@ class Progress:
     async def publish_once(self) -> int:
         """One update per open stream whose pending row is written (it has a pk); returns how many."""
         layer = get_channel_layer()
-        if layer is None:
+        if layer is None or (self.listeners <= 0 and isinstance(layer, InMemoryChannelLayer)):
             return 0
         now = time.perf_counter()
         sent = 0

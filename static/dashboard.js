@@ -70,10 +70,11 @@
     if (!live) return;
     live.classList.add("connected");
     if (live.getAttribute("data-was-closed")) {
-      // Back after a gap: the rows that changed meanwhile were never pushed. Reload the results
-      // (this socket's element is replaced with them, and the new one connects at once).
+      // Back after a gap: the rows that changed meanwhile were never pushed. Reload the rows only,
+      // with this socket kept open: what is written after the reload's query is pushed over it.
       live.removeAttribute("data-was-closed");
-      htmx.ajax("GET", window.location.pathname + window.location.search, { target: "#results", swap: "outerHTML" });
+      htmx.ajax("GET", window.location.pathname + window.location.search,
+                { target: "#exchange-rows", select: "#exchange-rows", swap: "outerHTML" });
     }
   });
   document.addEventListener("htmx:wsClose", function (ev) {
