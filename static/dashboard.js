@@ -70,11 +70,24 @@
     if (!live) return;
     live.classList.add("connected");
     if (live.getAttribute("data-was-closed")) {
-      // Back after a gap: the rows that changed meanwhile were never pushed. Reload the rows only,
-      // with this socket kept open: what is written after the reload's query is pushed over it.
+      // Back after a gap: the rows that changed meanwhile were never pushed. Fetch this page's rows
+      // again and merge them in, with the socket kept open: a row it pushes before the reply arrives
+      // is newer than the reply's copy, so the reply only adds rows and finishes pending ones.
       live.removeAttribute("data-was-closed");
-      htmx.ajax("GET", window.location.pathname + window.location.search,
-                { target: "#exchange-rows", select: "#exchange-rows", swap: "outerHTML" });
+      fetch(window.location.pathname + window.location.search, { headers: { "HX-Request": "true" } })
+        .then(function (response) { return response.ok ? response.text() : ""; })
+        .then(function (html) {
+          var template = document.createElement("template");
+          template.innerHTML = html;  // server-rendered, escaped: the same HTML the page itself renders
+          template.content.querySelectorAll("#exchange-rows tr.exchange").forEach(function (row) {
+            var shown = document.getElementById(row.id);
+            if (!shown) placeRow(row);
+            else if (shown.classList.contains("status-pending") && !row.classList.contains("status-pending")) {
+              shown.replaceWith(row);
+              htmx.process(row);
+            }
+          });
+        });
     }
   });
   document.addEventListener("htmx:wsClose", function (ev) {
@@ -99,21 +112,25 @@
     var match = typeof message === "string" && /^\s*<tr id="exchange-(\d+)"/.exec(message);
     if (!match || document.getElementById("exchange-" + match[1])) return;
     ev.preventDefault();
-    var tbody = document.getElementById("exchange-rows");
-    if (!tbody) return;
     var template = document.createElement("template");
     template.innerHTML = message;  // server-rendered, escaped: the same HTML an OOB swap would insert
     var row = template.content.querySelector("tr.exchange");
-    if (!row) return;
+    if (row) placeRow(row);
+  });
+
+  // A row this page does not show yet goes where its id puts it (newest first).
+  function placeRow(row) {
+    var tbody = document.getElementById("exchange-rows");
+    if (!tbody) return;
     row.removeAttribute("hx-swap-oob");
-    var id = parseInt(match[1], 10);
+    var id = parseInt(row.id.replace("exchange-", ""), 10);
     var next = Array.from(tbody.querySelectorAll("tr.exchange")).find(function (r) {
       return parseInt(r.id.replace("exchange-", ""), 10) < id;
     });
     tbody.insertBefore(row, next || document.getElementById("load-more"));
     row.classList.add("flash");
     htmx.process(row);
-  });
+  }
 
   document.addEventListener("htmx:oobAfterSwap", function (ev) {
     var target = ev.detail && ev.detail.target;
