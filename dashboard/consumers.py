@@ -72,12 +72,11 @@ def progress_html(event: dict[str, Any]) -> str | None:
         pk, elapsed, tokens = int(event["id"]), float(event["elapsed_ms"]), int(event["tokens"])
     except (KeyError, TypeError, ValueError):
         return None
-    so_far = (
-        f" · ~{tokens} tok"
-        if tokens
-        else (" · waiting for the first token" if not event.get("first_token") else "")
-    )
+    # Narrow, as the latency column it sits in: the title says what the numbers are.
+    so_far = f" · ~{tokens} tok" if tokens else ""
+    waiting = "" if tokens or event.get("first_token") else ", no token yet"
     return (
         f'<span id="progress-{pk}" class="progress" hx-swap-oob="true" '
-        f'title="streaming: elapsed, and output tokens so far (estimated)">{ms(elapsed)}{so_far}</span>'
+        f'title="streaming: elapsed, and output tokens so far (estimated){waiting}">'
+        f"{ms(elapsed)}{so_far}</span>"
     )
