@@ -67,7 +67,7 @@ class ExchangeFeedConsumer(AsyncWebsocketConsumer):
 
 
 def progress_html(event: dict[str, Any]) -> str | None:
-    """The progress cell of a streaming row, as an OOB swap; a page without that row ignores it."""
+    """The progress cell of a pending row, as an OOB swap; a page without that row ignores it."""
     try:
         pk, elapsed, tokens = int(event["id"]), float(event["elapsed_ms"]), int(event["tokens"])
     except (KeyError, TypeError, ValueError):
@@ -77,6 +77,6 @@ def progress_html(event: dict[str, Any]) -> str | None:
     waiting = "" if tokens or event.get("first_token") else ", no token yet"
     return (
         f'<span id="progress-{pk}" class="progress" hx-swap-oob="true" '
-        f'title="streaming: elapsed, and output tokens so far (estimated){waiting}">'
+        f'title="in flight: elapsed, and output tokens so far (estimated){waiting}">'
         f"{ms(elapsed)}{so_far}</span>"
     )

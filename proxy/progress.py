@@ -1,7 +1,8 @@
-"""Live progress of the streams in flight: elapsed time and tokens so far, for the dashboard's feed.
+"""Live progress of the exchanges in flight: elapsed time and tokens so far, for the dashboard's feed.
 
-Off the hot path: the relay only registers its stream here and unregisters it at the end (a dict insert
-and delete); what it sent is already folded into its Accumulator. One ticker task per process reads
+Off the hot path: an exchange registers here when it starts, and again with its Accumulator once its
+answer streams (a dict insert each), and leaves at the end; what a stream sent is already counted by
+its Accumulator. One ticker task per process reads
 those once a second and publishes one small event per open stream over the channel layer. Nothing in
 the stream loop touches the database, a template or the channel layer.
 """
@@ -30,7 +31,7 @@ CHARS_PER_TOKEN = 4  # a rough estimate of the tokens so far; the row has the ba
 @dataclass(slots=True)
 class _Stream:
     tape: Tape
-    sent: Accumulator
+    sent: Accumulator | None  # None until the answer streams (waiting for the backend, or not streamed)
 
 
 class Progress:
@@ -42,8 +43,8 @@ class Progress:
         # with none connected nothing is published (a benchmark run pays only the ticker's wake-ups).
         self.listeners = 0
 
-    def watch(self, tape: Tape, sent: Accumulator) -> None:
-        """A stream began relaying: report its progress until `forget`."""
+    def watch(self, tape: Tape, sent: Accumulator | None = None) -> None:
+        """Report an exchange's progress until it finishes (or `forget`); `sent` once its answer streams."""
         self._streams[tape.key] = _Stream(tape, sent)
         loop = asyncio.get_running_loop()
         if self._task is None or self._task.done() or self._loop is not loop:
@@ -67,7 +68,7 @@ class Progress:
         self._task = None
 
     async def publish_once(self) -> int:
-        """One update per open stream whose pending row is written (it has a pk); returns how many."""
+        """One update per exchange in flight whose pending row is written (it has a pk); returns how many."""
         layer = get_channel_layer()
         if layer is None or (self.listeners <= 0 and isinstance(layer, InMemoryChannelLayer)):
             return 0
@@ -83,7 +84,7 @@ class Progress:
 
 
 def progress_event(pk: int, stream: _Stream, now: float) -> dict[str, object]:
-    chars = stream.sent.generated_chars()
+    chars = stream.sent.generated_chars() if stream.sent is not None else 0
     return {
         "type": "exchange.progress",
         "id": pk,

@@ -13,6 +13,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from proxy import routing
 from proxy.errors import error_response
+from proxy.progress import progress
 from proxy.record import failed_tool_results
 from proxy.recorder import recorder
 from proxy.streaming import Routed, serve_count_tokens, serve_messages
@@ -41,7 +42,11 @@ async def messages(request: HttpRequest) -> HttpResponse:
     if isinstance(routed, HttpResponse):
         return routed
     recorder.start(routed.tape)
-    return await serve_messages(routed, message_id=new_message_id())
+    progress.watch(routed.tape)  # elapsed time in the live feed while it waits for the backend
+    try:
+        return await serve_messages(routed, message_id=new_message_id())
+    finally:  # a stream's relay watches it again, with what it sends, until it ends
+        progress.forget(routed.tape)
 
 
 @csrf_exempt

@@ -99,3 +99,32 @@ def test_the_feed_reconnects_within_two_seconds_of_the_server_coming_back(
     # (the ws extension logs each socket error event as such).
     expected = ("WebSocket connection", "[object Event]")
     no_csp_violations[:] = [p for p in no_csp_violations if not p.startswith(expected)]
+
+
+def test_a_request_waiting_for_its_backend_shows_its_elapsed_time(
+    page: Page, server: Server, upstream: FakeOpenAI
+) -> None:
+    page.goto(f"{server.url}/")
+    expect(page.locator("#live.connected")).to_be_visible(timeout=10_000)
+    slow = completion("at last")
+    slow.first_delay_s = 3.0  # the backend thinks before it answers (not streamed)
+    upstream.script(slow)
+    client = anthropic.Anthropic(base_url=server.url, api_key="sk-client", max_retries=0)
+    result: dict[str, str] = {}
+
+    def call() -> None:
+        message = client.messages.create(
+            model="claude-sonnet-4-5", max_tokens=20, messages=[{"role": "user", "content": "wait"}]
+        )
+        result["text"] = message.content[0].text  # type: ignore[union-attr]
+
+    worker = threading.Thread(target=call)
+    worker.start()
+    progress = page.locator("#exchange-rows tr.exchange").first.locator(".progress")
+    expect(progress).to_have_text(re.compile(r"^\d+ ms$|^[\d.]+ s$"), timeout=5_000)
+    expect(progress).to_have_attribute("title", re.compile("no token yet"))
+    worker.join(20)
+    assert result.get("text") == "at last"
+    expect(page.locator("#exchange-rows tr.exchange").first.locator(".status")).to_have_text(
+        "ok", timeout=5_000
+    )
