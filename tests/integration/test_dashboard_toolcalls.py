@@ -136,3 +136,18 @@ def test_report_reads_bodies_once_then_only_the_small_columns(django_assert_num_
         again = recent_report()
     assert again.cells == first.cells
     assert again.groups("main", "gpt-5-mini", "Edit") == first.groups("main", "gpt-5-mini", "Edit")
+
+
+def test_the_failures_page_lists_tool_errors_apart() -> None:
+    rows = make_traffic()
+    html = (
+        Client()
+        .get("/tools/failures", {"agent": "main", "model": "gpt-5-mini", "tool": "Edit"})
+        .content.decode()
+    )
+    assert "No failures for this cell." in html
+    errors = html.split('id="tool-errors"', 1)[1]
+    assert (
+        "Found N matches of the string to replace" in errors
+        and f'href="/exchanges/{rows["edit"].pk}"' in errors
+    )
