@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
+from django.db import connection
 from django.db.models import Q, QuerySet, TextField
 from django.db.models.functions import Cast
 from django.http import QueryDict
@@ -82,8 +83,11 @@ def _when(value: str) -> datetime | None:
 
 def session_prefix_q(prefix: str) -> Q:
     """Sessions whose id starts with `prefix`: the feed shows ids cut to 8 characters, and a full id
-    matches too. A range on the indexed column, not LIKE (SQLite's LIKE cannot use the index)."""
-    return Q(session_id__gte=prefix, session_id__lt=prefix + "\U0010ffff")
+    matches too. On SQLite a range on the indexed column (its LIKE cannot use the index, and it compares
+    bytewise); elsewhere a collation may not, so LIKE 'prefix%'."""
+    if connection.vendor == "sqlite":
+        return Q(session_id__gte=prefix, session_id__lt=prefix + "\U0010ffff")
+    return Q(session_id__startswith=prefix)
 
 
 def search_q(term: str) -> Q:
