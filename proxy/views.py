@@ -90,7 +90,7 @@ def note_request(tape: Tape, parsed: object, headers: dict[str, str]) -> None:
     """Note the model, session and stream flag the body names, whether or not it is valid."""
     body = parsed if isinstance(parsed, dict) else {}
     model = body.get("model")
-    tape.client_model = model[:200] if isinstance(model, str) else ""
+    tape.client_model = model if isinstance(model, str) else ""  # the record cuts it to its column
     tape.stream = body.get("stream") is True
     tape.session_id = session_id(body, headers)
 
