@@ -362,7 +362,7 @@ def _odd_kind(value: Any) -> str:
 
 
 def _with_outcomes(blocks: list[Block], e: Exchange) -> list[Block]:
-    """Mark the answer's tool calls that failed (bad arguments, or an is_error result next turn)."""
+    """Mark the answer's tool calls that failed (bad arguments, or the client refusing them next turn)."""
     from dashboard.toolcalls import answer_outcomes
 
     outcomes = answer_outcomes(e) if any(b.kind == "tool_use" for b in blocks) else {}

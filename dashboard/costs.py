@@ -12,7 +12,12 @@ from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from dashboard import toolcalls
-from proxy.models import Exchange
+from proxy.models import Exchange, Provider
+
+# Traffic that used tokens on a backend model with no known price (an error with no usage costs nothing).
+UNPRICED = Q(cost_usd__isnull=True) & (
+    Q(input_tokens__gt=0) | Q(output_tokens__gt=0) | Q(cache_read_tokens__gt=0)
+)
 
 RANGES = {"24h": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30), "all": None}
 _SUMS = {
@@ -20,8 +25,12 @@ _SUMS = {
     "input": Coalesce(Sum(F("input_tokens") + F("cache_write_tokens")), 0),
     "cache_read": Coalesce(Sum("cache_read_tokens"), 0),
     "output": Coalesce(Sum("output_tokens"), 0),
-    "cost": Coalesce(Sum("cost_usd"), 0.0),
+    # None when no exchange of the group has a known price: unknown is not $0.
+    "cost": Sum("cost_usd"),
     "claude_cost": Coalesce(Sum("claude_cost_usd"), 0.0),
+    # What was saved is only known where both prices are: the Claude side of the priced traffic.
+    "claude_cost_priced": Sum("claude_cost_usd", filter=Q(cost_usd__isnull=False)),
+    "unpriced": Count("id", filter=UNPRICED),
     "tool_calls": Coalesce(Sum("tool_calls"), 0),
     "tool_failures": Coalesce(Sum("tool_call_errors"), 0),
     "errors": Count("id", filter=Q(status="error")),
@@ -36,14 +45,15 @@ def window(range_key: str) -> QuerySet[Exchange]:
 
 def _with_rates(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for r in rows:
-        r["saving"] = r["claude_cost"] - r["cost"]
+        priced = r.pop("claude_cost_priced")
+        r["saving"] = priced - r["cost"] if r["cost"] is not None and priced is not None else None
         r["failure_rate"] = r["tool_failures"] / r["tool_calls"] if r["tool_calls"] else None
         r["error_rate"] = r["errors"] / r["requests"] if r["requests"] else None
     return rows
 
 
 def by(qs: QuerySet[Exchange], *keys: str, limit: int = 50) -> list[dict[str, Any]]:
-    rows = qs.values(*keys).annotate(**_SUMS).order_by("-cost", "-requests")[:limit]
+    rows = qs.values(*keys).annotate(**_SUMS).order_by(F("cost").desc(nulls_last=True), "-requests")[:limit]
     return _with_rates(list(rows))
 
 
@@ -97,10 +107,13 @@ def report(range_key: str) -> dict[str, Any]:
     sessions = by(qs.exclude(session_id=""), "session_id", limit=20)
     for dimension, rows in (("rule", rules), ("agent", agents), ("session_id", sessions), ("all", [totals])):
         _use_tool_analysis(rows, tools.by.get(dimension, {}), dimension)
+    models = by(qs, "client_model", "backend_model", "provider")
+    _link_prices(models)
     return {
         "totals": totals,
+        "unpriced_models": [m for m in models if m["unpriced"]],
         "days": per_day(qs),
-        "models": by(qs, "client_model", "backend_model"),
+        "models": models,
         "rules": rules,
         "agents": agents,
         "sessions": sessions,
@@ -119,3 +132,20 @@ def _use_tool_analysis(rows: list[dict[str, Any]], cells: dict[str, toolcalls.Ce
                 cell.failures,
                 cell.rate,
             )
+
+
+def price_link(e: Exchange) -> str:
+    """Where to set the price of an exchange's unpriced backend model ("" when it has a price)."""
+    if e.cost_usd is not None or not (e.input_tokens or e.output_tokens or e.cache_read_tokens):
+        return ""
+    pk = Provider.objects.filter(name=e.provider).values_list("pk", flat=True).first() if e.provider else None
+    return f"/routes/providers/{pk}" if pk else "/routes"
+
+
+def _link_prices(rows: list[dict[str, Any]]) -> None:
+    """Each unpriced row's link to its provider's editor, where model_settings takes a price."""
+    names = {r["provider"] for r in rows if r["unpriced"] and r["provider"]}
+    pks = dict(Provider.objects.filter(name__in=names).values_list("name", "pk")) if names else {}
+    for r in rows:
+        pk = pks.get(r["provider"]) if r["unpriced"] else None
+        r["price_link"] = f"/routes/providers/{pk}" if pk else ("/routes" if r["unpriced"] else "")

@@ -100,7 +100,11 @@ def dry_run(rules: list[RuleSpec], *, last_n: int = 200) -> DryRun:
             result.moved += 1
             result.moves[(before, after)] += 1
         new_cost = catalog.cost_usd(
-            model=new_model, usage=_usage(e), provider=target.provider or None, at=e.created_at
+            model=new_model,
+            usage=_usage(e),
+            provider=target.provider or None,
+            overrides=dict(target.prices) or None,  # the provider's model_settings price it, as when served
+            at=e.created_at,
         )
         if new_cost is None or e.cost_usd is None:
             result.unpriced += 1

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
+from django.db import connection
 from django.db.models import Q, QuerySet, TextField
 from django.db.models.functions import Cast
 from django.http import QueryDict
@@ -26,7 +27,8 @@ ROW_FIELDS = (
     "session_id", "agent", "client_key", "client_model", "backend_model", "provider", "rule", "task",
     "changes", "upstream_first_byte_ms", "first_token_ms", "duration_ms",
     "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
-    "cost_usd", "claude_cost_usd", "tool_calls", "tool_call_errors",
+    "cost_usd", "claude_cost_usd", "tool_calls", "tool_call_errors", "tool_result_errors", "origin",
+    "attempts",
 )  # fmt: skip
 
 RANGES = {"15m": timedelta(minutes=15), "1h": timedelta(hours=1), "24h": timedelta(days=1),
@@ -42,6 +44,7 @@ class FeedFilters:
     session: str = ""
     key: str = ""  # the client key's label
     failed: bool = False
+    tool_errors: bool = False
     range: str = ""
     since: str = ""
     until: str = ""
@@ -76,6 +79,7 @@ def parse_filters(params: QueryDict) -> FeedFilters:
     return FeedFilters(
         status=status if status in Exchange.Status.values else "", model=get("model"), route=get("route"),
         agent=get("agent"), session=get("session"), failed=get("failed") in ("1", "on", "true"),
+        tool_errors=get("tool_errors") in ("1", "on", "true"),
         range=range_ if range_ in RANGES else "", since=since if _when(since) else "",
         until=until if _when(until) else "", q=get("q"), key=get("key"),
     )  # fmt: skip
@@ -106,15 +110,24 @@ def _when(value: str) -> datetime | None:
     return parsed
 
 
+def session_prefix_q(prefix: str) -> Q:
+    """Sessions whose id starts with `prefix`: the feed shows ids cut to 8 characters, and a full id
+    matches too. On SQLite a range on the indexed column (its LIKE cannot use the index, and it compares
+    bytewise); elsewhere a collation may not, so LIKE 'prefix%'."""
+    if connection.vendor == "sqlite":
+        return Q(session_id__gte=prefix, session_id__lt=prefix + "\U0010ffff")
+    return Q(session_id__startswith=prefix)
+
+
 def search_q(term: str) -> Q:
-    """Substring search over both bodies, both responses and the error.
+    """Substring search over both bodies, both responses and the error (and session ids by prefix).
 
     A LIKE scan over the stored JSON text (SQLite has no JSON-aware full-text index here): correct
     across all rows, and fast enough with keyset paging because the scan stops at a page of hits.
     Django stores JSON with ASCII escapes, so the term is matched both raw and JSON-escaped.
     """
     variants = {term, json.dumps(term)[1:-1]}
-    q = Q()
+    q = session_prefix_q(term) if term.strip() else Q()
     for v in variants:
         for name in ("_req_text", "_resp_text", "_up_req_text"):
             q |= Q(**{f"{name}__icontains": v})
@@ -132,11 +145,13 @@ def filter_exchanges(qs: QuerySet[Exchange], f: FeedFilters) -> QuerySet[Exchang
     if f.agent:
         qs = qs.filter(agent=f.agent)
     if f.session:
-        qs = qs.filter(session_id=f.session)
+        qs = qs.filter(session_prefix_q(f.session))
     if f.key:
         qs = qs.filter(client_key=f.key)
     if f.failed:
         qs = qs.filter(tool_call_errors__gt=0)
+    if f.tool_errors:
+        qs = qs.filter(tool_result_errors__gt=0)
     if f.range in RANGES:
         qs = qs.filter(created_at__gte=timezone.now() - RANGES[f.range])
     if since := _when(f.since):

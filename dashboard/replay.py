@@ -46,7 +46,9 @@ async def replay(original: Exchange, rule_name: str) -> ReplayResult:
     body = {**original.client_request, "stream": False}
     headers = {k: v for k, v in (original.client_headers or {}).items() if k != "x-claude-code-session-id"}
     reason = f"replay of exchange {original.pk} through rule '{rule.name}'"
-    tape = Tape(endpoint="messages", client_request=body, client_headers=safe_headers(headers))
+    tape = Tape(
+        endpoint="messages", client_request=body, client_headers=safe_headers(headers), origin="replay"
+    )
     tape.client_model, tape.rule, tape.route_reason, tape.agent = (
         body["model"],
         rule.name,
@@ -94,7 +96,7 @@ async def test_rule_target(rule_name: str) -> TargetCheck:
         "messages": [{"role": "user", "content": "Reply with one word."}],
     }
     reason = f"test of rule '{rule.name}' target {target.provider}/{target.model or model}"
-    tape = Tape(endpoint="messages", client_request=body, client_headers={})
+    tape = Tape(endpoint="messages", client_request=body, client_headers={}, origin="test")
     tape.client_model, tape.rule, tape.route_reason = model, rule.name, reason
     recorder.start(tape)
     decision = Decision((target,), rule.name, reason, "", "", body)  # type: ignore[arg-type]

@@ -11,6 +11,7 @@ Everything is recognised from the traffic itself:
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,8 +20,10 @@ from django.db.models import Count, Max, Min, Q, Sum, TextField
 from django.db.models.functions import Cast
 
 from dashboard import shapes
+from dashboard.costs import UNPRICED
 from proxy.models import Exchange
 from proxy.record import invalid_tool_input
+from proxy.translate.claude_code import is_call_failure
 
 AGENT_TOOLS = {"Agent", "Task"}
 # A session view beyond this is unreadable anyway (the feed filter still has them all), and at ~1.5 KB
@@ -34,6 +37,7 @@ class NewItem:
     text: str
     is_error: bool = False
     tool_id: str = ""
+    call_failed: bool = False  # an is_error result that is the client refusing the call (the model's failure)
 
 
 @dataclass(slots=True)
@@ -42,7 +46,8 @@ class Turn:
     new: list[NewItem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # cache break, rewritten history, ...
     cache_broke: bool = False
-    failures: int = 0  # invalid tool calls in its answer + is_error results of its calls in the next turn
+    failures: int = 0  # invalid tool calls in its answer + the client refusing its calls in the next turn
+    tool_errors: int = 0  # its calls whose tools ran and reported an error (results, not failures)
     children: list[Thread] = field(default_factory=list)
 
 
@@ -75,8 +80,15 @@ def _sum_turns(turns: list[Turn]) -> dict[str, float]:
         "input": sum(t.e.input_tokens + t.e.cache_read_tokens + t.e.cache_write_tokens for t in turns),
         "output": sum(t.e.output_tokens for t in turns),
         "cost": sum(t.e.cost_usd or 0 for t in turns),
+        # Turns that used tokens on a model with no known price: left out of "cost", and said so.
+        "unpriced": sum(
+            1
+            for t in turns
+            if t.e.cost_usd is None and (t.e.input_tokens or t.e.output_tokens or t.e.cache_read_tokens)
+        ),
         "claude_cost": sum(t.e.claude_cost_usd or 0 for t in turns),
         "failures": sum(t.failures for t in turns),
+        "tool_errors": sum(t.tool_errors for t in turns),
         "errors": sum(1 for t in turns if t.e.status == "error"),
     }
 
@@ -139,7 +151,11 @@ def _agent_calls(e: Exchange) -> list[dict[str, Any]]:
 
 
 def _first_prompt(e: Exchange) -> str:
-    messages = _request(e).get("messages") or []
+    return _first_prompt_of(_request(e))
+
+
+def _first_prompt_of(req: dict[str, Any]) -> str:
+    messages = req.get("messages") or []
     first_user = next((m for m in messages if m.get("role") == "user"), None)
     texts = [
         t for t in _texts((first_user or {}).get("content")) if not t.lstrip().startswith("<system-reminder>")
@@ -163,8 +179,10 @@ def _new_items(messages: list[dict[str, Any]]) -> list[NewItem]:
                 items.append(NewItem(kind=kind, text=text[:300]))
             elif b.get("type") == "tool_result":
                 inner = " ".join(_texts(b.get("content")))
-                items.append(NewItem(kind="tool_result", text=inner[:300], is_error=bool(b.get("is_error")),
-                                     tool_id=shapes.text(b.get("tool_use_id"))))  # fmt: skip
+                is_error = bool(b.get("is_error"))
+                items.append(NewItem(kind="tool_result", text=inner[:300], is_error=is_error,
+                                     tool_id=shapes.text(b.get("tool_use_id")),
+                                     call_failed=is_error and is_call_failure(inner)))  # fmt: skip
     return items
 
 
@@ -199,17 +217,22 @@ def _fill_turn_diffs(thread: Thread) -> None:
 
 
 def _count_failures(thread: Thread) -> None:
-    """A turn's failures: its invalid tool calls, plus is_error results to its calls in the next turn.
+    """A turn's failures: its invalid tool calls, plus the client refusing its calls in the next turn;
+    and apart from them, its calls whose tools reported an error.
 
-    The recorder adds those results to the row's count as they arrive; rows recorded before it did
+    The recorder adds those results to the row's counts as they arrive; rows recorded before it did
     have only the invalid calls, so the join is made here too and the larger of the two is kept."""
     for i, turn in enumerate(thread.turns):
         blocks = shapes.answer_blocks(turn.e.client_response)
         joined = sum(1 for b in blocks if b.get("type") == "tool_use" and invalid_tool_input(b))
+        errors = 0
         if i + 1 < len(thread.turns):
-            later = thread.turns[i + 1].new
-            joined += sum(1 for item in later if item.kind == "tool_result" and item.is_error)
+            later = [item for item in thread.turns[i + 1].new if item.kind == "tool_result" and item.is_error]
+            refused = sum(1 for item in later if item.call_failed)
+            joined += refused
+            errors = len(later) - refused
         turn.failures = max(turn.e.tool_call_errors, joined)
+        turn.tool_errors = max(turn.e.tool_result_errors, errors)
 
 
 def _load(session_id: str) -> list[Exchange]:
@@ -273,8 +296,9 @@ def session_totals(roots: list[Thread]) -> dict[str, float]:
 
 
 def recent_sessions(limit: int = 100) -> list[dict[str, Any]]:
-    """Sessions by most recent activity, with request counts, tokens, cost and failures."""
-    return list(
+    """Sessions by most recent activity, with what tells runs apart (first prompt, project directory,
+    CLI version, title, models) beside request counts, tokens, cost and failures."""
+    rows = list(
         Exchange.objects.exclude(session_id="")
         .values("session_id")
         .annotate(
@@ -286,8 +310,91 @@ def recent_sessions(limit: int = 100) -> list[dict[str, Any]]:
             output=Sum("output_tokens"),
             cost=Sum("cost_usd"),
             claude_cost=Sum("claude_cost_usd"),
+            unpriced=Count("id", filter=UNPRICED),
             tool_failures=Sum("tool_call_errors"),
+            tool_errors=Sum("tool_result_errors"),
             errors=Count("id", filter=Q(status="error")),
+            user_agent=Max("user_agent"),
+            first_id=Min("id"),
         )
         .order_by("-last")[:limit]
     )
+    ids = [r["session_id"] for r in rows]
+    models: dict[str, list[str]] = {}
+    pairs = Exchange.objects.filter(session_id__in=ids).exclude(backend_model="")
+    for sid, model in pairs.values_list("session_id", "backend_model").distinct().order_by("backend_model"):
+        models.setdefault(sid, []).append(model)
+    facts = _run_facts({r["session_id"]: r["first_id"] for r in rows})
+    titles = _titles(ids)
+    for r in rows:
+        sid = r["session_id"]
+        version = _CLI_VERSION.search(r["user_agent"] or "")
+        r.update(
+            models=models.get(sid, []),
+            cli_version=version[1] if version else "",
+            title=titles.get(sid, ""),
+            **facts.get(sid, {"prompt": "", "project": ""}),
+        )
+    return rows
+
+
+_CLI_VERSION = re.compile(r"claude-cli/([\w.\-]+)")
+# Claude Code names the directory it runs in: "Primary working directory: …" (main thread),
+# "Working directory: …" (subagents, older builds).
+_PROJECT = re.compile(r"(?:Primary working directory|Working directory): *([^\n]+)")
+_FIRST_LOOKED_AT = 3  # a run's first requests: a title or a subagent may come before the main thread
+# (session id, its first row) -> first prompt and project: read once per process, a run's first
+# request never changes.
+_FACTS: dict[tuple[str, int], dict[str, str]] = {}
+
+
+def _run_facts(first_ids: dict[str, int]) -> dict[str, dict[str, str]]:
+    """First prompt and project directory of each run, from its first main-thread request."""
+    for sid, first in first_ids.items():
+        if (sid, first) in _FACTS:
+            continue
+        texts = (
+            Exchange.objects.filter(session_id=sid, endpoint="messages", agent="", id__gte=first)
+            .annotate(req=Cast("client_request", TextField()))
+            .order_by("id")
+            .values_list("req", flat=True)[:_FIRST_LOOKED_AT]
+        )
+        for text in texts:
+            try:
+                req = orjson.loads(text) if text else None
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(req, dict) and req.get("tools"):  # not a title or other background call
+                project = _PROJECT.search(_system_text(req))
+                _FACTS[(sid, first)] = {
+                    "prompt": _first_prompt_of(req)[:300],
+                    "project": project[1].strip() if project else "",
+                }
+                break
+    return {sid: _FACTS[(sid, first)] for sid, first in first_ids.items() if (sid, first) in _FACTS}
+
+
+def _titles(session_ids: list[str]) -> dict[str, str]:
+    """The title Claude Code had a background call write for each run (a JSON {"title": …} answer)."""
+    qs = (
+        Exchange.objects.filter(session_id__in=session_ids, endpoint="messages", status="ok", tool_calls=0)
+        .filter(output_tokens__lt=_TITLE_MAX_TOKENS)
+        .annotate(resp=Cast("client_response", TextField()))
+        .order_by("-id")
+        .values_list("session_id", "resp")
+    )
+    titles: dict[str, str] = {}
+    for sid, text in qs[: 20 * max(1, len(session_ids))]:
+        if sid in titles or not text or "title" not in text:
+            continue
+        try:
+            content = orjson.loads(text).get("content") or []
+            parsed = orjson.loads(content[0]["text"]) if content else None
+        except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, IndexError):
+            continue
+        if isinstance(parsed, dict) and isinstance(parsed.get("title"), str):
+            titles[sid] = parsed["title"][:200]
+    return titles
+
+
+_TITLE_MAX_TOKENS = 200

@@ -1,9 +1,10 @@
 """Tool-call outcomes: which agent x routed model x tool calls fail, and how, grouped by error.
 
-A call fails when its arguments are not valid JSON or do not validate against the tool's
-input_schema, when it names a tool the request did not offer, when the client answers it with a
-`tool_result` marked `is_error` (joined by tool_use id, in a later request of the session), or when
-the upstream errored or the stream broke while the call was being written.
+A call fails (the model's failure) when its arguments are not valid JSON or do not validate against the
+tool's input_schema, when it names a tool the request did not offer, when the client refuses to run it
+(an `is_error` tool_result in Claude Code's own words, joined by tool_use id in a later request of the
+session), or when the upstream errored or the stream broke while the call was being written. A tool that
+ran and reported an error (a failing test run, a missing file) is counted apart: that is its result.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from django.db.models.functions import Cast
 from dashboard import shapes
 from proxy.models import Exchange
 from proxy.record import last_tool_results
+from proxy.translate.claude_code import is_call_failure
 
 WINDOW = 1500  # newest exchanges analysed per page view: bodies are big, this keeps the page under a second
 _TAG = re.compile(r"</?tool_use_error>")
@@ -37,12 +39,14 @@ class Failure:
     group: str
     args: str
     detail: str = ""
+    by_tool: bool = False  # the tool ran and reported an error (its result), not a failed call
 
 
 @dataclass(slots=True)
 class Cell:
     calls: int = 0
-    failures: int = 0
+    failures: int = 0  # calls that failed through the model (arguments, unknown tool, broken stream)
+    tool_errors: int = 0  # calls whose tool ran and reported an error (a failing test run)
 
     @property
     def rate(self) -> float:
@@ -76,10 +80,14 @@ class Report:
             ],
         }
 
-    def groups(self, agent: str, model: str, tool: str) -> list[tuple[str, list[Failure]]]:
+    def groups(
+        self, agent: str, model: str, tool: str, *, by_tool: bool = False
+    ) -> list[tuple[str, list[Failure]]]:
+        """Failed calls (or, by_tool, error results the tool reported) grouped by error, largest first."""
         by_group: dict[str, list[Failure]] = defaultdict(list)
         for f in self.failures.get((agent, model, tool), []):
-            by_group[f.group].append(f)
+            if f.by_tool == by_tool:
+                by_group[f.group].append(f)
         return sorted(by_group.items(), key=lambda kv: (-len(kv[1]), kv[0]))
 
 
@@ -217,17 +225,21 @@ def analyse(exchanges: list[Exchange], summaries: dict[int, Summary] | None = No
                     "stream broke during the call" if e.status == "cancelled" else "upstream error",
                     "",
                 )
+            by_tool = False
             if problem is None:
                 is_error, text = results.get(tool_id, (False, ""))
                 if is_error:
                     problem = (normalize_error(text), text[:2000])
+                    by_tool = not is_call_failure(text)
             if problem is None:
                 continue
-            report.cells[key].failures += 1
-            for cell in _dimension_cells(report, e):
-                cell.failures += 1
+            for cell in (report.cells[key], *_dimension_cells(report, e)):
+                if by_tool:
+                    cell.tool_errors += 1
+                else:
+                    cell.failures += 1
             report.failures[key].append(Failure(exchange_id=e.pk, tool=name, group=problem[0], args=args_text,
-                                                detail=problem[1]))  # fmt: skip
+                                                detail=problem[1], by_tool=by_tool))  # fmt: skip
     return report
 
 
@@ -240,7 +252,7 @@ def _loads(text: str | None) -> Any:
 
 def answer_outcomes(e: Exchange) -> dict[str, tuple[str, str]]:
     """tool_use id -> (problem, detail) for each failed call in this exchange's answer: the call's own
-    problems, and is_error results from the next request of the session that carries them."""
+    problems, and the client refusing the call in the next request of the session."""
     summary = summarize(e.client_request, e.client_response, {})
     outcomes = {tool_id: problem for tool_id, _, problem, _ in summary.calls if problem is not None}
     pending = [tool_id for tool_id, _, problem, _ in summary.calls if problem is None and tool_id]
@@ -255,7 +267,8 @@ def answer_outcomes(e: Exchange) -> dict[str, tuple[str, str]]:
         )
         if isinstance(later, dict):
             for tool_id, (is_error, text) in last_tool_results(shapes.request(later)).items():
-                if is_error and tool_id in pending:
+                # A tool that ran and reported an error is its result, not a failed call (issue #12).
+                if is_error and tool_id in pending and is_call_failure(text):
                     outcomes[tool_id] = (normalize_error(text), text[:2000])
     return outcomes
 

@@ -76,6 +76,7 @@ def exchange_detail(request: HttpRequest, pk: int) -> HttpResponse:
     except Exchange.DoesNotExist as exc:
         raise Http404("no such exchange") from exc
     context = conversation.detail_context(exchange, host=request.get_host(), scheme=request.scheme)
+    context["price_link"] = costs.price_link(exchange)
     context["rules"] = list(
         # in the order tried: the default last, as the routes page lists them
         Rule.objects.filter(enabled=True)
@@ -122,6 +123,7 @@ def tool_failures(request: HttpRequest) -> HttpResponse:
         "tool": tool,
         "cell": report.cells.get((agent, model, tool)),
         "groups": report.groups(agent, model, tool),
+        "tool_error_groups": report.groups(agent, model, tool, by_tool=True),
     }
     return render(request, "dashboard/tool_failures.html", context)
 
@@ -145,7 +147,7 @@ def cost_report(request: HttpRequest) -> HttpResponse:
     cost_chart = charts.bar_chart(
         labels,
         [
-            ("routed cost", [d["cost"] for d in data["days"]]),
+            ("routed cost (priced traffic)", [d["cost"] or 0 for d in data["days"]]),
             ("same tokens on the requested model", [d["claude_cost"] for d in data["days"]]),
         ],
         fmt=_usd,

@@ -135,9 +135,14 @@ class Exchange(models.Model):
     claude_cost_usd = models.FloatField(null=True, blank=True)  # the same tokens on the model asked for
 
     tool_calls = models.IntegerField(default=0)
-    # Calls in the answer that failed: malformed arguments, or an is_error result the client sent back
-    # in a later request (added by the recorder then). The feed's "failed tool calls only" filter.
+    # Calls in the answer that failed through the model: malformed arguments, or the client refusing
+    # the call in a later request (bad arguments, unknown tool; added by the recorder then). The feed's
+    # "failed tool calls" filter.
     tool_call_errors = models.IntegerField(default=0, db_index=True)
+    # Tools that ran and reported an error (`is_error` results that are not Claude Code refusing the
+    # call): a failing `Bash` test run is the tool's result, not the model's failure.
+    tool_result_errors = models.IntegerField(default=0)
+    origin = models.CharField(max_length=16, blank=True, default="")  # "" client | "test" | "replay"
 
     class Meta:
         ordering = ["-id"]

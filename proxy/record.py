@@ -11,6 +11,7 @@ import orjson
 from proxy import catalog
 from proxy.tape import Packed, Tape
 from proxy.translate import tokens
+from proxy.translate.claude_code import is_call_failure, tool_result_head
 from proxy.translate.types import JSONDict
 
 logger = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ def start_fields(tape: Tape) -> dict[str, Any]:
         "provider": tape.provider,
         "dialect": tape.dialect,
         "backend_model": tape.backend_model[:200],
+        "origin": tape.origin,
     }
 
 
@@ -62,7 +64,7 @@ def finished_fields(tape: Tape) -> dict[str, Any]:
     if _needs_estimate(tape, usage):
         try:
             usage = {**usage, **_estimated_usage(tape)}
-            changes = [*changes, {"kind": "usage_estimated", "detail": _ESTIMATED_DETAIL}]
+            changes = [*changes, {"kind": "usage_estimated", "detail": _ESTIMATED_DETAIL, "loss": False}]
         except Exception:  # an estimate must never cost the row
             logger.exception("record: could not estimate the usage of a cancelled exchange")
     input_tokens = int(usage.get("input_tokens") or 0)
@@ -99,8 +101,10 @@ def finished_fields(tape: Tape) -> dict[str, Any]:
     }
 
 
-def failed_tool_results(request: JSONDict) -> tuple[str, ...]:
-    """The tool_use ids that a request's newest user turn reports failed (`is_error` results).
+def failed_tool_results(request: JSONDict) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The tool_use ids that a request's newest user turn reports failed (`is_error` results), split in
+    two: calls the client refused to run (the model's failure: bad arguments, unknown tool) and tools
+    that ran, or were stopped, and reported an error (a failing test run is the tool's result).
 
     Read by the handler from the body it parsed anyway (a few blocks, microseconds), so the writer
     never has to parse or decompress a request to find them. Not last_tool_results: that one also joins
@@ -108,15 +112,19 @@ def failed_tool_results(request: JSONDict) -> tuple[str, ...]:
     messages = request.get("messages")
     last = messages[-1] if isinstance(messages, list) and messages else None
     if not isinstance(last, dict) or last.get("role") != "user" or not isinstance(last.get("content"), list):
-        return ()
-    return tuple(
-        b["tool_use_id"]
-        for b in last["content"]
-        if isinstance(b, dict)
-        and b.get("type") == "tool_result"
-        and b.get("is_error") is True
-        and isinstance(b.get("tool_use_id"), str)
-    )
+        return (), ()
+    calls: list[str] = []
+    results: list[str] = []
+    for b in last["content"]:
+        if (
+            isinstance(b, dict)
+            and b.get("type") == "tool_result"
+            and b.get("is_error") is True
+            and isinstance(b.get("tool_use_id"), str)
+        ):
+            failed = is_call_failure(tool_result_head(b.get("content")))
+            (calls if failed else results).append(b["tool_use_id"])
+    return tuple(calls), tuple(results)
 
 
 def last_tool_results(request: JSONDict) -> dict[str, tuple[bool, str]]:

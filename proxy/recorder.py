@@ -143,6 +143,10 @@ class Recorder:
         every request's bodies for memory that was never short."""
         return self.backlog() >= BACKLOG_PACK_AT and len(self._open) >= BACKLOG_PACK_AT
 
+    def pending_pk(self, key: int) -> int | None:
+        """The row pk of an exchange still in flight whose pending row is written (else None)."""
+        return self._pk_of.get(key)
+
     def backlog(self) -> int:
         return self._queue.qsize() if self._queue is not None else 0
 
@@ -219,17 +223,20 @@ class Recorder:
 
     def _credit_failed_results(self, tapes: list[Tape]) -> tuple[list[int], list[str]]:
         """Count each failed tool result these requests bring against the exchange whose answer made the
-        call, so "failed tool calls" means calls that failed, not only calls with malformed arguments.
+        call: a call the client refused (the model's failure) in tool_call_errors, a tool that reported
+        an error in tool_result_errors.
 
         The client reports a failure in its next request (`is_error` on the tool_result); the call's row
         was written before it (FIFO queue, or earlier in this transaction). Returns the rows changed and
         the tool_use ids counted."""
         from proxy.models import Exchange
 
-        credits: Counter[int] = Counter()
+        credits: dict[str, Counter[int]] = {"tool_call_errors": Counter(), "tool_result_errors": Counter()}
         counted: list[str] = []
         for tape in tapes:
-            wanted = [i for i in tape.failed_results if i not in self._credited and i not in counted]
+            kind_of = {i: "tool_result_errors" for i in tape.error_results}
+            kind_of.update({i: "tool_call_errors" for i in tape.failed_results})
+            wanted = [i for i in kind_of if i not in self._credited and i not in counted]
             if not wanted:
                 continue
             candidates = (
@@ -240,15 +247,16 @@ class Recorder:
             )
             for pk, answer in candidates:
                 hits = [i for i in wanted if f'"{i}"' in (answer or "")]
-                if hits:
-                    credits[pk] += len(hits)
-                    counted += hits
-                    wanted = [i for i in wanted if i not in hits]
+                for i in hits:
+                    credits[kind_of[i]][pk] += 1
+                counted += hits
+                wanted = [i for i in wanted if i not in hits]
                 if not wanted:
                     break
-        for pk, n in credits.items():
-            Exchange.objects.filter(pk=pk).update(tool_call_errors=F("tool_call_errors") + n)
-        return list(credits), counted
+        for column, counts in credits.items():
+            for pk, n in counts.items():
+                Exchange.objects.filter(pk=pk).update(**{column: F(column) + n})
+        return sorted({pk for counts in credits.values() for pk in counts}), counted
 
 
 def write_exchanges(rows: list[dict[str, Any]], *, updates: list[tuple[int, dict[str, Any]]]) -> list[int]:

@@ -19,6 +19,7 @@ from django.http import HttpResponse, StreamingHttpResponse
 
 from proxy import upstream
 from proxy.errors import error_frame, error_response
+from proxy.progress import progress
 from proxy.recorder import recorder
 from proxy.routing import Decision
 from proxy.tape import Tape, is_secret_header
@@ -195,6 +196,7 @@ async def relay(
     decoder = SSEDecoder()
     chunks = tape.upstream_chunks
     sent = Accumulator()  # what the client got, folded in as it goes: the events themselves are not kept
+    progress.watch(tape, sent)  # read once a second by the progress ticker, never written here
     try:
         try:
             async for chunk in response.aiter_bytes():
@@ -222,6 +224,7 @@ async def relay(
                 tape.changes.append(
                     {
                         "kind": "usage_estimated",
+                        "loss": False,
                         "detail": "stopped at a local stop sequence before the "
                         "backend reported usage: tokens estimated locally",
                     }
@@ -248,6 +251,7 @@ async def relay(
         if sent.started:
             tape.client_message = sent.message()
         tape.done_at = time.perf_counter()
+        progress.forget(tape)
         await response.aclose()
         recorder.finish(tape)
 

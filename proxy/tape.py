@@ -86,7 +86,10 @@ class Tape:
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     t0: float = field(default_factory=time.perf_counter)
     session_id: str = ""
-    failed_results: tuple[str, ...] = ()  # tool_use ids the request reports failed (credited by the writer)
+    # tool_use ids the request reports failed, credited by the writer to the rows that made the calls:
+    failed_results: tuple[str, ...] = ()  # calls the client refused to run (the model's failure)
+    error_results: tuple[str, ...] = ()  # tools that ran and reported an error (their result)
+    origin: str = ""  # "" a client's request; "test" the routes editor's test button; "replay"
     user_agent: str = ""
     client_model: str = ""
     client_key: str = ""  # the label of the client key it came with

@@ -14,6 +14,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from proxy import clientkeys, routing
 from proxy.errors import error_response
+from proxy.progress import progress
 from proxy.record import failed_tool_results
 from proxy.recorder import recorder
 from proxy.streaming import Routed, serve_count_tokens, serve_messages
@@ -42,7 +43,11 @@ async def messages(request: HttpRequest) -> HttpResponse:
     if isinstance(routed, HttpResponse):
         return routed
     recorder.start(routed.tape)
-    return await serve_messages(routed, message_id=new_message_id())
+    progress.watch(routed.tape)  # elapsed time in the live feed while it waits for the backend
+    try:
+        return await serve_messages(routed, message_id=new_message_id())
+    finally:  # a stream's relay watches it again, with what it sends, until it ends
+        progress.forget(routed.tape)
 
 
 @csrf_exempt
@@ -70,12 +75,10 @@ async def _route(request: HttpRequest, *, endpoint: str) -> Routed | HttpRespons
             raise snap
         parsed = read_json(request)
         tape.client_request = orjson.Fragment(request.body)  # recorded as sent, without re-encoding
+        note_request(tape, parsed, headers)  # before validation: a refused request still names its model
         body = validate_messages_request(parsed, needs_max_tokens=endpoint == "messages")
-        tape.stream = bool(body.get("stream"))
-        tape.client_model = body["model"]
-        tape.session_id = session_id(body, headers)
         if endpoint == "messages":
-            tape.failed_results = failed_tool_results(body)
+            tape.failed_results, tape.error_results = failed_tool_results(body)
         decision = await routing.decide(body, headers, snap=snap)
     except TranslationError as exc:
         retry_after, extra = None, {}
@@ -126,6 +129,15 @@ async def _admit_listing(request: HttpRequest) -> HttpResponse | None:
     if isinstance(snap, TranslationError):
         return error_response(snap.error_type, snap.message, status=snap.status)
     return None
+
+
+def note_request(tape: Tape, parsed: object, headers: dict[str, str]) -> None:
+    """Note the model, session and stream flag the body names, whether or not it is valid."""
+    body = parsed if isinstance(parsed, dict) else {}
+    model = body.get("model")
+    tape.client_model = model if isinstance(model, str) else ""  # the record cuts it to its column
+    tape.stream = body.get("stream") is True
+    tape.session_id = session_id(body, headers)
 
 
 async def models(request: HttpRequest) -> HttpResponse:
@@ -266,6 +278,8 @@ _EXCHANGE_FIELDS = (
     "claude_cost_usd",
     "tool_calls",
     "tool_call_errors",
+    "tool_result_errors",
+    "origin",
 )
 
 

@@ -8,6 +8,8 @@ from typing import Any
 import orjson
 from django import template
 
+from proxy.translate import changes as translate_changes
+
 register = template.Library()
 
 
@@ -90,3 +92,25 @@ def lines(value: str | None) -> int:
 @register.filter
 def compact_json(value: Any) -> str:
     return orjson.dumps(value, default=str).decode().replace('":', '": ').replace(',"', ', "')
+
+
+@register.filter
+def losses(changes: Any) -> list[dict[str, Any]]:
+    """The recorded changes that lost content (the feed's badge); routine adaptations are left out."""
+    return translate_changes.losses(changes if isinstance(changes, list) else None)
+
+
+@register.filter
+def is_loss(change: Any) -> bool:
+    return translate_changes.change_is_loss(change)
+
+
+@register.filter
+def attempts_summary(attempts: Any) -> str:
+    """The upstream attempts of an exchange on one line each: what failed before the answer came."""
+    out = []
+    for a in attempts if isinstance(attempts, list) else ():
+        if isinstance(a, dict):
+            outcome = f"{a.get('status')} {a.get('error') or 'answered'}".strip()
+            out.append(f"attempt {a.get('attempt')}: {a.get('provider')}/{a.get('model') or '-'}: {outcome}")
+    return "\n".join(out)

@@ -37,13 +37,14 @@ class Accumulator:
     """States: before message_start (`_message is None`), then collecting. Text pieces are kept as lists
     and joined once in `message()`: appending to a str per delta is quadratic in the reply's length."""
 
-    __slots__ = ("_content", "_message", "_parts")
+    __slots__ = ("_chars", "_content", "_message", "_parts")
 
     def __init__(self) -> None:
         self._message: Message | None = None
         self._content: list[JSONDict] = []
         # index -> (field the pieces join into, pieces): text, thinking, or tool input JSON ("")
         self._parts: dict[int, tuple[str, list[str]]] = {}
+        self._chars = 0  # characters appended so far: read once a second for live progress
 
     def feed(self, event: StreamEvent) -> None:
         kind = event.get("type")
@@ -64,6 +65,10 @@ class Accumulator:
                 # content_block_stop / message_stop / ping carry nothing to merge; an error frame ends the
                 # stream as it stands; event types newer than this code are skipped, as the SDK does.
                 pass
+
+    def generated_chars(self) -> int:
+        """Characters of text, thinking and tool arguments received so far (for live progress)."""
+        return self._chars
 
     @property
     def started(self) -> bool:
@@ -95,9 +100,11 @@ class Accumulator:
             block_type, key = _APPENDING[kind]
             if block.get("type") == block_type:
                 self._pieces(index, key, block).append(delta[key])
+                self._chars += len(delta[key])
             # else: a delta that does not fit its block: the SDK skips it the same way
         elif kind == "input_json_delta":
             self._pieces(index, "", block).append(delta["partial_json"])
+            self._chars += len(delta["partial_json"])
         elif kind == "signature_delta" and block.get("type") == "thinking":
             block["signature"] = delta["signature"]  # replaced, not appended, as in the SDK
         elif kind == "citations_delta" and block.get("type") == "text":

@@ -36,3 +36,30 @@ def without_billing_header(system: Any) -> tuple[Any, list[str]]:
         else:
             kept.append(block)
     return (kept, dropped) if dropped else (system, [])
+
+
+# How Claude Code words a tool call it refused to run because of the call itself (its binaries,
+# 2.1.197-2.1.332: `<tool_use_error>InputValidationError: …` for arguments that break the schema or are
+# not JSON, `<tool_use_error>Error: No such tool available: X` for a tool it does not have). Any other
+# `is_error` result is the tool's own outcome (a missing file, a failing command, a denied permission).
+_CALL_FAILURE_PREFIXES = ("InputValidationError", "Error: No such tool available")
+_ERROR_TAG = "<tool_use_error>"
+
+
+def is_call_failure(result_text: str) -> bool:
+    """True when an `is_error` tool_result's text is the client rejecting the model's call (bad
+    arguments, unknown tool), False when it is what the tool itself reported."""
+    text = result_text.lstrip()
+    # Only inside Claude Code's own tag: a tool's output may start with anything.
+    return text.startswith(_ERROR_TAG) and text[len(_ERROR_TAG) :].lstrip().startswith(_CALL_FAILURE_PREFIXES)
+
+
+def tool_result_head(content: Any) -> str:
+    """Where a tool_result's text starts (a string, or its first text block): enough for
+    is_call_failure, without joining a long output on the hot path."""
+    if isinstance(content, str):
+        return content
+    for block in content if isinstance(content, list) else ():
+        if isinstance(block, dict) and block.get("type") == "text":
+            return str(block.get("text", ""))
+    return ""

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
 
+from .changes import is_loss
+
 JSONDict = dict[str, Any]
 JSONList = list[Any]
 
@@ -133,13 +135,14 @@ class UpstreamRequest:
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """Something the translation changed or dropped: shown on the exchange ("lossy: N")."""
+    """Something the translation changed or dropped: listed on the exchange; losses get the feed's badge."""
 
     kind: str  # e.g. "max_tokens_lowered", "tool_renamed", "cache_control_stripped", "field_dropped"
     detail: str
 
-    def as_dict(self) -> dict[str, str]:
-        return {"kind": self.kind, "detail": self.detail}
+    def as_dict(self) -> dict[str, str | bool]:
+        # The loss flag is decided once, here, from the kind (proxy/translate/changes.py).
+        return {"kind": self.kind, "detail": self.detail, "loss": is_loss(self.kind, self.detail)}
 
 
 @dataclass(slots=True)

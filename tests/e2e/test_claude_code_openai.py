@@ -237,7 +237,7 @@ def test_two_tool_calls_in_one_turn_both_run(harness: Harness) -> None:
     assert sorted(m["tool_call_id"] for m in second if m["role"] == "tool") == sorted(call_ids)
 
 
-def test_a_tool_call_that_fails_in_claude_code_is_counted_on_the_exchange_that_made_it(
+def test_a_tool_that_fails_in_claude_code_is_counted_as_its_result_on_the_exchange_that_made_it(
     harness: Harness,
 ) -> None:
     run = harness.run(MISSING, "Show me absent.txt.")
@@ -251,7 +251,9 @@ def test_a_tool_call_that_fails_in_claude_code_is_counted_on_the_exchange_that_m
     last_turn = answer_row["client_request"]["messages"][-1]["content"]
     (result,) = [b for b in last_turn if b["type"] == "tool_result"]
     assert (result["tool_use_id"], result.get("is_error")) == (read["id"], True)
-    assert (call_row["tool_call_errors"], answer_row["tool_call_errors"]) == (1, 0)
+    # Issue #12: a missing file is the tool's result, not a call the model got wrong.
+    assert (call_row["tool_call_errors"], call_row["tool_result_errors"]) == (0, 1)
+    assert (answer_row["tool_call_errors"], answer_row["tool_result_errors"]) == (0, 0)
 
 
 def test_a_backend_refusing_claude_codes_max_tokens_is_reported_in_anthropics_words(harness: Harness) -> None:

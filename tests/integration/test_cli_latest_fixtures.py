@@ -93,7 +93,7 @@ def test_recorded_exchange_lists_the_safeguards_drop(server: Server, upstream: F
     post_stream(server.url, name)
     row = server.wait_for_exchange(lambda e: e["id"] > before and e["endpoint"] == "messages")
     assert row["status"] == "ok"
-    assert {"kind": "field_dropped", "detail": "safeguards"} in row["changes"]
+    assert {"kind": "field_dropped", "detail": "safeguards", "loss": False} in row["changes"]
     assert "classifier_context" not in json.dumps(row["upstream_request"])
 
 

@@ -71,3 +71,14 @@ async def test_consumer_escapes_hostile_content_in_pushed_rows() -> None:
     html = await feed.receive_from(timeout=3)
     assert "<img" not in html and "&lt;img src=x" in html
     await feed.disconnect()
+
+
+def test_progress_is_a_small_oob_swap_of_numbers_only() -> None:
+    # Issue #12: the live feed's progress of a stream, rendered without a query or a template.
+    from dashboard.consumers import progress_html
+
+    html = progress_html({"id": 42, "elapsed_ms": 12345, "tokens": 450, "first_token": True})
+    assert html is not None and html.startswith('<span id="progress-42" class="progress" hx-swap-oob="true"')
+    assert ">12.3 s · ~450 tok</span>" in html
+    assert progress_html({"id": "42<script>", "elapsed_ms": 1, "tokens": 0}) is None
+    assert "no token yet" in (progress_html({"id": 7, "elapsed_ms": 480, "tokens": 0}) or "")

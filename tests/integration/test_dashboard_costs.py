@@ -78,3 +78,29 @@ def test_rule_failure_rate_counts_schema_failures_the_row_does_not_record() -> N
         )
     (rule,) = [r for r in report("30d")["rules"] if r["rule"] == "cheap"]
     assert (rule["tool_calls"], rule["tool_failures"], rule["failure_rate"]) == (2, 1, 0.5)
+
+
+def test_unknown_prices_stay_unknown_and_claim_no_saving() -> None:
+    # Issue #12: the costs page showed "cost $0, saved $0.72" for a model with no known price.
+    from proxy.models import Provider
+
+    local = Provider.objects.create(name="local", base_url="http://127.0.0.1:11434/v1")
+    make(rule="local", provider="local", backend_model="qwen3-coder", input_tokens=5000, output_tokens=300,
+         cost_usd=None, claude_cost_usd=0.72)  # fmt: skip
+    make(rule="local", provider="local", backend_model="qwen3-coder", status="error")  # no tokens: no cost
+    data = report("30d")
+    totals = data["totals"]
+    assert (totals["cost"], totals["saving"], totals["unpriced"]) == (None, None, 1)
+    (rule,) = data["rules"]
+    assert (rule["cost"], rule["saving"], rule["unpriced"]) == (None, None, 1)
+    (model,) = data["unpriced_models"]
+    assert model["price_link"] == f"/routes/providers/{local.pk}"
+
+    # Priced traffic beside it: saved covers that traffic only, and the unpriced rest is said.
+    make(rule="opus", cost_usd=0.01, claude_cost_usd=0.05, input_tokens=100)
+    totals = report("30d")["totals"]
+    assert totals["cost"] == pytest.approx(0.01) and totals["saving"] == pytest.approx(0.04)
+    html = Client().get("/costs").content.decode()
+    assert "saved" in html and "$0.720" not in html.split("saved", 1)[1].split("</dd>", 1)[0]
+    assert "+1 unpriced" in html and f'href="/routes/providers/{local.pk}"' in html
+    assert "Models with no known price" in html

@@ -77,6 +77,7 @@ def test_detail_marks_calls_that_failed_their_schema_or_came_back_as_errors() ->
     calls = [
         {"type": "tool_use", "id": "toolu_w", "name": "Write", "input": {"content": "x"}},
         {"type": "tool_use", "id": "toolu_b", "name": "Bash", "input": {"command": "false"}},
+        {"type": "tool_use", "id": "toolu_r", "name": "Bash", "input": {"command": "ls"}},
     ]
     first = Exchange.objects.create(
         created_at=timezone.now(),
@@ -85,7 +86,11 @@ def test_detail_marks_calls_that_failed_their_schema_or_came_back_as_errors() ->
         client_request={"model": "m", "messages": [{"role": "user", "content": "go"}], "tools": tools},
         client_response={"role": "assistant", "content": calls},
     )
-    results = [{"type": "tool_result", "tool_use_id": "toolu_b", "is_error": True, "content": "Exit code 1"}]
+    refused = "<tool_use_error>InputValidationError: Bash failed: command is not a string</tool_use_error>"
+    results = [
+        {"type": "tool_result", "tool_use_id": "toolu_b", "is_error": True, "content": "Exit code 1"},
+        {"type": "tool_result", "tool_use_id": "toolu_r", "is_error": True, "content": refused},
+    ]
     Exchange.objects.create(
         created_at=timezone.now(),
         session_id="s",
@@ -102,7 +107,9 @@ def test_detail_marks_calls_that_failed_their_schema_or_came_back_as_errors() ->
     )
     html = Client().get(f"/exchanges/{first.pk}").content.decode()
     assert '<span class="bad">missing required file_path</span>' in html
-    assert '<span class="bad">Exit code N</span>' in html
+    assert '<span class="bad">InputValidationError: Bash failed: command is not a string</span>' in html
+    # Issue #12: a command that failed is the tool's result, not a failed call.
+    assert '<span class="bad">Exit code N</span>' not in html
 
 
 def _big_exchange(mb: int = 20) -> Exchange:

@@ -159,3 +159,68 @@ def test_feed_pages_stay_fast_with_100k_exchanges() -> None:
     ):
         plan = query_plan(feed_query(f, before=deep))
         assert "SCAN proxy_exchange" not in plan.replace("USING INDEX", "").replace("USING INTEGER", ""), plan
+
+
+BILLING = {"kind": "billing_header_dropped", "detail": "x-anthropic-billing-header: cc_version=2.1.332"}
+ROUTINE = [
+    BILLING,
+    {"kind": "cache_control_stripped", "detail": "4"},
+    {"kind": "field_dropped", "detail": "context_management"},
+]
+
+
+def test_the_loss_badge_counts_only_content_the_backend_never_saw() -> None:
+    # Issue #12: "lossy" was on every Claude Code row; routine adaptations get no badge.
+    routine = make(changes=[{**c, "loss": False} for c in ROUTINE])
+    old_routine = make(changes=ROUTINE)  # recorded before the loss flag: classified by kind
+    lost = make(
+        changes=[
+            *ROUTINE,
+            {"kind": "content_dropped", "detail": "messages.2.content.0: type x", "loss": True},
+        ]
+    )
+    old_lost = make(
+        changes=[{"kind": "field_dropped", "detail": "messages.1.content.3: type container_upload"}]
+    )
+    html = Client().get("/").content.decode()
+    rows = {pk: html.split(f'id="exchange-{pk}"', 1)[1].split("</tr>", 1)[0] for pk in row_ids(html)}
+    assert "lost: 1" not in rows[routine.pk] and "lost:" not in rows[old_routine.pk]
+    assert "lost: 1" in rows[lost.pk] and "lost: 1" in rows[old_lost.pk]
+    detail = Client().get(f"/exchanges/{routine.pk}").content.decode()
+    assert "Routine adaptations only" in detail and "billing_header_dropped" in detail
+    assert "1 lost" in Client().get(f"/exchanges/{lost.pk}").content.decode()
+
+
+def test_a_fallback_and_a_test_request_are_marked_in_the_row_and_on_the_exchange() -> None:
+    attempts = [
+        {
+            "attempt": 1,
+            "provider": "primary",
+            "model": "gpt-5",
+            "ms": 12.0,
+            "status": 503,
+            "error": "overloaded",
+        },
+        {"attempt": 2, "provider": "backup", "model": "gpt-5-mini", "ms": 80.0, "status": 200, "error": ""},
+    ]
+    fell_back = make(attempts=attempts, provider="backup")
+    tested = make(origin="test", route_reason="test of rule 'default' target openai/gpt-5-mini")
+    plain = make(attempts=attempts[1:])
+    html = Client().get("/").content.decode()
+    rows = {pk: html.split(f'id="exchange-{pk}"', 1)[1].split("</tr>", 1)[0] for pk in row_ids(html)}
+    assert "fallback 1" in rows[fell_back.pk] and "503 overloaded" in rows[fell_back.pk]
+    assert "fallback" not in rows[plain.pk] and "fallback" not in rows[tested.pk]
+    assert "origin-test" in rows[tested.pk] and "origin-test" not in rows[plain.pk]
+    detail = Client().get(f"/exchanges/{fell_back.pk}").content.decode()
+    top = detail.split("Conversation", 1)[0]
+    assert "answered by fallback 1: backup" in top and "overloaded" in top
+    assert "origin-test" in Client().get(f"/exchanges/{tested.pk}").content.decode()
+
+
+def test_an_unpriced_exchange_says_where_to_set_its_price() -> None:
+    from proxy.models import Provider
+
+    local = Provider.objects.create(name="local", base_url="http://127.0.0.1:11434/v1")
+    e = make(provider="local", backend_model="qwen3-coder", input_tokens=10, output_tokens=5, cost_usd=None)
+    detail = Client().get(f"/exchanges/{e.pk}").content.decode()
+    assert "no price known for qwen3-coder" in detail and f'href="/routes/providers/{local.pk}"' in detail

@@ -242,3 +242,18 @@ def test_dry_run_counts_requests_that_would_move(config: dict[str, Any]) -> None
     assert "<strong>2</strong> of the last 3 requests would move" in html
     assert 'openai/mid-model</span> → <span class="mono">openai/x-model</span>: 2' in html
     assert not Rule.objects.filter(name="special").exists()
+
+
+def test_dry_run_prices_the_new_target_with_its_providers_model_settings(config: dict[str, Any]) -> None:
+    # Issue #12: a price set in model_settings counts, as it does when the request is served.
+    with routing.config_edit():
+        Provider.objects.filter(pk=config["openai"].pk).update(
+            model_settings={"x-model": {"input_price": 1.0, "output_price": 2.0}}
+        )
+    Exchange.objects.create(
+        created_at=timezone.now(), client_model="claude-special-1", provider="openai",
+        backend_model="mid-model", input_tokens=1_000_000, output_tokens=0, cost_usd=0.5,
+        client_request={"model": "claude-special-1", "max_tokens": 5, "messages": []},
+    )  # fmt: skip
+    html = Client().post("/routes/rules/new/dry-run", rule_post(config), **HX).content.decode()
+    assert "without a known price" not in html and "$0.500 → $1.000" in html

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
+from html import escape as html_escape
 from typing import Any
 
 import pytest
@@ -124,7 +125,8 @@ def test_session_page_renders_tree_and_totals() -> None:
     sub = html.index(f'id="turn-{rows["sub"].pk}"')
     m2 = html.index(f'id="turn-{rows["m2"].pk}"')
     assert m1 < sub < m2
-    assert "cache broken" in html and "is_error" in html
+    # Issue #12: Claude Code refusing the call (InputValidationError) is the model's failure.
+    assert "cache broken" in html and "call refused" in html
     assert re.search(r"failed tool calls</dt><dd><span class=\"bad\">1</span>", html)
     listing = Client().get("/sessions").content.decode()
     assert f'href="/sessions/{SESSION}"' in listing
@@ -146,3 +148,50 @@ def test_session_page_escapes_hostile_prompts_and_odd_session_ids() -> None:
     html = client.get("/sessions/team/run%201").content.decode()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<script>alert" not in html and 'hx-get="/evil"' not in html and "<img src=x" not in html
+
+
+def test_a_tool_that_reported_an_error_is_a_tool_error_not_a_failed_call() -> None:
+    # Issue #12: a failing test run (Bash, non-zero exit) is the tool's result.
+    rows = make_session()
+    bash = {"type": "tool_use", "id": "toolu_b", "name": "Bash", "input": {"command": "pytest"}}
+    m3_request = rows["m3"].client_request
+    m4 = record(m3_request, [bash], tool_calls=1)
+    failed_run = [{"type": "tool_result", "tool_use_id": "toolu_b", "is_error": True,
+                   "content": "Exit code 1\nFAILED tests/test_x.py::test_y"}]  # fmt: skip
+    record(follow_up(m4.client_request, [bash], failed_run), [{"type": "text", "text": "A test fails."}])
+    roots, _ = build_tree(SESSION)
+    totals = roots[1].totals()
+    assert (totals["failures"], totals["tool_errors"]) == (1, 1)
+    html = Client().get(f"/sessions/{SESSION}").content.decode()
+    assert "1 tool error" in html
+
+
+def test_sessions_list_tells_runs_apart() -> None:
+    # Issue #12: title, first prompt, project directory, CLI version, models and unpriced cost per run.
+    rows = make_session()
+    Exchange.objects.filter(session_id=SESSION).update(
+        user_agent="claude-cli/2.1.197 (external, sdk-cli)", backend_model="big-model"
+    )
+    Exchange.objects.filter(pk=rows["m1"].pk).update(input_tokens=100, output_tokens=10, cost_usd=None)
+    other = "11111111-2222-4333-8444-555555555555"
+    Exchange.objects.create(created_at=timezone.now(), session_id=other, client_model="claude-haiku-4-5",
+                            backend_model="small-model", status="ok", cost_usd=0.5)  # fmt: skip
+    first_prompt = next(
+        t["text"] for t in load_fixture("main_turn")["messages"][0]["content"]
+        if not t["text"].lstrip().startswith("<system-reminder>")
+    )  # fmt: skip
+    html = Client().get("/sessions").content.decode()
+    row = re.search(r'<tr id="session-00000000">.*?</tr>', html, re.S)
+    assert row, html
+    text = row[0]
+    assert '<strong class="title">Hello file</strong>' in text
+    assert html_escape(first_prompt.strip()[:40]) in text
+    assert "/home/user/project" in text and "Claude Code 2.1.197" in text
+    assert "big-model" in text and "+3 unpriced" in text  # m1, m2, m3 used tokens; none is priced
+    assert f'href="/sessions/{other}"' in html
+    assert "+3 unpriced" in Client().get(f"/sessions/{SESSION}").content.decode()
+    # The feed's 8-character session id works in its filter and in search.
+    for params in ({"session": SESSION[:8]}, {"q": SESSION[:8]}):
+        feed = Client().get("/", params).content.decode()
+        ids = {int(i) for i in re.findall(r'<tr id="exchange-(\d+)"', feed)}
+        assert ids == {e.pk for e in rows.values()}, params

@@ -81,9 +81,29 @@ def test_matrix_counts_calls_and_each_kind_of_failure() -> None:
 def test_is_error_results_join_to_their_calls_and_group_by_normalized_message() -> None:
     rows = make_traffic()
     report = analyse(list(Exchange.objects.all()))
-    ((group, failures),) = report.groups("main", "gpt-5-mini", "Edit")
+    # Issue #12: the Edit tool ran its own check and reported an error: a tool error, not a failed call.
+    assert report.groups("main", "gpt-5-mini", "Edit") == []
+    ((group, failures),) = report.groups("main", "gpt-5-mini", "Edit", by_tool=True)
     assert group == "Found N matches of the string to replace, but replace_all is false."
     assert sorted(f.exchange_id for f in failures) == sorted([rows["edit"].pk, rows["edit2"].pk])
+    edit = report.cells[("main", "gpt-5-mini", "Edit")]
+    assert (edit.calls, edit.failures, edit.tool_errors) == (2, 0, 2)
+
+
+def test_claude_code_refusing_a_call_is_the_models_failure() -> None:
+    # Issue #12: Claude Code's own refusal (bad arguments, unknown tool) counts against the model.
+    # Arguments that pass our schema check: only the client's answer tells they failed.
+    record(
+        [call("t10", "Write", {"file_path": "/a", "content": "x"}), call("t11", "Edit", {"old_string": "x"})]
+    )
+    refused = "<tool_use_error>InputValidationError: Write failed: file_path is not absolute</tool_use_error>"
+    unknown = "<tool_use_error>Error: No such tool available: Edit</tool_use_error>"
+    record([], results=[result("t10", refused), result("t11", unknown)])
+    report = analyse(list(Exchange.objects.all()))
+    for tool in ("Write", "Edit"):
+        cell = report.cells[("main", "gpt-5-mini", tool)]
+        assert (cell.calls, cell.failures, cell.tool_errors) == (1, 1, 0)
+    assert "100% failed" in Client().get("/tools").content.decode()
 
 
 def test_normalize_error_elides_paths_quotes_and_numbers() -> None:
@@ -99,7 +119,7 @@ def test_tools_pages_show_matrix_and_failure_groups_escaped() -> None:
     )
     client = Client()
     html = client.get("/tools").content.decode()
-    assert "Write" in html and "75% failed" in html
+    assert "Write" in html and "75% failed" in html and "2 tool errors" in html
     assert "/tools/failures?agent=Explore&amp;model=small-model&amp;tool=Write" in html
     detail = client.get(
         "/tools/failures", {"agent": "main", "model": "gpt-5-mini", "tool": "Write"}
@@ -116,3 +136,18 @@ def test_report_reads_bodies_once_then_only_the_small_columns(django_assert_num_
         again = recent_report()
     assert again.cells == first.cells
     assert again.groups("main", "gpt-5-mini", "Edit") == first.groups("main", "gpt-5-mini", "Edit")
+
+
+def test_the_failures_page_lists_tool_errors_apart() -> None:
+    rows = make_traffic()
+    html = (
+        Client()
+        .get("/tools/failures", {"agent": "main", "model": "gpt-5-mini", "tool": "Edit"})
+        .content.decode()
+    )
+    assert "No failures for this cell." in html
+    errors = html.split('id="tool-errors"', 1)[1]
+    assert (
+        "Found N matches of the string to replace" in errors
+        and f'href="/exchanges/{rows["edit"].pk}"' in errors
+    )

@@ -353,9 +353,11 @@ def test_a_tool_result_reported_failed_counts_against_the_call_that_made_it(
     ) as stream:
         answer = stream.get_final_message()
     first, second = [b.id for b in answer.content if b.type == "tool_use"]
+    # Issue #12: one call refused by Claude Code (the model's failure), one tool that reported an error.
+    refused = "<tool_use_error>InputValidationError: Read failed: file_path is missing</tool_use_error>"
     results = [
-        {"type": "tool_result", "tool_use_id": first, "content": "contents of /a"},
-        {"type": "tool_result", "tool_use_id": second, "is_error": True, "content": "File does not exist."},
+        {"type": "tool_result", "tool_use_id": first, "is_error": True, "content": "File does not exist."},
+        {"type": "tool_result", "tool_use_id": second, "is_error": True, "content": refused},
     ]
     follow_up: Any = [*ask, {"role": "assistant", "content": answer.model_dump()["content"]},
                       {"role": "user", "content": results}]  # fmt: skip
@@ -366,13 +368,15 @@ def test_a_tool_result_reported_failed_counts_against_the_call_that_made_it(
         )
 
     calls, *retries = reversed(server.exchanges(10, session=session))
-    assert [r["tool_call_errors"] for r in retries] == [0, 0]
-    assert (calls["tool_calls"], calls["tool_call_errors"]) == (2, 1)
-    feed = httpx.get(f"{server.url}/", params={"failed": "1", "session": session}, timeout=10).text
-    assert re.findall(r'<tr id="exchange-(\d+)"', feed) == [str(calls["id"])]
+    assert [(r["tool_call_errors"], r["tool_result_errors"]) for r in retries] == [(0, 0), (0, 0)]
+    assert (calls["tool_calls"], calls["tool_call_errors"], calls["tool_result_errors"]) == (2, 1, 1)
+    for feed_filter in ("failed", "tool_errors"):
+        feed = httpx.get(f"{server.url}/", params={feed_filter: "1", "session": session}, timeout=10).text
+        assert re.findall(r'<tr id="exchange-(\d+)"', feed) == [str(calls["id"])]
     sessions = httpx.get(f"{server.url}/sessions", timeout=10).text
-    row = re.search(rf"<tr>\s*<td[^>]*><a href=\"/sessions/{session}\">.*?</tr>", sessions, re.S)
-    assert row and re.findall(r"<td class=\"num\">(.*?)</td>", row[0])[-2] == '<span class="bad">1</span>'
+    row = re.search(rf"<tr[^>]*>\s*<td[^>]*><a href=\"/sessions/{session}\".*?</tr>", sessions, re.S)
+    cells = re.findall(r"<td class=\"num\">(.*?)</td>", row[0]) if row else []
+    assert cells[-3:] == ['<span class="bad">1</span>', '<span class="tool-errors">1</span>', "0"]
 
 
 def test_client_hang_up_before_the_response_began_is_recorded_as_cancelled(

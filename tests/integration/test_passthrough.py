@@ -119,7 +119,7 @@ def test_passthrough_real_claude_code_turn_is_forwarded_untranslated(
         )
     )
     assert any("context_management" in c["detail"] for c in row["changes"])
-    assert {"kind": "billing_header_dropped", "detail": billing["text"]} in row["changes"]
+    assert {"kind": "billing_header_dropped", "detail": billing["text"], "loss": False} in row["changes"]
 
 
 def test_count_tokens_is_local_for_a_compatible_server_and_recorded(inspector: Server) -> None:

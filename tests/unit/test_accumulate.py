@@ -241,3 +241,18 @@ def test_malformed_events_are_skipped_not_raised() -> None:
         *end(),
     ]
     assert accumulate(events)["content"] == [{"type": "text", "text": "kept"}]
+
+
+def test_generated_chars_counts_text_thinking_and_tool_arguments_as_they_arrive() -> None:
+    # Read once a second for the live feed's progress (issue #12): a counter, never a join.
+    acc = Accumulator()
+    acc.feed({"type": "message_start", "message": {"id": "m", "role": "assistant", "content": []}})
+    acc.feed({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})
+    acc.feed({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hello"}})
+    assert acc.generated_chars() == 5
+    start = {"type": "tool_use", "id": "t", "name": "Bash", "input": {}}
+    acc.feed({"type": "content_block_start", "index": 1, "content_block": start})
+    json_delta = {"type": "input_json_delta", "partial_json": '{"a": 1}'}
+    acc.feed({"type": "content_block_delta", "index": 1, "delta": json_delta})
+    acc.message()  # joining the pieces does not change the count
+    assert acc.generated_chars() == 5 + 8

@@ -96,7 +96,7 @@ def test_build_request_maps_model_when_target_names_one():
     assert result.upstream.body["model"] == "claude-sonnet-4-5"
     assert result.client_model == "claude-opus-4-8"
     assert [c.as_dict() for c in result.changes] == [
-        {"kind": "model_mapped", "detail": "claude-opus-4-8 -> claude-sonnet-4-5"}
+        {"kind": "model_mapped", "detail": "claude-opus-4-8 -> claude-sonnet-4-5", "loss": False}
     ]
 
 
@@ -150,7 +150,8 @@ def test_build_request_drops_anthropic_only_field_when_target_is_compatible(fiel
     request = dict(REQUEST, **{field: {"x": "/home/user/project"}})
     result = build(request, base_url="https://api.deepseek.com/anthropic")
     assert field not in result.upstream.body
-    assert [c.as_dict() for c in result.changes] == [{"kind": "field_dropped", "detail": field}]
+    expected = [{"kind": "field_dropped", "detail": field, "loss": False}]
+    assert [c.as_dict() for c in result.changes] == expected
 
 
 def test_build_request_keeps_anthropic_only_fields_when_target_is_official():
