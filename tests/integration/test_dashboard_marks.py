@@ -35,7 +35,7 @@ def test_the_routes_editors_test_is_marked_as_a_test(server: Server, upstream: F
         upstream.script(completion("ok"))
         answer = browser.post(
             f"/routes/rules/{pk}/test",
-            headers={"X-CSRFToken": browser.cookies["csrftoken"], "HX-Request": "true"},
+            headers={"X-CSRFToken": browser.cookies["switchboard_csrftoken"], "HX-Request": "true"},
         )
         assert answer.status_code == 200 and "answered" in answer.text
     (row,) = server.exchanges(1)

@@ -184,7 +184,7 @@ def test_sessions_list_tells_runs_apart() -> None:
     row = re.search(r'<tr id="session-00000000">.*?</tr>', html, re.S)
     assert row, html
     text = row[0]
-    assert '<strong class="title">Hello file</strong>' in text
+    assert re.search(r'<strong class="title[^"]*"[^>]*>Hello file</strong>', text)
     assert html_escape(first_prompt.strip()[:40]) in text
     assert "/home/user/project" in text and "Claude Code 2.1.197" in text
     assert "big-model" in text and "+3 unpriced" in text  # m1, m2, m3 used tokens; none is priced
