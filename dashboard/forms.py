@@ -156,14 +156,14 @@ class ProviderForm(ModelForm):
         self.fields["dialect"] = forms.ChoiceField(choices=[(d, d) for d in dialects])
         allowed = ", ".join(settings.API_KEY_ENV_ALLOWED)
         self.fields["api_key_env"].help_text += f" (allowed names: {allowed})"
+        # Secret extra headers are write-only too: shown as "[stored]", which keeps them on save.
+        self.initial["extra_headers"] = masked_headers(self.instance.extra_headers or {})
 
     def clean_api_key_env(self) -> str:
         name = self.cleaned_data.get("api_key_env", "").strip()
         if (problem := key_env_problem(name)) is not None:
             raise forms.ValidationError(problem)
         return name
-        # Secret extra headers are write-only too: shown as "[stored]", which keeps them on save.
-        self.initial["extra_headers"] = masked_headers(self.instance.extra_headers or {})
 
     def clean_extra_headers(self) -> dict[str, str]:
         return unmasked_headers(
