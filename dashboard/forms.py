@@ -115,7 +115,9 @@ class ProviderForm(ModelForm):
             "api_key_env",
             "extra_headers",
             "connect_timeout",
-            "read_timeout",
+            "first_byte_timeout",
+            "idle_timeout",
+            "total_timeout",
             "model_settings",
         ]
         labels = {"api_key_env": "API key from env var"}

@@ -105,7 +105,9 @@ def provider_spec(p: Any) -> ProviderSpec:
         api_key_secret=p.api_key_secret,
         extra_headers=dict(p.extra_headers or {}),
         connect_timeout=p.connect_timeout,
-        read_timeout=p.read_timeout,
+        first_byte_timeout=p.first_byte_timeout,
+        idle_timeout=p.idle_timeout,
+        total_timeout=p.total_timeout,
         model_settings=dict(p.model_settings or {}),
     )
 

@@ -107,8 +107,11 @@ class Target:
     options: frozenset[str] = frozenset()
     # Parameter overrides from the route rule (max_tokens ceiling, temperature, reasoning_effort).
     overrides: tuple[tuple[str, Any], ...] = ()
+    # Seconds (0 = no limit): the provider's limits on one attempt, kept by upstream.Reply.
     connect_timeout: float = 10.0
-    read_timeout: float = 600.0
+    first_byte_timeout: float = 300.0
+    idle_timeout: float = 120.0
+    total_timeout: float = 0.0
     # $ per million tokens from the provider's settings (input_price, output_price, cache_read_price, ...)
     prices: tuple[tuple[str, float], ...] = ()
 

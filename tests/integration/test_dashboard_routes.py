@@ -87,7 +87,9 @@ def test_provider_secret_is_write_only(config: dict[str, Any]) -> None:
         "extra_headers": "",
         "model_settings": "",
         "connect_timeout": 10,
-        "read_timeout": 600,
+        "first_byte_timeout": 300,
+        "idle_timeout": 120,
+        "total_timeout": 0,
     }
     client = Client()
     assert client.post(f"/routes/providers/{pk}", data, **HX).status_code == 200

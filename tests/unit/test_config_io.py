@@ -21,7 +21,8 @@ PROVIDERS = [
         base_url="https://api.openai.com/v1",
         api_key_env="OPENAI_API_KEY",
         extra_headers={"OpenAI-Organization": "org-1"},
-        read_timeout=120.0,
+        idle_timeout=90.0,
+        total_timeout=900.0,
         model_settings={"gpt-4o": {"max_output_tokens": 16384, "options": ["max_completion_tokens"]}},
     ),
     ProviderSpec(
@@ -103,7 +104,7 @@ def test_from_claude_code_router_maps_providers_keys_and_routes() -> None:
         "anthropic",
         "https://api.moonshot.ai/anthropic",
     )
-    assert by_name["deepseek"].read_timeout == 600.0
+    assert by_name["deepseek"].total_timeout == 600.0  # API_TIMEOUT_MS
     assert [(r.name, r.provider, r.model, dict(r.conditions), r.is_default) for r in rules] == [
         ("long-context", "openrouter", "google/gemini-2.5-pro-preview",
          {"task": "long_context", "threshold": 100000}, False),
