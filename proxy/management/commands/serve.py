@@ -68,6 +68,9 @@ def _lighter_requests() -> None:
       switch of `twisted.web.http.Request`.
     - Twisted's copy of the body, kept until the response ends (for a stream, minutes): daphne has
       already handed the app its own copy by the time `process()` is done.
+    - A body over the size limit is not kept at all (Twisted would spool it to a temporary file and
+      daphne queue all of it for the app): the app refuses it by its Content-Length, or by the byte
+      count when it came chunked (BoundedBody).
     daphne's HTTP factory builds its protocol with `daphne.http_protocol.WebRequest`: a subclass put
     there changes only that.
     """
@@ -75,10 +78,24 @@ def _lighter_requests() -> None:
 
     base = http_protocol.WebRequest
 
+    from django.conf import settings
+
+    from proxy.api_handler import BoundedBody
+
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE  # the API's limit, with room for a dashboard form
+
     class WebRequest(base):  # type: ignore[misc,valid-type]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs["parsePOSTFormSubmission"] = False
             super().__init__(*args, **kwargs)
+
+        def gotLength(self, length: int | None) -> None:
+            if length is not None and length > limit:
+                self.content = BoundedBody(None, 0)  # refused by its length: nothing kept
+            else:
+                super().gotLength(length)
+                if length is None:  # chunked: kept up to one byte past the limit, then counted only
+                    self.content = BoundedBody(self.content, limit + 1)
 
         def process(self) -> Any:
             processed = super().process()  # a Deferred: done once the body is queued for the app
