@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 
@@ -11,7 +12,7 @@ from tests.fakes.openai_upstream import FakeOpenAI
 
 
 def peak_rss_kb(server: Server) -> int:
-    status = open(f"/proc/{server.process.pid}/status").read()
+    status = Path(f"/proc/{server.process.pid}/status").read_text()
     return int(status.split("VmHWM:")[1].split()[0])
 
 
