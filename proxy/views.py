@@ -186,8 +186,9 @@ _EXCHANGE_FIELDS = (
 
 async def exchanges(request: HttpRequest) -> HttpResponse:
     """GET /api/exchanges?limit=N[&session=…][&settle=1]: the newest recorded exchanges as JSON (scripts,
-    tests). With settle=1 it answers once everything this process finished so far is written: a script
-    that just got its last reply sees that exchange without polling (rows are written in batches)."""
+    tests), and `recorder`: what waits for the database and what could not be recorded. With settle=1 it
+    answers once everything this process finished so far is written: a script that just got its last
+    reply sees that exchange without polling (rows are written in batches)."""
     from proxy.models import Exchange
 
     try:
@@ -204,4 +205,6 @@ async def exchanges(request: HttpRequest) -> HttpResponse:
     if request.GET.get("session"):
         rows = rows.filter(session_id=request.GET["session"])
     data = [row async for row in rows.values(*_EXCHANGE_FIELDS)[:limit]]
-    return HttpResponse(orjson.dumps({"data": data}), content_type="application/json")
+    # What this process's recorder holds and could not keep: `dropped` and `lost` are never silent.
+    body = {"data": data, "recorder": recorder.status()}
+    return HttpResponse(orjson.dumps(body), content_type="application/json")
