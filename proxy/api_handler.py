@@ -21,6 +21,7 @@ from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, resolve, set_script_prefix
 
+from proxy import shutdown
 from proxy.errors import error_response
 
 logger = logging.getLogger(__name__)
@@ -96,6 +97,13 @@ class ApiHandler(ASGIHandler):
         self._middleware_chain = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        shutdown.in_flight += 1  # a shutdown waits for these (proxy/shutdown.py)
+        try:
+            await self._serve(scope, receive, send)
+        finally:
+            shutdown.in_flight -= 1
+
+    async def _serve(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         try:
             body, received = await _read_body(receive, scope)
         except RequestAborted:  # the client left before sending its whole body

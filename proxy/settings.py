@@ -171,6 +171,9 @@ RECORD_EXCHANGES = envbool("SWITCHBOARD_RECORD", "true")
 # Exchanges that may wait in memory for the database (compressed, ~20-50 KB each) while it is
 # unavailable; past this, finished exchanges are counted as dropped, never silently.
 RECORD_BACKLOG = envint("SWITCHBOARD_RECORD_BACKLOG", "2000")
+# Seconds requests in flight get to finish on SIGTERM before they end with an error: inside the 10 s
+# `docker stop` and Kubernetes allow by default (leaving time to write the record).
+SHUTDOWN_GRACE = float(envstr("SWITCHBOARD_SHUTDOWN_GRACE", "8"))
 # Request bodies above this are refused with request_too_large (Anthropic's own cap is 32 MB).
 MAX_REQUEST_BYTES = envint("SWITCHBOARD_MAX_REQUEST_BYTES", str(32 * 1024 * 1024))
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES + 1024

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import orjson
 from django.http import HttpResponse, StreamingHttpResponse
 
-from proxy import upstream
+from proxy import shutdown, upstream
 from proxy.errors import error_frame, error_response
 from proxy.recorder import recorder
 from proxy.routing import Decision
@@ -73,8 +73,12 @@ async def _serve_messages(routed: Routed, *, message_id: str) -> HttpResponse:
     # a request waiting for its upstream (or streaming for minutes) then keeps just the bytes it sent
     # and received, not a parsed copy of a 100 KB prompt (~2x its size; peak memory at c=200).
     routed.decision = decision = None
+    if shutdown.draining():  # a request on a connection opened before the server began to stop
+        return _refuse(tape, "api_error", shutdown.STOPPING_MESSAGE, 503)
     last_error: UpstreamError | None = None
     for attempt, target in enumerate(targets):
+        if last_error is not None and shutdown.draining():
+            break  # no fallback while stopping: the client is told to send it again
         if last_error is not None and last_error.retry_after:
             await asyncio.sleep(min(_retry_after_seconds(last_error.retry_after), _MAX_RETRY_AFTER_S))
         dialect = DIALECTS[target.dialect]

@@ -30,6 +30,7 @@ from proxy.translate.types import Target, UpstreamRequest
 logger = logging.getLogger(__name__)
 
 _transport: AiohttpTransport | None = None
+_open_replies: set[Reply] = set()  # answers being read, for abort_all() at shutdown
 
 
 def transport() -> AiohttpTransport:
@@ -96,7 +97,7 @@ class Reply:
         self._total_at = now + timeouts.total if timeouts.total else math.inf
         self._reading_since: float | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._expired = ""  # why the watchdog cancelled the read
+        self._expired: UpstreamError | None = None  # why the read was cancelled (a timeout, or abort())
         self._first = True  # nothing received yet: the first-byte limit applies, counted from the send
 
     @property
@@ -134,9 +135,16 @@ class Reply:
         if self._loop.time() < deadline:
             self._timer = self._loop.call_at(deadline, self._check)
             return
-        self._expired = self._timeout_message()
-        assert self._task is not None
-        self._task.cancel()
+        self._expire(UpstreamError(self._timeout_message(), error_type="timeout_error", status=504))
+
+    def abort(self, message: str) -> None:
+        """End the read now (or the next one) with an error: the server is stopping."""
+        self._expire(UpstreamError(message, error_type="api_error", status=503))
+
+    def _expire(self, error: UpstreamError) -> None:
+        self._expired = error
+        if self._reading_since is not None and self._task is not None:
+            self._task.cancel()  # else the next read raises it
 
     def _timeout_message(self) -> str:
         t = self._timeouts
@@ -156,14 +164,17 @@ class Reply:
 
     async def _guarded(self, awaitable: object) -> object:
         """Await one read from the backend under the current deadline; failures as UpstreamError."""
+        if self._expired is not None:  # aborted between two reads
+            awaitable.close()  # type: ignore[attr-defined]
+            raise self._expired
         self._start_read()
         try:
             return await awaitable  # type: ignore[misc]
         except asyncio.CancelledError:
-            if self._expired:
+            if self._expired is not None:
                 assert self._task is not None
                 self._task.uncancel()
-                raise UpstreamError(self._expired, error_type="timeout_error", status=504) from None
+                raise self._expired from None
             raise
         except httpx.TransportError as exc:
             raise UpstreamError(self.describe(exc), status=502) from exc
@@ -205,6 +216,7 @@ class Reply:
         )
 
     async def aclose(self) -> None:
+        _open_replies.discard(self)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -234,12 +246,21 @@ async def open_request(request: UpstreamRequest, *, timeouts: Timeouts, body: by
     )
     logger.debug("upstream %s %s", request.method, request.url)
     reply = Reply(backend=backend_of(request.url), timeouts=timeouts)
+    _open_replies.add(reply)
     try:
         await reply.open(outbound)
     except BaseException:
         await reply.aclose()
         raise
     return reply
+
+
+def abort_all(message: str) -> int:
+    """End every answer being read with `message` (shutdown); how many there were."""
+    replies = list(_open_replies)
+    for reply in replies:
+        reply.abort(message)
+    return len(replies)
 
 
 def describe_transport_error(

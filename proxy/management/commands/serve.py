@@ -45,7 +45,6 @@ class Command(BaseCommand):
         from daphne.cli import CommandLineInterface  # installs Twisted's asyncio reactor
 
         _lighter_requests()
-        _flush_recorder_on_shutdown()
         self.stdout.write(f"Switchboard on http://{host}:{port}  (dashboard: /, API: /v1/messages)")
         self.stdout.flush()
         sys.argv = ["daphne"]
@@ -55,7 +54,9 @@ class Command(BaseCommand):
         args = ["-e", f"tcp:port={port}:interface={interface}:backlog=1024", "--proxy-headers"]
         # An access log line per request costs CPU on the hot path; opt in with SWITCHBOARD_ACCESS_LOG=1.
         args += ["--access-log", "-"] if os.environ.get("SWITCHBOARD_ACCESS_LOG") else ["-v", "0"]
-        CommandLineInterface().run([*args, "proxy.asgi:application"])
+        cli = CommandLineInterface()
+        cli.server_class = _graceful_server()
+        cli.run([*args, "proxy.asgi:application"])
         _exit_without_finalizing()
 
 
@@ -111,18 +112,39 @@ def _lighter_requests() -> None:
     http_protocol.WebRequest = WebRequest
 
 
-def _flush_recorder_on_shutdown() -> None:
-    """On SIGINT/SIGTERM, write every queued exchange while the event loop still runs."""
+def _graceful_server() -> type:
+    """daphne's Server, stopping gracefully (proxy/shutdown.py): on SIGTERM it stops listening, lets
+    requests in flight finish within SWITCHBOARD_SHUTDOWN_GRACE, then cancels what is left (daphne's own
+    step, which otherwise comes first) and writes every queued exchange while the loop still runs."""
     import asyncio
 
-    from twisted.internet import defer, reactor
+    from daphne.server import Server
+    from django.conf import settings
+    from twisted.internet import defer
 
+    from proxy import shutdown
     from proxy.recorder import recorder
 
-    def flush() -> defer.Deferred[None]:
-        return defer.Deferred.fromFuture(asyncio.ensure_future(recorder.flush_for_shutdown()))
+    class GracefulServer(Server):  # type: ignore[misc]
+        ports: list[Any]
 
-    reactor.addSystemEventTrigger("before", "shutdown", flush)  # type: ignore[attr-defined]
+        def listen_success(self, port: Any) -> None:
+            self.__dict__.setdefault("ports", []).append(port)
+            super().listen_success(port)
+
+        def kill_all_applications(self) -> defer.Deferred[None]:
+            for port in self.__dict__.get("ports", []):
+                port.stopListening()  # new connections are refused from now on
+
+            async def stop() -> None:
+                await shutdown.drain(settings.SHUTDOWN_GRACE)
+                await defer.Deferred.asFuture(super(GracefulServer, self).kill_all_applications(), loop)
+                await recorder.flush_for_shutdown()
+
+            loop = asyncio.get_event_loop()
+            return defer.Deferred.fromFuture(asyncio.ensure_future(stop()))
+
+    return GracefulServer
 
 
 def _exit_without_finalizing() -> None:
