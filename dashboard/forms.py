@@ -120,8 +120,19 @@ class ProviderForm(ModelForm):
             "total_timeout",
             "model_settings",
         ]
-        labels = {"api_key_env": "API key from env var"}
-        help_texts = {"api_key_env": "preferred: the name of an environment variable holding the key"}
+        labels = {
+            "api_key_env": "API key from env var",
+            "connect_timeout": "Connect timeout (s)",
+            "first_byte_timeout": "First-byte timeout (s)",
+            "idle_timeout": "Idle timeout (s)",
+            "total_timeout": "Total timeout (s)",
+        }
+        help_texts = {
+            "api_key_env": "preferred: the name of an environment variable holding the key",
+            "first_byte_timeout": "request sent to the backend's first byte; 0 = no limit",
+            "idle_timeout": "the longest silence between two chunks of the answer; 0 = no limit",
+            "total_timeout": "the whole answer; 0 = no limit",
+        }
 
     def __init__(
         self, *args: Any, dialects: tuple[str, ...] = ("openai", "anthropic"), **kwargs: Any

@@ -139,3 +139,23 @@ def test_from_claude_code_router_refuses_a_default_on_an_unknown_provider() -> N
     config = {"Providers": [], "Router": {"default": "nowhere,model"}}
     with pytest.raises(ConfigError, match="no provider named 'nowhere'"):
         from_claude_code_router(config)
+
+
+def test_parse_toml_reads_the_four_timeouts_and_defaults_the_rest() -> None:
+    text = """
+[[providers]]
+name = "local"
+base_url = "http://127.0.0.1:8080/v1"
+first_byte_timeout = 900.0
+total_timeout = 3600.0
+"""
+    [provider], _ = parse_toml(text)
+    assert (provider.connect_timeout, provider.first_byte_timeout) == (10.0, 900.0)
+    assert (provider.idle_timeout, provider.total_timeout) == (120.0, 3600.0)
+
+
+def test_parse_toml_takes_read_timeout_from_older_exports_as_the_idle_timeout() -> None:
+    # Files exported before the timeouts were split (read_timeout was httpx's wait for any chunk).
+    text = '[[providers]]\nname = "old"\nbase_url = "http://127.0.0.1:8080/v1"\nread_timeout = 600.0\n'
+    [provider], _ = parse_toml(text)
+    assert provider.idle_timeout == 600.0
