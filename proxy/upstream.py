@@ -171,15 +171,19 @@ class Reply:
         try:
             return await awaitable  # type: ignore[misc]
         except asyncio.CancelledError:
-            if self._expired is not None:
-                assert self._task is not None
-                self._task.uncancel()
-                raise self._expired from None
-            raise
+            if self._expired is None:
+                raise
+            raise self._expiry() from None
         except httpx.TransportError as exc:
             raise UpstreamError(self.describe(exc), status=502) from exc
         finally:
             self._reading_since = None
+
+    def _expiry(self) -> UpstreamError:
+        """The cancellation was ours (a timeout, an abort): the task goes on, with this error."""
+        assert self._task is not None and self._expired is not None
+        self._task.uncancel()
+        return self._expired
 
     async def open(self, request: httpx.Request) -> None:
         """Send the request; return once the response headers are in."""
@@ -190,10 +194,22 @@ class Reply:
 
     async def next_chunk(self) -> bytes | None:
         """The next piece of the body, None at its end."""
+        # _guarded's steps inline: this runs once per chunk, and a coroutine less costs ~1 us each time.
         assert self._chunks is not None
-        chunk = await self._guarded(anext(self._chunks, None))
+        if self._expired is not None:
+            raise self._expired
+        self._start_read()
+        try:
+            chunk = await anext(self._chunks, None)
+        except asyncio.CancelledError:
+            if self._expired is None:
+                raise
+            raise self._expiry() from None
+        except httpx.TransportError as exc:
+            raise UpstreamError(self.describe(exc), status=502) from exc
+        finally:
+            self._reading_since = None
         if chunk is not None:
-            assert isinstance(chunk, bytes)
             self.received += len(chunk)
             self._first = False
         return chunk
