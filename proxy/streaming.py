@@ -123,6 +123,10 @@ async def _serve_messages(routed: Routed, *, message_id: str) -> HttpResponse:
             last_error = exc
             _note_attempt(tape, attempt, target, started, error=last_error)
             continue
+        except asyncio.CancelledError:  # the client hung up (or the server stops) before the first byte
+            if reply is not None:
+                await reply.aclose()  # else aiohttp keeps the connection and the backend keeps going
+            raise
         _note_attempt(tape, attempt, target, started, error=None)
         tape.http_status = 200
         if translation.upstream.stream:

@@ -439,3 +439,25 @@ def test_every_request_through_every_fault_is_recorded(server: Server, fakes: An
     rows = [r for r in server.exchanges(500) if r["id"] > last and marker in str(r["client_request"])]
     assert len(rows) == n * len(FAULTS)
     assert {r["status"] for r in rows} == {"error"}
+
+
+@pytest.mark.parametrize("fault", ["no headers", "headers, no first chunk"])
+def test_a_client_hang_up_before_the_first_byte_closes_the_upstream_request(
+    server: Server, fakes: Any, fault: str
+) -> None:
+    faulty, rescue = fakes
+    faulty.script(Fault(head_delay_s=5) if fault == "no headers" else Fault(stall_after=0))
+    last = server.last_id()
+    with pytest.raises(httpx.ReadTimeout):  # the client gives up before the backend said anything
+        httpx.post(f"{server.url}/v1/messages", json=body("claude-nofb-1", stream=True), timeout=0.5)
+    hung_up = time.monotonic()
+    deadline = hung_up + 3
+    while (not faulty.seen or faulty.seen[0].closed_at is None) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    closed_at = faulty.seen[0].closed_at
+    # at once, not when the first-byte timeout (1 s after the request) would have ended it
+    assert closed_at is not None and closed_at - hung_up < 0.3
+    assert faulty.open_connections == 0
+    row = newest(server, last)
+    assert row["status"] == "cancelled"
+    assert rescue.requests == []
