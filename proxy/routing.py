@@ -172,6 +172,7 @@ _scheduled = False
 # under a millisecond) before the last configuration serves it anyway.
 CONFIG_WAIT_S = 0.25
 _last_stale_log = 0.0
+_check_started = 0.0  # time.monotonic() when the pending config-thread check was submitted
 
 
 def invalidate() -> None:
@@ -242,6 +243,10 @@ async def snapshot() -> Snapshot:
             _schedule_check(None)
             _note_stale("the database cannot be read")
             return current
+    if current is not None and _scheduled and time.monotonic() - _check_started > CONFIG_WAIT_S:
+        # A check hangs (a database that accepts connections and answers nothing): don't queue behind it.
+        _note_stale("the configuration version read is hanging")
+        return current
     future = _schedule_check(asyncio.get_running_loop())
     assert future is not None
     if current is None:
@@ -265,7 +270,7 @@ def _note_stale(why: str) -> None:
 def _schedule_check(loop: asyncio.AbstractEventLoop | None) -> asyncio.Future[Snapshot] | None:
     """Check (and reload) on the config thread; concurrent callers share one check. With a loop, a
     future for its result; without, the check only refreshes the snapshot."""
-    global _scheduled
+    global _scheduled, _check_started
     future: asyncio.Future[Snapshot] | None = None
     with _lock:
         if loop is not None:
@@ -273,6 +278,8 @@ def _schedule_check(loop: asyncio.AbstractEventLoop | None) -> asyncio.Future[Sn
             _waiting.append((loop, future))
         submit = not _scheduled
         _scheduled = True
+        if submit:
+            _check_started = time.monotonic()
     if submit:
         _executor.submit(_check_batch)
     return future

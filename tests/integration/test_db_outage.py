@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 
 from tests.conftest import Server, start_server, stop_server
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.fakes.tcp_cut import TcpCut
 
 BUSY_TIMEOUT_S = 5  # the writer's wait for a lock: the outage below outlasts it three times
 
@@ -136,3 +138,48 @@ def test_what_does_not_fit_while_the_database_is_away_is_counted_and_shown(
         assert "not recorded so far" in server.log.read_text()
     finally:
         stop_server(server)
+
+
+def test_a_postgres_restart_never_stalls_the_api_and_every_exchange_is_written_after(
+    tmp_path: Path, upstream: FakeOpenAI
+) -> None:
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        admin = psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True)
+    except psycopg.OperationalError:
+        pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
+    name = f"switchboard_outage_{uuid.uuid4().hex[:8]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        with TcpCut(("127.0.0.1", 5432)) as db:
+            server = start_server(
+                tmp_path,
+                {
+                    "OPENAI_BASE_URL": upstream.url,
+                    "OPENAI_API_KEY": "sk-test",
+                    "DATABASE_URL": f"postgres://postgres@127.0.0.1:{db.port}/{name}",
+                },
+            )
+            try:
+                marker = f"pg-outage-{time.time_ns()}"
+                assert ask(server, "warm up", stream=False)[0] == 200
+                server.exchanges(1)
+                db.cut()  # every connection reset, new ones refused: the database restarts
+                latencies = []
+                for i in range(30):
+                    status, took = ask(server, f"{marker} {i}", stream=i % 2 == 0)
+                    assert status == 200
+                    latencies.append(took)
+                    time.sleep(0.1)
+                db.restore()
+                assert max(latencies) < 1.0, latencies
+                rows = rows_with(server, marker)
+                assert len(rows) == 30
+                assert recorder_status(server)["database"] == "ok"
+                log = server.log.read_text()
+                assert "the database is unavailable" in log and "the database is back after" in log
+            finally:
+                stop_server(server)
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
