@@ -21,11 +21,12 @@ ErrorType = Literal[
     "request_too_large",
     "rate_limit_error",
     "api_error",
+    "timeout_error",  # 504: a backend that passed one of its provider's timeouts (proxy/upstream.py)
     "overloaded_error",
 ]
 
 # Anthropic's error types and their HTTP statuses: https://docs.anthropic.com/en/api/errors#http-errors
-# (billing_error and timeout_error are passed through from the API; we never make them ourselves).
+# (billing_error is passed through from the API; we never make it ourselves).
 ERROR_STATUS: dict[str, int] = {
     "invalid_request_error": 400,
     "authentication_error": 401,
