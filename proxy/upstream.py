@@ -175,6 +175,8 @@ class Reply:
                 raise
             raise self._expiry() from None
         except httpx.TransportError as exc:
+            if self._expired is not None:  # our cancel, turned into a ClientError (aiohttp's TLS setup)
+                raise self._expiry() from exc
             raise UpstreamError(self.describe(exc), status=502) from exc
         finally:
             self._reading_since = None
@@ -206,6 +208,8 @@ class Reply:
                 raise
             raise self._expiry() from None
         except httpx.TransportError as exc:
+            if self._expired is not None:
+                raise self._expiry() from exc
             raise UpstreamError(self.describe(exc), status=502) from exc
         finally:
             self._reading_since = None

@@ -51,6 +51,17 @@ name = "dead"
 dialect = "openai"
 base_url = "http://127.0.0.1:{dead}/v1"
 
+[[providers]]
+name = "tls"
+dialect = "openai"
+base_url = "{faulty_tls}"
+
+[[rules]]
+name = "tls"
+provider = "tls"
+model = "m-tls"
+conditions = {{ model = "claude-tls-*" }}
+
 [[rules]]
 name = "nofb"
 provider = "faulty"
@@ -118,7 +129,9 @@ def server(
 ) -> Iterator[Server]:
     srv = start_server(tmp_path_factory.mktemp("faults"), {})
     try:
-        import_routes(srv, CONFIG.format(faulty=faulty.url, rescue=rescue.url, dead=DEAD_PORT))
+        tls = rescue.url.replace("http:", "https:")  # it answers the TLS hello with an HTTP 400
+        urls = {"faulty": faulty.url, "faulty_tls": tls, "rescue": rescue.url}
+        import_routes(srv, CONFIG.format(**urls, dead=DEAD_PORT))
         yield srv
     finally:
         stop_server(srv)
@@ -167,6 +180,14 @@ def test_a_refused_connection_falls_back_and_is_worded_as_ours(server: Server, f
     assert [a["provider"] for a in row["attempts"]] == ["dead", "rescue"]
     # Issue #12: our sentence, naming the backend; not aiohttp's "Cannot connect to host ... ssl:default"
     assert row["attempts"][0]["error"] == f"backend 127.0.0.1:{DEAD_PORT} refused the connection"
+
+
+def test_https_to_a_plain_http_backend_says_the_tls_handshake_failed(server: Server, fakes: Any) -> None:
+    _, rescue = fakes
+    response = post(server, body("claude-tls-1"))
+    assert response.status_code == 502
+    message = response.json()["error"]["message"]
+    assert message.startswith(f"backend 127.0.0.1:{rescue.port}: the TLS handshake failed ("), message
 
 
 def test_a_refused_connection_without_fallback_is_an_anthropic_error(server: Server, fakes: Any) -> None:
