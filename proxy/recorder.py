@@ -160,10 +160,12 @@ class Recorder:
                     await asyncio.sleep(0.01)
                 await self.drain()
         except TimeoutError:
-            logger.warning(
-                "recorder: at shutdown, %d exchanges still open and %d unwritten",
+            why = f" (the database is unavailable: {self.last_error})" if self.unavailable_since else ""
+            logger.error(
+                "recorder: at shutdown, %d exchanges still open and %d not written%s: they are not recorded",
                 len(self._open),
                 self.backlog(),
+                why,
             )
         if self._task is not None:
             self._task.cancel()
