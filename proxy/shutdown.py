@@ -4,7 +4,7 @@ New connections are refused at once (serve.py stops listening), a request arrivi
 already open is answered 503, and requests in flight get SHUTDOWN_GRACE seconds to finish. A stream
 still running then is ended with Anthropic's `event: error` (a request still waiting for its backend
 gets a 503) and recorded as failed; only then does daphne cancel what is left and the recorder write
-everything out.
+everything out. A second SIGTERM or Ctrl-C ends the grace at once.
 """
 
 from __future__ import annotations
@@ -21,11 +21,18 @@ STOPPING_MESSAGE = "the server is shutting down; send the request again"
 _AFTER_ABORT_S = 3.0  # for aborted requests to send their error and be recorded
 
 _draining = False
+_hurry = False  # a second signal: no more grace
 in_flight = 0  # API requests being answered (api_handler counts them)
 
 
 def draining() -> bool:
     return _draining
+
+
+def hurry() -> None:
+    """End the grace period now (a second SIGTERM or Ctrl-C while stopping)."""
+    global _hurry
+    _hurry = True
 
 
 async def drain(grace: float) -> None:
@@ -36,6 +43,8 @@ async def drain(grace: float) -> None:
     logger.warning("shutting down: %d requests in flight get %g s to finish", in_flight, grace)
     await _wait_for_requests(started + grace)
     if in_flight:
+        if _hurry:
+            logger.warning("shutting down: asked again, the grace period ends now")
         aborted = upstream.abort_all(STOPPING_MESSAGE)
         logger.warning("shutting down: %d requests still running after %g s get an error", aborted, grace)
         await _wait_for_requests(time.monotonic() + _AFTER_ABORT_S)
@@ -44,5 +53,5 @@ async def drain(grace: float) -> None:
 
 
 async def _wait_for_requests(deadline: float) -> None:
-    while in_flight and time.monotonic() < deadline:
+    while in_flight and time.monotonic() < deadline and not _hurry:
         await asyncio.sleep(0.05)

@@ -123,6 +123,28 @@ def test_sigterm_ends_a_stream_that_outlasts_the_grace_with_an_error_event(
     assert upstream.disconnects == 1  # the backend's stream was closed, not left running
 
 
+def test_a_second_sigterm_ends_the_grace_at_once(tmp_path: Path, upstream: FakeOpenAI) -> None:
+    server = serve(tmp_path, upstream, SWITCHBOARD_SHUTDOWN_GRACE="60")
+    try:
+        reply = text_stream(*[f"word{i} " for i in range(1000)])
+        reply.delay_s = 0.02
+        upstream.script(reply)
+        client = StreamingClient(server, "asked twice to stop")
+        client.start()
+        assert client.started.wait(10)
+        server.process.terminate()
+        time.sleep(1)
+        took = terminate(server)  # the impatient operator (or a second Ctrl-C)
+        client.join(10)
+    finally:
+        if server.process.poll() is None:
+            stop_process(server.process)
+    assert took < 5  # not the 60 s grace
+    assert "event: error" in client.received and "shutting down" in client.received
+    [(status, _, _)] = rows_with(server, "asked twice to stop")
+    assert status == "error"
+
+
 def test_sigterm_answers_a_request_still_waiting_for_its_backend(
     tmp_path: Path, upstream: FakeOpenAI
 ) -> None:

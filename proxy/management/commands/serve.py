@@ -117,6 +117,7 @@ def _graceful_server() -> type:
     requests in flight finish within SWITCHBOARD_SHUTDOWN_GRACE, then cancels what is left (daphne's own
     step, which otherwise comes first) and writes every queued exchange while the loop still runs."""
     import asyncio
+    import signal
 
     from daphne.server import Server
     from django.conf import settings
@@ -133,15 +134,18 @@ def _graceful_server() -> type:
             super().listen_success(port)
 
         def kill_all_applications(self) -> defer.Deferred[None]:
+            loop = asyncio.get_event_loop()
             for port in self.__dict__.get("ports", []):
                 port.stopListening()  # new connections are refused from now on
+            # Twisted ignores a second signal once stopping; here it means "stop now".
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: loop.call_soon_threadsafe(shutdown.hurry))
 
             async def stop() -> None:
                 await shutdown.drain(settings.SHUTDOWN_GRACE)
                 await defer.Deferred.asFuture(super(GracefulServer, self).kill_all_applications(), loop)
                 await recorder.flush_for_shutdown()
 
-            loop = asyncio.get_event_loop()
             return defer.Deferred.fromFuture(asyncio.ensure_future(stop()))
 
     return GracefulServer
