@@ -97,36 +97,14 @@ async def _serve_messages(routed: Routed, *, message_id: str) -> HttpResponse:
         translation.upstream = dataclasses.replace(translation.upstream, body={})
         tape.upstream_chunks = []  # the record keeps the last attempt's reply; earlier ones are in attempts
         started = time.perf_counter()
-        reply: upstream.Reply | None = None
         try:
-            reply = await upstream.open_request(
-                translation.upstream, timeouts=upstream.Timeouts.of(target), body=payload
-            )
-            tape.first_byte_at = time.perf_counter()
-            if reply.status_code >= 400:
-                body = await reply.read()
-                await reply.aclose()
-                tape.upstream_chunks = [body]
-                last_error = dialect.parse_error(reply.status_code, body, dict(reply.headers))
-                _note_attempt(tape, attempt, target, started, error=last_error)
-                if reply.status_code in RETRYABLE_STATUSES:
-                    continue
-                break
-            # Until the client gets a byte a failure is still a fallback: read the backend's first chunk
-            # (a stream) or its whole answer before answering.
-            first = await reply.next_chunk() if translation.upstream.stream else await reply.read()
-            if first is None:
-                raise UpstreamError(f"backend {reply.backend} closed the connection before its answer")
+            reply, first = await _attempt(tape=tape, target=target, translation=translation, payload=payload)
         except UpstreamError as exc:
-            if reply is not None:
-                await reply.aclose()
             last_error = exc
             _note_attempt(tape, attempt, target, started, error=last_error)
+            if exc.upstream_status is not None and exc.upstream_status not in RETRYABLE_STATUSES:
+                break  # the backend refused the request itself (400, 401...): another would too
             continue
-        except asyncio.CancelledError:  # the client hung up (or the server stops) before the first byte
-            if reply is not None:
-                await reply.aclose()  # else aiohttp keeps the connection and the backend keeps going
-            raise
         _note_attempt(tape, attempt, target, started, error=None)
         tape.http_status = 200
         if translation.upstream.stream:
@@ -138,6 +116,32 @@ async def _serve_messages(routed: Routed, *, message_id: str) -> HttpResponse:
         return _answer(body=first, dialect_name=target.dialect, translation=translation, tape=tape)
     assert last_error is not None, "routing returned no target"
     return _refuse(tape, last_error.error_type, last_error.message, last_error.status, last_error.retry_after)
+
+
+async def _attempt(
+    *, tape: Tape, target: Target, translation: Translation, payload: bytes
+) -> tuple[upstream.Reply, bytes]:
+    """Send one attempt and read until the client can be answered: a stream's first chunk, or the whole
+    of a plain reply. Until then a failure can still fall back: UpstreamError (the backend's own error
+    reply parsed, with its status as `upstream_status`)."""
+    reply = await upstream.open_request(
+        translation.upstream, timeouts=upstream.Timeouts.of(target), body=payload
+    )
+    try:
+        tape.first_byte_at = time.perf_counter()
+        if reply.status_code >= 400:
+            body = await reply.read()
+            tape.upstream_chunks = [body]
+            raise DIALECTS[target.dialect].parse_error(reply.status_code, body, dict(reply.headers))
+        first = await reply.next_chunk() if translation.upstream.stream else await reply.read()
+        if first is None:
+            raise UpstreamError(
+                f"backend {reply.backend} closed the connection before its answer", status=502
+            )
+    except BaseException:  # a failure, or the client hung up: else aiohttp keeps the connection busy
+        await reply.aclose()
+        raise
+    return reply, first
 
 
 async def serve_count_tokens(*, decision: Decision, headers: dict[str, str], tape: Tape) -> HttpResponse:
