@@ -15,6 +15,7 @@ import io
 import logging
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
@@ -22,7 +23,7 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, resolve, set_script_prefix
 
 from proxy import shutdown
-from proxy.errors import error_response
+from proxy.errors import error_body, error_response
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,28 @@ class BoundedBody:
     @property
     def closed(self) -> bool:
         return bool(self._inner.closed)
+
+
+def refuse_unsent_body(*, path: str, headers: dict[str, str], length: int) -> bytes:
+    """The whole HTTP 413 for a request that announced a body over the limit and waits for `100 Continue`
+    before sending it (curl does, past 1 MB): it is answered at once, the body never sent, and recorded."""
+    from proxy.recorder import recorder
+    from proxy.tape import Tape, safe_headers
+    from proxy.views import too_large
+
+    refusal = too_large(length)
+    endpoint = "count_tokens" if path.rstrip("/").endswith("count_tokens") else "messages"
+    tape = Tape(endpoint=endpoint, client_request=None, client_headers=safe_headers(headers))
+    tape.user_agent = headers.get("user-agent", "")
+    tape.fail(refusal.error_type, refusal.message, 413)
+    tape.done_at = tape.t0
+    recorder.finish(tape)
+    body = orjson.dumps(error_body(refusal.error_type, refusal.message))
+    head = (
+        "HTTP/1.1 413 Content Too Large\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    )
+    return head.encode() + body
 
 
 def declared_length(scope: dict[str, Any]) -> int | None:

@@ -99,14 +99,18 @@ async def models(request: HttpRequest) -> HttpResponse:
     )
 
 
+def too_large(length: int | str) -> TranslationError:
+    return TranslationError(
+        f"request body: {length} bytes is over the {settings.MAX_REQUEST_BYTES} byte limit",
+        error_type="request_too_large",
+        status=413,
+    )
+
+
 def read_json(request: HttpRequest) -> object:
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > settings.MAX_REQUEST_BYTES:
-        raise TranslationError(
-            f"request body: {length} bytes is over the {settings.MAX_REQUEST_BYTES} byte limit",
-            error_type="request_too_large",
-            status=413,
-        )
+        raise too_large(length)
     try:
         raw = request.body
     except RequestDataTooBig as exc:

@@ -81,7 +81,7 @@ def _lighter_requests() -> None:
 
     from django.conf import settings
 
-    from proxy.api_handler import BoundedBody
+    from proxy.api_handler import BoundedBody, refuse_unsent_body
 
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE  # the API's limit, with room for a dashboard form
 
@@ -93,12 +93,27 @@ def _lighter_requests() -> None:
         def gotLength(self, length: int | None) -> None:
             if length is not None and length > limit:
                 self.content = BoundedBody(None, 0)  # refused by its length: nothing kept
+                # The request line is parsed before the headers; Twisted keeps it on the channel.
+                path = getattr(self.channel, "_path", b"").decode("latin-1")
+                expect = self.requestHeaders.getRawHeaders(b"expect") or [b""]
+                if path.startswith("/v1/") and expect[0].lower() == b"100-continue":
+                    self.requestHeaders.removeHeader(b"expect")  # no `100 Continue`: the body is not wanted
+                    headers = {
+                        k.decode("latin-1").lower(): v[0].decode("latin-1")
+                        for k, v in self.requestHeaders.getAllRawHeaders()
+                    }
+                    refusal = refuse_unsent_body(path=path, headers=headers, length=length)
+                    self.channel.transport.write(refusal)
+                    self.channel.transport.loseConnection()
+                    self.refused = True
             else:
                 super().gotLength(length)
                 if length is None:  # chunked: kept up to one byte past the limit, then counted only
                     self.content = BoundedBody(self.content, limit + 1)
 
         def process(self) -> Any:
+            if getattr(self, "refused", False):  # answered already, before its body (gotLength)
+                return None
             processed = super().process()  # a Deferred: done once the body is queued for the app
             processed.addBoth(self._release_body)
             return processed
