@@ -139,12 +139,23 @@ class ProviderForm(ModelForm):
             "api_key_env",
             "extra_headers",
             "connect_timeout",
-            "read_timeout",
+            "first_byte_timeout",
+            "idle_timeout",
+            "total_timeout",
             "model_settings",
         ]
-        labels = {"api_key_env": "API key from env var"}
+        labels = {
+            "api_key_env": "API key from env var",
+            "connect_timeout": "Connect timeout (s)",
+            "first_byte_timeout": "First-byte timeout (s)",
+            "idle_timeout": "Idle timeout (s)",
+            "total_timeout": "Total timeout (s)",
+        }
         help_texts = {
             "api_key_env": "preferred: the name of an environment variable holding the key",
+            "first_byte_timeout": "request sent to the backend's first byte; 0 = no limit",
+            "idle_timeout": "the longest silence between two chunks of the answer; 0 = no limit",
+            "total_timeout": "the whole answer; 0 = no limit",
             # Repointing a provider is how a key would be stolen: say what goes there.
             "base_url": "requests go here; with no key set, each client's own API key is forwarded to it",
         }

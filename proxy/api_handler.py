@@ -15,33 +15,99 @@ import io
 import logging
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, resolve, set_script_prefix
 
-from proxy import access
-from proxy.errors import error_response
+from proxy import access, shutdown
+from proxy.errors import error_body, error_response
 
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/v1/"
 
 
-async def _read_body(receive: Any) -> tuple[bytes, int]:
+class BoundedBody:
+    """A request body as the server stores it while it arrives, kept up to `keep` bytes and counted past
+    that (`keep` 0: a body refused by its Content-Length, kept not at all). The file-like interface is
+    what Twisted and daphne use (serve.py puts it in place)."""
+
+    def __init__(self, inner: Any, keep: int) -> None:
+        self._inner = inner if inner is not None else io.BytesIO()
+        self._room = keep
+        self.received = 0
+
+    def write(self, data: bytes) -> None:
+        self.received += len(data)
+        if self._room > 0:
+            self._inner.write(data[: self._room])
+            self._room -= len(data)
+
+    def read(self, size: int = -1) -> bytes:
+        return self._inner.read(size)  # type: ignore[no-any-return]
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._inner.seek(offset, whence)  # type: ignore[no-any-return]
+
+    def tell(self) -> int:
+        return self._inner.tell()  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        self._inner.close()
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._inner.closed)
+
+
+def refuse_unsent_body(*, path: str, headers: dict[str, str], length: int) -> bytes:
+    """The whole HTTP 413 for a request that announced a body over the limit and waits for `100 Continue`
+    before sending it (curl does, past 1 MB): it is answered at once, the body never sent, and recorded."""
+    from proxy.recorder import recorder
+    from proxy.tape import Tape, safe_headers
+    from proxy.views import too_large
+
+    refusal = too_large(length)
+    endpoint = "count_tokens" if path.rstrip("/").endswith("count_tokens") else "messages"
+    tape = Tape(endpoint=endpoint, client_request=None, client_headers=safe_headers(headers))
+    tape.user_agent = headers.get("user-agent", "")
+    tape.fail(refusal.error_type, refusal.message, 413)
+    tape.done_at = tape.t0
+    recorder.finish(tape)
+    body = orjson.dumps(error_body(refusal.error_type, refusal.message))
+    head = (
+        "HTTP/1.1 413 Content Too Large\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+def declared_length(scope: dict[str, Any]) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
+
+
+async def _read_body(receive: Any, scope: dict[str, Any]) -> tuple[bytes, int]:
     """The whole body and its length. Django's own reader spools into a temporary file and copies it out
-    again; the API needs the bytes once. Past MAX_REQUEST_BYTES the rest is counted, not kept: the view
-    answers request_too_large from the length."""
+    again; the API needs the bytes once. A body whose Content-Length is over MAX_REQUEST_BYTES is refused
+    from that header before any of it is kept (the view answers request_too_large); one that comes
+    without a length is counted past the limit, not kept."""
     chunks: list[bytes] = []
     received = 0
+    declared = declared_length(scope)
+    keep = declared is None or declared <= settings.MAX_REQUEST_BYTES
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise RequestAborted()
         chunk = message.get("body", b"")
         received += len(chunk)
-        if chunk and received <= settings.MAX_REQUEST_BYTES:
+        if chunk and keep and received <= settings.MAX_REQUEST_BYTES:
             chunks.append(chunk)
         if not message.get("more_body", False):
             break
@@ -89,11 +155,18 @@ class ApiHandler(ASGIHandler):
         if refusal is not None:
             await self.send_response(refusal, send)
             return
+        shutdown.in_flight += 1  # a shutdown waits for these (proxy/shutdown.py)
         try:
-            body, received = await _read_body(receive)
+            await self._serve(scope, receive, send)
+        finally:
+            shutdown.in_flight -= 1
+
+    async def _serve(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        try:
+            body, received = await _read_body(receive, scope)
         except RequestAborted:  # the client left before sending its whole body
             return
-        if received > len(body) and not any(name == b"content-length" for name, _ in scope["headers"]):
+        if received > len(body) and declared_length(scope) is None:
             # Over the limit without saying so up front (chunked): the view refuses it by its length.
             scope = {**scope, "headers": [*scope["headers"], (b"content-length", str(received).encode())]}
         set_script_prefix(get_script_prefix(scope))

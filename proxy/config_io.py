@@ -19,9 +19,12 @@ from proxy.rule_order import evaluation_order, order_warnings
 from proxy.rules import DEFAULT_LONG_CONTEXT_TOKENS, ConfigError, ProviderSpec, RuleSpec
 
 PROVIDER_KEYS = (
-    "name", "dialect", "base_url", "api_key_env", "connect_timeout", "read_timeout", "extra_headers",
-    "model_settings",
+    "name", "dialect", "base_url", "api_key_env", "connect_timeout", "first_byte_timeout", "idle_timeout",
+    "total_timeout", "extra_headers", "model_settings",
 )  # fmt: skip
+TIMEOUT_KEYS = ("connect_timeout", "first_byte_timeout", "idle_timeout", "total_timeout")
+# Files exported before the timeouts were split: read_timeout was httpx's, the longest wait for a chunk.
+_OLD_PROVIDER_KEYS = {"read_timeout": "idle_timeout"}
 RULE_KEYS = (
     "name",
     "provider",
@@ -83,8 +86,7 @@ def export_toml(providers: Sequence[ProviderSpec], rules: Sequence[RuleSpec]) ->
             "dialect": p.dialect,
             "base_url": p.base_url,
             "api_key_env": p.api_key_env,
-            "connect_timeout": float(p.connect_timeout),
-            "read_timeout": float(p.read_timeout),
+            **{key: float(getattr(p, key)) for key in TIMEOUT_KEYS},
             "extra_headers": masked_headers(p.extra_headers),  # "[stored]" keeps the stored value on import
             "model_settings": dict(p.model_settings),
         }
@@ -125,7 +127,9 @@ def parse_toml(text: str) -> tuple[list[ProviderSpec], list[RuleSpec]]:
     problems = [f"unknown top-level key '{k}'" for k in data if k not in ("providers", "rules")]
     providers, rules = [], []
     for i, row in enumerate(data.get("providers", [])):
+        row = {_OLD_PROVIDER_KEYS.get(k, k): v for k, v in row.items()}
         problems += [f"providers[{i}]: unknown key '{k}'" for k in row if k not in PROVIDER_KEYS]
+        defaults = ProviderSpec(name="", dialect="", base_url="")
         try:
             providers.append(
                 ProviderSpec(
@@ -134,8 +138,7 @@ def parse_toml(text: str) -> tuple[list[ProviderSpec], list[RuleSpec]]:
                     base_url=str(row["base_url"]),
                     api_key_env=str(row.get("api_key_env", "")),
                     extra_headers=dict(row.get("extra_headers", {})),
-                    connect_timeout=float(row.get("connect_timeout", 10.0)),
-                    read_timeout=float(row.get("read_timeout", 600.0)),
+                    **{key: float(row.get(key, getattr(defaults, key))) for key in TIMEOUT_KEYS},
                     model_settings=dict(row.get("model_settings", {})),
                 )
             )
@@ -223,7 +226,8 @@ def _ccr_provider(entry: Mapping[str, Any], timeout: float, notes: list[str]) ->
         base_url=base_url,
         api_key_env=env.group(1) if env else "",
         api_key_secret=secret,
-        read_timeout=timeout,
+        # claude-code-router's API_TIMEOUT_MS bounds the whole request: our total timeout.
+        total_timeout=timeout,
     )
 
 
@@ -241,7 +245,7 @@ def _transformer_names(transformer: Any) -> set[str]:
 def from_claude_code_router(data: Mapping[str, Any]) -> tuple[list[ProviderSpec], list[RuleSpec], list[str]]:
     """claude-code-router's config.json -> providers, rules, and notes on what could not be carried over."""
     notes: list[str] = []
-    timeout = float(data.get("API_TIMEOUT_MS", 600_000)) / 1000
+    timeout = float(data.get("API_TIMEOUT_MS", 0)) / 1000
     providers: dict[str, ProviderSpec] = {}
     skipped: set[str] = set()
     for entry in data.get("Providers") or data.get("providers") or []:
@@ -336,7 +340,8 @@ def import_config(providers: Sequence[ProviderSpec], rules: Sequence[RuleSpec], 
                 row.api_key_secret = spec.api_key_secret  # an env reference replaces a stored secret
             row.extra_headers = unmasked_headers(spec.extra_headers, row.extra_headers or {})
             row.model_settings = dict(spec.model_settings)
-            row.connect_timeout, row.read_timeout = spec.connect_timeout, spec.read_timeout
+            for key in TIMEOUT_KEYS:
+                setattr(row, key, getattr(spec, key))
             row.save()
             by_name[spec.name] = row
         for position, rule in enumerate(evaluation_order(rules)):

@@ -20,7 +20,13 @@ class Provider(models.Model):
     api_key_secret = SecretField(blank=True, default="")  # encrypted at rest (proxy/crypto.py)
     extra_headers = models.JSONField(default=dict, blank=True)
     connect_timeout = models.FloatField(default=10.0)
-    read_timeout = models.FloatField(default=600.0)
+    # Seconds; 0 = no limit. First byte: from sending the request to the backend's first byte (a
+    # stream's first chunk), generous for models that think silently and local servers reading a long
+    # prompt. Idle: the longest silence between two chunks. Total: the whole answer (none by default:
+    # long answers are legitimate, and the client has its own limit).
+    first_byte_timeout = models.FloatField(default=300.0)
+    idle_timeout = models.FloatField(default=120.0)  # was read_timeout (httpx's read timeout is this)
+    total_timeout = models.FloatField(default=0.0)
     # {model_id: {"max_output_tokens": int, "context_window": int, "input_price": $/Mtok,
     #  "output_price": $/Mtok, "cache_read_price": $/Mtok, "options": [..]}}: overrides of built-in tables.
     model_settings = models.JSONField(default=dict, blank=True)

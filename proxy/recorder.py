@@ -3,6 +3,11 @@
 `submit()` is `put_nowait` and never awaits. One writer task per process drains the queue in batches
 and writes them from a dedicated thread, so neither the stream nor Django's shared sync thread waits
 on the database. After each batch commits it publishes the changed rows.
+
+While the database is unavailable (locked, restarting, unreachable) the writer keeps its batch and
+tries again with a growing pause; exchanges wait in the queue, compressed, up to RECORD_BACKLOG of
+them. What does not fit is counted and reported (`status()`: the log, `GET /api/exchanges`, the
+dashboard), never dropped silently.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import asyncio
 import contextvars
 import logging
 import time
+import traceback
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import InterfaceError, OperationalError, close_old_connections, transaction
 from django.db.models import F, TextField
 from django.db.models.functions import Cast
 
@@ -42,6 +48,8 @@ BACKLOG_PACK_AT = 8
 # exchanges with tool calls (subagents run side by side in one session).
 CREDIT_LOOKBACK = 50
 _CREDITED_LIMIT = 10_000  # tool_use ids credited already: a retried request must not count twice
+_RETRY_PAUSES_S = (0.5, 1.0, 2.0, 5.0)  # between attempts while the database is unavailable
+_UNAVAILABLE = (OperationalError, InterfaceError)  # locked, gone, restarting: the rows are kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,17 +75,25 @@ class Recorder:
         self._pk_of: dict[int, int] = {}  # tape key -> row pk, for rows inserted as pending
         self._open: set[int] = set()  # keys of exchanges started and not finished yet
         self._credited: OrderedDict[str, None] = OrderedDict()  # writer thread only
+        self.dropped = 0  # finished exchanges that found the queue full: not recorded
+        self.lost = 0  # rows the database refused while it was up (a bug): not recorded
+        self.unavailable_since: float | None = None  # time.time() of the first failed write, if failing
+        self.last_error = ""
 
     def submit(self, item: Started | Finished) -> None:
         if not settings.RECORD_EXCHANGES:
             return
         loop = asyncio.get_running_loop()
         if self._queue is None or self._loop is not loop:
-            self._queue = asyncio.Queue()
+            self._queue = asyncio.Queue(maxsize=settings.RECORD_BACKLOG)
             self._loop = loop
             # A fresh context: the writer must not inherit the request's asgiref thread context.
             self._task = loop.create_task(self._run(), context=contextvars.Context())
-        self._queue.put_nowait(item)
+        try:
+            self._queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self._drop(item)
+            return
         if self._queue.qsize() > BACKLOG_YIELD_AT:
             # Behind: the event loop holds the GIL nearly all the time under saturation, and the writer
             # thread waits a switch interval (5 ms) for it after every database call. Its backlog (each
@@ -85,6 +101,32 @@ class Recorder:
             # over once per submission while behind keeps the backlog short at no cost in throughput
             # (measured: docs/benchmarks.md). sleep(0) releases the GIL; it returns at once otherwise.
             time.sleep(0)
+
+    def _drop(self, item: Started | Finished) -> None:
+        """The queue is full (the database has been unavailable for long): count what is not kept."""
+        if isinstance(item, Started):
+            return  # only the live feed's early row: the finished exchange is inserted whole
+        self.dropped += 1
+        if self.dropped == 1 or self.dropped % 100 == 0:
+            logger.error(
+                "recorder: %d exchanges waiting for the database (the most kept, SWITCHBOARD_RECORD_BACKLOG);"
+                " %d finished exchanges not recorded so far",
+                self.backlog(),
+                self.dropped,
+            )
+
+    def status(self) -> dict[str, Any]:
+        """What the recorder holds and what it could not keep, for GET /api/exchanges and the dashboard."""
+        return {
+            "waiting": self.backlog(),
+            "dropped": self.dropped,
+            "lost": self.lost,
+            "database": "ok" if self.unavailable_since is None else "unavailable",
+            "unavailable_for_s": None
+            if self.unavailable_since is None
+            else round(time.time() - self.unavailable_since, 1),
+            "last_error": self.last_error,
+        }
 
     def start(self, tape: Tape) -> None:
         """A pending row for the live feed, unless the exchange is over before PENDING_ROW_DELAY_S."""
@@ -121,10 +163,12 @@ class Recorder:
                     await asyncio.sleep(0.01)
                 await self.drain()
         except TimeoutError:
-            logger.warning(
-                "recorder: at shutdown, %d exchanges still open and %d unwritten",
+            why = f" (the database is unavailable: {self.last_error})" if self.unavailable_since else ""
+            logger.error(
+                "recorder: at shutdown, %d exchanges still open and %d not written%s: they are not recorded",
                 len(self._open),
                 self.backlog(),
+                why,
             )
         if self._task is not None:
             self._task.cancel()
@@ -140,7 +184,10 @@ class Recorder:
         """Worth compressing what waits for the writer: a backlog while many exchanges are in flight. A
         backlog alone is normal at low load (one client at 200 requests/s leaves ~25 rows per batch, as
         the writer gathers for _GATHER_S), and compressing those cost the event loop a pass over
-        every request's bodies for memory that was never short."""
+        every request's bodies for memory that was never short. While the database is unavailable
+        everything waits, so everything is compressed."""
+        if self.unavailable_since is not None:
+            return True
         return self.backlog() >= BACKLOG_PACK_AT and len(self._open) >= BACKLOG_PACK_AT
 
     def pending_pk(self, key: int) -> int | None:
@@ -174,21 +221,72 @@ class Recorder:
     async def _write_with_retry(
         self, loop: asyncio.AbstractEventLoop, batch: list[Started | Finished]
     ) -> list[tuple[int, bool]]:
-        """Write the batch; if that fails, reconnect and write its items one by one, so one bad row or a
-        database restart loses at most that row, never the batch (each loss is logged)."""
-        try:
-            return await loop.run_in_executor(self._executor, self._write, batch)
-        except Exception:
-            logger.exception("recorder: writing a batch of %d failed; retrying item by item", len(batch))
+        """Write the batch. While the database is unavailable, keep it and try again (with a growing
+        pause) until it is back; if it is up and refuses the batch, write its items one by one, so one
+        bad row loses that row only (counted in `lost`, logged)."""
+        pauses = iter(_RETRY_PAUSES_S)
+        while True:
+            changed, error = await loop.run_in_executor(self._executor, self._write_in_thread, batch)
+            if error is None:
+                self._available()
+                return changed
+            if not isinstance(error, _UNAVAILABLE):
+                break
+            self._unavailable(error, len(batch))
+            await asyncio.sleep(next(pauses, _RETRY_PAUSES_S[-1]))
+        self._available()
         await loop.run_in_executor(self._executor, close_old_connections)
-        changed: list[tuple[int, bool]] = []
+        changed = []
         for item in batch:
-            try:
-                changed += await loop.run_in_executor(self._executor, self._write, [item])
-            except Exception:
+            done, error = await loop.run_in_executor(self._executor, self._write_in_thread, [item])
+            if error is not None and isinstance(error, _UNAVAILABLE):
+                done, error = await self._write_with_retry(loop, [item]), None  # it went away meanwhile
+            if error is not None:
+                self.lost += 1
                 tape_key = item.key if isinstance(item, Started) else item.tape.key
-                logger.exception("recorder: could not record exchange (tape %s); it is lost", tape_key)
+                logger.error(
+                    "recorder: the database refused exchange (tape %s): it is lost: %s", tape_key, error
+                )
+            changed += done
         return changed
+
+    def _write_in_thread(
+        self, batch: list[Started | Finished]
+    ) -> tuple[list[tuple[int, bool]], Exception | None]:
+        """`_write`, its failure returned, not raised. Runs in the writer thread, and the failure's frames
+        are cleared here: they hold cursors of this thread's connection, and finalized by the garbage
+        collector on the event loop a cursor waits for the connection's lock, which this thread holds
+        for up to the busy timeout while the database is locked (measured: the API stalled 20 s)."""
+        try:
+            return self._write(batch), None
+        except Exception as exc:
+            if not isinstance(exc, _UNAVAILABLE):
+                logger.exception("recorder: writing %d exchanges failed", len(batch))
+            error: BaseException | None = exc
+            while error is not None:
+                traceback.clear_frames(error.__traceback__)
+                error = error.__cause__ or error.__context__
+            return [], exc
+
+    def _unavailable(self, error: Exception, waiting: int) -> None:
+        self.last_error = f"{type(error).__name__}: {error}"
+        if self.unavailable_since is None:
+            self.unavailable_since = time.time()
+            logger.error(
+                "recorder: the database is unavailable (%s); %d exchanges wait in memory and are written"
+                " when it is back",
+                self.last_error,
+                waiting + self.backlog(),
+            )
+
+    def _available(self) -> None:
+        if self.unavailable_since is not None:
+            logger.warning(
+                "recorder: the database is back after %.1f s; writing %d waiting exchanges",
+                time.time() - self.unavailable_since,
+                self.backlog(),
+            )
+            self.unavailable_since = None
 
     def _write(self, batch: list[Started | Finished]) -> list[tuple[int, bool]]:
         """Runs in the writer thread. Returns (pk, created) for each row touched."""

@@ -8,8 +8,10 @@ a thread (asgiref's sync_to_async: ~1 ms). So SQLite reads directly; other datab
 ONE dedicated thread, where requests that arrive while a read is queued share it (a read that already
 started never answers a later request). Only when the version changed are providers and rules reloaded
 and compiled (pure: proxy.rules), on that thread.
-If the version read fails, the last good snapshot keeps serving (logged). Invalid configuration never
-reaches the database: `config_edit()` validates inside the transaction and rolls back.
+If the version read fails, or takes longer than CONFIG_WAIT_S (the database locked, restarting,
+unreachable), the last good snapshot keeps serving (logged) and the config thread checks again: a
+request never waits on the database for longer than that. Invalid configuration never reaches the
+database: `config_edit()` validates inside the transaction and rolls back.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -118,7 +121,9 @@ def provider_spec(p: Any) -> ProviderSpec:
         api_key_secret=p.api_key_secret,
         extra_headers=dict(p.extra_headers or {}),
         connect_timeout=p.connect_timeout,
-        read_timeout=p.read_timeout,
+        first_byte_timeout=p.first_byte_timeout,
+        idle_timeout=p.idle_timeout,
+        total_timeout=p.total_timeout,
         model_settings=dict(p.model_settings or {}),
     )
 
@@ -205,6 +210,11 @@ _lock = threading.Lock()
 _snapshot: Snapshot | None = None
 _waiting: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[Snapshot]]] = []
 _scheduled = False
+# The longest a request waits for the version read on the config thread (which normally answers in well
+# under a millisecond) before the last configuration serves it anyway.
+CONFIG_WAIT_S = 0.25
+_last_stale_log = 0.0
+_check_started = 0.0  # time.monotonic() when the pending config-thread check was submitted
 
 
 def invalidate() -> None:
@@ -266,27 +276,56 @@ def _settle(future: asyncio.Future[Snapshot], result: Snapshot | BaseException) 
 
 
 async def snapshot() -> Snapshot:
-    """The configuration as of now: one cheap version read per call."""
+    """The configuration as of now: one cheap version read per call, never a long wait."""
     current = _snapshot
     if current is not None and _direct_reads:
         version = _read_version_direct()
         if version is not None and version == current.version:
             return current
-    return await _snapshot_via_thread()
+        if version is None and _direct_reads:  # SQLite that cannot be read right now
+            _schedule_check(None)
+            _note_stale("the database cannot be read")
+            return current
+    if current is not None and _scheduled and time.monotonic() - _check_started > CONFIG_WAIT_S:
+        # A check hangs (a database that accepts connections and answers nothing): don't queue behind it.
+        _note_stale("the configuration version read is hanging")
+        return current
+    future = _schedule_check(asyncio.get_running_loop())
+    assert future is not None
+    if current is None:
+        return await future  # nothing to serve yet: the first request waits for the configuration
+    try:
+        return await asyncio.wait_for(asyncio.shield(future), CONFIG_WAIT_S)
+    except TimeoutError:
+        _note_stale(f"the configuration version did not come back within {CONFIG_WAIT_S} s")
+        return current
 
 
-async def _snapshot_via_thread() -> Snapshot:
-    """Check (and reload) on the config thread; concurrent callers share one check."""
-    global _scheduled
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[Snapshot] = loop.create_future()
+def _note_stale(why: str) -> None:
+    global _last_stale_log
+    now = time.monotonic()
+    if now - _last_stale_log > 10:  # once per 10 s while it lasts, not once per request
+        _last_stale_log = now
+        version = _snapshot.version if _snapshot else None
+        logger.warning("%s: serving the last configuration (version %s)", why, version)
+
+
+def _schedule_check(loop: asyncio.AbstractEventLoop | None) -> asyncio.Future[Snapshot] | None:
+    """Check (and reload) on the config thread; concurrent callers share one check. With a loop, a
+    future for its result; without, the check only refreshes the snapshot."""
+    global _scheduled, _check_started
+    future: asyncio.Future[Snapshot] | None = None
     with _lock:
-        _waiting.append((loop, future))
+        if loop is not None:
+            future = loop.create_future()
+            _waiting.append((loop, future))
         submit = not _scheduled
         _scheduled = True
+        if submit:
+            _check_started = time.monotonic()
     if submit:
         _executor.submit(_check_batch)
-    return await future
+    return future
 
 
 # SQLite: the version is read on the event loop itself through a plain sqlite3 connection (~10 us,
@@ -321,8 +360,10 @@ def _read_version_direct() -> int | None:
             if target is None:
                 _direct_reads = False  # not SQLite: always use the config thread
                 return None
+            # timeout 0: this runs on the event loop, so a locked database fails the read at once
+            # (the last configuration serves) instead of holding every request behind it.
             reader = sqlite3.connect(
-                target, uri=True, timeout=0.5, isolation_level=None, check_same_thread=False
+                target, uri=True, timeout=0, isolation_level=None, check_same_thread=False
             )
             _local.reader = reader
         from proxy.models import ConfigVersion
@@ -330,8 +371,8 @@ def _read_version_direct() -> int | None:
         # fetchall, not fetchone: it finishes the statement, so no read transaction stays open to hold
         # back WAL checkpoints (or, without WAL, block writers).
         rows = reader.execute(f"SELECT MAX(version) FROM {ConfigVersion._meta.db_table}").fetchall()
-    except sqlite3.Error:
-        logger.warning("direct configuration version read failed; using the config thread", exc_info=True)
+    except sqlite3.Error as exc:
+        logger.debug("direct configuration version read failed: %s", exc)
         _local.reader = None
         return None
     return int(rows[0][0] or 0) if rows else 0

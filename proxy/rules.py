@@ -55,7 +55,9 @@ class ProviderSpec:
     api_key_secret: str = ""
     extra_headers: Mapping[str, str] = field(default_factory=dict)
     connect_timeout: float = 10.0
-    read_timeout: float = 600.0
+    first_byte_timeout: float = 300.0  # 0 = none, as for idle and total
+    idle_timeout: float = 120.0
+    total_timeout: float = 0.0
     # {model_id: {"max_output_tokens": int, "options": [...], ...}}
     model_settings: Mapping[str, JSONDict] = field(default_factory=dict)
 
@@ -275,8 +277,10 @@ def _check_provider(p: ProviderSpec, dialects: Collection[str], own_port: int | 
         problems.append(f"{where}: '{p.api_key_env}' is not an environment variable name")
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in dict(p.extra_headers).items()):
         problems.append(f"{where}: extra headers must map names to string values")
-    if p.connect_timeout <= 0 or p.read_timeout <= 0:
-        problems.append(f"{where}: timeouts must be positive")
+    if p.connect_timeout <= 0:
+        problems.append(f"{where}: the connect timeout must be positive")
+    if min(p.first_byte_timeout, p.idle_timeout, p.total_timeout) < 0:
+        problems.append(f"{where}: timeouts cannot be negative (0 means no limit)")
     if not isinstance(p.model_settings, Mapping) or not all(
         isinstance(v, Mapping) for v in p.model_settings.values()
     ):
@@ -481,7 +485,9 @@ def compile_config(
             options=options,
             overrides=tuple(sorted(dict(overrides).items())),
             connect_timeout=p.connect_timeout,
-            read_timeout=p.read_timeout,
+            first_byte_timeout=p.first_byte_timeout,
+            idle_timeout=p.idle_timeout,
+            total_timeout=p.total_timeout,
             prices=tuple((k, float(v)) for k, v in settings.items() if k in PRICE_KEYS and v is not None),
         )
 

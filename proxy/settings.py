@@ -152,7 +152,8 @@ def _database() -> dict[str, object]:
         # IMMEDIATE + WAL: the single recorder writer never stalls dashboard readers.
         "OPTIONS": {
             "transaction_mode": "IMMEDIATE",
-            "timeout": 20,
+            # Seconds the recorder's writer waits for a lock: only it writes, off the hot path.
+            "timeout": envint("SWITCHBOARD_SQLITE_TIMEOUT", "20"),
             # 16 KB pages (set before the first table, so new databases only): an exchange holds ~100 KB of
             # bodies, so fewer overflow pages per row. bench/sqlite_pages.py: inserts ~30% less CPU and
             # wall time than with 4 KB pages; reads no slower.
@@ -225,6 +226,12 @@ ANTHROPIC_UPSTREAM_URL = envstr("SWITCHBOARD_ANTHROPIC_URL", "https://api.anthro
 UPSTREAM_CONNECT_TIMEOUT = float(envstr("SWITCHBOARD_CONNECT_TIMEOUT", "10"))
 UPSTREAM_READ_TIMEOUT = float(envstr("SWITCHBOARD_READ_TIMEOUT", "600"))
 RECORD_EXCHANGES = envbool("SWITCHBOARD_RECORD", "true")
+# Exchanges that may wait in memory for the database (compressed, ~20-50 KB each) while it is
+# unavailable; past this, finished exchanges are counted as dropped, never silently.
+RECORD_BACKLOG = envint("SWITCHBOARD_RECORD_BACKLOG", "2000")
+# Seconds requests in flight get to finish on SIGTERM before they end with an error: inside the 10 s
+# `docker stop` and Kubernetes allow by default (leaving time to write the record).
+SHUTDOWN_GRACE = float(envstr("SWITCHBOARD_SHUTDOWN_GRACE", "8"))
 # Request bodies above this are refused with request_too_large (Anthropic's own cap is 32 MB).
 MAX_REQUEST_BYTES = envint("SWITCHBOARD_MAX_REQUEST_BYTES", str(32 * 1024 * 1024))
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES + 1024

@@ -13,11 +13,10 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import httpx
 import orjson
 from django.http import HttpResponse, StreamingHttpResponse
 
-from proxy import upstream
+from proxy import shutdown, upstream
 from proxy.errors import error_frame, error_response
 from proxy.progress import progress
 from proxy.recorder import recorder
@@ -75,8 +74,12 @@ async def _serve_messages(routed: Routed, *, message_id: str) -> HttpResponse:
     # a request waiting for its upstream (or streaming for minutes) then keeps just the bytes it sent
     # and received, not a parsed copy of a 100 KB prompt (~2x its size; peak memory at c=200).
     routed.decision = decision = None
+    if shutdown.draining():  # a request on a connection opened before the server began to stop
+        return _refuse(tape, "api_error", shutdown.STOPPING_MESSAGE, 503)
     last_error: UpstreamError | None = None
     for attempt, target in enumerate(targets):
+        if last_error is not None and shutdown.draining():
+            break  # no fallback while stopping: the client is told to send it again
         if last_error is not None and last_error.retry_after:
             await asyncio.sleep(min(_retry_after_seconds(last_error.retry_after), _MAX_RETRY_AFTER_S))
         dialect = DIALECTS[target.dialect]
@@ -96,40 +99,50 @@ async def _serve_messages(routed: Routed, *, message_id: str) -> HttpResponse:
         tape.upstream_chunks = []  # the record keeps the last attempt's reply; earlier ones are in attempts
         started = time.perf_counter()
         try:
-            response = await upstream.open_request(
-                translation.upstream,
-                connect_timeout=target.connect_timeout,
-                read_timeout=target.read_timeout,
-                body=payload,
-            )
-        except httpx.TransportError as exc:
-            last_error = UpstreamError(
-                f"upstream {target.provider} unreachable: {exc!r}", error_type="api_error", status=500
-            )
+            reply, first = await _attempt(tape=tape, target=target, translation=translation, payload=payload)
+        except UpstreamError as exc:
+            last_error = exc
             _note_attempt(tape, attempt, target, started, error=last_error)
+            if exc.upstream_status is not None and exc.upstream_status not in RETRYABLE_STATUSES:
+                break  # the backend refused the request itself (400, 401...): another would too
             continue
-        tape.first_byte_at = time.perf_counter()
-        if response.status_code >= 400:
-            body = await response.aread()
-            await response.aclose()
-            tape.upstream_chunks = [body]
-            last_error = dialect.parse_error(response.status_code, body, dict(response.headers))
-            _note_attempt(tape, attempt, target, started, error=last_error)
-            if response.status_code in RETRYABLE_STATUSES:
-                continue
-            break
         _note_attempt(tape, attempt, target, started, error=None)
         tape.http_status = 200
         if translation.upstream.stream:
             if isinstance(tape.client_request, orjson.Fragment):  # its bytes: a copy, ~1 us for 80 KB
                 translation.input_estimate = tokens.estimate_from_size(len(orjson.dumps(tape.client_request)))
             translator = dialect.stream_translator(translation)
-            return _sse_response(relay(response=response, translator=translator, tape=tape))
-        return await _answer(
-            response=response, dialect_name=target.dialect, translation=translation, tape=tape
-        )
+            return _sse_response(relay(reply=reply, first=first, translator=translator, tape=tape))
+        await reply.aclose()
+        return _answer(body=first, dialect_name=target.dialect, translation=translation, tape=tape)
     assert last_error is not None, "routing returned no target"
     return _refuse(tape, last_error.error_type, last_error.message, last_error.status, last_error.retry_after)
+
+
+async def _attempt(
+    *, tape: Tape, target: Target, translation: Translation, payload: bytes
+) -> tuple[upstream.Reply, bytes]:
+    """Send one attempt and read until the client can be answered: a stream's first chunk, or the whole
+    of a plain reply. Until then a failure can still fall back: UpstreamError (the backend's own error
+    reply parsed, with its status as `upstream_status`)."""
+    reply = await upstream.open_request(
+        translation.upstream, timeouts=upstream.Timeouts.of(target), body=payload
+    )
+    try:
+        tape.first_byte_at = time.perf_counter()
+        if reply.status_code >= 400:
+            body = await reply.read()
+            tape.upstream_chunks = [body]
+            raise DIALECTS[target.dialect].parse_error(reply.status_code, body, dict(reply.headers))
+        first = await reply.next_chunk() if translation.upstream.stream else await reply.read()
+        if first is None:
+            raise UpstreamError(
+                f"backend {reply.backend} closed the connection before its answer", status=502
+            )
+    except BaseException:  # a failure, or the client hung up: else aiohttp keeps the connection busy
+        await reply.aclose()
+        raise
+    return reply, first
 
 
 async def serve_count_tokens(*, decision: Decision, headers: dict[str, str], tape: Tape) -> HttpResponse:
@@ -141,18 +154,19 @@ async def serve_count_tokens(*, decision: Decision, headers: dict[str, str], tap
         outbound = anthropic_dialect.DIALECT.build_count_tokens_request(
             decision.body, target, client_headers=headers
         )
+        reply: upstream.Reply | None = None
         try:
-            response = await upstream.open_request(
-                outbound, connect_timeout=target.connect_timeout, read_timeout=target.read_timeout
-            )
-            body = await response.aread()
-            await response.aclose()
-        except httpx.TransportError as exc:
-            return _refuse(tape, "api_error", f"upstream {target.provider} unreachable: {exc!r}", 500)
+            reply = await upstream.open_request(outbound, timeouts=upstream.Timeouts.of(target))
+            body = await reply.read()
+        except UpstreamError as exc:
+            return _refuse(tape, exc.error_type, exc.message, exc.status)
+        finally:
+            if reply is not None:
+                await reply.aclose()
         tape.first_byte_at = time.perf_counter()
         tape.upstream_chunks = [body]
-        if response.status_code >= 400:
-            err = anthropic_dialect.DIALECT.parse_error(response.status_code, body, dict(response.headers))
+        if reply.status_code >= 400:
+            err = anthropic_dialect.DIALECT.parse_error(reply.status_code, body, dict(reply.headers))
             return _refuse(tape, err.error_type, err.message, err.status, err.retry_after)
         counted = orjson.loads(body)
     else:
@@ -165,15 +179,7 @@ async def serve_count_tokens(*, decision: Decision, headers: dict[str, str], tap
     return HttpResponse(orjson.dumps(counted), content_type="application/json")
 
 
-async def _answer(
-    *, response: httpx.Response, dialect_name: str, translation: Translation, tape: Tape
-) -> HttpResponse:
-    try:
-        body = await response.aread()
-    except httpx.TransportError as exc:
-        return _refuse(tape, "api_error", f"upstream connection broke while reading the reply: {exc!r}", 502)
-    finally:
-        await response.aclose()
+def _answer(*, body: bytes, dialect_name: str, translation: Translation, tape: Tape) -> HttpResponse:
     tape.upstream_chunks = [body]
     try:
         message = DIALECTS[dialect_name].parse_response(orjson.loads(body), translation)
@@ -190,16 +196,17 @@ async def _answer(
 
 
 async def relay(
-    *, response: httpx.Response, translator: StreamTranslator, tape: Tape
+    *, reply: upstream.Reply, first: bytes, translator: StreamTranslator, tape: Tape
 ) -> AsyncIterator[bytes]:
-    """Upstream SSE bytes -> translated Anthropic SSE frames, event by event."""
+    """Upstream SSE bytes (the first chunk read already) -> translated Anthropic SSE frames, one by one."""
     decoder = SSEDecoder()
     chunks = tape.upstream_chunks
     sent = Accumulator()  # what the client got, folded in as it goes: the events themselves are not kept
     progress.watch(tape, sent)  # read once a second by the progress ticker, never written here
+    chunk: bytes | None = first
     try:
         try:
-            async for chunk in response.aiter_bytes():
+            while chunk is not None:
                 chunks.append(chunk)
                 out = []
                 for event in decoder.feed(chunk):
@@ -212,6 +219,7 @@ async def relay(
                     yield b"".join([encode_event(e) for e in out])
                 if getattr(translator, "done", False):
                     break  # e.g. a stop sequence matched locally: stop paying for tokens nobody reads
+                chunk = await reply.next_chunk()
             out = []
             for event in decoder.flush():
                 out.extend(translator.feed(event))
@@ -233,10 +241,6 @@ async def relay(
         except UpstreamError as exc:
             tape.fail(exc.error_type, exc.message)
             yield error_frame(exc.error_type, exc.message)
-        except httpx.TransportError as exc:
-            message = f"upstream stream broke: {exc!r}"
-            tape.fail("api_error", message)
-            yield error_frame("api_error", message)
         except Exception as exc:  # our own bug: still an error event for the client, and recorded
             logger.exception("relay failed")
             message = f"the proxy failed while translating the stream: {exc!r}"
@@ -252,7 +256,7 @@ async def relay(
             tape.client_message = sent.message()
         tape.done_at = time.perf_counter()
         progress.forget(tape)
-        await response.aclose()
+        await reply.aclose()
         recorder.finish(tape)
 
 

@@ -195,14 +195,18 @@ async def model(request: HttpRequest, model_id: str) -> HttpResponse:
     return JsonResponse(_model_info(model_id, name))
 
 
+def too_large(length: int | str) -> TranslationError:
+    return TranslationError(
+        f"request body: {length} bytes is over the {settings.MAX_REQUEST_BYTES} byte limit",
+        error_type="request_too_large",
+        status=413,
+    )
+
+
 def read_json(request: HttpRequest) -> object:
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > settings.MAX_REQUEST_BYTES:
-        raise TranslationError(
-            f"request body: {length} bytes is over the {settings.MAX_REQUEST_BYTES} byte limit",
-            error_type="request_too_large",
-            status=413,
-        )
+        raise too_large(length)
     try:
         raw = request.body
     except RequestDataTooBig as exc:
@@ -285,8 +289,9 @@ _EXCHANGE_FIELDS = (
 
 async def exchanges(request: HttpRequest) -> HttpResponse:
     """GET /api/exchanges?limit=N[&session=…][&settle=1]: the newest recorded exchanges as JSON (scripts,
-    tests). With settle=1 it answers once everything this process finished so far is written: a script
-    that just got its last reply sees that exchange without polling (rows are written in batches)."""
+    tests), and `recorder`: what waits for the database and what could not be recorded. With settle=1 it
+    answers once everything this process finished so far is written: a script that just got its last
+    reply sees that exchange without polling (rows are written in batches)."""
     from proxy.models import Exchange
 
     try:
@@ -303,4 +308,6 @@ async def exchanges(request: HttpRequest) -> HttpResponse:
     if session := request.GET.get("session", "").replace("\x00", ""):  # PostgreSQL refuses NUL
         rows = rows.filter(session_id=session)
     data = [row async for row in rows.values(*_EXCHANGE_FIELDS)[:limit]]
-    return HttpResponse(orjson.dumps({"data": data}), content_type="application/json")
+    # What this process's recorder holds and could not keep: `dropped` and `lost` are never silent.
+    body = {"data": data, "recorder": recorder.status()}
+    return HttpResponse(orjson.dumps(body), content_type="application/json")

@@ -23,11 +23,12 @@ ErrorType = Literal[
     "request_too_large",
     "rate_limit_error",
     "api_error",
+    "timeout_error",  # 504: a backend that passed one of its provider's timeouts (proxy/upstream.py)
     "overloaded_error",
 ]
 
 # Anthropic's error types and their HTTP statuses: https://docs.anthropic.com/en/api/errors#http-errors
-# (billing_error and timeout_error are passed through from the API; we never make them ourselves).
+# (billing_error is passed through from the API; we never make it ourselves).
 ERROR_STATUS: dict[str, int] = {
     "invalid_request_error": 400,
     "authentication_error": 401,
@@ -109,8 +110,11 @@ class Target:
     options: frozenset[str] = frozenset()
     # Parameter overrides from the route rule (max_tokens ceiling, temperature, reasoning_effort).
     overrides: tuple[tuple[str, Any], ...] = ()
+    # Seconds (0 = no limit): the provider's limits on one attempt, kept by upstream.Reply.
     connect_timeout: float = 10.0
-    read_timeout: float = 600.0
+    first_byte_timeout: float = 300.0
+    idle_timeout: float = 120.0
+    total_timeout: float = 0.0
     # $ per million tokens from the provider's settings (input_price, output_price, cache_read_price, ...)
     prices: tuple[tuple[str, float], ...] = ()
 

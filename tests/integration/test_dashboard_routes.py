@@ -88,7 +88,9 @@ def test_provider_secret_is_write_only(config: dict[str, Any]) -> None:
         "extra_headers": "",
         "model_settings": "",
         "connect_timeout": 10,
-        "read_timeout": 600,
+        "first_byte_timeout": 300,
+        "idle_timeout": 120,
+        "total_timeout": 0,
     }
     client = Client()
     assert client.post(f"/routes/providers/{pk}", data, **HX).status_code == 200
@@ -111,6 +113,36 @@ def shown_order(html: str) -> list[str]:
     """The rule names as the routes page lists them, with the number it shows for each."""
     pattern = r'<span class="pos">(\d+)</span>\s*<span class="name"><strong[^>]*>([^<]+)</strong>'
     return re.findall(pattern, html)
+
+
+def test_provider_timeouts_are_edited_and_a_negative_one_is_refused_inline(config: dict[str, Any]) -> None:
+    pk = config["openai"].pk
+    data = {
+        "name": "openai",
+        "dialect": "openai",
+        "base_url": "http://127.0.0.1:9/v1",
+        "api_key_env": "OPENAI_API_KEY",
+        "extra_headers": "",
+        "model_settings": "",
+        "connect_timeout": 5,
+        "first_byte_timeout": 600,
+        "idle_timeout": 45,
+        "total_timeout": 1800,
+    }
+    client = Client()
+    form = client.get(f"/routes/providers/{pk}", **HX).content.decode()
+    assert "First-byte timeout (s)" in form and "Idle timeout (s)" in form and "Total timeout (s)" in form
+    assert client.post(f"/routes/providers/{pk}", data, **HX).status_code == 200
+    saved = Provider.objects.get(pk=pk)
+    assert (saved.connect_timeout, saved.first_byte_timeout, saved.idle_timeout, saved.total_timeout) == (
+        5,
+        600,
+        45,
+        1800,
+    )
+    page = client.post(f"/routes/providers/{pk}", {**data, "idle_timeout": -1}, **HX).content.decode()
+    assert "timeouts cannot be negative (0 means no limit)" in page
+    assert Provider.objects.get(pk=pk).idle_timeout == 45
 
 
 def test_rules_move_and_delete(config: dict[str, Any]) -> None:

@@ -74,7 +74,9 @@ def provider_post(token: str, **fields: str) -> dict[str, str]:
         "api_key_env": "",
         "extra_headers": "",
         "connect_timeout": "10",
-        "read_timeout": "600",
+        "first_byte_timeout": "300",
+        "idle_timeout": "120",
+        "total_timeout": "0",
         "model_settings": "",
     }
     return {**data, **fields}

@@ -21,7 +21,8 @@ PROVIDERS = [
         base_url="https://api.openai.com/v1",
         api_key_env="OPENAI_API_KEY",
         extra_headers={"OpenAI-Organization": "org-1"},
-        read_timeout=120.0,
+        idle_timeout=90.0,
+        total_timeout=900.0,
         model_settings={"gpt-4o": {"max_output_tokens": 16384, "options": ["max_completion_tokens"]}},
     ),
     ProviderSpec(
@@ -103,7 +104,7 @@ def test_from_claude_code_router_maps_providers_keys_and_routes() -> None:
         "anthropic",
         "https://api.moonshot.ai/anthropic",
     )
-    assert by_name["deepseek"].read_timeout == 600.0
+    assert by_name["deepseek"].total_timeout == 600.0  # API_TIMEOUT_MS
     assert [(r.name, r.provider, r.model, dict(r.conditions), r.is_default) for r in rules] == [
         ("long-context", "openrouter", "google/gemini-2.5-pro-preview",
          {"task": "long_context", "threshold": 100000}, False),
@@ -144,3 +145,23 @@ def test_from_claude_code_router_refuses_a_default_on_an_unknown_provider() -> N
     config = {"Providers": [], "Router": {"default": "nowhere,model"}}
     with pytest.raises(ConfigError, match="no provider named 'nowhere'"):
         from_claude_code_router(config)
+
+
+def test_parse_toml_reads_the_four_timeouts_and_defaults_the_rest() -> None:
+    text = """
+[[providers]]
+name = "local"
+base_url = "http://127.0.0.1:8080/v1"
+first_byte_timeout = 900.0
+total_timeout = 3600.0
+"""
+    [provider], _ = parse_toml(text)
+    assert (provider.connect_timeout, provider.first_byte_timeout) == (10.0, 900.0)
+    assert (provider.idle_timeout, provider.total_timeout) == (120.0, 3600.0)
+
+
+def test_parse_toml_takes_read_timeout_from_older_exports_as_the_idle_timeout() -> None:
+    # Files exported before the timeouts were split (read_timeout was httpx's wait for any chunk).
+    text = '[[providers]]\nname = "old"\nbase_url = "http://127.0.0.1:8080/v1"\nread_timeout = 600.0\n'
+    [provider], _ = parse_toml(text)
+    assert provider.idle_timeout == 600.0

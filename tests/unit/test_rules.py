@@ -413,7 +413,7 @@ def test_compile_config_builds_the_fallback_chain_with_keys_limits_and_overrides
         api_key_env="OAI_KEY",
         extra_headers={"x-team": "a"},
         model_settings={"gpt-4o": {"max_output_tokens": 1234, "options": ["x"]}},
-        read_timeout=30.0,
+        idle_timeout=30.0,
     )
     rules = [
         RuleSpec(name="other", provider="cheap", model="qwen", conditions={"model": "sonnet"}),
@@ -440,7 +440,7 @@ def test_compile_config_builds_the_fallback_chain_with_keys_limits_and_overrides
     assert primary.max_output_tokens == 1234
     assert primary.options == frozenset({"x"})
     assert primary.overrides == (("max_tokens", 4096), ("temperature", 0.2))
-    assert primary.read_timeout == 30.0
+    assert primary.idle_timeout == 30.0
     assert (second.provider, second.model, second.api_key, second.max_output_tokens) == (
         "cheap",
         "qwen",

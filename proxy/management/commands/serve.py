@@ -54,7 +54,6 @@ class Command(BaseCommand):
 
         _lighter_requests()
         _redacted_access_log()
-        _flush_recorder_on_shutdown()
         sys.argv = ["daphne"]
         # An explicit endpoint for its backlog: the default listen queue of 50 resets connections when
         # a burst of clients (c=200) connects at once.
@@ -65,7 +64,9 @@ class Command(BaseCommand):
         # An access log line per request costs CPU on the hot path; opt in with SWITCHBOARD_ACCESS_LOG=1.
         args += ["--access-log", "-"] if os.environ.get("SWITCHBOARD_ACCESS_LOG") else ["-v", "0"]
         argv = [*args, "proxy.asgi:application"]
-        code = _run_announced(CommandLineInterface(), argv, banner=banner, host=host, port=port)
+        code = _run_announced(
+            CommandLineInterface(), argv, banner=banner, host=host, port=port, server_class=_graceful_server()
+        )
         _exit_without_finalizing(code)
 
     def _announce_access(self, host: str) -> None:
@@ -87,7 +88,9 @@ class Command(BaseCommand):
             )
 
 
-def _run_announced(cli: Any, argv: list[str], *, banner: str, host: str, port: int) -> int:
+def _run_announced(
+    cli: Any, argv: list[str], *, banner: str, host: str, port: int, server_class: type
+) -> int:
     """Run daphne, printing the banner only once the port is bound; the exit code (1: could not listen).
 
     daphne alone would log "Listen failure" after a banner had claimed success, then exit 1: instead we
@@ -95,12 +98,11 @@ def _run_announced(cli: Any, argv: list[str], *, banner: str, host: str, port: i
     """
     import errno
 
-    from daphne.server import Server
     from twisted.internet.error import CannotListenError
 
     failure: list[str] = []
 
-    class AnnouncingServer(Server):  # type: ignore[misc]
+    class AnnouncingServer(server_class):  # type: ignore[misc,valid-type]
         def listen_success(self, listening: Any) -> None:
             super().listen_success(listening)
             sys.stdout.write(banner + "\n")
@@ -156,6 +158,9 @@ def _lighter_requests() -> None:
       switch of `twisted.web.http.Request`.
     - Twisted's copy of the body, kept until the response ends (for a stream, minutes): daphne has
       already handed the app its own copy by the time `process()` is done.
+    - A body over the size limit is not kept at all (Twisted would spool it to a temporary file and
+      daphne queue all of it for the app): the app refuses it by its Content-Length, or by the byte
+      count when it came chunked (BoundedBody).
     daphne's HTTP factory builds its protocol with `daphne.http_protocol.WebRequest`: a subclass put
     there changes only that.
     """
@@ -163,12 +168,41 @@ def _lighter_requests() -> None:
 
     base = http_protocol.WebRequest
 
+    from django.conf import settings
+
+    from proxy.api_handler import BoundedBody, refuse_unsent_body
+
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE  # the API's limit, with room for a dashboard form
+
     class WebRequest(base):  # type: ignore[misc,valid-type]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs["parsePOSTFormSubmission"] = False
             super().__init__(*args, **kwargs)
 
+        def gotLength(self, length: int | None) -> None:
+            if length is not None and length > limit:
+                self.content = BoundedBody(None, 0)  # refused by its length: nothing kept
+                # The request line is parsed before the headers; Twisted keeps it on the channel.
+                path = getattr(self.channel, "_path", b"").decode("latin-1")
+                expect = self.requestHeaders.getRawHeaders(b"expect") or [b""]
+                if path.startswith("/v1/") and expect[0].lower() == b"100-continue":
+                    self.requestHeaders.removeHeader(b"expect")  # no `100 Continue`: the body is not wanted
+                    headers = {
+                        k.decode("latin-1").lower(): v[0].decode("latin-1")
+                        for k, v in self.requestHeaders.getAllRawHeaders()
+                    }
+                    refusal = refuse_unsent_body(path=path, headers=headers, length=length)
+                    self.channel.transport.write(refusal)
+                    self.channel.transport.loseConnection()
+                    self.refused = True
+            else:
+                super().gotLength(length)
+                if length is None:  # chunked: kept up to one byte past the limit, then counted only
+                    self.content = BoundedBody(self.content, limit + 1)
+
         def process(self) -> Any:
+            if getattr(self, "refused", False):  # answered already, before its body (gotLength)
+                return None
             processed = super().process()  # a Deferred: done once the body is queued for the app
             processed.addBoth(self._release_body)
             return processed
@@ -182,18 +216,43 @@ def _lighter_requests() -> None:
     http_protocol.WebRequest = WebRequest
 
 
-def _flush_recorder_on_shutdown() -> None:
-    """On SIGINT/SIGTERM, write every queued exchange while the event loop still runs."""
+def _graceful_server() -> type:
+    """daphne's Server, stopping gracefully (proxy/shutdown.py): on SIGTERM it stops listening, lets
+    requests in flight finish within SWITCHBOARD_SHUTDOWN_GRACE, then cancels what is left (daphne's own
+    step, which otherwise comes first) and writes every queued exchange while the loop still runs."""
     import asyncio
+    import signal
 
-    from twisted.internet import defer, reactor
+    from daphne.server import Server
+    from django.conf import settings
+    from twisted.internet import defer
 
+    from proxy import shutdown
     from proxy.recorder import recorder
 
-    def flush() -> defer.Deferred[None]:
-        return defer.Deferred.fromFuture(asyncio.ensure_future(recorder.flush_for_shutdown()))
+    class GracefulServer(Server):  # type: ignore[misc]
+        ports: list[Any]
 
-    reactor.addSystemEventTrigger("before", "shutdown", flush)  # type: ignore[attr-defined]
+        def listen_success(self, port: Any) -> None:
+            self.__dict__.setdefault("ports", []).append(port)
+            super().listen_success(port)
+
+        def kill_all_applications(self) -> defer.Deferred[None]:
+            loop = asyncio.get_event_loop()
+            for port in self.__dict__.get("ports", []):
+                port.stopListening()  # new connections are refused from now on
+            # Twisted ignores a second signal once stopping; here it means "stop now".
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: loop.call_soon_threadsafe(shutdown.hurry))
+
+            async def stop() -> None:
+                await shutdown.drain(settings.SHUTDOWN_GRACE)
+                await defer.Deferred.asFuture(super(GracefulServer, self).kill_all_applications(), loop)
+                await recorder.flush_for_shutdown()
+
+            return defer.Deferred.fromFuture(asyncio.ensure_future(stop()))
+
+    return GracefulServer
 
 
 def _exit_without_finalizing(code: int = 0) -> None:
