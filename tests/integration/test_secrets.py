@@ -92,7 +92,8 @@ def test_no_key_appears_in_any_output(loud: Server, upstream: FakeOpenAI) -> Non
         loud,
         "/routes/providers/new",
         {"name": "stored", "dialect": "openai", "base_url": upstream.url, "new_secret": STORED_KEY,
-         "api_key_env": "", "extra_headers": "", "connect_timeout": "5", "first_byte_timeout": "30", "idle_timeout": "30", "total_timeout": "0",
+         "api_key_env": "", "extra_headers": "", "connect_timeout": "5", "first_byte_timeout": "30",
+         "idle_timeout": "30", "total_timeout": "0",
          "model_settings": ""},
     )  # fmt: skip
     assert provider.status_code == 302, provider.text[:2000]  # saved: back to the routes page
