@@ -16,6 +16,7 @@ from django.http import QueryDict
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from proxy import blobs
 from proxy.models import Exchange
 
 PAGE_SIZE = 50
@@ -90,6 +91,10 @@ def search_q(term: str) -> Q:
         for name in ("_req_text", "_resp_text", "_up_req_text"):
             q |= Q(**{f"{name}__icontains": v})
         q |= Q(upstream_response__icontains=v) | Q(error_message__icontains=v)
+    # System prompt blocks and tool lists are stored once (proxy/blobs.py): a row matches when it refers
+    # to a blob that matches. Few distinct blobs exist, so finding them first is one small scan.
+    for sha in blobs.matching(variants):
+        q |= Q(_req_text__contains=sha) | Q(_up_req_text__contains=sha)
     return q
 
 

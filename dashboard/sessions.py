@@ -18,6 +18,7 @@ import orjson
 from django.db.models import Count, Max, Min, Q, Sum, TextField
 from django.db.models.functions import Cast
 
+from proxy import blobs
 from proxy.models import Exchange
 from proxy.record import invalid_tool_input
 
@@ -214,7 +215,7 @@ def _load(session_id: str) -> list[Exchange]:
     bodies = {pk: (req, resp) for pk, req, resp in texts.values_list("id", "req", "resp")[:MAX_EXCHANGES]}
     for e in exchanges:
         req, resp = bodies.get(e.pk, (None, None))
-        e.client_request = orjson.loads(req) if req else None
+        e.client_request = blobs.loads(req)  # its system blocks and tools may be stored once, in blobs
         e.client_response = orjson.loads(resp) if resp else None
     return exchanges
 

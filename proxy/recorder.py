@@ -23,6 +23,7 @@ from django.db.models import F, TextField
 from django.db.models.functions import Cast
 
 from proxy import live
+from proxy.blobs import BlobWriter
 from proxy.record import row_fields, start_fields, update_fields
 from proxy.tape import Packed, Tape
 
@@ -266,7 +267,12 @@ def write_exchanges(rows: list[dict[str, Any]], *, updates: list[tuple[int, dict
     if connection.vendor not in ("sqlite", "postgresql"):  # anything else: the ORM, one row at a time
         for pk, fields in updates:
             Exchange.objects.filter(pk=pk).update(**_unpacked(fields))
-        return [row.pk for row in Exchange.objects.bulk_create([Exchange(**_unpacked(f)) for f in rows])]
+        made = [row.pk for row in Exchange.objects.bulk_create([Exchange(**_unpacked(f)) for f in rows])]
+        with connection.cursor() as cursor:
+            _blob_writer.store(
+                cursor, connection, last_id=max([*made, *(pk for pk, _ in updates)], default=0)
+            )
+        return made
     meta = Exchange._meta
     fields = [f for f in meta.concrete_fields if not f.primary_key]
     quote = connection.ops.quote_name
@@ -309,11 +315,22 @@ def write_exchanges(rows: list[dict[str, Any]], *, updates: list[tuple[int, dict
                 f"ON CONFLICT ({pk_column}) DO UPDATE SET {assignments}",
                 params,
             )
+        # In the rows' transaction: a row never refers to a blob that is not there.
+        _blob_writer.store(cursor, connection, last_id=max([*pks, *(pk for pk, _ in updates)], default=0))
     return pks
 
 
 def _unpacked(row: dict[str, Any]) -> dict[str, Any]:
-    return {name: v.unpack() if isinstance(v, Packed) else v for name, v in row.items()}
+    """A row's bodies as stored: unpacked, and their large repeated parts split out into blobs."""
+    row = {name: v.unpack() if isinstance(v, Packed) else v for name, v in row.items()}
+    if row.get("client_request") is not None:
+        row["client_request"] = _blob_writer.split_client_request(row["client_request"])
+    if row.get("upstream_request") is not None:
+        row["upstream_request"] = _blob_writer.split_upstream_request(row["upstream_request"])
+    return row
+
+
+_blob_writer = BlobWriter()  # the writer thread's (write_exchanges runs there only)
 
 
 _MAX_PARAMS = 30_000  # SQLite allows 32,766 bound parameters per statement

@@ -1,0 +1,216 @@
+"""Large parts that clients resend on every turn, stored once by their hash.
+
+Claude Code resends the same system prompt blocks (~7-27 KB) and tool list (~30-80 KB) with every request,
+and the translated upstream request carries them again (its system message and tools). The writer
+(`BlobWriter`, in the recorder's thread) replaces each such value in the stored JSON by a reference string
+`"$blob:sha256:<hex>"` and keeps the value once in the `Blob` table; `expand` puts the values back, so
+every reader sees the whole body as the client sent it (as parsed JSON: key order and values kept,
+insignificant whitespace not). Rows written before this, with inline bodies, read unchanged.
+
+Each blob's `last_id` is the newest exchange id that may refer to it: the prune deletes blobs whose
+`last_id` is below every remaining exchange's id, with no scan of the bodies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import OrderedDict
+from typing import Any
+
+import orjson
+
+from proxy.translate.types import JSONDict
+
+PREFIX = "$blob:sha256:"
+_REF = re.compile(r'"\$blob:sha256:([0-9a-f]{64})"')
+MIN_BYTES = 1024  # smaller values stay inline: a row per value costs more than it saves
+_READ_CACHE_CHARS = 32 * 1024 * 1024  # blobs never change, so readers keep the recent ones in memory
+_KNOWN_LIMIT = 4096  # hashes this writer stored already: skips a lookup per value
+
+
+class _ReadCache:
+    """sha -> JSON text, least recently used out first (shared by every reader thread: a dict's
+    get/set/pop are atomic under the GIL, and a lost race only costs a second fetch)."""
+
+    def __init__(self) -> None:
+        self._texts: OrderedDict[str, str] = OrderedDict()
+        self._chars = 0
+
+    def get(self, sha: str) -> str | None:
+        return self._texts.get(sha)
+
+    def put(self, sha: str, text: str) -> None:
+        if sha not in self._texts:
+            self._texts[sha] = text
+            self._chars += len(text)
+        while self._chars > _READ_CACHE_CHARS and self._texts:
+            _, old = self._texts.popitem(last=False)
+            self._chars -= len(old)
+
+
+_read_cache = _ReadCache()
+
+
+def expand(text: str, connection: Any = None) -> str:
+    """The stored JSON text with every reference replaced by its value (the one function readers use).
+
+    A reference whose blob is missing stays as it is: the row still reads, and says what is missing."""
+    if PREFIX not in text:
+        return text
+    shas = set(_REF.findall(text))
+    texts = {sha: t for sha in shas if (t := _read_cache.get(sha)) is not None}
+    missing = shas - texts.keys()
+    if missing:
+        texts.update(_fetch(missing, connection))
+    return _REF.sub(lambda m: texts.get(m.group(1), m.group(0)), text)
+
+
+def loads(text: str | None, connection: Any = None) -> Any:
+    """A stored body's JSON text -> the whole value (for readers that read bodies as raw text)."""
+    return orjson.loads(expand(text, connection)) if text else None
+
+
+def _fetch(shas: set[str], connection: Any) -> dict[str, str]:
+    if connection is None:
+        from django.db import connection
+    from proxy.models import Blob
+
+    table = connection.ops.quote_name(Blob._meta.db_table)
+    found: dict[str, str] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT sha256, data FROM {table} WHERE sha256 IN ({', '.join(['%s'] * len(shas))})",
+            list(shas),
+        )
+        for sha, data in cursor.fetchall():
+            found[sha] = data
+            _read_cache.put(sha, data)
+    return found
+
+
+def matching(term_variants: set[str], limit: int = 50) -> list[str]:
+    """Hashes of the blobs whose text contains any of the variants (search over what rows refer to)."""
+    from django.db.models import Q
+
+    from proxy.models import Blob
+
+    q = Q()
+    for v in term_variants:
+        q |= Q(data__icontains=v)
+    return list(Blob.objects.filter(q).values_list("sha256", flat=True)[:limit])
+
+
+def reference(sha: str) -> str:
+    return PREFIX + sha
+
+
+class BlobWriter:
+    """Splits the large repeated values out of the bodies of one batch of rows. Writer thread only."""
+
+    def __init__(self) -> None:
+        self._known: OrderedDict[str, None] = OrderedDict()  # hashes stored by this writer
+        self.used: dict[str, bytes] = {}  # this batch: sha -> value JSON
+
+    def split_client_request(self, value: Any) -> Any:
+        """The client's request with its system blocks and tools replaced by references."""
+        body = _as_dict(value)
+        if body is None:
+            return value
+        self._split_request_body(body)
+        return orjson.Fragment(orjson.dumps(body))
+
+    def split_upstream_request(self, value: Any) -> Any:
+        """The upstream request ({method, url, headers, body}) with the body's large repeats split out:
+        the Anthropic body's system and tools, or the Chat Completions system message and tools."""
+        request = _as_dict(value)
+        if request is None:
+            return value
+        body = request.get("body")
+        if isinstance(body, orjson.Fragment):
+            body = _as_dict(body)
+        if not isinstance(body, dict):
+            return value
+        self._split_request_body(body)
+        messages = body.get("messages")
+        if isinstance(messages, list):
+            body["messages"] = [
+                {**m, "content": self._ref(m.get("content"))}
+                if isinstance(m, dict) and m.get("role") in ("system", "developer")
+                else m
+                for m in messages
+            ]
+        request["body"] = body
+        return orjson.Fragment(orjson.dumps(request))
+
+    def _split_request_body(self, body: JSONDict) -> None:
+        system = body.get("system")
+        if isinstance(system, list):
+            # Block by block: newer CLIs open the system prompt with a billing line that changes on
+            # every request, while the blocks after it repeat.
+            body["system"] = [self._ref(block) for block in system]
+        elif system is not None:
+            body["system"] = self._ref(system)
+        if "tools" in body:
+            body["tools"] = self._ref(body["tools"])
+
+    def _ref(self, value: Any) -> Any:
+        if not isinstance(value, (str, list, dict)) or (isinstance(value, str) and len(value) < MIN_BYTES):
+            return value
+        raw = orjson.dumps(value)
+        if len(raw) < MIN_BYTES:
+            return value
+        sha = hashlib.sha256(raw).hexdigest()
+        self.used[sha] = raw
+        return PREFIX + sha
+
+    def store(self, cursor: Any, connection: Any, *, last_id: int) -> None:
+        """Write this batch's blobs (new ones inserted, every one's last_id raised), in the rows'
+        transaction: one UPDATE per batch when every value is known already."""
+        from proxy.models import Blob
+
+        if not self.used:
+            return
+        table = connection.ops.quote_name(Blob._meta.db_table)
+        shas = list(self.used)
+        marks = ", ".join(["%s"] * len(shas))
+        cursor.execute(f"UPDATE {table} SET last_id = %s WHERE sha256 IN ({marks})", [last_id, *shas])
+        # A hash this writer stored may have been swept by a prune since (in this process or another):
+        # whenever the UPDATE missed any, look which, and insert those.
+        if cursor.rowcount < len(shas) or any(sha not in self._known for sha in shas):
+            cursor.execute(f"SELECT sha256 FROM {table} WHERE sha256 IN ({marks})", shas)
+            present = {row[0] for row in cursor.fetchall()}
+            new = [sha for sha in shas if sha not in present]
+            if new:
+                from django.utils import timezone
+
+                now = connection.ops.adapt_datetimefield_value(timezone.now())
+                cursor.execute(
+                    f"INSERT INTO {table} (sha256, data, size, last_id, created_at) VALUES "
+                    + ", ".join(["(%s, %s, %s, %s, %s)"] * len(new))
+                    + " ON CONFLICT (sha256) DO UPDATE SET last_id = excluded.last_id",
+                    [
+                        v
+                        for sha in new
+                        for v in (sha, self.used[sha].decode(), len(self.used[sha]), last_id, now)
+                    ],
+                )
+        for sha in shas:
+            self._known[sha] = None
+            self._known.move_to_end(sha)
+        while len(self._known) > _KNOWN_LIMIT:
+            self._known.popitem(last=False)
+        self.used = {}
+
+
+def _as_dict(value: Any) -> JSONDict | None:
+    """A body as recorded on the tape (parsed, or the JSON bytes as received) -> a dict to split."""
+    if isinstance(value, dict):
+        return dict(value)
+    if isinstance(value, orjson.Fragment):
+        try:
+            parsed = orjson.loads(orjson.dumps(value))  # a Fragment's bytes are reachable only this way
+        except orjson.JSONDecodeError:
+            return None
+        return parsed if isinstance(parsed, dict) else None
+    return None

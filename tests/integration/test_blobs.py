@@ -1,0 +1,111 @@
+"""Repeated system prompt blocks and tool lists stored once (proxy/blobs.py), over a real server: two real
+Claude Code 2.1.332 turns POSTed as the CLI sent them, then every reader of the bodies checked."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.conftest import Server
+from tests.fakes.openai_upstream import FakeOpenAI
+from tests.integration.test_cli_latest_fixtures import HEADERS, cli_headers, load
+
+TURNS = ("main_turn", "tool_result_turn")
+
+
+def post_turns(server: Server, session: str) -> list[dict[str, Any]]:
+    """Both turns in one session, streamed to the end; their rows, oldest first."""
+    before = server.last_id()
+    for name in TURNS:
+        headers = {**cli_headers(name), "x-claude-code-session-id": session}
+        with httpx.stream(
+            "POST", server.url + HEADERS[name]["path"], json=load(name), headers=headers, timeout=30
+        ) as response:
+            assert response.status_code == 200, response.read()
+            response.read()
+    rows = [r for r in server.exchanges(10, session=session) if r["id"] > before]
+    assert len(rows) == 2 and all(r["status"] == "ok" for r in rows)
+    return sorted(rows, key=lambda r: r["id"])
+
+
+def db(server: Server) -> sqlite3.Connection:
+    return sqlite3.connect(Path(server.data_dir) / "switchboard.sqlite3")
+
+
+def stored(server: Server, pk: int) -> tuple[str, str]:
+    with db(server) as conn:
+        row = conn.execute(
+            "SELECT client_request, upstream_request FROM proxy_exchange WHERE id = ?", (pk,)
+        ).fetchone()
+    return row[0], row[1]
+
+
+def test_two_turns_share_one_blob_per_repeated_system_block_and_tool_list(
+    server: Server, upstream: FakeOpenAI
+) -> None:
+    rows = post_turns(server, str(uuid.uuid4()))
+    # Readers see the whole bodies: the client's as sent, the upstream's as the backend received it.
+    for row, name in zip(rows, TURNS, strict=True):
+        assert row["client_request"] == load(name)
+    for row, sent in zip(rows, upstream.requests[-2:], strict=True):
+        assert row["upstream_request"]["body"] == sent
+    # Stored: the tools and the repeated system blocks are references, the same in both turns.
+    (req1, up1), (req2, up2) = stored(server, rows[0]["id"]), stored(server, rows[1]["id"])
+    ref1, ref2 = json.loads(req1), json.loads(req2)
+    assert ref1["tools"] == ref2["tools"] and ref1["tools"].startswith("$blob:sha256:")
+    assert ref1["system"][1:] == ref2["system"][1:]
+    assert all(block.startswith("$blob:sha256:") for block in ref1["system"][2:])
+    # The billing line (it changes with every request in newer CLIs) is small and stays inline.
+    assert isinstance(ref1["system"][0], dict) and ref1["system"][0]["text"].startswith("x-anthropic-billing")
+    body1, body2 = json.loads(up1)["body"], json.loads(up2)["body"]
+    assert body1["tools"] == body2["tools"] and body1["tools"].startswith("$blob:sha256:")
+    assert body1["messages"][0] == {"role": "system", "content": body2["messages"][0]["content"]}
+    assert body1["messages"][0]["content"].startswith("$blob:sha256:")
+    # The second turn stores only what is new in it.
+    full = len(json.dumps(load(TURNS[1]), separators=(",", ":")))
+    assert len(req2) < full / 3
+    with db(server) as conn:
+        refs = [ref1["tools"], body1["tools"], body1["messages"][0]["content"], *ref1["system"][1:]]
+        shas = sorted({r.removeprefix("$blob:sha256:") for r in refs if isinstance(r, str)})
+        marks = ",".join("?" * len(shas))
+        found = conn.execute(f"SELECT count(*) FROM proxy_blob WHERE sha256 IN ({marks})", shas).fetchone()[0]
+        last = conn.execute(f"SELECT min(last_id) FROM proxy_blob WHERE sha256 IN ({marks})", shas).fetchone()
+    assert found == len(shas)
+    assert last[0] == rows[1]["id"]  # each turn raised them: the prune keeps them while a turn refers
+
+
+def test_dashboard_readers_see_the_whole_bodies(server: Server, upstream: FakeOpenAI) -> None:
+    session = str(uuid.uuid4())
+    rows = post_turns(server, session)
+    system_text = load("main_turn")["system"][2]["text"]
+    phrase = next(line for line in system_text.splitlines() if len(line) > 40)[:40]
+    tool = load("main_turn")["tools"][0]["name"]
+    detail = httpx.get(f"{server.url}/exchanges/{rows[1]['id']}", timeout=10)
+    assert detail.status_code == 200 and "$blob:" not in detail.text
+    assert tool in detail.text
+    page = httpx.get(f"{server.url}/sessions/{session}", timeout=10)
+    assert page.status_code == 200 and "$blob:" not in page.text
+    tools = httpx.get(f"{server.url}/tools", timeout=10)
+    assert tools.status_code == 200
+    # Full-text search finds text that is only inside a stored blob.
+    found = httpx.get(server.url + "/", params={"q": phrase, "session": session}, timeout=10)
+    assert found.status_code == 200
+    assert all(f'id="exchange-{r["id"]}"' in found.text for r in rows)
+    nothing = httpx.get(server.url + "/", params={"q": "no-such-phrase-zq", "session": session}, timeout=10)
+    assert not any(f'id="exchange-{r["id"]}"' in nothing.text for r in rows)
+
+
+def test_rows_stored_inline_before_blobs_still_read(server: Server, upstream: FakeOpenAI) -> None:
+    session = str(uuid.uuid4())
+    rows = post_turns(server, session)
+    whole = json.dumps(load("main_turn"))
+    with db(server) as conn:  # as a row written before this change: the whole body inline
+        conn.execute("UPDATE proxy_exchange SET client_request = ? WHERE id = ?", (whole, rows[0]["id"]))
+    [again] = [r for r in server.exchanges(10, session=session) if r["id"] == rows[0]["id"]]
+    assert again["client_request"] == load("main_turn")
+    assert httpx.get(f"{server.url}/exchanges/{rows[0]['id']}", timeout=10).status_code == 200
