@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import route_views, views
+from . import data_views, route_views, views
 
 urlpatterns = [
     path("", views.feed, name="feed"),
@@ -11,6 +11,7 @@ urlpatterns = [
     path("costs", views.cost_report, name="costs"),
     path("sessions", views.session_list, name="sessions"),
     path("sessions/<path:session_id>", views.session_detail, name="session"),
+    path("data", data_views.data_page, name="data"),
 ]
 
 urlpatterns += [

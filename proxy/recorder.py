@@ -67,6 +67,8 @@ class Recorder:
         self._pk_of: dict[int, int] = {}  # tape key -> row pk, for rows inserted as pending
         self._open: set[int] = set()  # keys of exchanges started and not finished yet
         self._credited: OrderedDict[str, None] = OrderedDict()  # writer thread only
+        self._prune_at = 0.0  # monotonic time of the next prune step: the first comes as the writer starts
+        self._unreclaimed = False  # a prune deleted rows and the WAL was not truncated since
 
     def submit(self, item: Started | Finished) -> None:
         if not settings.RECORD_EXCHANGES:
@@ -149,7 +151,15 @@ class Recorder:
         queue = self._queue
         loop = asyncio.get_running_loop()
         while True:
-            batch = [await queue.get()]
+            # Busy or idle, the retention policy is applied every PRUNE_INTERVAL_S, between batches.
+            if time.monotonic() >= self._prune_at:
+                await self._prune(loop)
+            try:
+                async with asyncio.timeout(max(0.0, self._prune_at - time.monotonic())):
+                    first = await queue.get()
+            except TimeoutError:
+                continue
+            batch = [first]
             if queue.qsize() < _MAX_BATCH:
                 # Let a few more arrive: one transaction for many rows costs less CPU, and the writer
                 # thread then competes for the GIL with requests in flight once per batch, not per row.
@@ -164,6 +174,24 @@ class Recorder:
                 for _ in batch:
                     queue.task_done()
                 batch = changed = []  # don't keep the last batch's tapes alive while idle
+
+    async def _prune(self, loop: asyncio.AbstractEventLoop) -> None:
+        """One step of the prune in the writer's thread (serialised with the writes, each step short); the
+        next step comes right after the next batch while there is more to delete."""
+        from proxy import retention
+
+        more = False
+        try:
+            step = await loop.run_in_executor(self._executor, retention.prune_step)
+            more = step.more
+            if step.exchanges:
+                self._unreclaimed = True
+            elif self._unreclaimed:  # the prune is over: truncate the WAL it grew
+                await loop.run_in_executor(self._executor, retention.reclaim)
+                self._unreclaimed = False
+        except Exception:  # never the writer's end: the next interval tries again
+            logger.exception("recorder: pruning failed")
+        self._prune_at = time.monotonic() + (0.0 if more else settings.PRUNE_INTERVAL_S)
 
     async def _write_with_retry(
         self, loop: asyncio.AbstractEventLoop, batch: list[Started | Finished]

@@ -28,6 +28,18 @@ def envbool(name: str, default: str) -> bool:
     raise ImproperlyConfigured(f"{name}={value!r}: use true or false")
 
 
+def envnumber(name: str) -> float | None:
+    """An optional positive number: unset, empty or 0 means no limit."""
+    value = os.environ.get(name, "").strip()
+    try:
+        number = float(value) if value else 0.0
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}={value!r}: expected a number") from exc
+    if number < 0:
+        raise ImproperlyConfigured(f"{name}={value!r}: must not be negative")
+    return number or None
+
+
 def envint(name: str, default: str) -> int:
     value = os.environ.get(name, default)
     try:
@@ -100,7 +112,10 @@ def _database() -> dict[str, object]:
             # 16 KB pages (set before the first table, so new databases only): an exchange holds ~100 KB of
             # bodies, so fewer overflow pages per row. bench/sqlite_pages.py: inserts ~30% less CPU and
             # wall time than with 4 KB pages; reads no slower.
-            "init_command": "PRAGMA page_size=16384; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            # journal_size_limit: once checkpointed, the WAL is cut back to 64 MB (it otherwise keeps the size
+            # of the largest write it ever held: 63 MB after one 20 MB request).
+            "init_command": "PRAGMA page_size=16384; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+            "PRAGMA journal_size_limit=67108864;",
             # sqlite3 keeps each cached prepared statement with a copy of its last bound values: with the
             # recorder's multi-row INSERTs (one statement per row count) that was up to 128 batches of
             # request bodies held for good (~100 MB after 4,000 exchanges, measured with memray).
@@ -170,3 +185,9 @@ RECORD_EXCHANGES = envbool("SWITCHBOARD_RECORD", "true")
 # Request bodies above this are refused with request_too_large (Anthropic's own cap is 32 MB).
 MAX_REQUEST_BYTES = envint("SWITCHBOARD_MAX_REQUEST_BYTES", str(32 * 1024 * 1024))
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES + 1024
+# Retention (proxy/retention.py): keep this many days and/or GB of exchanges; unset = keep everything.
+# The dashboard's Data page overrides both once edited there. The recorder prunes every PRUNE_INTERVAL_S.
+_days = envnumber("SWITCHBOARD_RETENTION_DAYS")
+RETENTION_DAYS = int(_days) if _days else None
+RETENTION_GB = envnumber("SWITCHBOARD_RETENTION_GB")
+PRUNE_INTERVAL_S = envnumber("SWITCHBOARD_PRUNE_INTERVAL") or 3600.0
