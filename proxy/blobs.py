@@ -1,9 +1,11 @@
 """Large parts that clients resend on every turn, stored once by their hash.
 
 Claude Code resends the same system prompt blocks (~7-27 KB) and tool list (~30-80 KB) with every request,
-and the translated upstream request carries them again (its system message and tools). The writer
-(`BlobWriter`, in the recorder's thread) replaces each such value in the stored JSON by a reference string
-`"$blob:sha256:<hex>"` and keeps the value once in the `Blob` table; `expand` puts the values back, so
+and every earlier turn of the conversation; the translated upstream request carries them again (its system
+message, tools and turns). The writer (`BlobWriter`, in the recorder's thread) replaces each such value in
+the stored JSON (a system block, the tool list, a message before the newest turn) by a reference string
+`"$blob:sha256:<hex>"` and keeps the value once in the `Blob` table, so a session costs what is new in each
+turn; `expand` puts the values back, so
 every reader sees the whole body as the client sent it (as parsed JSON: key order and values kept,
 insignificant whitespace not). Rows written before this, with inline bodies, read unchanged.
 
@@ -24,7 +26,7 @@ from proxy.translate.types import JSONDict
 
 PREFIX = "$blob:sha256:"
 _REF = re.compile(r'"\$blob:sha256:([0-9a-f]{64})"')
-MIN_BYTES = 1024  # smaller values stay inline: a row per value costs more than it saves
+MIN_BYTES = 512  # smaller values stay inline: a blob row costs ~150 bytes, a reference ~80 per use
 _READ_CACHE_CHARS = 32 * 1024 * 1024  # blobs never change, so readers keep the recent ones in memory
 _KNOWN_LIMIT = 4096  # hashes this writer stored already: skips a lookup per value
 
@@ -89,8 +91,10 @@ def _fetch(shas: set[str], connection: Any) -> dict[str, str]:
     return found
 
 
-def matching(term_variants: set[str], limit: int = 50) -> list[str]:
-    """Hashes of the blobs whose text contains any of the variants (search over what rows refer to)."""
+def matching(term_variants: set[str], limit: int = 20) -> tuple[list[str], Any]:
+    """The blobs whose text contains any of the variants: the hashes of the first `limit` (rows that refer
+    to them match: system prompts and tool lists, few and shared by many rows), and a subquery of the
+    exchanges that first stored each (a message is found in the turn that sent it first)."""
     from django.db.models import Q
 
     from proxy.models import Blob
@@ -98,11 +102,8 @@ def matching(term_variants: set[str], limit: int = 50) -> list[str]:
     q = Q()
     for v in term_variants:
         q |= Q(data__icontains=v)
-    return list(Blob.objects.filter(q).values_list("sha256", flat=True)[:limit])
-
-
-def reference(sha: str) -> str:
-    return PREFIX + sha
+    found = Blob.objects.filter(q)
+    return list(found.values_list("sha256", flat=True)[:limit]), found.values("first_id")
 
 
 class BlobWriter:
@@ -111,9 +112,16 @@ class BlobWriter:
     def __init__(self) -> None:
         self._known: OrderedDict[str, None] = OrderedDict()  # hashes stored by this writer
         self.used: dict[str, bytes] = {}  # this batch: sha -> value JSON
+        self._rows: list[list[str]] = []  # this batch, a row at a time in write order: the hashes it uses
+
+    def begin_batch(self) -> None:
+        self.used, self._rows = {}, []
+
+    def begin_row(self) -> None:
+        self._rows.append([])
 
     def split_client_request(self, value: Any) -> Any:
-        """The client's request with its system blocks and tools replaced by references."""
+        """The client's request with its system blocks, tools and earlier turns replaced by references."""
         body = _as_dict(value)
         if body is None:
             return value
@@ -122,7 +130,7 @@ class BlobWriter:
 
     def split_upstream_request(self, value: Any) -> Any:
         """The upstream request ({method, url, headers, body}) with the body's large repeats split out:
-        the Anthropic body's system and tools, or the Chat Completions system message and tools."""
+        an Anthropic body as the client's, a Chat Completions body's system message, tools and turns."""
         request = _as_dict(value)
         if request is None:
             return value
@@ -132,14 +140,6 @@ class BlobWriter:
         if not isinstance(body, dict):
             return value
         self._split_request_body(body)
-        messages = body.get("messages")
-        if isinstance(messages, list):
-            body["messages"] = [
-                {**m, "content": self._ref(m.get("content"))}
-                if isinstance(m, dict) and m.get("role") in ("system", "developer")
-                else m
-                for m in messages
-            ]
         request["body"] = body
         return orjson.Fragment(orjson.dumps(request))
 
@@ -153,6 +153,22 @@ class BlobWriter:
             body["system"] = self._ref(system)
         if "tools" in body:
             body["tools"] = self._ref(body["tools"])
+        messages = body.get("messages")
+        if isinstance(messages, list):
+            body["messages"] = self._split_messages(messages)
+
+    def _split_messages(self, messages: list[Any]) -> list[Any]:
+        """Every turn before the newest is resent unchanged by the next request: one blob per message.
+        The newest turn (after the last assistant message) stays inline: its cache_control mark moves on
+        next turn, and the tool-call analysis finds the tool results it brings by a text search."""
+        newest = max((i for i, m in enumerate(messages) if _role(m) == "assistant"), default=-1)
+        out: list[Any] = []
+        for i, m in enumerate(messages):
+            if _role(m) in ("system", "developer"):  # a Chat Completions system prompt: its text repeats
+                out.append({**m, "content": self._ref(m.get("content"))})
+            else:
+                out.append(self._ref(m) if i < newest else m)
+        return out
 
     def _ref(self, value: Any) -> Any:
         if not isinstance(value, (str, list, dict)) or (isinstance(value, str) and len(value) < MIN_BYTES):
@@ -162,19 +178,23 @@ class BlobWriter:
             return value
         sha = hashlib.sha256(raw).hexdigest()
         self.used[sha] = raw
+        if self._rows:
+            self._rows[-1].append(sha)
         return PREFIX + sha
 
-    def store(self, cursor: Any, connection: Any, *, last_id: int) -> None:
-        """Write this batch's blobs (new ones inserted, every one's last_id raised), in the rows'
-        transaction: one UPDATE per batch when every value is known already."""
+    def store(self, cursor: Any, connection: Any, *, pks: list[int]) -> None:
+        """Write this batch's blobs in the rows' transaction, `pks` being the rows' ids in write order:
+        new ones inserted, every one's last_id raised (one UPDATE when every value is known already)."""
         from proxy.models import Blob
 
-        if not self.used:
+        used, rows = self.used, self._rows
+        self.begin_batch()
+        if not used or not pks:
             return
         table = connection.ops.quote_name(Blob._meta.db_table)
-        shas = list(self.used)
+        shas = list(used)
         marks = ", ".join(["%s"] * len(shas))
-        cursor.execute(f"UPDATE {table} SET last_id = %s WHERE sha256 IN ({marks})", [last_id, *shas])
+        cursor.execute(f"UPDATE {table} SET last_id = %s WHERE sha256 IN ({marks})", [max(pks), *shas])
         # A hash this writer stored may have been swept by a prune since (in this process or another):
         # whenever the UPDATE missed any, look which, and insert those.
         if cursor.rowcount < len(shas) or any(sha not in self._known for sha in shas):
@@ -182,25 +202,53 @@ class BlobWriter:
             present = {row[0] for row in cursor.fetchall()}
             new = [sha for sha in shas if sha not in present]
             if new:
-                from django.utils import timezone
-
-                now = connection.ops.adapt_datetimefield_value(timezone.now())
-                cursor.execute(
-                    f"INSERT INTO {table} (sha256, data, size, last_id, created_at) VALUES "
-                    + ", ".join(["(%s, %s, %s, %s, %s)"] * len(new))
-                    + " ON CONFLICT (sha256) DO UPDATE SET last_id = excluded.last_id",
-                    [
-                        v
-                        for sha in new
-                        for v in (sha, self.used[sha].decode(), len(self.used[sha]), last_id, now)
-                    ],
-                )
+                self._insert(cursor, connection, table, new, used, _first_ids(rows, pks), last_id=max(pks))
         for sha in shas:
             self._known[sha] = None
             self._known.move_to_end(sha)
         while len(self._known) > _KNOWN_LIMIT:
             self._known.popitem(last=False)
-        self.used = {}
+
+    @staticmethod
+    def _insert(
+        cursor: Any,
+        connection: Any,
+        table: str,
+        new: list[str],
+        used: dict[str, bytes],
+        first: dict[str, int],
+        *,
+        last_id: int,
+    ) -> None:
+        from django.utils import timezone
+
+        now = connection.ops.adapt_datetimefield_value(timezone.now())
+        default_first = min(first.values(), default=last_id)
+        params = [
+            v
+            for sha in new
+            for v in (sha, used[sha].decode(), len(used[sha]), first.get(sha, default_first), last_id, now)
+        ]
+        cursor.execute(
+            f"INSERT INTO {table} (sha256, data, size, first_id, last_id, created_at) VALUES "
+            + ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(new))
+            + " ON CONFLICT (sha256) DO UPDATE SET last_id = excluded.last_id",
+            params,
+        )
+
+
+def _first_ids(rows: list[list[str]], pks: list[int]) -> dict[str, int]:
+    """sha -> the id of the first row of the batch that uses it (search finds a value's first sender)."""
+    first: dict[str, int] = {}
+    if len(rows) == len(pks):
+        for shas, pk in zip(rows, pks, strict=True):
+            for sha in shas:
+                first[sha] = min(first.get(sha, pk), pk)
+    return first
+
+
+def _role(message: Any) -> Any:
+    return message.get("role") if isinstance(message, dict) else None
 
 
 def _as_dict(value: Any) -> JSONDict | None:

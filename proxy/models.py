@@ -133,6 +133,7 @@ class Blob(models.Model):
     size = models.IntegerField(default=0)
     # The newest exchange id that may refer to it: the prune sweeps blobs older than every kept exchange.
     last_id = models.BigIntegerField(default=0, db_index=True)
+    first_id = models.BigIntegerField(default=0, db_index=True)  # the exchange that stored it (search)
     created_at = models.DateTimeField()
 
 

@@ -292,14 +292,13 @@ def write_exchanges(rows: list[dict[str, Any]], *, updates: list[tuple[int, dict
 
     from proxy.models import Exchange
 
+    _blob_writer.begin_batch()  # what a failed batch left is not this one's
     if connection.vendor not in ("sqlite", "postgresql"):  # anything else: the ORM, one row at a time
         for pk, fields in updates:
             Exchange.objects.filter(pk=pk).update(**_unpacked(fields))
         made = [row.pk for row in Exchange.objects.bulk_create([Exchange(**_unpacked(f)) for f in rows])]
         with connection.cursor() as cursor:
-            _blob_writer.store(
-                cursor, connection, last_id=max([*made, *(pk for pk, _ in updates)], default=0)
-            )
+            _blob_writer.store(cursor, connection, pks=[*(pk for pk, _ in updates), *made])
         return made
     meta = Exchange._meta
     fields = [f for f in meta.concrete_fields if not f.primary_key]
@@ -344,13 +343,14 @@ def write_exchanges(rows: list[dict[str, Any]], *, updates: list[tuple[int, dict
                 params,
             )
         # In the rows' transaction: a row never refers to a blob that is not there.
-        _blob_writer.store(cursor, connection, last_id=max([*pks, *(pk for pk, _ in updates)], default=0))
+        _blob_writer.store(cursor, connection, pks=[*pks, *(pk for pk, _ in updates)])
     return pks
 
 
 def _unpacked(row: dict[str, Any]) -> dict[str, Any]:
     """A row's bodies as stored: unpacked, and their large repeated parts split out into blobs."""
     row = {name: v.unpack() if isinstance(v, Packed) else v for name, v in row.items()}
+    _blob_writer.begin_row()
     if row.get("client_request") is not None:
         row["client_request"] = _blob_writer.split_client_request(row["client_request"])
     if row.get("upstream_request") is not None:

@@ -18,6 +18,7 @@ class Migration(migrations.Migration):
                 ('data', models.TextField()),
                 ('size', models.IntegerField(default=0)),
                 ('last_id', models.BigIntegerField(db_index=True, default=0)),
+                ('first_id', models.BigIntegerField(db_index=True, default=0)),
                 ('created_at', models.DateTimeField()),
             ],
         ),

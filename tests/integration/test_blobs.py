@@ -109,3 +109,51 @@ def test_rows_stored_inline_before_blobs_still_read(server: Server, upstream: Fa
     [again] = [r for r in server.exchanges(10, session=session) if r["id"] == rows[0]["id"]]
     assert again["client_request"] == load("main_turn")
     assert httpx.get(f"{server.url}/exchanges/{rows[0]['id']}", timeout=10).status_code == 200
+
+
+def session_turns(n: int) -> list[dict[str, Any]]:
+    """A real first turn followed by n-1 more, each adding a tool call and its ~3 KB result."""
+    base = load("main_turn")
+    base["stream"] = False
+    turns, messages = [], list(base["messages"])
+    for i in range(n):
+        turns.append({**base, "messages": json.loads(json.dumps(messages))})
+        messages.append(
+            {"role": "assistant", "content": [{"type": "tool_use", "id": f"toolu_b{i}", "name": "Read",
+                                               "input": {"file_path": f"/p/f{i}.py"}}]}
+        )  # fmt: skip
+        result = f"result-{i}-{uuid.uuid4().hex} " + "lorem ipsum dolor " * 160
+        messages.append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": f"toolu_b{i}",
+                                                      "content": result}]})  # fmt: skip
+    return turns
+
+
+def test_earlier_turns_are_stored_once_and_still_read_and_search(
+    server: Server, upstream: FakeOpenAI
+) -> None:
+    session = str(uuid.uuid4())
+    turns = session_turns(5)
+    for body in turns:
+        response = httpx.post(
+            f"{server.url}/v1/messages",
+            json=body,
+            headers={"x-api-key": "k", "x-claude-code-session-id": session},
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
+    rows = sorted(server.exchanges(10, session=session), key=lambda r: r["id"])
+    assert [r["client_request"] for r in rows] == turns
+    assert [r["upstream_request"]["body"] for r in rows] == upstream.requests[-5:]
+    # Turn 5 refers to the messages turn 4 stored: only its newest turn is inline.
+    stored4, stored5 = (json.loads(stored(server, r["id"])[0])["messages"] for r in rows[3:5])
+    assert stored5[: len(stored4) - 1] == stored4[:-1]
+    first = len(turns[0]["messages"])
+    results = stored5[first + 1 : -1 : 2]
+    assert len(results) == 3 and all(m.startswith("$blob:sha256:") for m in results)
+    assert isinstance(stored5[-1], dict)  # the newest tool result, inline (tool-call analysis reads it)
+    sizes = [len(stored(server, r["id"])[0]) + len(stored(server, r["id"])[1]) for r in rows]
+    assert sizes[4] - sizes[1] < 3 * 1200  # a few references more per turn, not the whole history again
+    # Search finds a tool result in every turn that carries it, inline or stored once.
+    phrase = turns[2]["messages"][-1]["content"][0]["content"].split()[0]
+    found = httpx.get(server.url + "/", params={"q": phrase, "session": session}, timeout=10).text
+    assert [f'id="exchange-{r["id"]}"' in found for r in rows] == [False, False, True, True, True]
