@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from procstat import proc_tree, tree_cpu_s
 
 from tests.conftest import start_server, stop_server
-from tests.fakes.openai_upstream import FakeOpenAI
+from tests.fakes.openai_upstream import FakeOpenAI, text_stream
 
 FIXTURE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "claude-code-2.1.332"
 WORDS = [
@@ -71,6 +71,17 @@ def session_turns(n: int) -> list[dict]:
     return turns
 
 
+def image_request(mb: float) -> dict:
+    import base64
+    import os
+
+    data = base64.b64encode(os.urandom(int(mb * 1024 * 1024 * 3 / 4))).decode()
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": data}}
+    text = {"type": "text", "text": "what is in it?"}
+    return {"model": "claude-opus-4-8", "max_tokens": 100, "stream": True,
+            "messages": [{"role": "user", "content": [image, text]}]}  # fmt: skip
+
+
 def used_bytes(db: Path) -> tuple[int, int, int]:
     with sqlite3.connect(db) as conn:
         page = conn.execute("PRAGMA page_size").fetchone()[0]
@@ -86,11 +97,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--turns", type=int, default=60)
     parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parent.parent)
+    parser.add_argument("--image-mb", type=float, help="instead: one request carrying an image this large")
     args = parser.parse_args()
     import tests.conftest as conftest
 
     conftest.ROOT = args.root  # the server runs the code under test from there
-    turns = session_turns(args.turns)
+    turns = session_turns(args.turns) if not args.image_mb else [image_request(args.image_mb)]
     sent = sum(len(json.dumps(t, separators=(",", ":"))) for t in turns)
     with FakeOpenAI() as fake, tempfile.TemporaryDirectory() as tmp:
         env = {"OPENAI_BASE_URL": fake.url, "OPENAI_API_KEY": "sk-bench", "BIG_MODEL": "big"}
@@ -102,11 +114,14 @@ def main() -> None:
                 "x-claude-code-session-id": "bench-session",
                 "anthropic-version": "2023-06-01",
             }
-            httpx.post(
-                f"{server.url}/v1/messages", json={**turns[0], "stream": False}, headers=headers, timeout=30
-            )
+            warm = {**session_turns(1)[0], "stream": False}  # the first request: migrations, caches
+            httpx.post(f"{server.url}/v1/messages", json=warm, headers=headers, timeout=30)
             server.exchanges(1)  # settle
             before, cpu0 = used_bytes(db), tree_cpu_s(proc_tree(server.process.pid))
+            if args.image_mb:  # a backend that takes a second, as a real model does: the row is pending first
+                reply = text_stream("a picture")
+                reply.first_delay_s = 1.0
+                fake.script(reply)
             with httpx.Client(timeout=30) as client:
                 for body in turns:
                     with client.stream("POST", f"{server.url}/v1/messages", json=body, headers=headers) as r:

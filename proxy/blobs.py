@@ -27,6 +27,7 @@ from proxy.translate.types import JSONDict
 PREFIX = "$blob:sha256:"
 _REF = re.compile(r'"\$blob:sha256:([0-9a-f]{64})"')
 MIN_BYTES = 512  # smaller values stay inline: a blob row costs ~150 bytes, a reference ~80 per use
+LARGE_BYTES = 64 * 1024  # in the newest turn, only values this large are stored apart
 _READ_CACHE_CHARS = 32 * 1024 * 1024  # blobs never change, so readers keep the recent ones in memory
 _KNOWN_LIMIT = 4096  # hashes this writer stored already: skips a lookup per value
 
@@ -166,9 +167,36 @@ class BlobWriter:
         for i, m in enumerate(messages):
             if _role(m) in ("system", "developer"):  # a Chat Completions system prompt: its text repeats
                 out.append({**m, "content": self._ref(m.get("content"))})
+            elif i < newest:
+                out.append(self._ref(m))
             else:
-                out.append(self._ref(m) if i < newest else m)
+                out.append(self._split_large(m))
         return out
+
+    def _split_large(self, message: Any) -> Any:
+        """The newest turn's very large values (an image's or document's source, a long tool result)
+        stored apart, its blocks' small fields inline: the row stays small, so rewriting it when the
+        exchange finishes no longer copies a 20 MB image again, and the next turn refers to the blob."""
+        if not isinstance(message, dict):
+            return message
+        content = message.get("content")
+        if isinstance(content, str):
+            return (
+                {**message, "content": self._ref_large(content)} if len(content) >= LARGE_BYTES else message
+            )
+        if not isinstance(content, list):
+            return message
+        blocks = [
+            {k: self._ref_large(v) for k, v in b.items()} if isinstance(b, dict) else b for b in content
+        ]
+        return {**message, "content": blocks}
+
+    def _ref_large(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self._ref(value) if len(value) >= LARGE_BYTES else value
+        if isinstance(value, (dict, list)) and len(orjson.dumps(value)) >= LARGE_BYTES:
+            return self._ref(value)
+        return value
 
     def _ref(self, value: Any) -> Any:
         if not isinstance(value, (str, list, dict)) or (isinstance(value, str) and len(value) < MIN_BYTES):

@@ -112,10 +112,10 @@ def _database() -> dict[str, object]:
             # 16 KB pages (set before the first table, so new databases only): an exchange holds ~100 KB of
             # bodies, so fewer overflow pages per row. bench/sqlite_pages.py: inserts ~30% less CPU and
             # wall time than with 4 KB pages; reads no slower.
-            # journal_size_limit: once checkpointed, the WAL is cut back to 64 MB (it otherwise keeps the size
-            # of the largest write it ever held: 63 MB after one 20 MB request).
+            # journal_size_limit: once checkpointed and reused, the WAL is cut back to 32 MB; it otherwise
+            # keeps for good the size of the largest transaction it ever held (60 MB after one 20 MB image).
             "init_command": "PRAGMA page_size=16384; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
-            "PRAGMA journal_size_limit=67108864;",
+            "PRAGMA journal_size_limit=33554432;",
             # sqlite3 keeps each cached prepared statement with a copy of its last bound values: with the
             # recorder's multi-row INSERTs (one statement per row count) that was up to 128 batches of
             # request bodies held for good (~100 MB after 4,000 exchanges, measured with memray).

@@ -157,3 +157,32 @@ def test_earlier_turns_are_stored_once_and_still_read_and_search(
     phrase = turns[2]["messages"][-1]["content"][0]["content"].split()[0]
     found = httpx.get(server.url + "/", params={"q": phrase, "session": session}, timeout=10).text
     assert [f'id="exchange-{r["id"]}"' in found for r in rows] == [False, False, True, True, True]
+
+
+def test_a_large_image_in_the_newest_turn_is_stored_apart_and_reads_whole(
+    server: Server, upstream: FakeOpenAI
+) -> None:
+    import base64
+    import os
+
+    image = {
+        "type": "base64",
+        "media_type": "image/png",
+        "data": base64.b64encode(os.urandom(1_500_000)).decode(),
+    }
+    body = {
+        "model": "claude-opus-4-8",
+        "max_tokens": 100,
+        "messages": [
+            {"role": "user", "content": [{"type": "image", "source": image}, {"type": "text", "text": "?"}]}
+        ],
+    }
+    response = httpx.post(f"{server.url}/v1/messages", json=body, headers={"x-api-key": "k"}, timeout=30)
+    assert response.status_code == 200, response.text
+    row = server.wait_for_exchange(lambda e: e["client_request"] == body)
+    assert row["upstream_request"]["body"] == upstream.requests[-1]
+    client_text, upstream_text = stored(server, row["id"])
+    # The row keeps the blocks' small fields; the 2 MB of base64 went to a blob on each side.
+    assert len(client_text) < 2_000 and len(upstream_text) < 4_000
+    assert '"type":"image"' in client_text.replace(" ", "")
+    assert httpx.get(f"{server.url}/exchanges/{row['id']}", timeout=30).status_code == 200
