@@ -193,8 +193,10 @@ def _past_limits(policy: Policy, *, now: datetime | None, size: Size | None, lim
     if policy.max_gb and size is not None and (limit is None or len(ids) < limit):
         excess = size.used_bytes - policy.max_gb * GB
         if excess > 0 and size.exchanges:
-            # Blobs are shared and few: the rows' own bytes are what deleting them frees.
-            per_row = max(1.0, (size.used_bytes - size.blob_bytes) / size.exchanges)
+            # Blobs included: deleting rows frees the blobs only they used (images, their own turns). What
+            # is shared by rows kept stays, so a step may free less than estimated: the next step measures
+            # again and deletes more; it never deletes more than the average says.
+            per_row = max(1.0, size.used_bytes / size.exchanges)
             wanted = math.ceil(excess / per_row) - len(ids)
             if limit is not None:
                 wanted = min(wanted, limit - len(ids))

@@ -135,11 +135,14 @@ def test_prune_by_size_keeps_the_newest_within_the_limit(srv: Server) -> None:
     for i in range(24):  # each ~200 KB new: its message, and again in the upstream request
         post(srv, turn(f"turn {i} " + os.urandom(50_000).hex()))
     ids = sorted(r["id"] for r in srv.exchanges(100))
+    blobs = sql(srv, "SELECT count(*) FROM proxy_blob")[0][0]
     out = manage(srv, "prune", "--gb", str(2 * MB / 1024**3))
     assert "deleted" in out
     kept = sorted(r["id"] for r in srv.exchanges(100))
     assert kept == ids[-len(kept) :]  # the newest are kept, the oldest went
     assert 3 <= len(kept) < 20
+    # Each message went to a blob of its own (over 64 KB), swept with its exchange.
+    assert sql(srv, "SELECT count(*) FROM proxy_blob")[0][0] <= blobs - (len(ids) - len(kept))
     sizes = json.loads(manage(srv, "shell", "-c", SIZE).splitlines()[-1])
     assert sizes["used"] <= 2.2 * MB
 
