@@ -220,59 +220,84 @@ class BlobWriter:
         if not used or not pks:
             return
         table = connection.ops.quote_name(Blob._meta.db_table)
+        spans = _spans(rows, pks, used)
+        # Never lowered: another process may have written a newer row that refers to the same blob.
+        greatest = "max" if connection.vendor == "sqlite" else "greatest"
         shas = list(used)
-        marks = ", ".join(["%s"] * len(shas))
-        cursor.execute(f"UPDATE {table} SET last_id = %s WHERE sha256 IN ({marks})", [max(pks), *shas])
-        # A hash this writer stored may have been swept by a prune since (in this process or another):
-        # whenever the UPDATE missed any, look which, and insert those.
-        if cursor.rowcount < len(shas) or any(sha not in self._known for sha in shas):
-            cursor.execute(f"SELECT sha256 FROM {table} WHERE sha256 IN ({marks})", shas)
-            present = {row[0] for row in cursor.fetchall()}
-            new = [sha for sha in shas if sha not in present]
-            if new:
-                self._insert(cursor, connection, table, new, used, _first_ids(rows, pks), last_id=max(pks))
+        for part in [shas[i : i + 500] for i in range(0, len(shas), 500)]:
+            marks = ", ".join(["%s"] * len(part))
+            cases = " ".join(["WHEN %s THEN %s"] * len(part))
+            cursor.execute(
+                f"UPDATE {table} SET last_id = {greatest}(last_id, CASE sha256 {cases} END) "
+                f"WHERE sha256 IN ({marks})",
+                [*(v for sha in part for v in (sha, spans[sha][1])), *part],
+            )
+            # A hash this writer stored may have been swept by a prune since (in this process or
+            # another): whenever the UPDATE missed any, look which, and insert those.
+            if cursor.rowcount < len(part) or any(sha not in self._known for sha in part):
+                cursor.execute(f"SELECT sha256 FROM {table} WHERE sha256 IN ({marks})", part)
+                present = {row[0] for row in cursor.fetchall()}
+                new = [sha for sha in part if sha not in present]
+                for group in _by_size(new, used):
+                    _insert(cursor, connection, table, group, used=used, spans=spans, greatest=greatest)
         for sha in shas:
             self._known[sha] = None
             self._known.move_to_end(sha)
         while len(self._known) > _KNOWN_LIMIT:
             self._known.popitem(last=False)
 
-    @staticmethod
-    def _insert(
-        cursor: Any,
-        connection: Any,
-        table: str,
-        new: list[str],
-        used: dict[str, bytes],
-        first: dict[str, int],
-        *,
-        last_id: int,
-    ) -> None:
-        from django.utils import timezone
 
-        now = connection.ops.adapt_datetimefield_value(timezone.now())
-        default_first = min(first.values(), default=last_id)
-        params = [
-            v
-            for sha in new
-            for v in (sha, used[sha].decode(), len(used[sha]), first.get(sha, default_first), last_id, now)
-        ]
-        cursor.execute(
-            f"INSERT INTO {table} (sha256, data, size, first_id, last_id, created_at) VALUES "
-            + ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(new))
-            + " ON CONFLICT (sha256) DO UPDATE SET last_id = excluded.last_id",
-            params,
-        )
+def _insert(
+    cursor: Any,
+    connection: Any,
+    table: str,
+    new: list[str],
+    *,
+    used: dict[str, bytes],
+    spans: dict[str, tuple[int, int]],
+    greatest: str,
+) -> None:
+    from django.utils import timezone
+
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    params = [v for sha in new for v in (sha, used[sha].decode(), len(used[sha]), *spans[sha], now)]
+    cursor.execute(
+        f"INSERT INTO {table} (sha256, data, size, first_id, last_id, created_at) VALUES "
+        + ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(new))
+        + f" ON CONFLICT (sha256) DO UPDATE SET last_id = {greatest}({table}.last_id, excluded.last_id)",
+        params,
+    )
 
 
-def _first_ids(rows: list[list[str]], pks: list[int]) -> dict[str, int]:
-    """sha -> the id of the first row of the batch that uses it (search finds a value's first sender)."""
-    first: dict[str, int] = {}
-    if len(rows) == len(pks):
-        for shas, pk in zip(rows, pks, strict=True):
-            for sha in shas:
-                first[sha] = min(first.get(sha, pk), pk)
-    return first
+_STATEMENT_BYTES = 1 << 20  # as the recorder's: the database library copies what a statement binds
+
+
+def _by_size(shas: list[str], used: dict[str, bytes]) -> list[list[str]]:
+    """Groups of at most 100 blobs and, unless one alone is larger, _STATEMENT_BYTES."""
+    groups: list[list[str]] = []
+    size = 0
+    for sha in shas:
+        if groups and len(groups[-1]) < 100 and size + len(used[sha]) <= _STATEMENT_BYTES:
+            groups[-1].append(sha)
+            size += len(used[sha])
+        else:
+            groups.append([sha])
+            size = len(used[sha])
+    return groups
+
+
+def _spans(rows: list[list[str]], pks: list[int], used: dict[str, bytes]) -> dict[str, tuple[int, int]]:
+    """sha -> (first, last) id of the batch's rows that use it: search finds a value's first sender, and
+    the prune keeps a blob while a row up to `last` is kept. Rows not told apart: the batch's range."""
+    whole = (min(pks), max(pks))
+    if len(rows) != len(pks):
+        return dict.fromkeys(used, whole)
+    spans: dict[str, tuple[int, int]] = {}
+    for shas, pk in zip(rows, pks, strict=True):
+        for sha in shas:
+            first, last = spans.get(sha, (pk, pk))
+            spans[sha] = (min(first, pk), max(last, pk))
+    return {sha: spans.get(sha, whole) for sha in used}
 
 
 def _role(message: Any) -> Any:
