@@ -220,3 +220,14 @@ def test_export_writes_every_exchange_as_a_json_line_with_the_whole_bodies(
     out = tmp_path / "export.jsonl"
     manage(srv, "exchanges", "export", "--until", "2021-01-01", "-o", str(out))
     assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == [rows[0]["id"]]
+
+
+def test_export_and_prune_refuse_bad_arguments_clearly(server: Server) -> None:
+    for args, said in (
+        (("exchanges", "export", "--since", "last tuesday"), "expected an ISO date or datetime"),
+        (("prune", "--days", "-1"), "must not be negative"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=ROOT, env=server.env, capture_output=True, text=True
+        )
+        assert done.returncode != 0 and said in done.stderr
