@@ -10,6 +10,7 @@ from django.shortcuts import redirect, render
 
 from dashboard.forms import Form
 from proxy import retention
+from proxy.recorder import recorder
 
 
 class RetentionForm(Form):
@@ -27,6 +28,7 @@ def data_page(request: HttpRequest) -> HttpResponse:
         form = RetentionForm(request.POST)
         if form.is_valid():
             retention.save_policy(days=form.cleaned_data["days"], max_gb=form.cleaned_data["max_gb"])
+            recorder.prune_soon()  # this process applies it within seconds; the others within the hour
             return redirect("/data?saved=1")
     else:
         form = RetentionForm(initial={"days": policy.days, "max_gb": policy.max_gb})

@@ -41,6 +41,7 @@ BACKLOG_PACK_AT = 8
 # A failed tool result is credited to the call it answers among this many of the session's newest
 # exchanges with tool calls (subagents run side by side in one session).
 CREDIT_LOOKBACK = 50
+PRUNE_POLL_S = 5.0
 _CREDITED_LIMIT = 10_000  # tool_use ids credited already: a retried request must not count twice
 
 
@@ -155,7 +156,9 @@ class Recorder:
             if time.monotonic() >= self._prune_at:
                 await self._prune(loop)
             try:
-                async with asyncio.timeout(max(0.0, self._prune_at - time.monotonic())):
+                # Awake at least every PRUNE_POLL_S while idle, so prune_soon() is seen promptly.
+                wait = min(max(0.0, self._prune_at - time.monotonic()), PRUNE_POLL_S)
+                async with asyncio.timeout(wait):
                     first = await queue.get()
             except TimeoutError:
                 continue
@@ -174,6 +177,11 @@ class Recorder:
                 for _ in batch:
                     queue.task_done()
                 batch = changed = []  # don't keep the last batch's tapes alive while idle
+
+    def prune_soon(self) -> None:
+        """The retention policy changed (the Data page): apply it at the writer's next wake, not within
+        the hour. Any thread: one float written, read by the writer loop."""
+        self._prune_at = 0.0
 
     async def _prune(self, loop: asyncio.AbstractEventLoop) -> None:
         """One step of the prune in the writer's thread (serialised with the writes, each step short); the
