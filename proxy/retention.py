@@ -14,8 +14,8 @@ disk (it needs the file's size again, free, and blocks writes while it runs).
 from __future__ import annotations
 
 import logging
-import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -184,7 +184,7 @@ def vacuum() -> None:
 
 def _past_limits(policy: Policy, *, now: datetime | None, size: Size | None, limit: int | None) -> list[int]:
     """Ids of the exchanges to delete, oldest first: those older than `days`, then the oldest of the rest
-    until the data fits in `max_gb` (estimated from the average row, as deleting frees it)."""
+    until what deleting them frees brings the data within `max_gb`."""
     ids: list[int] = []
     if policy.days:
         cutoff = (now or timezone.now()) - timedelta(days=policy.days)
@@ -192,19 +192,57 @@ def _past_limits(policy: Policy, *, now: datetime | None, size: Size | None, lim
         ids = list(old[:limit] if limit else old)
     if policy.max_gb and size is not None and (limit is None or len(ids) < limit):
         excess = size.used_bytes - policy.max_gb * GB
-        if excess > 0 and size.exchanges:
-            # Blobs included: deleting rows frees the blobs only they used (images, their own turns). What
-            # is shared by rows kept stays, so a step may free less than estimated: the next step measures
-            # again and deletes more; it never deletes more than the average says.
-            per_row = max(1.0, size.used_bytes / size.exchanges)
-            wanted = math.ceil(excess / per_row) - len(ids)
-            if limit is not None:
-                wanted = min(wanted, limit - len(ids))
-            if wanted > 0:
-                # Not an exchange in flight (the writer still has to finish its row).
-                rest = Exchange.objects.exclude(status=Exchange.Status.PENDING).exclude(pk__in=ids)
-                ids += list(rest.order_by("id").values_list("id", flat=True)[:wanted])
+        if excess > 0:
+            ids += _oldest_freeing(excess, skip=set(ids), limit=None if limit is None else limit - len(ids))
     return ids
+
+
+ROW_OVERHEAD = 300  # bytes a row takes beyond its bodies: small columns, record header, index entries
+
+
+def _oldest_freeing(excess: float, *, skip: set[int], limit: int | None) -> list[int]:
+    """The oldest finished exchanges whose deletion frees `excess` bytes: their bodies as stored, and the
+    blobs no later exchange uses (a blob goes once every exchange up to its last_id is gone). Pages only
+    part freed stay in use, so the prune measures again after each step and goes on if still over."""
+    freed_by_last = dict(
+        Blob.objects.values("last_id").annotate(bytes=Sum("size")).values_list("last_id", "bytes")
+    )
+    lasts = sorted(freed_by_last)
+    ids: list[int] = []
+    freed, next_blob = 0.0, 0
+    for pk, stored in _stored_sizes(skip):
+        ids.append(pk)
+        freed += stored + ROW_OVERHEAD
+        while next_blob < len(lasts) and lasts[next_blob] <= pk:
+            freed += freed_by_last[lasts[next_blob]]
+            next_blob += 1
+        if freed >= excess or (limit is not None and len(ids) >= limit):
+            break
+    return ids
+
+
+def _stored_sizes(skip: set[int]) -> Iterator[tuple[int, int]]:
+    """(id, bytes its bodies take as stored) of finished exchanges, oldest first, a chunk at a time. Bodies
+    are small once their repeated and large parts are blobs; PostgreSQL reads the stored (compressed) size
+    from each value's TOAST pointer."""
+    bodies = ("client_request", "upstream_request", "upstream_response", "client_response")
+    measure = "length" if connection.vendor == "sqlite" else "pg_column_size"
+    total = " + ".join(f"coalesce({measure}({connection.ops.quote_name(c)}), 0)" for c in bodies)
+    table = connection.ops.quote_name(Exchange._meta.db_table)
+    after = 0
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT id, {total} FROM {table} WHERE id > %s AND status != %s ORDER BY id LIMIT 500",
+                [after, Exchange.Status.PENDING],
+            )
+            rows = cursor.fetchall()
+        if not rows:
+            return
+        for pk, stored in rows:
+            if pk not in skip:
+                yield pk, int(stored or 0)
+        after = rows[-1][0]
 
 
 def _blobs_left_unreferenced(deleted: list[int]) -> QuerySet[Blob]:
