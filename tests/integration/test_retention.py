@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -136,8 +137,10 @@ def test_prune_by_size_keeps_the_newest_within_the_limit(srv: Server) -> None:
         post(srv, turn(f"turn {i} " + os.urandom(50_000).hex()))
     ids = sorted(r["id"] for r in srv.exchanges(100))
     blobs = sql(srv, "SELECT count(*) FROM proxy_blob")[0][0]
-    out = manage(srv, "prune", "--gb", str(2 * MB / 1024**3))
-    assert "deleted" in out
+    limit = str(2 * MB / 1024**3)
+    would = re.search(r"would delete (\d+) of", manage(srv, "prune", "--dry-run", "--gb", limit))
+    out = manage(srv, "prune", "--gb", limit)
+    assert would and f"deleted {would.group(1)} of" in out  # the dry run said what the prune did
     kept = sorted(r["id"] for r in srv.exchanges(100))
     assert kept == ids[-len(kept) :]  # the newest are kept, the oldest went
     assert 3 <= len(kept) < 20
