@@ -29,6 +29,7 @@ _REF = re.compile(r'"\$blob:sha256:([0-9a-f]{64})"')
 MIN_BYTES = 512  # smaller values stay inline: a blob row costs ~150 bytes, a reference ~80 per use
 LARGE_BYTES = 64 * 1024  # in the newest turn, only values this large are stored apart
 _READ_CACHE_CHARS = 32 * 1024 * 1024  # blobs never change, so readers keep the recent ones in memory
+_READ_CACHE_ENTRY_CHARS = 1024 * 1024
 _KNOWN_LIMIT = 4096  # hashes this writer stored already: skips a lookup per value
 
 
@@ -44,6 +45,8 @@ class _ReadCache:
         return self._texts.get(sha)
 
     def put(self, sha: str, text: str) -> None:
+        if len(text) > _READ_CACHE_ENTRY_CHARS:  # an image: read rarely, and it would evict the prompts
+            return
         if sha not in self._texts:
             self._texts[sha] = text
             self._chars += len(text)
