@@ -186,3 +186,18 @@ def test_a_large_image_in_the_newest_turn_is_stored_apart_and_reads_whole(
     assert len(client_text) < 2_000 and len(upstream_text) < 4_000
     assert '"type":"image"' in client_text.replace(" ", "")
     assert httpx.get(f"{server.url}/exchanges/{row['id']}", timeout=30).status_code == 200
+
+
+def test_a_row_whose_blob_is_missing_still_reads_and_says_which(server: Server, upstream: FakeOpenAI) -> None:
+    rows = post_turns(server, str(uuid.uuid4()))
+    ghost = "$blob:sha256:" + "0" * 64  # as if the database had lost that value
+    text = json.loads(stored(server, rows[1]["id"])[0])
+    with db(server) as conn:
+        conn.execute(
+            "UPDATE proxy_exchange SET client_request = ? WHERE id = ?",
+            (json.dumps({**text, "tools": ghost}), rows[1]["id"]),
+        )
+    [again] = [r for r in server.exchanges(10) if r["id"] == rows[1]["id"]]
+    assert again["client_request"]["tools"] == ghost
+    assert again["client_request"]["system"] == load("tool_result_turn")["system"]
+    assert httpx.get(f"{server.url}/exchanges/{rows[1]['id']}", timeout=10).status_code == 200
