@@ -241,3 +241,23 @@ def test_export_and_prune_refuse_bad_arguments_clearly(server: Server) -> None:
             [sys.executable, "manage.py", *args], cwd=ROOT, env=server.env, capture_output=True, text=True
         )
         assert done.returncode != 0 and said in done.stderr
+
+
+def test_prune_vacuum_gives_the_freed_space_back_to_the_disk(tmp_path: Path, fake_openai: FakeOpenAI) -> None:
+    server = own_server(tmp_path, fake_openai)
+    try:
+        for i in range(8):  # ~200 KB each: the message, on both sides
+            post(server, turn(f"turn {i} " + os.urandom(50_000).hex()))
+        server.exchanges(1)
+        db = server.data_dir / "switchboard.sqlite3"
+        assert "deleted" in manage(server, "prune", "--gb", str(1 * MB / 1024**3))
+        manage(server, "shell", "-c", CHECKPOINT)  # the file as a plain prune leaves it: pages free inside
+        before = db.stat().st_size
+        manage(server, "prune", "--vacuum")
+        assert db.stat().st_size < 0.75 * before
+        assert len(server.exchanges(50)) >= 1  # what was kept still reads
+    finally:
+        stop_server(server)
+
+
+CHECKPOINT = "from django.db import connection as c; c.cursor().execute('PRAGMA wal_checkpoint(TRUNCATE)')"
