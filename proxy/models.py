@@ -93,7 +93,7 @@ class Exchange(models.Model):
     task = models.CharField(max_length=32, blank=True, default="")
 
     # Both sides of the translation. Secrets never reach these: headers are filtered first.
-    client_request = BodyField(null=True, blank=True)  # system blocks and tools may be in Blob
+    client_request = BodyField(null=True, blank=True)  # its repeated and large parts: in Blob
     client_headers = FastJSONField(default=dict, blank=True)
     upstream_request = BodyField(null=True, blank=True)
     upstream_response = models.TextField(blank=True, default="")  # raw JSON body or SSE transcript
@@ -126,7 +126,7 @@ class Exchange(models.Model):
 
 
 class Blob(models.Model):
-    """A large value requests repeat (a system prompt block, a tool list), stored once: see proxy/blobs.py."""
+    """A value stored once (a system block, the tools, an earlier turn, an image): see proxy/blobs.py."""
 
     sha256 = models.CharField(max_length=64, primary_key=True)
     data = models.TextField()  # the value's JSON text
