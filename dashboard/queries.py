@@ -17,6 +17,7 @@ from django.http import QueryDict
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from proxy import blobs
 from proxy.models import Exchange
 
 PAGE_SIZE = 50
@@ -132,6 +133,13 @@ def search_q(term: str) -> Q:
         for name in ("_req_text", "_resp_text", "_up_req_text"):
             q |= Q(**{f"{name}__icontains": v})
         q |= Q(upstream_response__icontains=v) | Q(error_message__icontains=v)
+    # Repeated parts are stored once (proxy/blobs.py): a row matches when it stored a matching blob first,
+    # or refers to one of the first few matching blobs (system prompts and tool lists are few and shared).
+    # A term in many messages finds the turns that first sent them, not every later turn resending them.
+    shas, first_senders = blobs.matching(variants)
+    q |= Q(pk__in=first_senders)
+    for sha in shas:
+        q |= Q(_req_text__contains=sha) | Q(_up_req_text__contains=sha)
     return q
 
 

@@ -21,6 +21,7 @@ from django.db.models.functions import Cast
 
 from dashboard import shapes
 from dashboard.costs import UNPRICED
+from proxy import blobs
 from proxy.models import Exchange
 from proxy.record import invalid_tool_input
 from proxy.translate.claude_code import is_call_failure
@@ -244,7 +245,7 @@ def _load(session_id: str) -> list[Exchange]:
     bodies = {pk: (req, resp) for pk, req, resp in texts.values_list("id", "req", "resp")[:MAX_EXCHANGES]}
     for e in exchanges:
         req, resp = bodies.get(e.pk, (None, None))
-        e.client_request = orjson.loads(req) if req else None
+        e.client_request = blobs.loads(req)  # its system blocks and tools may be stored once, in blobs
         e.client_response = orjson.loads(resp) if resp else None
     return exchanges
 

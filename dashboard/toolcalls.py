@@ -21,6 +21,7 @@ from django.db.models import Q, QuerySet, TextField
 from django.db.models.functions import Cast
 
 from dashboard import shapes
+from proxy import blobs
 from proxy.models import Exchange
 from proxy.record import last_tool_results
 from proxy.translate.claude_code import is_call_failure
@@ -245,7 +246,7 @@ def analyse(exchanges: list[Exchange], summaries: dict[int, Summary] | None = No
 
 def _loads(text: str | None) -> Any:
     try:
-        return orjson.loads(text) if text else None
+        return blobs.loads(text)  # a request's tools may be stored once, in a blob
     except orjson.JSONDecodeError:
         return None
 

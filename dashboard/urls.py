@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path, register_converter
 
-from . import key_views, route_views, views
+from . import data_views, key_views, route_views, views
 from .forms import LoginForm
 
 
@@ -29,6 +29,7 @@ urlpatterns = [
     path("costs", views.cost_report, name="costs"),
     path("sessions", views.session_list, name="sessions"),
     path("sessions/<path:session_id>", views.session_detail, name="session"),
+    path("data", data_views.data_page, name="data"),
 ]
 
 urlpatterns += [

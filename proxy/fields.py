@@ -36,3 +36,15 @@ class FastJSONField(models.JSONField):
             except orjson.JSONDecodeError:
                 pass
         return super().from_db_value(value, expression, connection)
+
+
+class BodyField(FastJSONField):
+    """A recorded request body: large repeated parts may be stored once in the Blob table (proxy/blobs.py)
+    and are put back here, so every reader of the field sees the whole body."""
+
+    def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
+        if isinstance(value, str):
+            from proxy import blobs
+
+            value = blobs.expand(value, connection)
+        return super().from_db_value(value, expression, connection)

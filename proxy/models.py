@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import models
 
 from proxy.crypto import SecretField
-from proxy.fields import FastJSONField
+from proxy.fields import BodyField, FastJSONField
 
 
 class Provider(models.Model):
@@ -120,9 +120,9 @@ class Exchange(models.Model):
     task = models.CharField(max_length=32, blank=True, default="")
 
     # Both sides of the translation. Secrets never reach these: headers are filtered first.
-    client_request = FastJSONField(null=True, blank=True)
+    client_request = BodyField(null=True, blank=True)  # its repeated and large parts: in Blob
     client_headers = FastJSONField(default=dict, blank=True)
-    upstream_request = FastJSONField(null=True, blank=True)
+    upstream_request = BodyField(null=True, blank=True)
     upstream_response = models.TextField(blank=True, default="")  # raw JSON body or SSE transcript
     client_response = FastJSONField(null=True, blank=True)  # the Message the client got (accumulated)
     changes = FastJSONField(default=list, blank=True)  # [{"kind", "detail"}]: what translation altered
@@ -155,3 +155,23 @@ class Exchange(models.Model):
 
     def __str__(self) -> str:
         return f"exchange {self.pk} {self.client_model} {self.status}"
+
+
+class Blob(models.Model):
+    """A value stored once (a system block, the tools, an earlier turn, an image): see proxy/blobs.py."""
+
+    sha256 = models.CharField(max_length=64, primary_key=True)
+    data = models.TextField()  # the value's JSON text
+    size = models.IntegerField(default=0)
+    # The newest exchange id that may refer to it: the prune sweeps blobs older than every kept exchange.
+    last_id = models.BigIntegerField(default=0, db_index=True)
+    first_id = models.BigIntegerField(default=0, db_index=True)  # the exchange that stored it (search)
+    created_at = models.DateTimeField()
+
+
+class Retention(models.Model):
+    """How much of the record to keep, as edited in the dashboard (one row; none: the environment's)."""
+
+    days = models.PositiveIntegerField(null=True, blank=True)  # None: no age limit
+    max_gb = models.FloatField(null=True, blank=True)  # None: no size limit
+    updated_at = models.DateTimeField(auto_now=True)

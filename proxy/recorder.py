@@ -29,6 +29,7 @@ from django.db.models import F, TextField
 from django.db.models.functions import Cast
 
 from proxy import live
+from proxy.blobs import BlobWriter
 from proxy.record import row_fields, start_fields, update_fields
 from proxy.redact import redact_row
 from proxy.tape import Packed, Tape
@@ -47,6 +48,7 @@ BACKLOG_PACK_AT = 8
 # A failed tool result is credited to the call it answers among this many of the session's newest
 # exchanges with tool calls (subagents run side by side in one session).
 CREDIT_LOOKBACK = 50
+PRUNE_POLL_S = 5.0
 _CREDITED_LIMIT = 10_000  # tool_use ids credited already: a retried request must not count twice
 _RETRY_PAUSES_S = (0.5, 1.0, 2.0, 5.0)  # between attempts while the database is unavailable
 _UNAVAILABLE = (OperationalError, InterfaceError)  # locked, gone, restarting: the rows are kept
@@ -79,6 +81,8 @@ class Recorder:
         self.lost = 0  # rows the database refused while it was up (a bug): not recorded
         self.unavailable_since: float | None = None  # time.time() of the first failed write, if failing
         self.last_error = ""
+        self._prune_at = 0.0  # monotonic time of the next prune step: the first comes as the writer starts
+        self._unreclaimed = False  # a prune deleted rows and the WAL was not truncated since
 
     def submit(self, item: Started | Finished) -> None:
         if not settings.RECORD_EXCHANGES:
@@ -202,7 +206,17 @@ class Recorder:
         queue = self._queue
         loop = asyncio.get_running_loop()
         while True:
-            batch = [await queue.get()]
+            # Busy or idle, the retention policy is applied every PRUNE_INTERVAL_S, between batches.
+            if time.monotonic() >= self._prune_at:
+                await self._prune(loop)
+            try:
+                # Awake at least every PRUNE_POLL_S while idle, so prune_soon() is seen promptly.
+                wait = min(max(0.0, self._prune_at - time.monotonic()), PRUNE_POLL_S)
+                async with asyncio.timeout(wait):
+                    first = await queue.get()
+            except TimeoutError:
+                continue
+            batch = [first]
             if queue.qsize() < _MAX_BATCH:
                 # Let a few more arrive: one transaction for many rows costs less CPU, and the writer
                 # thread then competes for the GIL with requests in flight once per batch, not per row.
@@ -217,6 +231,29 @@ class Recorder:
                 for _ in batch:
                     queue.task_done()
                 batch = changed = []  # don't keep the last batch's tapes alive while idle
+
+    def prune_soon(self) -> None:
+        """The retention policy changed (the Data page): apply it at the writer's next wake, not within
+        the hour. Any thread: one float written, read by the writer loop."""
+        self._prune_at = 0.0
+
+    async def _prune(self, loop: asyncio.AbstractEventLoop) -> None:
+        """One step of the prune in the writer's thread (serialised with the writes, each step short); the
+        next step comes right after the next batch while there is more to delete."""
+        from proxy import retention
+
+        more = False
+        try:
+            step = await loop.run_in_executor(self._executor, retention.prune_step)
+            more = step.more
+            if step.exchanges:
+                self._unreclaimed = True
+            elif self._unreclaimed:  # the prune is over: truncate the WAL it grew
+                await loop.run_in_executor(self._executor, retention.reclaim)
+                self._unreclaimed = False
+        except Exception:  # never the writer's end: the next interval tries again
+            logger.exception("recorder: pruning failed")
+        self._prune_at = time.monotonic() + (0.0 if more else settings.PRUNE_INTERVAL_S)
 
     async def _write_with_retry(
         self, loop: asyncio.AbstractEventLoop, batch: list[Started | Finished]
@@ -372,10 +409,14 @@ def write_exchanges(rows: list[dict[str, Any]], *, updates: list[tuple[int, dict
 
     from proxy.models import Exchange
 
+    _blob_writer.begin_batch()  # what a failed batch left is not this one's
     if connection.vendor not in ("sqlite", "postgresql"):  # anything else: the ORM, one row at a time
         for pk, fields in updates:
             Exchange.objects.filter(pk=pk).update(**_unpacked(fields))
-        return [row.pk for row in Exchange.objects.bulk_create([Exchange(**_unpacked(f)) for f in rows])]
+        made = [row.pk for row in Exchange.objects.bulk_create([Exchange(**_unpacked(f)) for f in rows])]
+        with connection.cursor() as cursor:
+            _blob_writer.store(cursor, connection, pks=[*(pk for pk, _ in updates), *made])
+        return made
     meta = Exchange._meta
     fields = [f for f in meta.concrete_fields if not f.primary_key]
     quote = connection.ops.quote_name
@@ -418,12 +459,24 @@ def write_exchanges(rows: list[dict[str, Any]], *, updates: list[tuple[int, dict
                 f"ON CONFLICT ({pk_column}) DO UPDATE SET {assignments}",
                 params,
             )
+        # In the rows' transaction: a row never refers to a blob that is not there.
+        _blob_writer.store(cursor, connection, pks=[*pks, *(pk for pk, _ in updates)])
     return pks
 
 
 def _unpacked(row: dict[str, Any]) -> dict[str, Any]:
-    """The row as stored: bodies unpacked, secrets redacted (proxy/redact.py)."""
-    return redact_row({name: v.unpack() if isinstance(v, Packed) else v for name, v in row.items()})
+    """A row's bodies as stored: unpacked, secrets redacted (proxy/redact.py), then their large repeated
+    parts split out into blobs (redacted first, so no blob holds a secret)."""
+    row = redact_row({name: v.unpack() if isinstance(v, Packed) else v for name, v in row.items()})
+    _blob_writer.begin_row()
+    if row.get("client_request") is not None:
+        row["client_request"] = _blob_writer.split_client_request(row["client_request"])
+    if row.get("upstream_request") is not None:
+        row["upstream_request"] = _blob_writer.split_upstream_request(row["upstream_request"])
+    return row
+
+
+_blob_writer = BlobWriter()  # the writer thread's (write_exchanges runs there only)
 
 
 _MAX_PARAMS = 30_000  # SQLite allows 32,766 bound parameters per statement

@@ -31,6 +31,18 @@ def envbool(name: str, default: str) -> bool:
     raise ImproperlyConfigured(f"{name}={value!r}: use true or false")
 
 
+def envnumber(name: str) -> float | None:
+    """An optional positive number: unset, empty or 0 means no limit."""
+    value = os.environ.get(name, "").strip()
+    try:
+        number = float(value) if value else 0.0
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}={value!r}: expected a number") from exc
+    if number < 0:
+        raise ImproperlyConfigured(f"{name}={value!r}: must not be negative")
+    return number or None
+
+
 def envint(name: str, default: str) -> int:
     value = os.environ.get(name, default)
     try:
@@ -69,8 +81,6 @@ SECRET_KEY = _secret_key()
 # Loopback names, the address `serve --host` listens on and SWITCHBOARD_ALLOWED_HOSTS (proxy/access.py).
 ALLOWED_HOSTS = access.allowed_hosts()
 CSRF_TRUSTED_ORIGINS = [o for o in envstr("SWITCHBOARD_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
-# Client API keys (a2). Configured keys also turn on the dashboard login (proxy/access.py).
-CLIENT_API_KEYS = [k.strip() for k in envstr("SWITCHBOARD_API_KEYS", "").split(",") if k.strip()]
 # Require a dashboard login even on loopback (e.g. behind a reverse proxy that rewrites Host).
 REQUIRE_LOGIN = envbool("SWITCHBOARD_REQUIRE_LOGIN", "false")
 # The environment variables a provider may read its key from (globs; SWITCHBOARD_* never).
@@ -157,7 +167,10 @@ def _database() -> dict[str, object]:
             # 16 KB pages (set before the first table, so new databases only): an exchange holds ~100 KB of
             # bodies, so fewer overflow pages per row. bench/sqlite_pages.py: inserts ~30% less CPU and
             # wall time than with 4 KB pages; reads no slower.
-            "init_command": "PRAGMA page_size=16384; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            # journal_size_limit: once checkpointed and reused, the WAL is cut back to 32 MB; it otherwise
+            # keeps for good the size of the largest transaction it ever held (60 MB after one 20 MB image).
+            "init_command": "PRAGMA page_size=16384; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+            "PRAGMA journal_size_limit=33554432;",
             # sqlite3 keeps each cached prepared statement with a copy of its last bound values: with the
             # recorder's multi-row INSERTs (one statement per row count) that was up to 128 batches of
             # request bodies held for good (~100 MB after 4,000 exchanges, measured with memray).
@@ -245,3 +258,9 @@ KEY_REQUESTS_PER_MINUTE = envint("SWITCHBOARD_KEY_REQUESTS_PER_MINUTE", "0")
 # Fernet keys for secrets stored in the database (first encrypts; all decrypt). Empty: a key is made
 # once in DATA_DIR/encryption.key (proxy/crypto.py).
 ENCRYPTION_KEYS = [k.strip() for k in envstr("SWITCHBOARD_ENCRYPTION_KEY", "").split(",") if k.strip()]
+# Retention (proxy/retention.py): keep this many days and/or GB of exchanges; unset = keep everything.
+# The dashboard's Data page overrides both once edited there. The recorder prunes every PRUNE_INTERVAL_S.
+_days = envnumber("SWITCHBOARD_RETENTION_DAYS")
+RETENTION_DAYS = int(_days) if _days else None
+RETENTION_GB = envnumber("SWITCHBOARD_RETENTION_GB")
+PRUNE_INTERVAL_S = envnumber("SWITCHBOARD_PRUNE_INTERVAL") or 3600.0
