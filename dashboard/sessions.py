@@ -156,8 +156,7 @@ def _first_prompt(e: Exchange) -> str:
 
 
 def _first_prompt_of(req: dict[str, Any]) -> str:
-    messages = req.get("messages") or []
-    first_user = next((m for m in messages if m.get("role") == "user"), None)
+    first_user = next((m for m in shapes.messages(req) if m.get("role") == "user"), None)
     texts = [
         t for t in _texts((first_user or {}).get("content")) if not t.lstrip().startswith("<system-reminder>")
     ]
@@ -362,7 +361,7 @@ def _run_facts(first_ids: dict[str, int]) -> dict[str, dict[str, str]]:
         )
         for text in texts:
             try:
-                req = orjson.loads(text) if text else None
+                req = blobs.loads(text)  # earlier turns may be stored once, in blobs
             except orjson.JSONDecodeError:
                 continue
             if isinstance(req, dict) and req.get("tools"):  # not a title or other background call
