@@ -22,7 +22,7 @@ from django.db import close_old_connections, transaction
 from django.db.models import F, TextField
 from django.db.models.functions import Cast
 
-from proxy import live
+from proxy import live, metrics
 from proxy.record import row_fields, start_fields, update_fields
 from proxy.tape import Packed, Tape
 
@@ -66,6 +66,7 @@ class Recorder:
         self._pk_of: dict[int, int] = {}  # tape key -> row pk, for rows inserted as pending
         self._open: set[int] = set()  # keys of exchanges started and not finished yet
         self._credited: OrderedDict[str, None] = OrderedDict()  # writer thread only
+        self.dropped = 0  # exchanges lost (a row the database refused): /metrics shows it
 
     def submit(self, item: Started | Finished) -> None:
         if not settings.RECORD_EXCHANGES:
@@ -143,6 +144,14 @@ class Recorder:
     def backlog(self) -> int:
         return self._queue.qsize() if self._queue is not None else 0
 
+    def in_flight(self) -> int:
+        """Messages requests started and not finished yet."""
+        return len(self._open)
+
+    def writer_alive(self) -> bool:
+        """The writer task runs (or was never needed yet): false once it died with rows waiting."""
+        return self._task is None or not self._task.done() or self.backlog() == 0
+
     async def _run(self) -> None:
         assert self._queue is not None
         queue = self._queue
@@ -181,6 +190,7 @@ class Recorder:
             except Exception:
                 tape_key = item.key if isinstance(item, Started) else item.tape.key
                 logger.exception("recorder: could not record exchange (tape %s); it is lost", tape_key)
+                self.dropped += 1
         return changed
 
     def _write(self, batch: list[Started | Finished]) -> list[tuple[int, bool]]:
@@ -188,6 +198,7 @@ class Recorder:
         finished_keys = {item.tape.key for item in batch if isinstance(item, Finished)}
         new_rows: list[tuple[int | None, dict[str, Any]]] = []  # (tape key if pending, fields)
         updates: list[tuple[int, dict[str, Any]]] = []
+        finished_rows: list[dict[str, Any]] = []  # for the metrics, once committed
         for item in batch:
             if isinstance(item, Started):
                 if item.key not in finished_keys:  # else: one insert with everything, below
@@ -196,12 +207,19 @@ class Recorder:
             pk = self._pk_of.pop(item.tape.key, None)
             if pk is None:
                 new_rows.append((None, row_fields(item.tape)))
+                finished_rows.append(new_rows[-1][1])
             else:
                 updates.append((pk, update_fields(item.tape)))
+                finished_rows.append(updates[-1][1])
         finished = [item.tape for item in batch if isinstance(item, Finished)]
         with transaction.atomic():
             pks = write_exchanges([fields for _, fields in new_rows], updates=updates)
             credited, tool_ids = self._credit_failed_results(finished)
+        try:  # committed: a metrics bug must not make the batch be written again
+            for fields in finished_rows:
+                metrics.observe(fields)
+        except Exception:
+            logger.exception("recorder: counting a batch for /metrics failed")
         for tool_id in tool_ids:  # only once committed: a failed batch is retried row by row
             self._credited[tool_id] = None
         while len(self._credited) > _CREDITED_LIMIT:
