@@ -8,6 +8,7 @@ credentials) but still pass the Host check; /metrics needs a client key once key
 from __future__ import annotations
 
 import asyncio
+import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -18,7 +19,6 @@ from django.http import HttpRequest, HttpResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from proxy import metrics  # noqa: F401  (registers the collectors)
-from proxy.errors import error_response
 from proxy.recorder import recorder
 
 # Not ready while more exchanges than this wait for the writer: the database is not keeping up.
@@ -37,7 +37,7 @@ def _json(data: dict[str, Any], status: int = 200) -> HttpResponse:
 
 async def healthz(request: HttpRequest) -> HttpResponse:
     """GET /healthz: the process is up and serving (no database involved)."""
-    return _json({"status": "ok", "service": "switchboard"})
+    return _json({"status": "ok", "service": "switchboard", "pid": os.getpid()})
 
 
 def _database_problem() -> str | None:
@@ -84,8 +84,8 @@ async def session_summary(request: HttpRequest, session_id: str) -> HttpResponse
     totals = await rows.aaggregate(
         exchanges=Count("id"), cost_usd=Sum("cost_usd"), claude_cost_usd=Sum("claude_cost_usd")
     )
-    if not totals["exchanges"]:
-        return error_response("not_found_error", f"no recorded exchanges for session {session_id[:100]!r}")
+    # A session Claude Code just opened has none yet: 200 with zeros (its status line asks every turn, and
+    # a 404 would be logged as a warning each time).
     last = await (
         rows.exclude(backend_model="")
         .order_by("-id")
