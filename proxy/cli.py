@@ -50,6 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     return manage(argv)
 
 
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment for a `python -m proxy.cli` child: this checkout importable from any directory."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "PYTHONPATH": path, **extra}
+
+
 def manage(argv: list[str]) -> int:
     """Run a management command, as `python manage.py ARGV` would."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "proxy.settings")

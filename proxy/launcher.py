@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from proxy import statusline
+from proxy.cli import child_env
 
 DEFAULT_PORT = 8082
 START_TIMEOUT_S = 60.0
@@ -171,15 +172,13 @@ def start_service(port: int) -> subprocess.Popen[bytes] | bool:
     data_dir = Path(os.environ.get("SWITCHBOARD_DATA_DIR", str(Path.home() / ".switchboard"))).expanduser()
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / "switchboard-claude.log"
-    root = str(Path(__file__).resolve().parent.parent)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
     with log_path.open("ab") as log:
         # Its own session: Ctrl-C in Claude Code must not stop it before Claude Code is done with it.
         process = subprocess.Popen(
             [sys.executable, "-m", "proxy.cli", "serve", "--port", str(port)],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=env,
+            env=child_env(),
             start_new_session=True,
         )
     deadline = time.monotonic() + START_TIMEOUT_S

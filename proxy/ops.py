@@ -8,6 +8,7 @@ credentials) but still pass the Host check; /metrics needs a client key once key
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -24,6 +25,7 @@ from proxy.recorder import recorder
 # Not ready while more exchanges than this wait for the writer: the database is not keeping up.
 READY_MAX_BACKLOG = 1000
 READY_TIMEOUT_S = 2.0
+SUMMARY_SETTLE_S = 0.3
 # One thread (one database connection) for the readiness probe: a hung database stalls the probe,
 # which then answers 503 after READY_TIMEOUT_S, not the dashboard's shared thread.
 _probe = ThreadPoolExecutor(max_workers=1, thread_name_prefix="readyz")
@@ -80,6 +82,11 @@ async def session_summary(request: HttpRequest, session_id: str) -> HttpResponse
     """GET /api/sessions/<id>/summary: what the status line shows (two indexed queries on session_id)."""
     from proxy.models import Exchange
 
+    # Claude Code asks right after an answer, whose row the writer may not have written yet (it gathers
+    # for 50 ms): wait for what is queued, briefly, so the line shows the turn that just ended.
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(SUMMARY_SETTLE_S):
+            await recorder.drain()
     rows = Exchange.objects.filter(session_id=session_id, endpoint="messages")
     totals = await rows.aaggregate(
         exchanges=Count("id"), cost_usd=Sum("cost_usd"), claude_cost_usd=Sum("claude_cost_usd")

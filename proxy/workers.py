@@ -16,7 +16,6 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 from types import FrameType
 
 STOP_GRACE_S = 60.0
@@ -32,6 +31,7 @@ def serve_workers(host: str, port: int, workers: int) -> int:
     from django.db import connections
 
     from proxy import access
+    from proxy.cli import child_env
     from proxy.management.commands.serve import Command
     from proxy.seed import ensure_seeded
 
@@ -54,14 +54,12 @@ def serve_workers(host: str, port: int, workers: int) -> int:
     connections.close_all()
     listener = socket.create_server((host, port), backlog=1024)  # SO_REUSEADDR, like Twisted's
     listener.set_inheritable(True)
-    root = str(Path(__file__).resolve().parent.parent)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
     command = [sys.executable, "-m", "proxy.cli", "serve", "--host", host, "--port", str(port)]
     children = [
         subprocess.Popen(
             [*command, "--fd", str(listener.fileno())],
             pass_fds=(listener.fileno(),),
-            env={**env, "SWITCHBOARD_WORKER": str(i)},
+            env=child_env(SWITCHBOARD_WORKER=str(i)),
         )
         for i in range(workers)
     ]
