@@ -1,0 +1,169 @@
+"""`switchboard serve --workers 2` (issue #14): two processes behind one port, sharing PostgreSQL and the
+Redis channel layer: both answer, the live feed hears every exchange whichever process served it, a
+routing edit reaches both, and SIGTERM stops both with everything recorded.
+
+Uses a database and a Redis db number of its own (skipped where the services are not running).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import ROOT, free_port, server_env
+from tests.fakes.openai_upstream import FakeOpenAI, completion
+
+REDIS_URL = "redis://127.0.0.1:6379/11"  # a db number of its own
+
+
+@pytest.fixture(scope="module")
+def database() -> Iterator[str]:
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        admin = psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True)
+    except psycopg.OperationalError:
+        pytest.skip("PostgreSQL not running on 127.0.0.1:5432")
+    name = f"switchboard_wp_h_{uuid.uuid4().hex[:8]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgres://postgres@127.0.0.1:5432/{name}"
+    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.close()
+
+
+@pytest.fixture(scope="module")
+def workers(
+    database: str, fake_openai: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, subprocess.Popen[bytes], dict[str, str], Path]]:
+    pytest.importorskip("channels_redis")
+    tmp = tmp_path_factory.mktemp("workers")
+    env = server_env(
+        tmp / "data",
+        {"DATABASE_URL": database, "REDIS_URL": REDIS_URL, "OPENAI_BASE_URL": fake_openai.url,
+         "OPENAI_API_KEY": "sk-w", "BIG_MODEL": "w-big"},
+    )  # fmt: skip
+    port = free_port()
+    log = tmp / "workers.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "proxy.cli", "serve", "--workers", "2", "--port", str(port)],
+        cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert process.poll() is None, log.read_text()
+        if log.read_text().count("Switchboard on") == 2:
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError(log.read_text())
+    yield url, process, env, log
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+def pids(url: str, tries: int = 60) -> set[int]:
+    seen = set()
+    for _ in range(tries):  # a new connection each time: the kernel picks a worker per connection
+        seen.add(httpx.get(f"{url}/healthz", timeout=5).json()["pid"])
+        if len(seen) == 2:
+            break
+    return seen
+
+
+def ask(url: str, text: str) -> None:
+    body = {"model": "claude-opus-4-8", "max_tokens": 10, "messages": [{"role": "user", "content": text}]}
+    response = httpx.post(f"{url}/v1/messages", json=body, timeout=15)
+    assert response.status_code == 200, response.text
+
+
+def test_two_workers_answer_on_one_port(workers: tuple) -> None:
+    url, process, _, log = workers
+    seen = pids(url)
+    assert len(seen) == 2, f"only {seen} answered"
+    assert process.pid not in seen  # the parent only supervises
+    assert "2 workers on" in log.read_text()
+
+
+def test_the_live_feed_hears_exchanges_from_every_worker(workers: tuple, upstream: FakeOpenAI) -> None:
+    import websockets
+
+    url = workers[0]
+    texts = [f"live {i} {uuid.uuid4().hex[:6]}" for i in range(6)]
+    upstream.script(*[completion(t) for t in texts])
+
+    async def scenario() -> list[set[str]]:
+        ws_url = url.replace("http://", "ws://") + "/ws/exchanges/"
+        sockets = [await websockets.connect(ws_url, origin=url) for _ in range(6)]  # spread over both
+        await asyncio.sleep(0.5)
+        async with httpx.AsyncClient() as http:
+            for text in texts:  # a new connection each: served by either worker
+                body = {
+                    "model": "claude-opus-4-8",
+                    "max_tokens": 10,
+                    "messages": [{"role": "user", "content": text}],
+                }
+                response = await http.post(f"{url}/v1/messages", json=body, headers={"connection": "close"})
+                assert response.status_code == 200
+        heard: list[set[str]] = []
+        for socket_ in sockets:
+            ids: set[str] = set()
+            try:
+                async with asyncio.timeout(10):
+                    while len(ids) < len(texts):
+                        ids |= set(re.findall(r'id="exchange-(\d+)"', str(await socket_.recv())))
+            except TimeoutError:
+                pass
+            heard.append(ids)
+            await socket_.close()
+        return heard
+
+    heard = asyncio.run(scenario())
+    assert all(len(ids) == len(texts) for ids in heard), heard
+
+
+def test_a_routing_edit_reaches_every_worker(workers: tuple, upstream: FakeOpenAI, tmp_path: Path) -> None:
+    url, _, env, _ = workers
+    manage = [sys.executable, "manage.py", "routes"]
+    exported = subprocess.run(
+        [*manage, "export"], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
+    edited = tmp_path / "routes.toml"
+    edited.write_text(exported.stdout.replace('"w-big"', '"w-big-edited"'))
+    subprocess.run([*manage, "import", str(edited)], cwd=ROOT, env=env, capture_output=True, check=True)
+    upstream.script(*[completion("edited") for _ in range(8)])
+    for i in range(8):
+        ask(url, f"after the edit {i}")
+    models = [r["model"] for r in upstream.requests[-8:]]
+    assert models == ["w-big-edited"] * 8
+
+
+def test_sigterm_stops_every_worker_with_everything_recorded(workers: tuple, upstream: FakeOpenAI) -> None:
+    url, process, _, _ = workers
+    seen = pids(url)
+    marker = f"last words {uuid.uuid4().hex[:6]}"
+    upstream.script(completion("bye"))
+    ask(url, marker)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(60) == 0
+    for pid in seen:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    import psycopg
+
+    with psycopg.connect(workers[2]["DATABASE_URL"].replace("postgres://", "postgresql://")) as conn:
+        statuses = conn.execute(
+            "SELECT status FROM proxy_exchange WHERE client_request::text LIKE %s", [f"%{marker}%"]
+        ).fetchall()
+    assert statuses == [("ok",)]
