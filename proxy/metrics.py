@@ -1,16 +1,22 @@
 """Prometheus metrics, counted off the hot path: the writer thread observes each finished row it wrote.
 
-In memory, per process (the official `prometheus_client`). A finished exchange is counted once, after
-its row is committed, from the same fields the row got: the metrics and the dashboard agree. The
-recorder's own state (queue depth, dropped rows, exchanges in flight) is read when /metrics is scraped.
+In memory (the official `prometheus_client`). A finished exchange is counted once, after its row is
+committed, from the same fields the row got: the metrics and the dashboard agree. The recorder's own
+state (queue depth, dropped rows, exchanges in flight) is read when /metrics is scraped.
+
+Behind `switchboard serve --workers N` a scrape reaches one worker, so the workers share their numbers
+through prometheus_client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR, set by the parent): each
+/metrics then sums every worker's counters, and the recorder's state is published by each writer after
+every batch (once per batch, never per request).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -125,4 +131,31 @@ class RecorderCollector(Collector):
         )
 
 
-REGISTRY.register(RecorderCollector())
+MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+if MULTIPROCESS:
+    _QUEUE = Gauge("switchboard_recorder_queue_depth", "Exchanges waiting for the database writer.",
+                   multiprocess_mode="livesum")  # fmt: skip
+    _DROPPED = Gauge(
+        "switchboard_recorder_dropped_total", "Exchanges the recorder dropped.", multiprocess_mode="sum"
+    )
+    _OPEN = Gauge("switchboard_open_streams", "Messages requests being answered right now (streams open).",
+                  multiprocess_mode="livesum")  # fmt: skip
+else:
+    REGISTRY.register(RecorderCollector())
+
+
+def publish_recorder_state(backlog: int, dropped: int, in_flight: int) -> None:
+    """Multiprocess mode: the recorder's state for the other workers' scrapes (after each batch)."""
+    if MULTIPROCESS:
+        _QUEUE.set(backlog)
+        _DROPPED.set(dropped)
+        _OPEN.set(in_flight)
+
+
+def registry() -> CollectorRegistry:
+    """What /metrics shows: this process's registry, or every worker's numbers in multiprocess mode."""
+    if not MULTIPROCESS:
+        return REGISTRY
+    combined = CollectorRegistry()
+    multiprocess.MultiProcessCollector(combined)
+    return combined

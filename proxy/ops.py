@@ -17,9 +17,9 @@ import orjson
 from django.db import connection
 from django.db.models import Count, Sum
 from django.http import HttpRequest, HttpResponse
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from proxy import metrics  # noqa: F401  (registers the collectors)
+from proxy import metrics
 from proxy.recorder import recorder
 
 # Not ready while more exchanges than this wait for the writer: the database is not keeping up.
@@ -74,8 +74,8 @@ async def readyz(request: HttpRequest) -> HttpResponse:
 
 
 async def prometheus(request: HttpRequest) -> HttpResponse:
-    """GET /metrics in the Prometheus text format (this process's counters)."""
-    return HttpResponse(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)
+    """GET /metrics in the Prometheus text format."""
+    return HttpResponse(generate_latest(metrics.registry()), content_type=CONTENT_TYPE_LATEST)
 
 
 async def session_summary(request: HttpRequest, session_id: str) -> HttpResponse:

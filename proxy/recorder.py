@@ -172,6 +172,7 @@ class Recorder:
                 for _ in batch:
                     queue.task_done()
                 batch = changed = []  # don't keep the last batch's tapes alive while idle
+                metrics.publish_recorder_state(queue.qsize(), self.dropped, len(self._open))
 
     async def _write_with_retry(
         self, loop: asyncio.AbstractEventLoop, batch: list[Started | Finished]

@@ -11,11 +11,14 @@ manager sees the failure and restarts the whole.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 from types import FrameType
 
 STOP_GRACE_S = 60.0
@@ -52,6 +55,7 @@ def serve_workers(host: str, port: int, workers: int) -> int:
             file=sys.stderr,
         )
     connections.close_all()
+    metrics_dir = _metrics_dir()
     listener = socket.create_server((host, port), backlog=1024)  # SO_REUSEADDR, like Twisted's
     listener.set_inheritable(True)
     command = [sys.executable, "-m", "proxy.cli", "serve", "--host", host, "--port", str(port)]
@@ -59,13 +63,29 @@ def serve_workers(host: str, port: int, workers: int) -> int:
         subprocess.Popen(
             [*command, "--fd", str(listener.fileno())],
             pass_fds=(listener.fileno(),),
-            env=child_env(SWITCHBOARD_WORKER=str(i)),
+            env=child_env(SWITCHBOARD_WORKER=str(i), PROMETHEUS_MULTIPROC_DIR=metrics_dir),
         )
         for i in range(workers)
     ]
     listener.close()  # the workers hold it now
     print(f"Switchboard: {workers} workers on http://{host}:{port}", flush=True)
-    return _supervise(children)
+    try:
+        return _supervise(children)
+    finally:
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _metrics_dir() -> str:
+    """Where the workers share their /metrics numbers: PROMETHEUS_MULTIPROC_DIR if the operator set one
+    (emptied: counts from an earlier run must not add up), else a fresh temporary directory."""
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not given:
+        return tempfile.mkdtemp(prefix="switchboard-metrics-")
+    Path(given).mkdir(parents=True, exist_ok=True)
+    for old in Path(given).glob("*.db"):
+        old.unlink()
+    return given
 
 
 def _supervise(children: list[subprocess.Popen[bytes]]) -> int:

@@ -23,6 +23,7 @@ import pytest
 
 from tests.conftest import ROOT, free_port, server_env
 from tests.fakes.openai_upstream import FakeOpenAI, completion
+from tests.integration.test_ops import scrape, value
 
 REDIS_URL = "redis://127.0.0.1:6379/11"  # a db number of its own
 
@@ -147,6 +148,44 @@ def test_a_routing_edit_reaches_every_worker(workers: tuple, upstream: FakeOpenA
         ask(url, f"after the edit {i}")
     models = [r["model"] for r in upstream.requests[-8:]]
     assert models == ["w-big-edited"] * 8
+
+
+def count_ok(database_url: str) -> int:
+    import psycopg
+
+    with psycopg.connect(database_url.replace("postgres://", "postgresql://")) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM proxy_exchange WHERE status = 'ok' AND endpoint = 'messages'"
+        )
+        return int(row.fetchone()[0])
+
+
+def settled(url: str, database_url: str, at_least: int = 0) -> int:
+    """The number of ok exchanges once every worker has written and counted them all."""
+    deadline = time.monotonic() + 10
+    while True:  # rows are written (and counted) by each worker's writer shortly after the reply
+        ok = count_ok(database_url)
+        counted = value(scrape(url), "switchboard_requests_total", status="ok")
+        if ok >= at_least and counted == ok:
+            return ok
+        assert time.monotonic() < deadline, f"recorded {ok}; /metrics counts {counted}"
+        time.sleep(0.3)
+
+
+def test_metrics_add_up_every_worker(workers: tuple, upstream: FakeOpenAI) -> None:
+    url, _, env, _ = workers
+    before = count_ok(env["DATABASE_URL"])  # earlier tests' last rows may still be on their way
+    upstream.script(*[completion("m", prompt=10, completion_tokens=2) for _ in range(6)])
+    for i in range(6):
+        ask(url, f"metrics {i}")
+    ok = settled(url, env["DATABASE_URL"], at_least=before + 6)
+    for _ in range(6):  # whichever worker answers the scrape, it reports both
+        samples = scrape(url)
+        assert value(samples, "switchboard_requests_total", status="ok") == ok
+        assert value(samples, "switchboard_request_duration_seconds_count", endpoint="messages") == ok
+        assert value(samples, "switchboard_recorder_queue_depth") == 0
+        assert value(samples, "switchboard_open_streams") == 0
+        assert value(samples, "switchboard_tool_calls_healed_total", how="repair") == 0
 
 
 def test_sigterm_stops_every_worker_with_everything_recorded(workers: tuple, upstream: FakeOpenAI) -> None:
