@@ -161,14 +161,16 @@ def count_ok(database_url: str) -> int:
 
 
 def settled(url: str, database_url: str, at_least: int = 0) -> int:
-    """The number of ok exchanges once every worker has written and counted them all."""
-    deadline = time.monotonic() + 10
-    while True:  # rows are written (and counted) by each worker's writer shortly after the reply
+    """The number of ok exchanges once every worker has written and counted them all (the same count in
+    the database and in /metrics, three polls in a row: rows land shortly after each reply)."""
+    deadline = time.monotonic() + 15
+    seen: list[tuple[int, float]] = []
+    while True:
         ok = count_ok(database_url)
-        counted = value(scrape(url), "switchboard_requests_total", status="ok")
-        if ok >= at_least and counted == ok:
+        seen.append((ok, value(scrape(url), "switchboard_requests_total", status="ok")))
+        if ok >= at_least and len(seen) >= 3 and all(pair == (ok, ok) for pair in seen[-3:]):
             return ok
-        assert time.monotonic() < deadline, f"recorded {ok}; /metrics counts {counted}"
+        assert time.monotonic() < deadline, f"(recorded, counted): {seen[-5:]}"
         time.sleep(0.3)
 
 
