@@ -62,15 +62,26 @@ def launch(argv: list[str]) -> int:
         if "ANTHROPIC_AUTH_TOKEN" in env and token:
             env.pop("ANTHROPIC_API_KEY", None)  # it would be sent as x-api-key instead of the client key
         args, settings = _with_settings(claude_args, url)
-        # Ctrl-C belongs to Claude Code (same terminal, same process group): wait for it to exit.
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
-            return subprocess.call([binary, "--settings", json.dumps(settings), *args], env=env)
-        finally:
-            signal.signal(signal.SIGINT, previous)
+        return run_claude([binary, "--settings", json.dumps(settings), *args], env)
     finally:
         if isinstance(server, subprocess.Popen):
             stop_service(server)
+
+
+def run_claude(command: list[str], env: dict[str, str]) -> int:
+    """Run Claude Code in the foreground and return its exit status.
+
+    Ctrl-C belongs to Claude Code (same terminal, same process group), so we ignore it and wait; a
+    SIGTERM to us is passed on, so the service we started is still stopped afterwards."""
+    claude = subprocess.Popen(command, env=env)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous_term = signal.signal(signal.SIGTERM, lambda signum, frame: claude.terminate())
+    try:
+        code = claude.wait()
+        return 128 - code if code < 0 else code  # killed by signal N: 128 + N, as a shell reports it
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, previous_term)
 
 
 def _own_options(argv: list[str]) -> tuple[int, bool, list[str]]:

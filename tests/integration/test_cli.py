@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -50,6 +51,8 @@ line = subprocess.run(settings["statusLine"]["command"], shell=True, capture_out
                                         "model": {{"id": "claude-opus-4-8", "display_name": "Opus"}}}}))
 out["statusline"] = [line.returncode, line.stdout, line.stderr]
 open(os.environ["STUB_OUT"], "w").write(json.dumps(out))
+if os.environ.get("STUB_SLEEP"):
+    import time; time.sleep(float(os.environ["STUB_SLEEP"]))
 sys.exit(int(os.environ.get("STUB_EXIT", "0")))
 """
 
@@ -126,6 +129,27 @@ def test_claude_starts_the_service_runs_claude_then_stops_it(
     rows = db.execute("SELECT status, session_id FROM proxy_exchange").fetchall()
     assert rows == [("ok", child["STUB_SESSION"])]  # recorded before it stopped
     assert list((tmp_path / "home").iterdir()) == []  # no settings file written anywhere
+
+
+def test_claude_stopped_with_sigterm_still_stops_the_service(
+    tmp_path: Path, stub_dir: Path, upstream: FakeOpenAI
+) -> None:
+    port = free_port()
+    env = launcher_env(tmp_path, stub_dir, {"OPENAI_BASE_URL": upstream.url, "STUB_SLEEP": "60"})
+    launcher = subprocess.Popen([sys.executable, "-m", "proxy.cli", "claude", "--port", str(port)], env=env,
+                                cwd=tmp_path, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "stub.json").exists():  # Claude Code is running, on the service it started
+            assert launcher.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        assert port_open(port)
+        launcher.send_signal(signal.SIGTERM)
+        assert launcher.wait(30) == 128 + signal.SIGTERM  # Claude Code's status: it was terminated
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    assert not port_open(port)
 
 
 def test_claude_uses_a_running_service_and_leaves_it_running(
