@@ -202,8 +202,7 @@ def filter_choices() -> dict[str, list[str]]:
     """Distinct values for the filter drop-downs (small indexed columns only)."""
 
     def distinct(name: str) -> list[str]:
-        values = Exchange.objects.exclude(**{name: ""}).order_by(name).values_list(name, flat=True).distinct()
-        return list(values[:200])
+        return _distinct_values(Exchange._meta.get_field(name).column)
 
     models = sorted(set(distinct("client_model")) | set(distinct("backend_model")))
     return {
@@ -212,3 +211,24 @@ def filter_choices() -> dict[str, list[str]]:
         "agents": distinct("agent"),
         "keys": distinct("client_key"),
     }
+
+
+def _distinct_values(column: str, limit: int = 200) -> list[str]:
+    """A column's distinct non-empty values, in order, by one index seek per value (a "loose index
+    scan" as a recursive query: SQLite and PostgreSQL both run it). `SELECT DISTINCT` read the whole
+    index instead: at 1,000,000 exchanges 30-40 ms per menu on SQLite and 0.6-0.7 s on PostgreSQL, four
+    menus per feed page (bench/bigdb.py)."""
+    from django.db import connection
+
+    table, col = connection.ops.quote_name(Exchange._meta.db_table), connection.ops.quote_name(column)
+    sql = (
+        f"WITH RECURSIVE seen(value) AS ("
+        f" SELECT MIN({col}) FROM {table} WHERE {col} > ''"
+        f" UNION ALL"
+        f" SELECT (SELECT MIN({col}) FROM {table} WHERE {col} > seen.value) FROM seen"
+        f" WHERE seen.value IS NOT NULL"
+        f") SELECT value FROM seen WHERE value IS NOT NULL LIMIT %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [limit])
+        return [row[0] for row in cursor.fetchall()]

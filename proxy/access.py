@@ -217,8 +217,10 @@ def key_environ() -> dict[str, str]:
 
 # --- the dashboard side (Django middleware and a view decorator) ------------------------------------
 
-# Reachable without a login: the login page itself and the static files it needs.
-_OPEN_PATHS = ("/login", "/logout", "/static/")
+# Reachable without a login: the login page itself and the static files it needs, and the probes.
+_OPEN_PATHS = ("/login", "/logout", "/static/", "/healthz", "/readyz")
+# Scripts reach these with a client key instead of a login (answered with an Anthropic error body).
+_KEY_PATHS = ("/api/", "/metrics")
 
 
 def client_key_valid(request: HttpRequest) -> bool:
@@ -260,7 +262,7 @@ class LoginMiddleware:
     def refusal(self, request: HttpRequest) -> HttpResponse | None:
         if not login_required() or request.path.startswith(_OPEN_PATHS) or request.user.is_authenticated:
             return None
-        if request.path.startswith("/api/"):
+        if request.path.startswith(_KEY_PATHS):
             if client_key_valid(request):
                 return None
             return error_response(

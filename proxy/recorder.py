@@ -28,7 +28,7 @@ from django.db import InterfaceError, OperationalError, close_old_connections, t
 from django.db.models import F, TextField
 from django.db.models.functions import Cast
 
-from proxy import live
+from proxy import live, metrics
 from proxy.blobs import BlobWriter
 from proxy.record import row_fields, start_fields, update_fields
 from proxy.redact import redact_row
@@ -201,6 +201,14 @@ class Recorder:
     def backlog(self) -> int:
         return self._queue.qsize() if self._queue is not None else 0
 
+    def in_flight(self) -> int:
+        """Messages requests started and not finished yet."""
+        return len(self._open)
+
+    def writer_alive(self) -> bool:
+        """The writer task runs (or was never needed yet): false once it died with rows waiting."""
+        return self._task is None or not self._task.done() or self.backlog() == 0
+
     async def _run(self) -> None:
         assert self._queue is not None
         queue = self._queue
@@ -231,6 +239,7 @@ class Recorder:
                 for _ in batch:
                     queue.task_done()
                 batch = changed = []  # don't keep the last batch's tapes alive while idle
+                metrics.publish_recorder_state(queue.qsize(), self.dropped + self.lost, len(self._open))
 
     def prune_soon(self) -> None:
         """The retention policy changed (the Data page): apply it at the writer's next wake, not within
@@ -330,6 +339,7 @@ class Recorder:
         finished_keys = {item.tape.key for item in batch if isinstance(item, Finished)}
         new_rows: list[tuple[int | None, dict[str, Any]]] = []  # (tape key if pending, fields)
         updates: list[tuple[int, dict[str, Any]]] = []
+        finished_rows: list[dict[str, Any]] = []  # for the metrics, once committed
         for item in batch:
             if isinstance(item, Started):
                 if item.key not in finished_keys:  # else: one insert with everything, below
@@ -338,12 +348,19 @@ class Recorder:
             pk = self._pk_of.pop(item.tape.key, None)
             if pk is None:
                 new_rows.append((None, row_fields(item.tape)))
+                finished_rows.append(new_rows[-1][1])
             else:
                 updates.append((pk, update_fields(item.tape)))
+                finished_rows.append(updates[-1][1])
         finished = [item.tape for item in batch if isinstance(item, Finished)]
         with transaction.atomic():
             pks = write_exchanges([fields for _, fields in new_rows], updates=updates)
             credited, tool_ids = self._credit_failed_results(finished)
+        try:  # committed: a metrics bug must not make the batch be written again
+            for fields in finished_rows:
+                metrics.observe(fields)
+        except Exception:
+            logger.exception("recorder: counting a batch for /metrics failed")
         for tool_id in tool_ids:  # only once committed: a failed batch is retried row by row
             self._credited[tool_id] = None
         while len(self._credited) > _CREDITED_LIMIT:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from dashboard.queries import FeedFilters, feed_query
@@ -224,3 +225,25 @@ def test_an_unpriced_exchange_says_where_to_set_its_price() -> None:
     e = make(provider="local", backend_model="qwen3-coder", input_tokens=10, output_tokens=5, cost_usd=None)
     detail = Client().get(f"/exchanges/{e.pk}").content.decode()
     assert "no price known for qwen3-coder" in detail and f'href="/routes/providers/{local.pk}"' in detail
+
+
+def test_filter_choices_are_the_distinct_values_read_by_index_seeks() -> None:
+    from dashboard.queries import filter_choices
+
+    now = timezone.now()
+    Exchange.objects.bulk_create(
+        Exchange(created_at=now, agent=f"agent-{i % 250:03d}" if i % 7 else "", rule=["b", "a", ""][i % 3],
+                 client_model="claude-x", backend_model="Zeta" if i % 2 else "alpha")
+        for i in range(900)
+    )  # fmt: skip
+    with CaptureQueriesContext(connection) as ran:
+        choices = filter_choices()
+    for query in ran.captured_queries:  # one index seek per value, never a pass over the whole index
+        with connection.cursor() as cursor:
+            cursor.execute("EXPLAIN QUERY PLAN " + query["sql"])
+            plan = " | ".join(str(row[-1]) for row in cursor.fetchall())
+        assert "SCAN proxy_exchange" not in plan, plan
+    naive = sorted({e.agent for e in Exchange.objects.exclude(agent="")})[:200]
+    assert choices["agents"] == naive and len(naive) == 200  # in order, empty left out, at most 200
+    assert choices["routes"] == ["a", "b"]
+    assert choices["models"] == sorted({"claude-x", "Zeta", "alpha"})

@@ -35,8 +35,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--host", default=os.environ.get("SWITCHBOARD_HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=int(os.environ.get("SWITCHBOARD_PORT", "8082")))
+        # `switchboard serve --workers N` binds HOST:PORT once and hands each worker the socket.
+        parser.add_argument("--fd", type=int, default=None, help="serve on this inherited listening socket")
 
-    def handle(self, *args: Any, host: str, port: int, **options: Any) -> None:
+    def handle(self, *args: Any, host: str, port: int, fd: int | None = None, **options: Any) -> None:
         _one_malloc_arena()
         # The routing seed refuses a backend that points at our own address: it needs to know the port.
         # The address also decides the accepted Host names and whether a login is required.
@@ -58,9 +60,12 @@ class Command(BaseCommand):
         # An explicit endpoint for its backlog: the default listen queue of 50 resets connections when
         # a burst of clients (c=200) connects at once.
         interface = host.replace(":", r"\:")
+        endpoint = (
+            f"fd:fileno={fd}" if fd is not None else f"tcp:port={port}:interface={interface}:backlog=1024"
+        )
         # No --proxy-headers: any client could claim a loopback address in X-Forwarded-For, and only
         # loopback clients are served without a client key (proxy/clientkeys.py).
-        args = ["-e", f"tcp:port={port}:interface={interface}:backlog=1024"]
+        args = ["-e", endpoint]
         # An access log line per request costs CPU on the hot path; opt in with SWITCHBOARD_ACCESS_LOG=1.
         args += ["--access-log", "-"] if os.environ.get("SWITCHBOARD_ACCESS_LOG") else ["-v", "0"]
         argv = [*args, "proxy.asgi:application"]
