@@ -21,7 +21,8 @@ from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, resolve, set_script_prefix
 
-from proxy.errors import error_response
+from proxy.errors import error_response, with_request_id
+from proxy.request_ids import new_request_id
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +65,11 @@ class ApiHandler(ASGIHandler):
         # BytesIO over the bytes: request.body is then that same object, not a copy.
         request, bad_request = self.create_request(scope, io.BytesIO(body))
         del body
+        request_id = new_request_id()
         if request is None:
-            await self.send_response(bad_request, send)
+            await self.send_response(with_request_id(bad_request, request_id), send)
             return
+        request.request_id = request_id  # type: ignore[attr-defined]  # the view records it on the exchange
         respond = asyncio.create_task(self._respond(request, send))
         disconnect = asyncio.create_task(self.listen_for_disconnect(receive))
         # The request (and its body) lives as long as the response task, not until this frame gets its
@@ -102,6 +105,9 @@ class ApiHandler(ASGIHandler):
         await self.send_response(response, send)
 
     async def _dispatch(self, request: HttpRequest) -> HttpResponse:
+        return with_request_id(await self._answer(request), request.request_id)  # type: ignore[attr-defined]
+
+    async def _answer(self, request: HttpRequest) -> HttpResponse:
         try:
             match = resolve(request.path_info)
         except Resolver404:

@@ -25,6 +25,26 @@ def error_response(
     return response
 
 
-def error_frame(error_type: ErrorType | str, message: str) -> bytes:
+def error_frame(error_type: ErrorType | str, message: str, *, request_id: str = "") -> bytes:
     """An error after the stream began: Anthropic's `event: error` frame (never a silent clean end)."""
-    return b"event: error\ndata: " + orjson.dumps(error_body(error_type, message)) + b"\n\n"
+    body = error_body(error_type, message)
+    if request_id:
+        body["request_id"] = request_id
+    return b"event: error\ndata: " + orjson.dumps(body) + b"\n\n"
+
+
+def with_request_id(response: HttpResponse, request_id: str) -> HttpResponse:
+    """As Anthropic answers: a `request-id` header on every response, and beside `error` in every error
+    body a top-level `request_id` (`{"type":"error","error":{...},"request_id":"req_..."}`), so the id a
+    user quotes finds the exchange. Done here, once, for every error any layer made: only error bodies
+    are decoded again (a few microseconds, off the success path)."""
+    response["request-id"] = request_id
+    if response.status_code >= 400 and not response.streaming:
+        try:
+            body = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            return response
+        if isinstance(body, dict) and body.get("type") == "error" and "request_id" not in body:
+            body["request_id"] = request_id
+            response.content = orjson.dumps(body)
+    return response

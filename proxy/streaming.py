@@ -229,16 +229,16 @@ async def relay(
             tape.status = "ok"
         except UpstreamError as exc:
             tape.fail(exc.error_type, exc.message)
-            yield error_frame(exc.error_type, exc.message)
+            yield error_frame(exc.error_type, exc.message, request_id=tape.request_id)
         except httpx.TransportError as exc:
             message = f"upstream stream broke: {exc!r}"
             tape.fail("api_error", message)
-            yield error_frame("api_error", message)
+            yield error_frame("api_error", message, request_id=tape.request_id)
         except Exception as exc:  # our own bug: still an error event for the client, and recorded
             logger.exception("relay failed")
             message = f"the proxy failed while translating the stream: {exc!r}"
             tape.fail("api_error", message)
-            yield error_frame("api_error", message)
+            yield error_frame("api_error", message, request_id=tape.request_id)
     except (asyncio.CancelledError, GeneratorExit):
         tape.status = "cancelled"
         tape.error_message = "client disconnected mid-stream"

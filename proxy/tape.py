@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 import zstandard
 
+from proxy.request_ids import new_request_id
 from proxy.translate.types import JSONDict, Message
 
 _keys = count(1)
@@ -80,6 +81,7 @@ class Tape:
     client_headers: dict[str, str]
     stream: bool = False
     key: int = field(default_factory=lambda: next(_keys))
+    request_id: str = field(default_factory=new_request_id)  # req_…: the `request-id` the client saw
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     t0: float = field(default_factory=time.perf_counter)
     session_id: str = ""

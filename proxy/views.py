@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
+import logging
+import time
 
 import orjson
 from django.conf import settings
@@ -15,22 +16,13 @@ from proxy import routing
 from proxy.errors import error_response
 from proxy.record import failed_tool_results
 from proxy.recorder import recorder
+from proxy.request_ids import new_message_id, new_request_id
 from proxy.streaming import Routed, serve_count_tokens, serve_messages
 from proxy.tape import Tape, safe_headers
 from proxy.translate.base import TranslationError
 from proxy.validation import validate_messages_request
 
-_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-
-
-def new_message_id() -> str:
-    """`msg_` + 24 base62 characters (~142 random bits), like Anthropic's ids; one urandom call."""
-    n = int.from_bytes(os.urandom(18))
-    chars = []
-    for _ in range(24):
-        n, r = divmod(n, 62)
-        chars.append(_BASE62[r])
-    return "msg_" + "".join(chars)
+logger = logging.getLogger(__name__)
 
 
 @csrf_exempt
@@ -58,7 +50,12 @@ async def count_tokens(request: HttpRequest) -> HttpResponse:
 async def _route(request: HttpRequest, *, endpoint: str) -> Routed | HttpResponse:
     """Read, validate and route a request, noting all of it on a new tape; a refusal is recorded too."""
     headers = client_headers(request)
-    tape = Tape(endpoint=endpoint, client_request=None, client_headers=safe_headers(headers))
+    tape = Tape(
+        endpoint=endpoint,
+        client_request=None,
+        client_headers=safe_headers(headers),
+        request_id=getattr(request, "request_id", "") or new_request_id(),
+    )
     tape.user_agent = headers.get("user-agent", "")
     try:
         parsed = read_json(request)
@@ -71,9 +68,11 @@ async def _route(request: HttpRequest, *, endpoint: str) -> Routed | HttpRespons
             tape.failed_results = failed_tool_results(body)
         decision = await routing.decide(body, headers)
     except TranslationError as exc:
-        tape.fail(exc.error_type, exc.message, exc.status)
-        recorder.finish(tape)
-        return error_response(exc.error_type, exc.message, status=exc.status)
+        return _refuse_request(tape, request, exc.error_type, exc.message, exc.status)
+    except Exception as exc:  # our own bug on input we did not foresee: still a 500, but recorded with why
+        logger.exception("reading request %s failed", tape.request_id)
+        message = f"internal error in the proxy while reading the request: {exc!r}"
+        return _refuse_request(tape, request, "api_error", message, 500)
     tape.rule, tape.route_reason, tape.task, tape.agent = (
         decision.rule,
         decision.reason,
@@ -81,6 +80,27 @@ async def _route(request: HttpRequest, *, endpoint: str) -> Routed | HttpRespons
         decision.agent,
     )
     return Routed(tape, decision, headers)
+
+
+# What of a body that is not JSON is kept on its record (a client bug is easier to see in its own bytes).
+_RAW_BODY_KEPT = 64 * 1024
+
+
+def _refuse_request(
+    tape: Tape, request: HttpRequest, error_type: str, message: str, status: int
+) -> HttpResponse:
+    """Refuse a request before routing, and record it: what it sent, and why it was refused."""
+    if tape.client_request is None:
+        try:
+            raw = request.body[:_RAW_BODY_KEPT]
+        except RequestDataTooBig:
+            raw = b""
+        if raw:  # as text: the record's field holds JSON, and this body is not JSON
+            tape.client_request = raw.decode("utf-8", errors="replace")
+    tape.fail(error_type, message, status)
+    tape.done_at = time.perf_counter()
+    recorder.finish(tape)
+    return error_response(error_type, message, status=status)
 
 
 async def models(request: HttpRequest) -> HttpResponse:
@@ -106,6 +126,12 @@ def read_json(request: HttpRequest) -> object:
             f"request body: {length} bytes is over the {settings.MAX_REQUEST_BYTES} byte limit",
             error_type="request_too_large",
             status=413,
+        )
+    # As Anthropic: a JSON API. No content type at all is taken as JSON (minimal clients send none).
+    content_type = request.content_type or "application/json"
+    if content_type != "application/json" and not content_type.endswith("+json"):
+        raise TranslationError(
+            f"content-type: {content_type[:100]} is not supported; send the body as application/json"
         )
     try:
         raw = request.body
@@ -146,6 +172,7 @@ def session_id(body: dict[str, object], headers: dict[str, str]) -> str:
 
 _EXCHANGE_FIELDS = (
     "id",
+    "request_id",
     "created_at",
     "finished_at",
     "endpoint",
@@ -185,9 +212,10 @@ _EXCHANGE_FIELDS = (
 
 
 async def exchanges(request: HttpRequest) -> HttpResponse:
-    """GET /api/exchanges?limit=N[&session=…][&settle=1]: the newest recorded exchanges as JSON (scripts,
-    tests). With settle=1 it answers once everything this process finished so far is written: a script
-    that just got its last reply sees that exchange without polling (rows are written in batches)."""
+    """GET /api/exchanges?limit=N[&session=…][&request_id=req_…][&settle=1]: the newest recorded
+    exchanges as JSON (scripts, tests). With settle=1 it answers once everything this process finished
+    so far is written: a script that just got its last reply sees that exchange without polling (rows
+    are written in batches)."""
     from proxy.models import Exchange
 
     try:
@@ -203,5 +231,7 @@ async def exchanges(request: HttpRequest) -> HttpResponse:
     rows = Exchange.objects.order_by("-id")
     if request.GET.get("session"):
         rows = rows.filter(session_id=request.GET["session"])
+    if request.GET.get("request_id"):
+        rows = rows.filter(request_id=request.GET["request_id"])
     data = [row async for row in rows.values(*_EXCHANGE_FIELDS)[:limit]]
     return HttpResponse(orjson.dumps({"data": data}), content_type="application/json")
