@@ -562,9 +562,12 @@ def _strict_compatible(schema: Any) -> bool:
     kind = schema.get("type")
     if kind == "object" or (isinstance(kind, list) and "object" in kind) or "properties" in schema:
         properties = schema.get("properties") or {}
+        required = schema.get("required") or []
         if schema.get("additionalProperties") is not False:
             return False
-        if not isinstance(properties, dict) or set(schema.get("required") or ()) != set(properties):
+        if not isinstance(properties, dict) or not isinstance(required, list):
+            return False
+        if not all(isinstance(r, str) for r in required) or set(required) != set(properties):
             return False
         if not all(_strict_compatible(sub) for sub in properties.values()):
             return False

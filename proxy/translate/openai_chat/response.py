@@ -112,6 +112,8 @@ def stop_reason_for(
     choice: JSONDict, finish_reason: str | None, *, has_tool_calls: bool, refused: bool = False
 ) -> tuple[StopReason, str | None]:
     """(stop_reason, stop_sequence) for a finished choice."""
+    if not isinstance(finish_reason, str):  # a malformed one says nothing: as if the backend said none
+        finish_reason = None
     if finish_reason == "error":
         raise UpstreamError("upstream reported finish_reason 'error'", error_type="api_error", status=500)
     if has_tool_calls and finish_reason in (None, "stop", "tool_calls", "function_call"):
