@@ -205,6 +205,10 @@ _NESTING_MARGIN = 8
 MAX_NESTING = 255 - _NESTING_MARGIN
 
 
+class NestedTooDeep(TranslationError):
+    """A body nested deeper than MAX_NESTING: its record keeps it as text (it cannot be encoded as JSON)."""
+
+
 def _encodable(body: JSONDict) -> None:
     """Every body forwarded or recorded is encoded by orjson, which stops at 255 levels of nesting
     (parsing allows 1024): refused here, named, rather than failing after routing. ~15 us for 80 KB."""
@@ -214,4 +218,4 @@ def _encodable(body: JSONDict) -> None:
     try:
         orjson.dumps(wrapped)
     except orjson.JSONEncodeError as exc:
-        raise TranslationError(f"request body: nested deeper than {MAX_NESTING} levels ({exc})") from exc
+        raise NestedTooDeep(f"request body: nested deeper than {MAX_NESTING} levels ({exc})") from exc

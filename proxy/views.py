@@ -20,7 +20,7 @@ from proxy.request_ids import new_message_id, new_request_id
 from proxy.streaming import Routed, serve_count_tokens, serve_messages
 from proxy.tape import Tape, safe_headers
 from proxy.translate.base import TranslationError
-from proxy.validation import validate_messages_request
+from proxy.validation import NestedTooDeep, validate_messages_request
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +68,8 @@ async def _route(request: HttpRequest, *, endpoint: str) -> Routed | HttpRespons
             tape.failed_results = failed_tool_results(body)
         decision = await routing.decide(body, headers)
     except TranslationError as exc:
+        if isinstance(exc, NestedTooDeep):
+            tape.client_request = None  # recorded as text: JSON this deep cannot be encoded again
         return _refuse_request(tape, request, exc.error_type, exc.message, exc.status)
     except Exception as exc:  # our own bug on input we did not foresee: still a 500, but recorded with why
         logger.exception("reading request %s failed", tape.request_id)
