@@ -85,6 +85,7 @@ class Tape:
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     t0: float = field(default_factory=time.perf_counter)
     session_id: str = ""
+    documents: bool = False  # the request may carry document blocks (translated on a worker thread)
     failed_results: tuple[str, ...] = ()  # tool_use ids the request reports failed (credited by the writer)
     user_agent: str = ""
     client_model: str = ""

@@ -9,6 +9,7 @@ not match any of the expected tags: ...`, `model: Field required`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -76,8 +77,9 @@ def _text_blocks(value: object, path: str) -> None:
         _string(block, "text", f"{path}.{i}")
 
 
-def _block(block: JSONDict, kind: str, path: str) -> None:
-    """The fields of a known block that the inspection and the translators read."""
+def _block(block: JSONDict, kind: str, path: str) -> bool:
+    """The fields of a known block that the inspection and the translators read; True for a document
+    (or a tool result holding one)."""
     match kind:
         case "text":
             _string(block, "text", path)
@@ -89,6 +91,7 @@ def _block(block: JSONDict, kind: str, path: str) -> None:
                 raise _fail(f"{path}.source.type", f"Input should be one of {', '.join(_DOCUMENT_SOURCES)}")
             if block.get("title") is not None:
                 _string(block, "title", path)
+            return True
         case "search_result":
             _string(block, "source", path)
             _string(block, "title", path)
@@ -103,9 +106,11 @@ def _block(block: JSONDict, kind: str, path: str) -> None:
                 raise _fail(f"{path}.is_error", "Input should be a valid boolean")
             content = block.get("content")
             if isinstance(content, list):
+                documents = False
                 for k, item in enumerate(content):
                     ipath = f"{path}.content.{k}"
-                    _block(item, _tag(item, ipath, TOOL_RESULT_BLOCK_TYPES), ipath)
+                    documents |= _block(item, _tag(item, ipath, TOOL_RESULT_BLOCK_TYPES), ipath)
+                return documents
             elif content is not None and not isinstance(content, str):
                 raise _fail(f"{path}.content", "Input should be a valid string or a list of content blocks")
         case "thinking":
@@ -116,11 +121,13 @@ def _block(block: JSONDict, kind: str, path: str) -> None:
             _string(block, "tool_name", path)
         case _:
             pass  # server-side results and beta blocks: passed through or dropped by the dialect as a whole
+    return False
 
 
-def _messages(messages: object) -> None:
+def _messages(messages: object) -> bool:
     if not isinstance(messages, list):
         raise _fail("messages", "Field required" if messages is None else "Input should be a valid list")
+    documents = False
     for i, message in enumerate(messages):
         path = f"messages.{i}"
         if not isinstance(message, dict):
@@ -134,7 +141,8 @@ def _messages(messages: object) -> None:
             raise _fail(f"{path}.content", "Input should be a valid string or a list of content blocks")
         for j, block in enumerate(content):
             bpath = f"{path}.content.{j}"
-            _block(block, _tag(block, bpath, MESSAGE_BLOCK_TYPES), bpath)
+            documents |= _block(block, _tag(block, bpath, MESSAGE_BLOCK_TYPES), bpath)
+    return documents
 
 
 def _tools(tools: object) -> None:
@@ -160,8 +168,19 @@ def _optional(body: JSONDict, key: str, kind: type | tuple[type, ...], what: str
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class Validated:
+    body: JSONDict  # the request, unchanged
+    documents: bool  # it holds document blocks (their translation may read a PDF: off the event loop)
+
+
 def validate_messages_request(body: object, *, needs_max_tokens: bool = True) -> JSONDict:
     """`body` itself when it is a Messages request Anthropic would accept the shape of; else the 400."""
+    return validate_request(body, needs_max_tokens=needs_max_tokens).body
+
+
+def validate_request(body: object, *, needs_max_tokens: bool = True) -> Validated:
+    """validate_messages_request, and what the walk saw on the way."""
     if not isinstance(body, dict):
         raise TranslationError("request body: must be a JSON object")
     model = body.get("model")
@@ -173,7 +192,7 @@ def validate_messages_request(body: object, *, needs_max_tokens: bool = True) ->
             raise _fail("max_tokens", "Field required")
         if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
             raise _fail("max_tokens", "must be a positive integer")
-    _messages(body.get("messages"))
+    documents = _messages(body.get("messages"))
     system = body.get("system")
     if system is not None and not isinstance(system, str):
         _text_blocks(system, "system")
@@ -196,7 +215,7 @@ def validate_messages_request(body: object, *, needs_max_tokens: bool = True) ->
         _optional(body, key, (int, float), "a valid number")
     _optional(body, "top_k", int, "a valid integer")
     _encodable(body)
-    return body
+    return Validated(body, documents)
 
 
 # Translation nests a request's values a few levels deeper than they came (tools.N.input_schema becomes

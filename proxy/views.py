@@ -20,7 +20,7 @@ from proxy.request_ids import new_message_id, new_request_id
 from proxy.streaming import Routed, serve_count_tokens, serve_messages
 from proxy.tape import Tape, safe_headers
 from proxy.translate.base import TranslationError
-from proxy.validation import NestedTooDeep, validate_messages_request
+from proxy.validation import NestedTooDeep, validate_request
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,8 @@ async def _route(request: HttpRequest, *, endpoint: str) -> Routed | HttpRespons
     try:
         parsed = read_json(request)
         tape.client_request = orjson.Fragment(request.body)  # recorded as sent, without re-encoding
-        body = validate_messages_request(parsed, needs_max_tokens=endpoint == "messages")
+        validated = validate_request(parsed, needs_max_tokens=endpoint == "messages")
+        body, tape.documents = validated.body, validated.documents
         tape.stream = bool(body.get("stream"))
         tape.client_model = body["model"]
         tape.session_id = session_id(body, headers)
