@@ -67,6 +67,7 @@ class ApiHandler(ASGIHandler):
         del body
         request_id = new_request_id()
         if request is None:
+            assert bad_request is not None  # Django's contract: one or the other
             await self.send_response(with_request_id(bad_request, request_id), send)
             return
         request.request_id = request_id  # type: ignore[attr-defined]  # the view records it on the exchange

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import orjson
 from django.http import HttpResponse
+from django.http.response import HttpResponseBase
 
 from proxy.translate.types import ERROR_STATUS, ErrorType
+
+R = TypeVar("R", bound=HttpResponseBase)
 
 
 def error_body(error_type: ErrorType | str, message: str) -> dict[str, object]:
@@ -33,13 +38,13 @@ def error_frame(error_type: ErrorType | str, message: str, *, request_id: str = 
     return b"event: error\ndata: " + orjson.dumps(body) + b"\n\n"
 
 
-def with_request_id(response: HttpResponse, request_id: str) -> HttpResponse:
+def with_request_id(response: R, request_id: str) -> R:
     """As Anthropic answers: a `request-id` header on every response, and beside `error` in every error
     body a top-level `request_id` (`{"type":"error","error":{...},"request_id":"req_..."}`), so the id a
     user quotes finds the exchange. Done here, once, for every error any layer made: only error bodies
     are decoded again (a few microseconds, off the success path)."""
     response["request-id"] = request_id
-    if response.status_code >= 400 and not response.streaming:
+    if response.status_code >= 400 and isinstance(response, HttpResponse):
         try:
             body = orjson.loads(response.content)
         except orjson.JSONDecodeError:

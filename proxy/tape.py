@@ -77,7 +77,7 @@ class Packed:
 @dataclass(slots=True)
 class Tape:
     endpoint: str
-    client_request: orjson.Fragment | JSONDict | Packed | None  # the client's JSON exactly as received
+    client_request: orjson.Fragment | JSONDict | Packed | str | None  # as received (str: it was not JSON)
     client_headers: dict[str, str]
     stream: bool = False
     key: int = field(default_factory=lambda: next(_keys))
