@@ -18,7 +18,9 @@ TokenCounter = Callable[[MessagesRequest], int]
 
 AGENT_HEADER = "x-switchboard-agent"
 CLIENT_HEADER = "x-switchboard-client"
-_MARKER = re.compile(r"<switchboard-agent>\s*([^<]*?)\s*</switchboard-agent>[ \t]*\n?")
+# One greedy run up to the next "<", stripped in Python: `\s*([^<]*?)\s*` backtracked cubically, so a
+# long run of spaces after an unclosed marker held the event loop for minutes (4,000 spaces: 55 s).
+_MARKER = re.compile(r"<switchboard-agent>([^<]*)</switchboard-agent>[ \t]*\n?")
 # Claude Code's built-in subagents, recognised by how their own system prompt begins (captured on 2.1.197;
 # Plan and statusline-setup from the published prompts). Newer CLIs also say `cc_is_subagent=true`.
 _CLAUDE_CODE_AGENTS = (
@@ -159,7 +161,7 @@ def _strip_blocks(blocks: list[Any]) -> tuple[list[Any], str]:
         if isinstance(text, str) and "<switchboard-agent>" in text:
             match = _MARKER.search(block["text"])
             if match:
-                found = found or match.group(1)
+                found = found or match.group(1).strip()
                 text = _MARKER.sub("", block["text"])
                 if not text.strip():
                     continue  # Anthropic refuses empty text blocks
@@ -179,7 +181,7 @@ def strip_agent_marker(body: MessagesRequest) -> tuple[MessagesRequest, str]:
     if isinstance(system, str) and "<switchboard-agent>" in system:
         match = _MARKER.search(system)
         if match:
-            name = match.group(1)
+            name = match.group(1).strip()
             new = {**body}
             rest = _MARKER.sub("", system)
             if rest.strip():
@@ -199,7 +201,7 @@ def strip_agent_marker(body: MessagesRequest) -> tuple[MessagesRequest, str]:
         if isinstance(content, str) and "<switchboard-agent>" in content:
             match = _MARKER.search(content)
             if match:
-                found, content = match.group(1), _MARKER.sub("", content)
+                found, content = match.group(1).strip(), _MARKER.sub("", content)
         elif isinstance(content, list):
             content, found = _strip_blocks(content)
         if found:

@@ -61,7 +61,16 @@ _SCALARS = (
     | st.integers(min_value=-(2**63), max_value=2**64 - 1)  # what JSON parsers hand on (orjson: 64 bits)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=20)
-    | st.sampled_from(["", "<switchboard-agent>x</switchboard-agent>", "{", '{"session_id": 5}', "\x00"])
+    | st.sampled_from(
+        [
+            "",
+            "<switchboard-agent>x</switchboard-agent>",
+            "{",
+            '{"session_id": 5}',
+            "\x00",
+            "<switchboard-agent>" + " " * 5000,
+        ]
+    )  # a pattern that backtracks hangs on this
 )
 JSON_VALUES = st.recursive(
     _SCALARS,

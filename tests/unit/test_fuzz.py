@@ -6,9 +6,11 @@ validation. tests/fuzzing.py states the contract each case is checked against.
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -59,3 +61,25 @@ def test_a_mutated_upstream_stream_is_translated_or_an_upstream_error(case: tupl
 @given(dialect=st.sampled_from(["openai", "anthropic"]), body=fuzzing.JSON_VALUES)
 def test_a_random_upstream_reply_is_translated_or_an_upstream_error(dialect: str, body: Any) -> None:
     fuzzing.check_reply(dialect, body)
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("where", ["system", "user"])
+def test_an_unclosed_agent_marker_before_a_long_run_of_spaces_is_read_in_linear_time(where: str) -> None:
+    # Issue #17 ("never a hang"): the marker's pattern backtracked cubically (4,000 spaces: 55 s).
+    text = "<switchboard-agent>" + " " * 200_000 + "x"
+    body: dict[str, Any] = {"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "hi"}]}
+    if where == "system":
+        body["system"] = [{"type": "text", "text": text}]
+    else:
+        body["messages"][0]["content"] = [{"type": "text", "text": text}]
+    started = time.perf_counter()
+    facts = request_facts(body, fuzzing.HEADERS)
+    assert facts.agent == "" and time.perf_counter() - started < 1.0
+
+
+def test_the_agent_marker_still_names_the_agent_with_spaces_around_the_name() -> None:
+    body = {"model": "m", "system": "<switchboard-agent>  reviewer \n</switchboard-agent>\nYou review.",
+            "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
+    facts = request_facts(body, fuzzing.HEADERS)
+    assert facts.agent == "reviewer" and facts.body["system"] == "You review."
