@@ -44,7 +44,14 @@ async def count_tokens(request: HttpRequest) -> HttpResponse:
     if isinstance(routed, HttpResponse):
         return routed
     assert routed.decision is not None
-    return await serve_count_tokens(decision=routed.decision, headers=routed.headers, tape=routed.tape)
+    try:
+        return await serve_count_tokens(decision=routed.decision, headers=routed.headers, tape=routed.tape)
+    except Exception as exc:  # our own bug: a 500 still, but recorded with why (as serve_messages does)
+        if routed.tape.finished:
+            raise
+        logger.exception("counting tokens for %s failed", routed.tape.request_id)
+        message = f"internal error in the proxy while counting tokens: {exc!r}"
+        return _refuse_request(routed.tape, request, "api_error", message, 500)
 
 
 async def _route(request: HttpRequest, *, endpoint: str) -> Routed | HttpResponse:

@@ -66,13 +66,17 @@ def test_an_error_names_its_request_id_in_the_body_the_header_and_the_sdk_except
     assert row["error_message"].startswith("messages.0.content")
 
 
-def test_the_feed_search_finds_an_exchange_by_the_request_id_a_user_quotes(server: Server) -> None:
+def test_the_feed_search_finds_an_exchange_by_the_request_id_a_user_quotes_and_its_page_shows_it(
+    server: Server,
+) -> None:
     response = post(server, b"{broken")
     request_id = assert_anthropic_error(response, 400, "invalid_request_error")["request_id"]
     row = recorded(server, request_id)  # written
     page = httpx.get(f"{server.url}/", params={"q": request_id}, timeout=10)
     assert page.status_code == 200
     assert re.findall(r'<tr id="exchange-(\d+)"', page.text) == [str(row["id"])]
+    detail = httpx.get(f"{server.url}/exchanges/{row['id']}", timeout=10)
+    assert detail.status_code == 200 and request_id in detail.text
 
 
 def test_models_and_unknown_paths_carry_a_request_id_too(server: Server) -> None:
