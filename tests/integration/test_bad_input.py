@@ -108,6 +108,8 @@ def test_a_text_plain_body_is_refused_and_recorded_with_what_it_sent(server: Ser
     assert body["error"]["message"].startswith("content-type: text/plain is not supported")
     row = recorded(server, body["request_id"])
     assert row["http_status"] == 400 and row["client_request"] == json.dumps(HELLO)
+    page = httpx.get(f"{server.url}/exchanges/{row['id']}", timeout=10)  # a request kept as text shows
+    assert page.status_code == 200 and "content-type: text/plain is not supported" in page.text
 
 
 @pytest.mark.parametrize("content_type", [None, "application/json; charset=utf-8", "application/vnd.x+json"])

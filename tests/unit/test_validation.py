@@ -5,11 +5,12 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import orjson
 import pytest
 
 from proxy.translate.base import TranslationError
 from proxy.validation import MAX_NESTING, validate_messages_request
-from tests.conftest import load_fixture
+from tests.fuzzing import claude_code_requests
 
 
 def body_with(*blocks: Any, **extra: Any) -> dict[str, Any]:
@@ -24,10 +25,11 @@ def refusal(body: object) -> str:
     return info.value.message
 
 
-@pytest.mark.parametrize("name", ["main_turn", "tool_result_turn", "read_tool_result_turn", "subagent_turn"])
-def test_claude_code_requests_pass_unchanged(name: str) -> None:
-    body = load_fixture(name)
-    assert validate_messages_request(copy.deepcopy(body)) == body
+@pytest.mark.parametrize("raw", claude_code_requests(), ids=lambda raw: str(len(raw)))
+def test_every_captured_claude_code_request_passes_unchanged(raw: bytes) -> None:
+    body = orjson.loads(raw)
+    counting = "max_tokens" not in body  # the count_tokens captures
+    assert validate_messages_request(copy.deepcopy(body), needs_max_tokens=not counting) == body
 
 
 def test_a_block_type_anthropic_does_not_know_is_refused_in_anthropics_words() -> None:
