@@ -2,7 +2,7 @@
 
 Pure (pypdf is a parser, no IO). A PDF goes as the backend's file input where it has one
 (`{"type": "file", "file": {"filename", "file_data": "data:application/pdf;base64,…"}}`,
-https://platform.openai.com/docs/guides/pdf-files), otherwise as its text, extracted with pypdf and
+https://developers.openai.com/api/docs/guides/file-inputs: PDFs only, no URLs), otherwise as its text, extracted with pypdf and
 recorded as a `document_converted` change; text and content documents go as text with their title.
 A source no Chat Completions server can read (a URL, a Files API id) is dropped: `content_dropped`.
 """
