@@ -52,6 +52,8 @@ def run(kind: str, cases: int, failures: Counter[str], samples: dict[str, str]) 
     def one(value: Any, dialect: str) -> None:
         nonlocal seen
         seen += 1
+        if seen % 10_000 == 0:
+            print(f"  {kind}: {seen} cases, {sum(failures.values())} broken so far", flush=True)
         try:
             if kind == "stream":
                 fuzzing.check_stream(*value)

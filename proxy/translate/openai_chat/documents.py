@@ -1,9 +1,10 @@
 """Anthropic `document` and `search_result` blocks -> Chat Completions content parts.
 
 Pure (pypdf is a parser, no IO). A PDF goes as the backend's file input where it has one
-(`{"type": "file", "file": {"filename", "file_data": "data:application/pdf;base64,…"}}`,
-https://developers.openai.com/api/docs/guides/file-inputs: PDFs only, no URLs), otherwise as its text, extracted with pypdf and
-recorded as a `document_converted` change; text and content documents go as text with their title.
+(`{"type": "file", "file": {"filename", "file_data": "data:application/pdf;base64,…"}}`: PDFs only, no
+URLs, https://developers.openai.com/api/docs/guides/file-inputs), otherwise as its text, extracted with
+pypdf and recorded as a `document_converted` change; text and content documents go as text with their
+title.
 A source no Chat Completions server can read (a URL, a Files API id) is dropped: `content_dropped`.
 """
 
