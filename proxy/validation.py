@@ -34,7 +34,9 @@ MESSAGE_BLOCK_TYPES = frozenset(
 TOOL_RESULT_BLOCK_TYPES = frozenset(
     {"text", "image", "search_result", "document", "tool_reference", "browser_state"}
 )
-_DOCUMENT_SOURCES = ("base64", "text", "content", "url", "file")
+_CONTENT_SOURCE_TYPES = frozenset({"text", "image"})
+# A document's source kinds and the string field each is read by (content: checked on its own).
+_DOCUMENT_SOURCES = {"base64": "data", "text": "data", "content": "", "url": "url", "file": "file_id"}
 
 
 def _fail(path: str, message: str) -> TranslationError:
@@ -86,11 +88,10 @@ def _block(block: JSONDict, kind: str, path: str) -> bool:
         case "image":
             _string(_object(block.get("source"), f"{path}.source"), "type", f"{path}.source")
         case "document":
-            source = _object(block.get("source"), f"{path}.source")
-            if source.get("type") not in _DOCUMENT_SOURCES:
-                raise _fail(f"{path}.source.type", f"Input should be one of {', '.join(_DOCUMENT_SOURCES)}")
-            if block.get("title") is not None:
-                _string(block, "title", path)
+            _document_source(_object(block.get("source"), f"{path}.source"), f"{path}.source")
+            for key in ("title", "context"):
+                if block.get(key) is not None:
+                    _string(block, key, path)
             return True
         case "search_result":
             _string(block, "source", path)
@@ -122,6 +123,21 @@ def _block(block: JSONDict, kind: str, path: str) -> bool:
         case _:
             pass  # server-side results and beta blocks: passed through or dropped by the dialect as a whole
     return False
+
+
+def _document_source(source: JSONDict, path: str) -> None:
+    kind = source.get("type")
+    if not isinstance(kind, str) or kind not in _DOCUMENT_SOURCES:
+        raise _fail(f"{path}.type", f"Input should be one of {', '.join(map(repr, _DOCUMENT_SOURCES))}")
+    if field := _DOCUMENT_SOURCES[kind]:
+        _string(source, field, path)
+        return
+    content = source.get("content")  # a content source: a string, or text and image blocks
+    if isinstance(content, list):
+        for i, item in enumerate(content):
+            _block(item, _tag(item, f"{path}.content.{i}", _CONTENT_SOURCE_TYPES), f"{path}.content.{i}")
+    elif not isinstance(content, str):
+        raise _fail(f"{path}.content", "Input should be a valid string or a list of content blocks")
 
 
 def _messages(messages: object) -> bool:

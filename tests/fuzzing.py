@@ -11,6 +11,7 @@ result or refuses with a 400. Anything else raised is a failure, and hypothesis 
 
 from __future__ import annotations
 
+import copy
 import re
 from functools import cache
 from pathlib import Path
@@ -26,8 +27,9 @@ from proxy.translate.base import TranslationError, UpstreamError
 from proxy.translate.dialects import DIALECTS
 from proxy.translate.openai_chat.response import parse_error
 from proxy.translate.sse import SSEDecoder
-from proxy.translate.types import SSEEvent, Target, Translation
+from proxy.translate.types import JSONDict, SSEEvent, Target, Translation
 from proxy.validation import MESSAGE_BLOCK_TYPES, TOOL_RESULT_BLOCK_TYPES, validate_messages_request
+from tests.pdfs import pdf_block
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 HEADERS = {"user-agent": "claude-cli/2.1.332 (external, cli)", "x-claude-code-session-id": "fuzz"}
@@ -94,10 +96,43 @@ def _containers(value: Any) -> list[Any]:
     return found
 
 
+_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+_IMAGE = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": _PNG}}
+# Blocks the captured requests lack, added at random before mutating, so mutations reach their fields.
+EXOTIC_BLOCKS = (
+    pdf_block("Invoice 42", title="invoice.pdf"),
+    {"type": "document", "title": "notes", "context": "wiki",
+     "source": {"type": "text", "media_type": "text/plain", "data": "a note"}},
+    {"type": "document", "source": {"type": "content", "content": [{"type": "text", "text": "p"}, _IMAGE]}},
+    {"type": "document", "source": {"type": "url", "url": "https://example.com/a.pdf"}},
+    {"type": "search_result", "source": "https://example.com", "title": "Example",
+     "content": [{"type": "text", "text": "a result"}]},
+    _IMAGE,
+    {"type": "tool_result", "tool_use_id": "toolu_missing", "content": [pdf_block("in a tool result")]},
+    {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {"query": "q"}},
+    {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": []},
+    {"type": "redacted_thinking", "data": "opaque"},
+)  # fmt: skip
+
+
+def _add_exotic_block(body: Any, block: JSONDict) -> None:
+    messages = body.get("messages") if isinstance(body, dict) else None
+    users = [m for m in messages or [] if isinstance(m, dict) and m.get("role") == "user"]
+    if not users:
+        return
+    message = users[-1]
+    if isinstance(message.get("content"), str):
+        message["content"] = [{"type": "text", "text": message["content"]}]
+    if isinstance(message.get("content"), list):
+        message["content"].insert(0, copy.deepcopy(block))
+
+
 @st.composite
 def mutated_requests(draw: st.DrawFn, max_mutations: int = 4) -> Any:
     """A captured Claude Code request with 1..max_mutations random changes."""
     body = orjson.loads(draw(st.sampled_from(claude_code_requests())))
+    if draw(st.booleans()):
+        _add_exotic_block(body, draw(st.sampled_from(EXOTIC_BLOCKS)))
     for _ in range(draw(st.integers(1, max_mutations))):
         places = _containers(body)
         node = places[draw(st.integers(0, len(places) - 1))]

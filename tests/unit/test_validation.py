@@ -55,6 +55,12 @@ def test_a_block_type_inside_a_tool_result_is_checked_against_what_tool_results_
         ({"type": "text", "text": 5}, "messages.0.content.0.text: Input should be a valid string"),
         ({"type": "image"}, "messages.0.content.0.source: Field required"),
         ({"type": "document", "source": {"type": "ftp"}}, "messages.0.content.0.source.type:"),
+        ({"type": "document", "source": {"type": ["base64"]}}, "messages.0.content.0.source.type:"),  # fuzz
+        ({"type": "document", "source": {"type": "text"}}, "messages.0.content.0.source.data: Field"),
+        ({"type": "document", "source": {"type": "content", "content": 5}},
+         "messages.0.content.0.source.content"),
+        ({"type": "document", "source": {"type": "content", "content": [{"type": "document"}]}},
+         "messages.0.content.0.source.content.0: Input tag 'document'"),
         ({"type": "search_result", "source": "s", "title": "t", "content": "x"},
          "messages.0.content.0.content: Input should be a valid list"),
         ({"type": "tool_use", "id": "t", "name": "n", "input": []}, "messages.0.content.0.input:"),
