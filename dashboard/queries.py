@@ -128,7 +128,9 @@ def search_q(term: str) -> Q:
     Django stores JSON with ASCII escapes, so the term is matched both raw and JSON-escaped.
     """
     variants = {term, json.dumps(term)[1:-1]}
-    q = session_prefix_q(term) if term.strip() else Q()
+    q = Q(request_id=term)  # the req_… id a user quotes from an error (indexed)
+    if term.strip():
+        q |= session_prefix_q(term)
     for v in variants:
         for name in ("_req_text", "_resp_text", "_up_req_text"):
             q |= Q(**{f"{name}__icontains": v})

@@ -23,7 +23,8 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, resolve, set_script_prefix
 
 from proxy import access, shutdown
-from proxy.errors import error_body, error_response
+from proxy.errors import error_body, error_response, with_request_id
+from proxy.request_ids import new_request_id
 
 logger = logging.getLogger(__name__)
 
@@ -173,9 +174,12 @@ class ApiHandler(ASGIHandler):
         # BytesIO over the bytes: request.body is then that same object, not a copy.
         request, bad_request = self.create_request(scope, io.BytesIO(body))
         del body
+        request_id = new_request_id()
         if request is None:
-            await self.send_response(bad_request, send)
+            assert bad_request is not None  # Django's contract: one or the other
+            await self.send_response(with_request_id(bad_request, request_id), send)
             return
+        request.request_id = request_id  # type: ignore[attr-defined]  # the view records it on the exchange
         respond = asyncio.create_task(self._respond(request, send))
         disconnect = asyncio.create_task(self.listen_for_disconnect(receive))
         # The request (and its body) lives as long as the response task, not until this frame gets its
@@ -211,6 +215,9 @@ class ApiHandler(ASGIHandler):
         await self.send_response(response, send)
 
     async def _dispatch(self, request: HttpRequest) -> HttpResponse:
+        return with_request_id(await self._answer(request), request.request_id)  # type: ignore[attr-defined]
+
+    async def _answer(self, request: HttpRequest) -> HttpResponse:
         try:
             match = resolve(request.path_info)
         except Resolver404:

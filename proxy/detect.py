@@ -19,7 +19,9 @@ TokenCounter = Callable[[MessagesRequest], int]
 
 AGENT_HEADER = "x-switchboard-agent"
 CLIENT_HEADER = "x-switchboard-client"
-_MARKER = re.compile(r"<switchboard-agent>\s*([^<]*?)\s*</switchboard-agent>[ \t]*\n?")
+# One greedy run up to the next "<", stripped in Python: `\s*([^<]*?)\s*` backtracked cubically, so a
+# long run of spaces after an unclosed marker held the event loop for minutes (4,000 spaces: 55 s).
+_MARKER = re.compile(r"<switchboard-agent>([^<]*)</switchboard-agent>[ \t]*\n?")
 # Claude Code's built-in subagents, recognised by how their own system prompt begins (captured on 2.1.197;
 # Plan and statusline-setup from the published prompts). Newer CLIs also say `cc_is_subagent=true`.
 _CLAUDE_CODE_AGENTS = (
@@ -31,12 +33,22 @@ _CLAUDE_CODE_AGENTS = (
 _PLAN_MODE = "Plan mode is active."
 
 
+def _dict(value: object) -> JSONDict:
+    """`value` if it is an object, else {}: inspection reads what it can and never fails on odd input
+    (validation runs first; tools such as the route explainer and the dry run call this on any body)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _str(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
 def _system_texts(body: MessagesRequest) -> list[str]:
     system = body.get("system")
     if isinstance(system, str):
         return [system]
     if isinstance(system, list):
-        return [b.get("text", "") for b in system if isinstance(b, dict) and b.get("type") == "text"]
+        return [_str(b.get("text")) for b in system if isinstance(b, dict) and b.get("type") == "text"]
     return []
 
 
@@ -44,19 +56,21 @@ def _texts(content: Any) -> list[str]:
     if isinstance(content, str):
         return [content]
     if isinstance(content, list):
-        return [b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text"]
+        return [_str(b.get("text")) for b in content if isinstance(b, dict) and b.get("type") == "text"]
     return []
 
 
 def _latest_user(body: MessagesRequest) -> JSONDict | None:
-    for message in reversed(body.get("messages") or []):
+    messages = body.get("messages")
+    for message in reversed(messages if isinstance(messages, list) else []):
         if isinstance(message, dict) and message.get("role") == "user":
             return message
     return None
 
 
 def _first_user_index(body: MessagesRequest) -> int | None:
-    for i, message in enumerate(body.get("messages") or []):
+    messages = body.get("messages")
+    for i, message in enumerate(messages if isinstance(messages, list) else []):
         if isinstance(message, dict) and message.get("role") == "user":
             return i
     return None
@@ -68,9 +82,9 @@ def is_background(body: MessagesRequest) -> bool:
         return True
     if body.get("tools"):
         return False
-    fmt = (body.get("output_config") or {}).get("format") or {}
-    properties = (fmt.get("schema") or {}).get("properties") or {} if isinstance(fmt, dict) else {}
-    thinking = (body.get("thinking") or {}).get("type", "disabled")
+    fmt = _dict(_dict(body.get("output_config")).get("format"))
+    properties = _dict(_dict(fmt.get("schema")).get("properties"))
+    thinking = _dict(body.get("thinking")).get("type", "disabled")
     return fmt.get("type") == "json_schema" and "title" in properties and thinking == "disabled"
 
 
@@ -128,7 +142,8 @@ def is_think(body: MessagesRequest) -> bool:
 
 def has_web_search(body: MessagesRequest) -> bool:
     """Anthropic server tools for the web (web_search_20250305, web_fetch_20250910, ...)."""
-    for tool in body.get("tools") or []:
+    tools = body.get("tools")
+    for tool in tools if isinstance(tools, list) else []:
         kind = str(tool.get("type", "")) if isinstance(tool, dict) else ""
         if kind.startswith(("web_search_", "web_fetch_")):
             return True
@@ -186,10 +201,11 @@ def claude_code_agent(body: MessagesRequest) -> str:
 def _strip_blocks(blocks: list[Any]) -> tuple[list[Any], str]:
     found, out = "", []
     for block in blocks:
-        if isinstance(block, dict) and block.get("type") == "text" and "<switchboard-agent>" in block["text"]:
+        text = block.get("text") if isinstance(block, dict) and block.get("type") == "text" else None
+        if isinstance(text, str) and "<switchboard-agent>" in text:
             match = _MARKER.search(block["text"])
             if match:
-                found = found or match.group(1)
+                found = found or match.group(1).strip()
                 text = _MARKER.sub("", block["text"])
                 if not text.strip():
                     continue  # Anthropic refuses empty text blocks
@@ -209,7 +225,7 @@ def strip_agent_marker(body: MessagesRequest) -> tuple[MessagesRequest, str]:
     if isinstance(system, str) and "<switchboard-agent>" in system:
         match = _MARKER.search(system)
         if match:
-            name = match.group(1)
+            name = match.group(1).strip()
             new = {**body}
             rest = _MARKER.sub("", system)
             if rest.strip():
@@ -229,7 +245,7 @@ def strip_agent_marker(body: MessagesRequest) -> tuple[MessagesRequest, str]:
         if isinstance(content, str) and "<switchboard-agent>" in content:
             match = _MARKER.search(content)
             if match:
-                found, content = match.group(1), _MARKER.sub("", content)
+                found, content = match.group(1).strip(), _MARKER.sub("", content)
         elif isinstance(content, list):
             content, found = _strip_blocks(content)
         if found:
@@ -245,11 +261,11 @@ def session_of(body: MessagesRequest, headers: Mapping[str, str]) -> str:
     session = headers.get("x-claude-code-session-id", "")
     if session:
         return session
-    user_id = (body.get("metadata") or {}).get("user_id")
+    user_id = _dict(body.get("metadata")).get("user_id")
     if isinstance(user_id, str) and user_id.startswith("{"):
         try:
-            return str(orjson.loads(user_id).get("session_id") or "")
-        except (orjson.JSONDecodeError, AttributeError):
+            return _str(_dict(orjson.loads(user_id)).get("session_id"))
+        except orjson.JSONDecodeError:
             return ""
     return ""
 

@@ -99,6 +99,8 @@ class Exchange(models.Model):
         CANCELLED = "cancelled"
 
     created_at = models.DateTimeField(db_index=True)  # when the request was received
+    # The id the client saw (`request-id` header, `request_id` in error bodies): what a user quotes.
+    request_id = models.CharField(max_length=40, blank=True, default="", db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     endpoint = models.CharField(max_length=32, default="messages")  # messages | count_tokens
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)

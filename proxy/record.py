@@ -21,6 +21,7 @@ def start_fields(tape: Tape) -> dict[str, Any]:
     """What is known once the request is routed: enough for a pending row in the live feed."""
     return {
         "created_at": tape.received_at,
+        "request_id": tape.request_id,
         "endpoint": tape.endpoint,
         "stream": tape.stream,
         "session_id": tape.session_id,

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 import zstandard
 
+from proxy.request_ids import new_request_id
 from proxy.translate.types import JSONDict, Message
 
 _keys = count(1)
@@ -79,13 +80,15 @@ class Packed:
 @dataclass(slots=True)
 class Tape:
     endpoint: str
-    client_request: orjson.Fragment | JSONDict | Packed | None  # the client's JSON exactly as received
+    client_request: orjson.Fragment | JSONDict | Packed | str | None  # as received (str: it was not JSON)
     client_headers: dict[str, str]
     stream: bool = False
     key: int = field(default_factory=lambda: next(_keys))
+    request_id: str = field(default_factory=new_request_id)  # req_…: the `request-id` the client saw
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     t0: float = field(default_factory=time.perf_counter)
     session_id: str = ""
+    documents: bool = False  # the request may carry document blocks (translated on a worker thread)
     # tool_use ids the request reports failed, credited by the writer to the rows that made the calls:
     failed_results: tuple[str, ...] = ()  # calls the client refused to run (the model's failure)
     error_results: tuple[str, ...] = ()  # tools that ran and reported an error (their result)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
+import logging
+import time
 from typing import Any
 
 import orjson
@@ -17,22 +18,13 @@ from proxy.errors import error_response
 from proxy.progress import progress
 from proxy.record import failed_tool_results
 from proxy.recorder import recorder
+from proxy.request_ids import new_message_id, new_request_id
 from proxy.streaming import Routed, serve_count_tokens, serve_messages
 from proxy.tape import Tape, safe_headers
 from proxy.translate.base import TranslationError
-from proxy.validation import validate_messages_request
+from proxy.validation import NestedTooDeep, validate_request
 
-_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-
-
-def new_message_id() -> str:
-    """`msg_` + 24 base62 characters (~142 random bits), like Anthropic's ids; one urandom call."""
-    n = int.from_bytes(os.urandom(18))
-    chars = []
-    for _ in range(24):
-        n, r = divmod(n, 62)
-        chars.append(_BASE62[r])
-    return "msg_" + "".join(chars)
+logger = logging.getLogger(__name__)
 
 
 @csrf_exempt
@@ -58,13 +50,25 @@ async def count_tokens(request: HttpRequest) -> HttpResponse:
     if isinstance(routed, HttpResponse):
         return routed
     assert routed.decision is not None
-    return await serve_count_tokens(decision=routed.decision, headers=routed.headers, tape=routed.tape)
+    try:
+        return await serve_count_tokens(decision=routed.decision, headers=routed.headers, tape=routed.tape)
+    except Exception as exc:  # our own bug: a 500 still, but recorded with why (as serve_messages does)
+        if routed.tape.finished:
+            raise
+        logger.exception("counting tokens for %s failed", routed.tape.request_id)
+        message = f"internal error in the proxy while counting tokens: {exc!r}"
+        return _refuse_request(routed.tape, request, "api_error", message, 500)
 
 
 async def _route(request: HttpRequest, *, endpoint: str) -> Routed | HttpResponse:
     """Read, validate and route a request, noting all of it on a new tape; a refusal is recorded too."""
     headers = client_headers(request)
-    tape = Tape(endpoint=endpoint, client_request=None, client_headers=safe_headers(headers))
+    tape = Tape(
+        endpoint=endpoint,
+        client_request=None,
+        client_headers=safe_headers(headers),
+        request_id=getattr(request, "request_id", "") or new_request_id(),
+    )
     tape.user_agent = headers.get("user-agent", "")
     try:
         # The version check refreshes the client keys too; the key is checked before anything is read.
@@ -76,7 +80,8 @@ async def _route(request: HttpRequest, *, endpoint: str) -> Routed | HttpRespons
         parsed = read_json(request)
         tape.client_request = orjson.Fragment(request.body)  # recorded as sent, without re-encoding
         note_request(tape, parsed, headers)  # before validation: a refused request still names its model
-        body = validate_messages_request(parsed, needs_max_tokens=endpoint == "messages")
+        validated = validate_request(parsed, needs_max_tokens=endpoint == "messages")
+        body, tape.documents = validated.body, validated.documents
         if endpoint == "messages":
             tape.failed_results, tape.error_results = failed_tool_results(body)
         decision = await routing.decide(body, headers, snap=snap)
@@ -84,12 +89,20 @@ async def _route(request: HttpRequest, *, endpoint: str) -> Routed | HttpRespons
         retry_after, extra = None, {}
         if isinstance(exc, clientkeys.KeyRefused):  # over a limit: the key was valid, its label is known
             retry_after, tape.client_key, extra = exc.retry_after, exc.label, exc.headers
-        tape.fail(exc.error_type, exc.message, exc.status)
-        recorder.finish(tape)
-        response = error_response(exc.error_type, exc.message, status=exc.status, retry_after=retry_after)
+        if isinstance(exc, NestedTooDeep):
+            tape.client_request = None  # recorded as text: JSON this deep cannot be encoded again
+        # A refused key's request is recorded without its body: nobody vouched for what it holds.
+        keep_body = not isinstance(exc, clientkeys.KeyRefused)
+        response = _refuse_request(
+            tape, request, exc.error_type, exc.message, exc.status, retry_after, keep_body=keep_body
+        )
         for name, value in extra.items():
             response[name] = value
         return response
+    except Exception as exc:  # our own bug on input we did not foresee: still a 500, but recorded with why
+        logger.exception("reading request %s failed", tape.request_id)
+        message = f"internal error in the proxy while reading the request: {exc!r}"
+        return _refuse_request(tape, request, "api_error", message, 500)
     tape.rule, tape.route_reason, tape.task, tape.agent = (
         decision.rule,
         decision.reason,
@@ -138,6 +151,34 @@ def note_request(tape: Tape, parsed: object, headers: dict[str, str]) -> None:
     tape.client_model = model if isinstance(model, str) else ""  # the record cuts it to its column
     tape.stream = body.get("stream") is True
     tape.session_id = session_id(body, headers)
+
+
+# What of a body that is not JSON is kept on its record (a client bug is easier to see in its own bytes).
+_RAW_BODY_KEPT = 64 * 1024
+
+
+def _refuse_request(
+    tape: Tape,
+    request: HttpRequest,
+    error_type: str,
+    message: str,
+    status: int,
+    retry_after: str | None = None,
+    *,
+    keep_body: bool = True,
+) -> HttpResponse:
+    """Refuse a request before routing, and record it: what it sent, and why it was refused."""
+    if tape.client_request is None and keep_body:
+        try:
+            raw = request.body[:_RAW_BODY_KEPT]
+        except RequestDataTooBig:
+            raw = b""
+        if raw:  # as text: the record's field holds JSON, and this body is not JSON
+            tape.client_request = raw.decode("utf-8", errors="replace")
+    tape.fail(error_type, message, status)
+    tape.done_at = time.perf_counter()
+    recorder.finish(tape)
+    return error_response(error_type, message, status=status, retry_after=retry_after)
 
 
 async def models(request: HttpRequest) -> HttpResponse:
@@ -207,6 +248,12 @@ def read_json(request: HttpRequest) -> object:
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > settings.MAX_REQUEST_BYTES:
         raise too_large(length)
+    # As Anthropic: a JSON API. No content type at all is taken as JSON (minimal clients send none).
+    content_type = request.content_type or "application/json"
+    if content_type != "application/json" and not content_type.endswith("+json"):
+        raise TranslationError(
+            f"content-type: {content_type[:100]} is not supported; send the body as application/json"
+        )
     try:
         raw = request.body
     except RequestDataTooBig as exc:
@@ -246,6 +293,7 @@ def session_id(body: dict[str, object], headers: dict[str, str]) -> str:
 
 _EXCHANGE_FIELDS = (
     "id",
+    "request_id",
     "created_at",
     "finished_at",
     "endpoint",
@@ -288,10 +336,10 @@ _EXCHANGE_FIELDS = (
 
 
 async def exchanges(request: HttpRequest) -> HttpResponse:
-    """GET /api/exchanges?limit=N[&session=…][&settle=1]: the newest recorded exchanges as JSON (scripts,
-    tests), and `recorder`: what waits for the database and what could not be recorded. With settle=1 it
-    answers once everything this process finished so far is written: a script that just got its last
-    reply sees that exchange without polling (rows are written in batches)."""
+    """GET /api/exchanges?limit=N[&session=…][&request_id=req_…][&settle=1]: the newest recorded
+    exchanges as JSON (scripts, tests), and `recorder`: what waits for the database and what could not be
+    recorded. With settle=1 it answers once everything this process finished so far is written: a script
+    that just got its last reply sees that exchange without polling (rows are written in batches)."""
     from proxy.models import Exchange
 
     try:
@@ -307,6 +355,8 @@ async def exchanges(request: HttpRequest) -> HttpResponse:
     rows = Exchange.objects.order_by("-id")
     if session := request.GET.get("session", "").replace("\x00", ""):  # PostgreSQL refuses NUL
         rows = rows.filter(session_id=session)
+    if request_id := request.GET.get("request_id", "").replace("\x00", ""):
+        rows = rows.filter(request_id=request_id)
     data = [row async for row in rows.values(*_EXCHANGE_FIELDS)[:limit]]
     # What this process's recorder holds and could not keep: `dropped` and `lost` are never silent.
     body = {"data": data, "recorder": recorder.status()}

@@ -55,6 +55,9 @@ class FakeAnthropic(FakeOpenAI):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def problem(self, body: Any) -> str | None:
+        return None  # what passes through is the client's own request: Anthropic's checks are not ours
+
     def default_reply(self, body: dict[str, Any]) -> Reply:
         if "max_tokens" not in body:  # count_tokens
             return Reply(body={"input_tokens": 4242})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 import time
 from collections import deque
@@ -139,8 +140,66 @@ def error(
     )
 
 
+# What Chat Completions accepts, as OpenAI checks it (https://platform.openai.com/docs/api-reference/chat):
+# content part types per role, and a function name's pattern.
+_PARTS = {
+    "system": {"text"},
+    "developer": {"text"},
+    "user": {"text", "image_url", "input_audio", "file"},
+    "assistant": {"text", "refusal"},
+    "tool": {"text"},
+}
+_FUNCTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+
+def chat_request_problem(body: Any) -> str | None:
+    """Why OpenAI would refuse this Chat Completions body with a 400, or None."""
+    if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+        return "model: required"
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return "messages: must be a non-empty array"
+    open_calls: set[str] = set()
+    for i, message in enumerate(messages):
+        role = message.get("role") if isinstance(message, dict) else None
+        if role not in _PARTS:
+            return f"messages[{i}].role: invalid value {role!r}"
+        content = message.get("content")
+        if isinstance(content, list):
+            for j, part in enumerate(content):
+                kind = part.get("type") if isinstance(part, dict) else None
+                if kind not in _PARTS[role]:
+                    return f"messages[{i}].content[{j}].type: invalid value {kind!r} for role {role}"
+                if kind == "text" and not isinstance(part.get("text"), str):
+                    return f"messages[{i}].content[{j}].text: required"
+                if kind == "file":
+                    file = part.get("file")
+                    if not isinstance(file, dict) or not (file.get("file_data") or file.get("file_id")):
+                        return f"messages[{i}].content[{j}].file: file_data or file_id required"
+        elif not isinstance(content, str) and not (role == "assistant" and message.get("tool_calls")):
+            return f"messages[{i}].content: must be a string or an array of content parts"
+        if role == "tool":
+            if message.get("tool_call_id") not in open_calls:
+                return f"messages[{i}]: tool message does not answer a preceding tool call"
+            open_calls.discard(message["tool_call_id"])
+        else:
+            if open_calls and role != "system":  # every call is answered before the conversation goes on
+                return f"messages[{i}]: tool calls {sorted(open_calls)} have no tool message"
+            open_calls = {c.get("id") for c in message.get("tool_calls") or [] if isinstance(c, dict)}
+    for i, tool in enumerate(body.get("tools") or []):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(function, dict) or not _FUNCTION_NAME.match(str(function.get("name"))):
+            return f"tools[{i}].function.name: must match {_FUNCTION_NAME.pattern}"
+        if "strict" in function and not isinstance(function["strict"], bool):
+            return f"tools[{i}].function.strict: must be a boolean"
+    return None
+
+
 class FakeOpenAI:
-    """Start with `with FakeOpenAI() as fake:`; `fake.url` is the OpenAI base URL (ending in /v1)."""
+    """Start with `with FakeOpenAI() as fake:`; `fake.url` is the OpenAI base URL (ending in /v1).
+
+    It refuses what OpenAI would refuse (`chat_request_problem`), as OpenAI does, and keeps the reasons
+    in `rejections`: a translation bug shows there instead of passing unseen."""
 
     paths: tuple[str, ...] = ("/v1/chat/completions",)
 
@@ -150,6 +209,7 @@ class FakeOpenAI:
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.disconnects = 0
+        self.rejections: list[str] = []
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._runner: web.AppRunner | None = None
@@ -167,6 +227,7 @@ class FakeOpenAI:
         self.requests.clear()
         self.headers.clear()
         self.queries.clear()
+        self.rejections.clear()
         self.disconnects = 0
 
     def __enter__(self) -> FakeOpenAI:
@@ -195,6 +256,10 @@ class FakeOpenAI:
         self.requests.append(body)
         self.queries.append(request.query_string)
         self.headers.append({k.lower(): v for k, v in request.headers.items()})
+        problem = self.problem(body)
+        if problem is not None:
+            self.rejections.append(problem)
+            return web.json_response(error(400, problem).body, status=400)
         reply = self._replies.popleft() if self._replies else (self.default_reply(body))
         if reply.first_delay_s:
             await asyncio.sleep(reply.first_delay_s)
@@ -226,6 +291,9 @@ class FakeOpenAI:
             raise
         await response.write_eof()
         return response
+
+    def problem(self, body: Any) -> str | None:
+        return chat_request_problem(body)
 
     def default_reply(self, body: dict[str, Any]) -> Reply:
         return text_stream("ok") if body.get("stream") else completion("ok")

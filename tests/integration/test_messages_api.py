@@ -538,6 +538,7 @@ def test_unknown_api_path_is_an_anthropic_404(server: Server) -> None:
     assert response.json() == {
         "type": "error",
         "error": {"type": "not_found_error", "message": "POST /v1/complete: no such endpoint"},
+        "request_id": response.headers["request-id"],
     }
 
 

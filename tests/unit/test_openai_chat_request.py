@@ -457,11 +457,12 @@ def test_redacted_thinking_always_dropped() -> None:
     assert "xyz" not in orjson.dumps(translation.upstream.body).decode()
 
 
-def test_unknown_block_types_dropped_and_listed() -> None:
-    content = [{"type": "text", "text": "hi"}, {"type": "document", "source": {"type": "text", "data": "d"}}]
+def test_known_blocks_without_a_counterpart_are_dropped_and_listed_as_lost_content() -> None:
+    content = [{"type": "text", "text": "hi"},
+               {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": []}]  # fmt: skip
     translation = translate(make_request(messages=[{"role": "user", "content": content}]))
     assert translation.upstream.body["messages"] == [{"role": "user", "content": "hi"}]
-    assert details(translation, "field_dropped") == ["messages.0.content.1: type document"]
+    assert details(translation, "content_dropped") == ["messages.0.content.1: web_search_tool_result block"]
 
 
 # --- tool results -------------------------------------------------------------------------------

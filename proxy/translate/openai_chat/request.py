@@ -19,6 +19,7 @@ from ..claude_code import without_billing_header
 from ..ids import tool_id_to_upstream
 from ..tool_names import ToolNameMap
 from ..types import Change, JSONDict, MessagesRequest, Target, Translation, UpstreamRequest
+from .documents import document_parts, search_result_part
 from .response import REASONING_FIELDS, SIGNATURE_PREFIX
 
 # Top-level fields this module maps; anything else (context_management, safeguards, container,
@@ -29,7 +30,9 @@ _KNOWN_FIELDS = frozenset(
         "output_config", "metadata", "stop_sequences", "temperature", "top_p", "top_k", "cache_control",
     }
 )  # fmt: skip
-_TOOL_KEYS = frozenset({"name", "description", "input_schema", "cache_control", "type", "defer_loading"})
+_TOOL_KEYS = frozenset(
+    {"name", "description", "input_schema", "cache_control", "type", "defer_loading", "strict"}
+)
 _DEFAULT_MAX_STOP_SEQUENCES = 4  # OpenAI's documented limit for `stop`
 _USER_ID_LIMIT = 64  # OpenAI rejects a longer `user`
 
@@ -55,6 +58,10 @@ class _Context:
 
     def drop(self, detail: str) -> None:
         self.changes.append(Change("field_dropped", detail))
+
+    def drop_content(self, detail: str) -> None:
+        """A block Anthropic knows that has no counterpart here: a real loss of what the model sees."""
+        self.changes.append(Change("content_dropped", detail))
 
 
 def build_request(
@@ -261,14 +268,14 @@ def _image_part(block: JSONDict, *, path: str, ctx: _Context) -> JSONDict | None
                 raise TranslationError(f"{path}.source.url: must be a string")
             return {"type": "image_url", "image_url": {"url": url}}
         case other:  # e.g. Files API ids: nothing a Chat Completions server can fetch
-            ctx.drop(f"{path}: image source {other}")
+            ctx.drop_content(f"{path}: image with a {other} source")
             return None
 
 
 def _user_message(blocks: list[JSONDict], *, path: str, pending: _Pending, ctx: _Context) -> list[JSONDict]:
     """Tool results first (one `tool` message each), then one user message with the rest."""
     tool_messages: list[JSONDict] = []
-    moved: list[JSONDict] = []  # images from tool results: tool messages cannot carry them
+    moved: list[JSONDict] = []  # images and files from tool results: tool messages cannot carry them
     parts: list[JSONDict] = []
     for j, block in enumerate(blocks):
         bpath = f"{path}.content.{j}"
@@ -278,15 +285,12 @@ def _user_message(blocks: list[JSONDict], *, path: str, pending: _Pending, ctx: 
                 client_id = block.get("tool_use_id")
                 if not isinstance(client_id, str) or pending.ids.pop(client_id, None) is None:
                     raise TranslationError(f"{bpath}: unknown tool_use_id")
-                text, images = _tool_result_content(block, path=bpath, ctx=ctx)
+                text, attached = _tool_result_content(block, path=bpath, ctx=ctx)
                 upstream_id = tool_id_to_upstream(client_id)
                 tool_messages.append({"role": "tool", "tool_call_id": upstream_id, "content": text})
-                if images:
-                    # Named by the id the model itself gave the call.
-                    moved.append({"type": "text", "text": f"Image from tool result {upstream_id}:"})
-                    moved.extend(images)
-                    ctx.changes.append(
-                        Change("tool_result_image_moved", f"{bpath}: {len(images)} image(s) -> user message")
+                if attached:
+                    moved.extend(
+                        _moved_from_tool_result(attached, upstream_id=upstream_id, path=bpath, ctx=ctx)
                     )
             case "text":
                 if text := _text(block, bpath):
@@ -294,14 +298,41 @@ def _user_message(blocks: list[JSONDict], *, path: str, pending: _Pending, ctx: 
             case "image":
                 if image := _image_part(block, path=bpath, ctx=ctx):
                     parts.append(image)
+            case "document":
+                parts.extend(_document(block, path=bpath, ctx=ctx))
+            case "search_result":
+                parts.append(search_result_part(block))
+                ctx.changes.append(Change("document_converted", f"{bpath}: search result -> text"))
             case other:
-                ctx.drop(f"{bpath}: type {other}")
+                ctx.drop_content(f"{bpath}: {other} block")
     _unanswered(pending)
     out = tool_messages + pending.deferred
     pending.deferred = []
     if moved or parts:
         out.append({"role": "user", "content": _user_content(moved + parts)})
     return out
+
+
+def _document(block: JSONDict, *, path: str, ctx: _Context) -> list[JSONDict]:
+    parts, change = document_parts(block, path=path, target=ctx.target)
+    if change is not None:
+        ctx.changes.append(change)
+    return parts
+
+
+def _moved_from_tool_result(
+    attached: list[JSONDict], *, upstream_id: str, path: str, ctx: _Context
+) -> list[JSONDict]:
+    """Images and files of a tool result, for the user message after it, named by the id the model
+    itself gave the call."""
+    images = sum(1 for p in attached if p["type"] == "image_url")
+    files = len(attached) - images
+    if images:
+        ctx.changes.append(Change("tool_result_image_moved", f"{path}: {images} image(s) -> user message"))
+    if files:
+        ctx.changes.append(Change("tool_result_file_moved", f"{path}: {files} file(s) -> user message"))
+    what = "Image" if not files else "Document" if not images else "Attachments"
+    return [{"type": "text", "text": f"{what} from tool result {upstream_id}:"}, *attached]
 
 
 def _user_content(parts: list[JSONDict]) -> str | list[JSONDict]:
@@ -312,10 +343,10 @@ def _user_content(parts: list[JSONDict]) -> str | list[JSONDict]:
 
 
 def _tool_result_content(block: JSONDict, *, path: str, ctx: _Context) -> tuple[str, list[JSONDict]]:
-    """A tool_result's content as text for the `tool` message, plus the images it held."""
+    """A tool_result's content as text for the `tool` message, plus the images and files it held."""
     content = block.get("content")
     texts: list[str] = []
-    images: list[JSONDict] = []
+    images: list[JSONDict] = []  # and files: what a tool message cannot carry
     if isinstance(content, str):
         texts.append(content)
     elif isinstance(content, list):
@@ -336,8 +367,14 @@ def _tool_result_content(block: JSONDict, *, path: str, ctx: _Context) -> tuple[
                         raise TranslationError(f"{ipath}.tool_name: required")
                     texts.append(f"Tool loaded: {name}")
                     ctx.changes.append(Change("tool_reference_converted", f"{ipath}: {name}"))
+                case "document":  # e.g. Claude Code's Read on a PDF
+                    for part in _document(item, path=ipath, ctx=ctx):
+                        (texts.append(part["text"]) if part["type"] == "text" else images.append(part))
+                case "search_result":
+                    texts.append(search_result_part(item)["text"])
+                    ctx.changes.append(Change("document_converted", f"{ipath}: search result -> text"))
                 case other:
-                    ctx.drop(f"{ipath}: type {other}")
+                    ctx.drop_content(f"{ipath}: {other} block")
     elif content is not None:
         raise TranslationError(f"{path}.content: must be a string or a list of blocks")
     text = "\n".join(texts)
@@ -369,8 +406,8 @@ def _assistant_message(
                 reasoning_field = _reasoning_field(block.get("signature"), reasoning_field)
             case "thinking" | "redacted_thinking":  # redacted: encrypted for Anthropic only
                 ctx.reasoning_dropped += 1
-            case other:
-                ctx.drop(f"{bpath}: type {other}")
+            case other:  # server tool calls and their results: Anthropic ran them, no backend here can
+                ctx.drop_content(f"{bpath}: {other} block")
     if not texts and not tool_calls:
         return []  # nothing a Chat Completions server could use (e.g. only thinking)
     message: JSONDict = {"role": "assistant", "content": "\n\n".join(texts) if texts else None}
@@ -440,6 +477,8 @@ def _tools(tools: Any, ctx: _Context) -> list[JSONDict]:
         if isinstance(tool.get("description"), str):
             function["description"] = tool["description"]
         function["parameters"] = schema  # unchanged: $schema and additionalProperties included
+        if isinstance(tool.get("strict"), bool):  # structured outputs: the backend holds to the schema
+            function["strict"] = tool["strict"]
         out.append({"type": "function", "function": function})
         if tool.get("defer_loading"):
             # Tool search has no Chat Completions equivalent: the tool is simply sent up front.
@@ -562,9 +601,12 @@ def _strict_compatible(schema: Any) -> bool:
     kind = schema.get("type")
     if kind == "object" or (isinstance(kind, list) and "object" in kind) or "properties" in schema:
         properties = schema.get("properties") or {}
+        required = schema.get("required") or []
         if schema.get("additionalProperties") is not False:
             return False
-        if not isinstance(properties, dict) or set(schema.get("required") or ()) != set(properties):
+        if not isinstance(properties, dict) or not isinstance(required, list):
+            return False
+        if not all(isinstance(r, str) for r in required) or set(required) != set(properties):
             return False
         if not all(_strict_compatible(sub) for sub in properties.values()):
             return False

@@ -112,6 +112,8 @@ def stop_reason_for(
     choice: JSONDict, finish_reason: str | None, *, has_tool_calls: bool, refused: bool = False
 ) -> tuple[StopReason, str | None]:
     """(stop_reason, stop_sequence) for a finished choice."""
+    if not isinstance(finish_reason, str):  # a malformed one says nothing: as if the backend said none
+        finish_reason = None
     if finish_reason == "error":
         raise UpstreamError("upstream reported finish_reason 'error'", error_type="api_error", status=500)
     if has_tool_calls and finish_reason in (None, "stop", "tool_calls", "function_call"):
@@ -280,9 +282,11 @@ def parse_error(status: int, body: bytes, headers: dict[str, str]) -> UpstreamEr
         # Anthropic words this "prompt is too long: …", and Claude Code reacts to exactly that phrase
         # by compacting the conversation; any other wording leaves the session stuck. With the figures
         # in Anthropic's own form it also knows how far over it is: a compaction that is itself too long
-        # then drops just enough of the oldest turns (without them, a fifth of them).
+        # then drops just enough of the oldest turns (without them, a fifth of them). The backend's own
+        # words follow, so nothing it said is lost (Claude Code reads the first figures only).
         sizes = context_overflow_sizes(message)
-        text = f"{sizes[0]} tokens > {sizes[1]} maximum" if sizes else f"upstream {status}: {message}"
+        said = f"upstream {status}: {message}"
+        text = f"{sizes[0]} tokens > {sizes[1]} maximum ({said})" if sizes else said
         return UpstreamError(
             f"prompt is too long: {text}",
             error_type="invalid_request_error",

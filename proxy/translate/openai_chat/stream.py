@@ -152,8 +152,8 @@ class OpenAIStreamTranslator:
             self.usage = usage_from_openai(chunk["usage"])
         choices = [
             c
-            for c in shape(chunk.get("choices"), list, "choices")
-            if shape(c, dict, "choice").get("index", 0) == 0
+            for c in (shape(c, dict, "choice") for c in shape(chunk.get("choices"), list, "choices"))
+            if c.get("index", 0) == 0
         ]
         if not choices:
             # The usage chunk (`"choices": []`) comes after the finish chunk: the message is complete.
