@@ -260,7 +260,8 @@ class LoginMiddleware:
         return refusal if refusal is not None else self.get_response(request)
 
     def refusal(self, request: HttpRequest) -> HttpResponse | None:
-        if not login_required() or request.path.startswith(_OPEN_PATHS) or request.user.is_authenticated:
+        # Open paths first: /readyz must answer while the database (which login_required() asks) is down.
+        if request.path.startswith(_OPEN_PATHS) or not login_required() or request.user.is_authenticated:
             return None
         if request.path.startswith(_KEY_PATHS):
             if client_key_valid(request):
