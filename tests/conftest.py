@@ -32,6 +32,12 @@ def load_fixture(name: str) -> dict[str, Any]:
     return json.loads((FIXTURES / "claude-code" / f"{name}.json").read_text())
 
 
+def without_request_id(body: Any) -> Any:
+    """An Anthropic error body without its top-level request_id, which is checked to be there (req_…)."""
+    assert isinstance(body, dict) and str(body.get("request_id", "")).startswith("req_"), body
+    return {k: v for k, v in body.items() if k != "request_id"}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

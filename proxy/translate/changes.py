@@ -29,6 +29,7 @@ ROUTINE_KINDS = frozenset(
         "tool_result_image_moved",  # moved to a user message, still sent
         "tool_reference_converted",  # sent as text
         "document_converted",  # a PDF/document sent as its text
+        "tool_result_file_moved",  # a file a tool read goes in the next user message (still sent)
         "defer_loading_ignored",  # the tool is sent up front instead
         "response_format",  # output_config.format mapped to response_format
         "stop_sequences_local",  # matched by the proxy instead

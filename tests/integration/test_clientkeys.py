@@ -17,7 +17,16 @@ import anthropic
 import httpx
 import pytest
 
-from tests.conftest import ROOT, Server, free_port, server_env, start_server, stop_process, stop_server
+from tests.conftest import (
+    ROOT,
+    Server,
+    free_port,
+    server_env,
+    start_server,
+    stop_process,
+    stop_server,
+    without_request_id,
+)
 from tests.fakes.anthropic_upstream import FakeAnthropic, anthropic_error, message
 from tests.fakes.openai_upstream import FakeOpenAI, error, text_stream
 
@@ -160,7 +169,7 @@ def test_missing_or_wrong_key_is_refused_with_anthropics_401(keyed: Server, upst
         f"{keyed.url}/v1/messages", json={"model": "claude-opus-4-8", "max_tokens": 5, "messages": HI}
     )
     assert missing.status_code == 401
-    assert missing.json() == {
+    assert without_request_id(missing.json()) == {
         "type": "error",
         "error": {"type": "authentication_error", "message": "x-api-key header is required"},
     }

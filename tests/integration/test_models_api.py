@@ -6,7 +6,7 @@ import anthropic
 import httpx
 import pytest
 
-from tests.conftest import Server
+from tests.conftest import Server, without_request_id
 
 
 def client(server: Server) -> anthropic.Anthropic:
@@ -38,7 +38,7 @@ def test_every_listed_id_is_retrieved_with_the_same_info(server: Server) -> None
 def test_an_unknown_id_is_anthropics_404(server: Server) -> None:
     with pytest.raises(anthropic.NotFoundError) as caught:
         client(server).models.retrieve("claude-nonexistent-1")
-    assert caught.value.body == {
+    assert without_request_id(caught.value.body) == {
         "type": "error",
         "error": {"type": "not_found_error", "message": "model: claude-nonexistent-1"},
     }
@@ -73,7 +73,7 @@ def test_before_id_pages_backwards(server: Server) -> None:
 def test_bad_list_parameters_are_a_clear_400(server: Server, params: dict[str, str], message: str) -> None:
     response = httpx.get(f"{server.url}/v1/models", params=params)
     assert response.status_code == 400
-    assert response.json() == {
+    assert without_request_id(response.json()) == {
         "type": "error",
         "error": {"type": "invalid_request_error", "message": message},
     }

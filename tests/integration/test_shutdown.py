@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Server, start_server, stop_process
+from tests.conftest import Server, start_server, stop_process, without_request_id
 from tests.fakes.openai_upstream import FakeOpenAI, completion, text_stream
 
 
@@ -171,7 +171,7 @@ def test_sigterm_answers_a_request_still_waiting_for_its_backend(
     # Before: no response at all (the connection was dropped).
     [answer] = answers
     assert answer.status_code == 503
-    assert answer.json() == {
+    assert without_request_id(answer.json()) == {
         "type": "error",
         "error": {"type": "api_error", "message": "the server is shutting down; send the request again"},
     }
