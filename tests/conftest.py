@@ -32,6 +32,16 @@ def load_fixture(name: str) -> dict[str, Any]:
     return json.loads((FIXTURES / "claude-code" / f"{name}.json").read_text())
 
 
+def run_async(coro: Any) -> Any:
+    """asyncio.run in a thread of its own: a browser test's Playwright keeps an event loop running in the
+    worker's main thread for the rest of the session, and asyncio.run refuses to start beside it."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def without_request_id(body: Any) -> Any:
     """An Anthropic error body without its top-level request_id, which is checked to be there (req_…)."""
     assert isinstance(body, dict) and str(body.get("request_id", "")).startswith("req_"), body

@@ -18,7 +18,7 @@ import anthropic
 import httpx
 import pytest
 
-from tests.conftest import Server, start_server, stop_server
+from tests.conftest import Server, run_async, start_server, stop_server
 from tests.fakes.openai_upstream import FakeOpenAI, completion, text_stream, tool_stream
 
 PG = ("127.0.0.1", 5432)
@@ -107,7 +107,7 @@ def test_live_feed_event_crosses_processes_over_redis(pair: list[Server], upstre
             return str(await asyncio.wait_for(socket_a.recv(), timeout=10))
 
     upstream.script(completion("hello across"))
-    message = asyncio.run(scenario())
+    message = run_async(scenario())
     assert "exchange-" in message
 
 

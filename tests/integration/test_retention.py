@@ -176,8 +176,17 @@ def test_the_recorder_prunes_in_the_background_by_the_environments_policy(
 
 
 def test_the_data_page_shows_the_size_and_saves_the_retention_policy(
-    server: Server, upstream: FakeOpenAI
+    tmp_path: Path, fake_openai: FakeOpenAI
 ) -> None:
+    # A server of its own: the policy this test saves (and expects unset at first) is the server's.
+    server = own_server(tmp_path, fake_openai)
+    try:
+        _data_page_scenario(server)
+    finally:
+        stop_server(server)
+
+
+def _data_page_scenario(server: Server) -> None:
     post(server, turn("size me"))
     aged = server.last_id()
     age(server, aged, 1)  # older than the 400 days saved below
