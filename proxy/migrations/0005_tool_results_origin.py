@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('proxy', '0004_wp_a2_client_keys'),
+        ('proxy', '0004_client_keys'),
     ]
 
     operations = [

@@ -51,7 +51,7 @@ def client(server: Server, **auth: str) -> anthropic.Anthropic:
 
 
 def exchanges(server: Server, key: str) -> list[dict[str, Any]]:
-    """/api/exchanges, which the dashboard serves (no client key: a1's login guards it)."""
+    """/api/exchanges, which the dashboard serves (no client key: the dashboard login guards it)."""
     response = server.dashboard().get("/api/exchanges", params={"limit": 50, "settle": 1}, timeout=15)
     response.raise_for_status()
     return [row for row in response.json()["data"] if key in json.dumps(row)]

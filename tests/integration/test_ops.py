@@ -250,7 +250,7 @@ def postgres_database() -> Iterator[str]:
         admin = psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True)
     except psycopg.OperationalError:
         pytest.skip("PostgreSQL not running on 127.0.0.1:5432")
-    name = f"switchboard_wp_h_{uuid.uuid4().hex[:8]}"
+    name = f"switchboard_workers_{uuid.uuid4().hex[:8]}"
     admin.execute(f'CREATE DATABASE "{name}"')
     yield name
     admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

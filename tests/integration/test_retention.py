@@ -40,7 +40,7 @@ def backend(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
         pytest.skip("PostgreSQL not running")
     import psycopg
 
-    name = f"switchboard_wp_d_{uuid.uuid4().hex[:8]}"
+    name = f"switchboard_retention_{uuid.uuid4().hex[:8]}"
     with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     yield {"DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{name}"}
