@@ -6,6 +6,7 @@ data directory, so tests talk real HTTP to real daphne.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -13,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +32,26 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 def load_fixture(name: str) -> dict[str, Any]:
     """A captured Claude Code request body from tests/fixtures/claude-code/ (name without .json)."""
     return json.loads((FIXTURES / "claude-code" / f"{name}.json").read_text())
+
+
+@contextlib.contextmanager
+def postgres_database(purpose: str) -> Iterator[str]:
+    """A PostgreSQL database of this test's own on 127.0.0.1:5432 (its name), dropped afterwards; the
+    test is skipped when PostgreSQL does not run (and fails if SWITCHBOARD_REQUIRE_SERVICES is set)."""
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        admin = psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True)
+    except psycopg.OperationalError:
+        if os.environ.get("SWITCHBOARD_REQUIRE_SERVICES"):
+            pytest.fail("PostgreSQL not running on 127.0.0.1:5432")
+        pytest.skip("PostgreSQL not running on 127.0.0.1:5432")
+    name = f"switchboard_{purpose}_{uuid.uuid4().hex[:8]}"
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield name
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def run_async(coro: Any) -> Any:

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import Server, start_server, stop_server
+from tests.conftest import Server, postgres_database, start_server, stop_server
 from tests.fakes.openai_upstream import FakeOpenAI, completion, error, text_stream, tool_stream
 
 KEY = "sk-ops-client-key"
@@ -244,24 +244,16 @@ class TcpRelay:
 
 
 @pytest.fixture
-def postgres_database() -> Iterator[str]:
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        admin = psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True)
-    except psycopg.OperationalError:
-        pytest.skip("PostgreSQL not running on 127.0.0.1:5432")
-    name = f"switchboard_workers_{uuid.uuid4().hex[:8]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    yield name
-    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.close()
+def postgres_db() -> Iterator[str]:
+    with postgres_database("ops") as name:
+        yield name
 
 
-def test_readyz_fails_while_the_database_is_unreachable(tmp_path: Path, postgres_database: str) -> None:
+def test_readyz_fails_while_the_database_is_unreachable(tmp_path: Path, postgres_db: str) -> None:
     relay = TcpRelay(("127.0.0.1", 5432))
     relay.start()
     srv = start_server(
-        tmp_path, {"DATABASE_URL": f"postgres://postgres@127.0.0.1:{relay.port}/{postgres_database}"}
+        tmp_path, {"DATABASE_URL": f"postgres://postgres@127.0.0.1:{relay.port}/{postgres_db}"}
     )
     try:
         assert httpx.get(f"{srv.url}/readyz", timeout=5).status_code == 200

@@ -12,7 +12,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,10 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ROOT, Server, start_server, stop_server
+from tests.conftest import ROOT, Server, postgres_database, start_server, stop_server
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.integration.test_cli_latest_fixtures import load
-from tests.integration.test_postgres_redis import PG, reachable
 
 MB = 1024 * 1024
 
@@ -34,18 +32,8 @@ def backend(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
     if request.param == "sqlite":
         yield {}
         return
-    if not reachable(PG):
-        if os.environ.get("SWITCHBOARD_REQUIRE_SERVICES"):
-            pytest.fail("PostgreSQL not running")
-        pytest.skip("PostgreSQL not running")
-    import psycopg
-
-    name = f"switchboard_retention_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield {"DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{name}"}
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with postgres_database("retention") as name:
+        yield {"DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{name}"}
 
 
 def own_server(tmp_path: Path, fake_openai: FakeOpenAI, **env: str) -> Server:

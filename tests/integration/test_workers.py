@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ROOT, free_port, server_env
+from tests.conftest import ROOT, free_port, postgres_database, server_env
 from tests.fakes.openai_upstream import FakeOpenAI, completion
 from tests.integration.test_ops import scrape, value
 
@@ -30,16 +30,8 @@ REDIS_URL = "redis://127.0.0.1:6379/11"  # a db number of its own
 
 @pytest.fixture(scope="module")
 def database() -> Iterator[str]:
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        admin = psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True)
-    except psycopg.OperationalError:
-        pytest.skip("PostgreSQL not running on 127.0.0.1:5432")
-    name = f"switchboard_workers_{uuid.uuid4().hex[:8]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgres://postgres@127.0.0.1:5432/{name}"
-    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.close()
+    with postgres_database("workers") as name:
+        yield f"postgres://postgres@127.0.0.1:5432/{name}"
 
 
 @pytest.fixture(scope="module")
