@@ -1,4 +1,4 @@
-"""Database bytes and server CPU per exchange over a long Claude Code session (proxy/blobs.py's measure).
+"""Database bytes and server CPU per exchange over a long Claude Code session (recording/blobs.py's measure).
 
     python bench/blob_bytes.py [--turns 60] [--root /path/to/another/checkout]
 

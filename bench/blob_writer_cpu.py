@@ -1,4 +1,4 @@
-"""The recorder's CPU per exchange with and without blobs (proxy/blobs.py), in this process.
+"""The recorder's CPU per exchange with and without blobs (proxy/recording/blobs.py), in this process.
 
     python bench/blob_writer_cpu.py [--turns 40] [--repeats 3]
 
@@ -33,9 +33,9 @@ def run(turns: list[dict], *, blobs_on: bool) -> float:
     from django.core.management import call_command
     from django.db import connections, transaction
 
-    from proxy import recorder
-    from proxy.record import row_fields
-    from proxy.tape import Tape
+    from proxy.recording import writer
+    from proxy.recording.rows import row_fields
+    from proxy.recording.tape import Tape
 
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["SWITCHBOARD_DATA_DIR"] = tmp
@@ -46,10 +46,10 @@ def run(turns: list[dict], *, blobs_on: bool) -> float:
         del connections["default"]
         django.setup()
         call_command("migrate", verbosity=0)
-        writer = recorder._blob_writer
-        originals = writer.split_client_request, writer.split_upstream_request
+        blob_writer = writer._blob_writer
+        originals = blob_writer.split_client_request, blob_writer.split_upstream_request
         if not blobs_on:
-            writer.split_client_request = writer.split_upstream_request = lambda value: value  # type: ignore
+            blob_writer.split_client_request = blob_writer.split_upstream_request = lambda value: value  # type: ignore
         rows = []
         for body in turns:
             tape = Tape(
@@ -67,9 +67,9 @@ def run(turns: list[dict], *, blobs_on: bool) -> float:
         start = time.thread_time()
         for i in range(0, len(rows), 20):
             with transaction.atomic():
-                recorder.write_exchanges(rows[i : i + 20], updates=[])
+                blob_writer.write_exchanges(rows[i : i + 20], updates=[])
         spent = time.thread_time() - start
-        writer.split_client_request, writer.split_upstream_request = originals  # type: ignore
+        blob_writer.split_client_request, blob_writer.split_upstream_request = originals  # type: ignore
         connections.close_all()
         return spent / len(rows) * 1000
 

@@ -1,4 +1,4 @@
-"""Micro-benchmark of the per-request route decision: proxy.rules.choose_target over 100 rules."""
+"""Micro-benchmark of the per-request route decision: proxy.routing.rules.choose_target over 100 rules."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root, when run on its own
 from bodies import fixture
 
-from proxy.rules import ProviderSpec, RuleSpec, choose_target, compile_config
+from proxy.routing.rules import ProviderSpec, RuleSpec, choose_target, compile_config
 
 
 def route_decision_us(rounds: int = 2000) -> float:

@@ -12,7 +12,7 @@ from django.template.loader import render_to_string
 
 from dashboard import queries
 from dashboard.templatetags.dashboard import ms
-from proxy.progress import progress
+from proxy.recording.progress import progress
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class ExchangeFeedConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=html)
 
     async def exchange_progress(self, event: dict[str, Any]) -> None:
-        """A stream's progress (proxy/progress.py): a few numbers, sent without a query or a template."""
+        """A stream's progress (recording/progress.py): a few numbers, sent without a query or a template."""
         html = progress_html(event)
         if html:
             await self.send(text_data=html)

@@ -9,8 +9,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from dashboard.forms import Form
-from proxy import retention
-from proxy.recorder import recorder
+from proxy.recording import retention
+from proxy.recording.writer import recorder
 
 
 class RetentionForm(Form):

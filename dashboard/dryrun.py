@@ -7,9 +7,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from proxy import catalog, routing
+from proxy import catalog
 from proxy.models import Exchange
-from proxy.rules import RuleSpec, choose_target, compile_config, needs_token_count
+from proxy.routing import snapshot
+from proxy.routing.rules import RuleSpec, choose_target, compile_config, needs_token_count
 
 try:
     from proxy.translate.tokens import count_tokens
@@ -58,12 +59,12 @@ def with_rule(
 
 
 def dry_run(rules: list[RuleSpec], *, last_n: int = 200) -> DryRun:
-    """Raises routing.ConfigError when the edited configuration would not serve."""
-    providers, _ = routing.load_specs()
-    snapshot = compile_config(
-        providers, rules, dialects=routing.known_dialects(), own_port=routing.own_port()
+    """Raises snapshot.ConfigError when the edited configuration would not serve."""
+    providers, _ = snapshot.load_specs()
+    compiled = compile_config(
+        providers, rules, dialects=snapshot.known_dialects(), own_port=snapshot.own_port()
     )
-    counter: Any = count_tokens if count_tokens is not None and needs_token_count(snapshot) else None
+    counter: Any = count_tokens if count_tokens is not None and needs_token_count(compiled) else None
     result = DryRun()
     fields = (
         "id",
@@ -88,7 +89,7 @@ def dry_run(rules: list[RuleSpec], *, last_n: int = 200) -> DryRun:
         if not isinstance(e.client_request, dict):
             continue
         result.considered += 1
-        decision = choose_target(snapshot, e.client_request, e.client_headers or {}, count_tokens=counter)
+        decision = choose_target(compiled, e.client_request, e.client_headers or {}, count_tokens=counter)
         if decision is None or not decision.targets:
             result.unroutable += 1
             continue

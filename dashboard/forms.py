@@ -1,4 +1,4 @@
-"""Route editor forms. Field-level checks here; whole-configuration checks are proxy.routing's
+"""Route editor forms. Field-level checks here; whole-configuration checks are proxy.routing.snapshot's
 (`config_edit()` validates every edit before it commits)."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from django import forms
 from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
 
-from proxy.access import key_env_problem
 from proxy.models import Provider, Rule
-from proxy.redact import masked_headers, unmasked_headers
+from proxy.security.access import key_env_problem
+from proxy.security.redact import masked_headers, unmasked_headers
 
 
 class Form(forms.Form):

@@ -1,7 +1,7 @@
 """The Keys page: client keys made in the dashboard (shown once), their limits, last use, revocation.
 
 A key is stored as its SHA-256 only. Every change bumps the configuration version, so every process
-rebuilds its key table before its next request (proxy/clientkeys.py).
+rebuilds its key table before its next request (proxy/security/clientkeys.py).
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from proxy import access, clientkeys, routing
 from proxy.models import ClientKey, Exchange
+from proxy.routing import snapshot
+from proxy.security import access, clientkeys
 
 PAGE = "dashboard/keys.html"
 
@@ -71,7 +72,7 @@ def _context() -> dict[str, Any]:
 
 def _changed() -> None:
     """Inside the edit's transaction: every process reloads its key table before its next request."""
-    routing.bump_version()
+    snapshot.bump_version()
 
 
 def keys_page(request: HttpRequest) -> HttpResponse:
@@ -91,7 +92,7 @@ def key_new(request: HttpRequest) -> HttpResponse:
         with transaction.atomic():
             key.save()
             _changed()
-        routing.invalidate()
+        snapshot.invalidate()
         form = KeyForm()
         admin_password = _first_admin(request)
     # The key is in this one response and nowhere else: not stored, not logged, not in a redirect.
@@ -111,7 +112,7 @@ def key_new(request: HttpRequest) -> HttpResponse:
 
 
 def _first_admin(request: HttpRequest) -> str:
-    """A key in force turns the dashboard login on (proxy/access.py). If nobody could log in yet, make the
+    """A key in force turns the dashboard login on (security/access.py). If nobody could log in yet, make the
     first admin as `serve` does, log this browser in as it (so the key's maker is not locked out), and
     return its password to show once; "" when a user already exists."""
     from django.contrib.auth import login
@@ -131,7 +132,7 @@ def key_revoke(request: HttpRequest, pk: int) -> HttpResponse:
         with transaction.atomic():
             ClientKey.objects.filter(pk=pk).update(revoked_at=timezone.now())
             _changed()
-        routing.invalidate()
+        snapshot.invalidate()
     if not request.htmx:
         return redirect("/keys")
     return render(request, PAGE + "#keys", {**_context(), "form": KeyForm()})

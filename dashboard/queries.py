@@ -17,8 +17,8 @@ from django.http import QueryDict
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from proxy import blobs
 from proxy.models import Exchange
+from proxy.recording import blobs
 
 PAGE_SIZE = 50
 
@@ -135,7 +135,7 @@ def search_q(term: str) -> Q:
         for name in ("_req_text", "_resp_text", "_up_req_text"):
             q |= Q(**{f"{name}__icontains": v})
         q |= Q(upstream_response__icontains=v) | Q(error_message__icontains=v)
-    # Repeated parts are stored once (proxy/blobs.py): a row matches when it stored a matching blob first,
+    # Repeated parts are stored once (recording/blobs.py): a row matches when it stored a matching blob first,
     # or refers to one of the first few matching blobs (system prompts and tool lists are few and shared).
     # A term in many messages finds the turns that first sent them, not every later turn resending them.
     shas, first_senders = blobs.matching(variants)

@@ -12,13 +12,13 @@ from typing import Any
 
 import orjson
 
-from proxy import routing
+from proxy.http.views import new_message_id
 from proxy.models import Exchange
-from proxy.recorder import recorder
-from proxy.rules import Decision
-from proxy.streaming import Routed, serve_messages
-from proxy.tape import Tape, safe_headers
-from proxy.views import new_message_id
+from proxy.recording.tape import Tape, safe_headers
+from proxy.recording.writer import recorder
+from proxy.routing import snapshot
+from proxy.routing.rules import Decision
+from proxy.serving import Routed, serve_messages
 
 logger = logging.getLogger(__name__)
 
@@ -33,13 +33,13 @@ class ReplayResult:
 
 
 async def rule_names() -> list[str]:
-    snap = await routing.snapshot()
+    snap = await snapshot.snapshot()
     return [r.name for r in (*snap.rules, snap.default) if r is not None]
 
 
 async def replay(original: Exchange, rule_name: str) -> ReplayResult:
     """Answer the original's request again with `rule_name`'s targets (not streamed)."""
-    snap = await routing.snapshot()
+    snap = await snapshot.snapshot()
     rule = next((r for r in (*snap.rules, snap.default) if r is not None and r.name == rule_name), None)
     if rule is None or not isinstance(original.client_request, dict):
         return ReplayResult(rule_name, None, "no such enabled rule, or no stored request", None)
@@ -84,7 +84,7 @@ class TargetCheck:
 
 async def test_rule_target(rule_name: str) -> TargetCheck:
     """A one-token request to the rule's primary target, through the normal serving path (recorded)."""
-    snap = await routing.snapshot()
+    snap = await snapshot.snapshot()
     rule = next((r for r in (*snap.rules, snap.default) if r is not None and r.name == rule_name), None)
     if rule is None or not rule.targets:
         return TargetCheck(False, "no such enabled rule", 0.0)

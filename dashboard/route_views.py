@@ -1,6 +1,6 @@
 """The routes editor: providers and rules, create/edit/reorder/delete, explain, dry run.
 
-Every edit goes through proxy.routing.config_edit(): the whole configuration is validated inside the
+Every edit goes through proxy.routing.snapshot.config_edit(): the whole configuration is validated inside the
 transaction (rolled back with the problems shown inline) and the version bump makes every process
 re-read it before its next request.
 """
@@ -20,9 +20,10 @@ from django_htmx.http import retarget
 
 from dashboard import dryrun
 from dashboard.forms import ExplainForm, ProviderForm, RuleForm
-from proxy import access, routing
 from proxy.models import Exchange, Provider, Rule
-from proxy.rule_order import order_warnings
+from proxy.routing import snapshot
+from proxy.routing.order import order_warnings
+from proxy.security import access
 
 PAGE = "dashboard/routes.html"
 ID = re.compile(r"[0-9]{1,18}")  # an id that fits the database's 64-bit integer
@@ -33,7 +34,7 @@ def _config_context() -> dict[str, Any]:
     # In the order they are tried (the default last, wherever its position), numbered as shown.
     rules = list(Rule.objects.select_related("provider").order_by("is_default", "position", "id"))
     movable = [r for r in rules if not r.is_default]
-    warnings = order_warnings([routing.rule_spec(r) for r in rules])
+    warnings = order_warnings([snapshot.rule_spec(r) for r in rules])
     for index, rule in enumerate(rules):
         rule.shown_position = index + 1
         rule.can_move_up = not rule.is_default and index > 0
@@ -79,11 +80,11 @@ def _save(form: RuleForm | ProviderForm, request: HttpRequest) -> bool:
         return False
     creating = form.instance.pk is None
     try:
-        with routing.config_edit(actor=access.actor(request)):
+        with snapshot.config_edit(actor=access.actor(request)):
             saved = form.save()
             if isinstance(saved, Rule):
                 _place(saved)
-    except routing.ConfigError as exc:
+    except snapshot.ConfigError as exc:
         for problem in exc.problems:
             form.add_error(None, problem)
         if creating:
@@ -124,7 +125,7 @@ def rule_form(request: HttpRequest, pk: int | None = None) -> HttpResponse:
 def provider_form(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     provider = get_object_or_404(Provider, pk=pk) if pk else None
     action = f"/routes/providers/{pk}" if pk else "/routes/providers/new"
-    dialects = routing.known_dialects()
+    dialects = snapshot.known_dialects()
     if request.method != "POST":
         form = ProviderForm(instance=provider, dialects=dialects)
         return _form_response(request, form, kind="provider", action=action)
@@ -141,7 +142,7 @@ def rule_move(request: HttpRequest, pk: int, direction: str) -> HttpResponse:
         return HttpResponseBadRequest("direction: up or down")
     if not Rule.objects.filter(pk=pk).exists():
         raise Http404("no such rule")
-    with routing.config_edit(actor=access.actor(request)):
+    with snapshot.config_edit(actor=access.actor(request)):
         rules = list(Rule.objects.select_for_update().order_by("is_default", "position", "id"))
         movable = [r for r in rules if not r.is_default]  # the default stays last: it is tried last
         index = next((i for i, r in enumerate(movable) if r.pk == pk), None)
@@ -157,9 +158,9 @@ def rule_move(request: HttpRequest, pk: int, direction: str) -> HttpResponse:
 @access.admin_only
 def rule_delete(request: HttpRequest, pk: int) -> HttpResponse:
     try:
-        with routing.config_edit(actor=access.actor(request)):
+        with snapshot.config_edit(actor=access.actor(request)):
             Rule.objects.filter(pk=pk).delete()
-    except routing.ConfigError as exc:
+    except snapshot.ConfigError as exc:
         return _error(request, exc.problems)
     return _config_response(request)
 
@@ -168,11 +169,11 @@ def rule_delete(request: HttpRequest, pk: int) -> HttpResponse:
 @access.admin_only
 def provider_delete(request: HttpRequest, pk: int) -> HttpResponse:
     try:
-        with routing.config_edit(actor=access.actor(request)):
+        with snapshot.config_edit(actor=access.actor(request)):
             Provider.objects.filter(pk=pk).delete()
     except ProtectedError:
         return _error(request, ["rules still use this provider: point them elsewhere first"])
-    except routing.ConfigError as exc:
+    except snapshot.ConfigError as exc:
         return _error(request, exc.problems)
     return _config_response(request)
 
@@ -190,13 +191,13 @@ def rule_dry_run(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     if not form.is_valid():
         context["problems"] = [f"{k}: {' '.join(v)}" for k, v in form.errors.items()]
         return render(request, PAGE + "#dry-run", context)
-    spec = routing.rule_spec(form.save(commit=False))  # the edited rule, unsaved
-    _, rules = routing.load_specs()
+    spec = snapshot.rule_spec(form.save(commit=False))  # the edited rule, unsaved
+    _, rules = snapshot.load_specs()
     candidate = dryrun.with_rule(rules, spec, replaces=rule.name if rule else None,
                                  position=form.cleaned_data.get("position"))  # fmt: skip
     try:
         context["result"] = dryrun.dry_run(candidate)
-    except routing.ConfigError as exc:
+    except snapshot.ConfigError as exc:
         context["problems"] = exc.problems
     return render(request, PAGE + "#dry-run", context)
 
@@ -229,11 +230,11 @@ async def explain(request: HttpRequest) -> HttpResponse:
         body, headers, problem = await sync_to_async(_explain_body)(form)
         if body is not None:
             try:
-                decision = await routing.decide(body, headers)  # type: ignore[arg-type]
+                decision = await snapshot.decide(body, headers)  # type: ignore[arg-type]
                 context["decision"] = decision
                 context["model"] = body["model"]
-                _, rules = await sync_to_async(routing.load_specs)()
-                context["position"] = routing.rule_position(rules, decision.rule)
+                _, rules = await sync_to_async(snapshot.load_specs)()
+                context["position"] = snapshot.rule_position(rules, decision.rule)
                 context["rule_count"] = len(rules)
                 context["warnings"] = [w.message for w in order_warnings(rules) if w.rule == decision.rule]
             except Exception as exc:  # TranslationError: no rule serves it; shown, not raised

@@ -21,9 +21,9 @@ from django.db.models.functions import Cast
 
 from dashboard import shapes
 from dashboard.costs import UNPRICED
-from proxy import blobs
 from proxy.models import Exchange
-from proxy.record import invalid_tool_input
+from proxy.recording import blobs
+from proxy.recording.rows import invalid_tool_input
 from proxy.translate.claude_code import is_call_failure
 
 AGENT_TOOLS = {"Agent", "Task"}

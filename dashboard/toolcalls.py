@@ -21,9 +21,9 @@ from django.db.models import Q, QuerySet, TextField
 from django.db.models.functions import Cast
 
 from dashboard import shapes
-from proxy import blobs
 from proxy.models import Exchange
-from proxy.record import last_tool_results
+from proxy.recording import blobs
+from proxy.recording.rows import last_tool_results
 from proxy.translate.claude_code import is_call_failure
 
 WINDOW = 1500  # newest exchanges analysed per page view: bodies are big, this keeps the page under a second

@@ -47,7 +47,7 @@ urlpatterns += [
     path("routes/explain", route_views.explain, name="route_explain"),
 ]
 
-# The dashboard login (required only when proxy.access.login_required() says so).
+# The dashboard login (required only when proxy.security.access.login_required() says so).
 urlpatterns += [
     path("login", auth_views.LoginView.as_view(template_name="dashboard/login.html", form_class=LoginForm,
                                                redirect_authenticated_user=True), name="login"),

@@ -15,8 +15,8 @@ from django.urls import path
 django_app = get_asgi_application()
 
 from dashboard.consumers import ExchangeFeedConsumer  # noqa: E402
-from proxy.access import WebsocketGuard  # noqa: E402
-from proxy.api_handler import API_PREFIX, ApiHandler  # noqa: E402
+from proxy.http.handler import API_PREFIX, ApiHandler  # noqa: E402
+from proxy.security.access import WebsocketGuard  # noqa: E402
 
 api_app = ApiHandler()
 

@@ -39,12 +39,12 @@ class FastJSONField(models.JSONField):
 
 
 class BodyField(FastJSONField):
-    """A recorded request body: large repeated parts may be stored once in the Blob table (proxy/blobs.py)
+    """A recorded request body: large repeated parts may be stored once in the Blob table (recording/blobs.py)
     and are put back here, so every reader of the field sees the whole body."""
 
     def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
         if isinstance(value, str):
-            from proxy import blobs
+            from proxy.recording import blobs
 
             value = blobs.expand(value, connection)
         return super().from_db_value(value, expression, connection)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.db import models
 
-from proxy.crypto import SecretField
 from proxy.fields import BodyField, FastJSONField
+from proxy.security.crypto import SecretField
 
 
 class Provider(models.Model):
@@ -17,7 +17,7 @@ class Provider(models.Model):
     # The key is either the name of an environment variable (preferred: nothing secret in the DB)
     # or a secret stored here that the UI never shows again. Neither set = forward the client's key.
     api_key_env = models.CharField(max_length=128, blank=True, default="")
-    api_key_secret = SecretField(blank=True, default="")  # encrypted at rest (proxy/crypto.py)
+    api_key_secret = SecretField(blank=True, default="")  # encrypted at rest (proxy/security/crypto.py)
     extra_headers = models.JSONField(default=dict, blank=True)
     connect_timeout = models.FloatField(default=10.0)
     # Seconds; 0 = no limit. First byte: from sending the request to the backend's first byte (a
@@ -160,7 +160,7 @@ class Exchange(models.Model):
 
 
 class Blob(models.Model):
-    """A value stored once (a system block, the tools, an earlier turn, an image): see proxy/blobs.py."""
+    """A value stored once (a system block, the tools, an earlier turn, an image): see recording/blobs.py."""
 
     sha256 = models.CharField(max_length=64, primary_key=True)
     data = models.TextField()  # the value's JSON text

@@ -13,7 +13,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from proxy import access
+from proxy.security import access
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -78,7 +78,7 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
-# Loopback names, the address `serve --host` listens on and SWITCHBOARD_ALLOWED_HOSTS (proxy/access.py).
+# Loopback names, the address `serve --host` listens on and SWITCHBOARD_ALLOWED_HOSTS (security/access.py).
 ALLOWED_HOSTS = access.allowed_hosts()
 CSRF_TRUSTED_ORIGINS = [o for o in envstr("SWITCHBOARD_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 # Require a dashboard login even on loopback (e.g. behind a reverse proxy that rewrites Host).
@@ -114,14 +114,14 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # Refuses foreign Host headers (DNS rebinding) before anything else (proxy/access.py).
-    "proxy.access.HostMiddleware",
+    # Refuses foreign Host headers (DNS rebinding) before anything else (proxy/security/access.py).
+    "proxy.security.access.HostMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    # Asks for the login when one is required (proxy/access.py).
-    "proxy.access.LoginMiddleware",
+    # Asks for the login when one is required (proxy/security/access.py).
+    "proxy.security.access.LoginMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -142,7 +142,7 @@ TEMPLATES = [
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
-                "proxy.access.context",
+                "proxy.security.access.context",
             ],
         },
     }
@@ -219,8 +219,8 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    # Secrets never reach the log: configured keys and key-shaped strings are redacted (proxy/redact.py).
-    "filters": {"redact": {"()": "proxy.redact.RedactingFilter"}},
+    # Secrets never reach the log: configured keys and key-shaped strings are redacted (security/redact.py).
+    "filters": {"redact": {"()": "proxy.security.redact.RedactingFilter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}},
     "root": {"handlers": ["console"], "level": envstr("SWITCHBOARD_LOG_LEVEL", "WARNING")},
     "loggers": {"proxy": {"level": envstr("SWITCHBOARD_LOG_LEVEL", "INFO"), "propagate": True}},
@@ -250,15 +250,15 @@ MAX_REQUEST_BYTES = envint("SWITCHBOARD_MAX_REQUEST_BYTES", str(32 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES + 1024
 
 # Client keys: a client presents one as x-api-key, `Authorization: Bearer` or x-switchboard-key. With
-# none here and none made in the dashboard (Keys), only loopback clients are served (proxy/clientkeys.py).
+# none here and none made in the dashboard (Keys), only loopback clients are served (security/clientkeys.py).
 CLIENT_API_KEYS = [k.strip() for k in envstr("SWITCHBOARD_API_KEYS", "").split(",") if k.strip()]
 # Per key, per process; 0 = no limit. A dashboard key may set its own.
 KEY_MAX_CONCURRENT = envint("SWITCHBOARD_KEY_MAX_CONCURRENT", "0")
 KEY_REQUESTS_PER_MINUTE = envint("SWITCHBOARD_KEY_REQUESTS_PER_MINUTE", "0")
 # Fernet keys for secrets stored in the database (first encrypts; all decrypt). Empty: a key is made
-# once in DATA_DIR/encryption.key (proxy/crypto.py).
+# once in DATA_DIR/encryption.key (proxy/security/crypto.py).
 ENCRYPTION_KEYS = [k.strip() for k in envstr("SWITCHBOARD_ENCRYPTION_KEY", "").split(",") if k.strip()]
-# Retention (proxy/retention.py): keep this many days and/or GB of exchanges; unset = keep everything.
+# Retention (recording/retention.py): keep this many days and/or GB of exchanges; unset = keep everything.
 # The dashboard's Data page overrides both once edited there. The recorder prunes every PRUNE_INTERVAL_S.
 _days = envnumber("SWITCHBOARD_RETENTION_DAYS")
 RETENTION_DAYS = int(_days) if _days else None

@@ -1,6 +1,8 @@
 from django.urls import include, path
 
-from proxy import api, ops, views
+from proxy import api
+from proxy.http import views
+from proxy.ops import endpoints
 
 urlpatterns = [
     path("v1/messages", views.messages, name="messages"),
@@ -9,9 +11,9 @@ urlpatterns = [
     path("v1/models/<str:model_id>", views.model, name="model"),
     path("api/exchanges", views.exchanges, name="api_exchanges"),
     path("api/route/explain", api.explain, name="api_route_explain"),
-    path("api/sessions/<str:session_id>/summary", ops.session_summary, name="api_session_summary"),
-    path("healthz", ops.healthz, name="healthz"),
-    path("readyz", ops.readyz, name="readyz"),
-    path("metrics", ops.prometheus, name="metrics"),
+    path("api/sessions/<str:session_id>/summary", endpoints.session_summary, name="api_session_summary"),
+    path("healthz", endpoints.healthz, name="healthz"),
+    path("readyz", endpoints.readyz, name="readyz"),
+    path("metrics", endpoints.prometheus, name="metrics"),
     path("", include("dashboard.urls")),
 ]

@@ -110,9 +110,9 @@ class Server:
     def exchanges(self, limit: int = 50, key: str = "", **params: str) -> list[dict[str, Any]]:
         # settle: everything the server finished so far is written first (rows go out in batches)
         query = {"limit": limit, "settle": 1, **params}
-        # With client keys configured /api/ needs one (proxy/access.py): `key`, else the first of the env.
+        # With client keys configured /api/ needs one (security/access.py): `key`, else the first of the env.
         keys = [k.strip() for k in self.env.get("SWITCHBOARD_API_KEYS", "").split(",") if k.strip()]
-        # An entry may be `label:key` (proxy/clientkeys.py env_keys): send the key part.
+        # An entry may be `label:key` (proxy/security/clientkeys.py env_keys): send the key part.
         key = key or (keys[0].rpartition(":")[2] if keys else "")
         headers = {"x-api-key": key} if key else {}
         response = httpx.get(f"{self.url}/api/exchanges", params=query, headers=headers, timeout=15)

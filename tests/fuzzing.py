@@ -20,15 +20,15 @@ from typing import Any
 import orjson
 from hypothesis import strategies as st
 
-from proxy.record import failed_tool_results
-from proxy.rules import ProviderSpec, RuleSpec, Snapshot, choose_target, compile_config
+from proxy.http.validation import MESSAGE_BLOCK_TYPES, TOOL_RESULT_BLOCK_TYPES, validate_messages_request
+from proxy.recording.rows import failed_tool_results
+from proxy.routing.rules import ProviderSpec, RuleSpec, Snapshot, choose_target, compile_config
 from proxy.translate import tokens
 from proxy.translate.base import TranslationError, UpstreamError
 from proxy.translate.dialects import DIALECTS
 from proxy.translate.openai_chat.response import parse_error
 from proxy.translate.sse import SSEDecoder
 from proxy.translate.types import JSONDict, SSEEvent, Target, Translation
-from proxy.validation import MESSAGE_BLOCK_TYPES, TOOL_RESULT_BLOCK_TYPES, validate_messages_request
 from tests.pdfs import pdf_block
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

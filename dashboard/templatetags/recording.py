@@ -6,7 +6,7 @@ from typing import Any
 
 from django import template
 
-from proxy.recorder import recorder
+from proxy.recording.writer import recorder
 
 register = template.Library()
 

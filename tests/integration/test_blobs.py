@@ -1,4 +1,4 @@
-"""Repeated system prompt blocks and tool lists stored once (proxy/blobs.py), over a real server: two real
+"""Repeated system prompt blocks and tool lists stored once (recording/blobs.py), over a real server: two real
 Claude Code 2.1.332 turns POSTed as the CLI sent them, then every reader of the bodies checked."""
 
 from __future__ import annotations

@@ -298,7 +298,7 @@ def test_statusline_endpoint_is_fast(server: Server) -> None:
 def test_the_console_script_is_declared() -> None:
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     module, _, func = scripts["switchboard"].partition(":")
-    assert module == "proxy.cli" and func == "main"
+    assert module == "proxy.cli.main" and func == "main"
     done = subprocess.run(
         [sys.executable, "-c", f"import {module}, sys; sys.exit({module}.{func}(['--help']))"],
         cwd=ROOT, capture_output=True, text=True,

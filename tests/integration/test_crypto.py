@@ -6,8 +6,9 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from proxy import crypto, routing
 from proxy.models import Provider
+from proxy.routing import snapshot
+from proxy.security import crypto
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -25,7 +26,7 @@ def test_a_saved_secret_is_encrypted_in_the_database_and_plain_in_python() -> No
     raw = stored(p.pk)
     assert raw.startswith("fernet:") and SECRET not in raw
     assert Provider.objects.get(pk=p.pk).api_key_secret == SECRET
-    specs, _ = routing.load_specs()
+    specs, _ = snapshot.load_specs()
     assert [s.api_key_secret for s in specs if s.name == "typed"] == [SECRET]  # what routing uses
 
 
@@ -108,11 +109,11 @@ def test_a_secret_saved_under_another_key_stops_routing_in_words_not_the_dashboa
     foreign = crypto.PREFIX + Fernet(Fernet.generate_key()).encrypt(SECRET.encode()).decode()
     with connection.cursor() as cursor:  # as another process, with its own encryption key, saved it
         cursor.execute("UPDATE proxy_provider SET api_key_secret = %s WHERE id = %s", [foreign, p.pk])
-    with pytest.raises(routing.ConfigError, match="provider 'foreign': its stored key cannot be decrypted"):
-        routing.build_snapshot(1)
-    with pytest.raises(routing.ConfigError, match="cannot be decrypted"), routing.config_edit():
+    with pytest.raises(snapshot.ConfigError, match="provider 'foreign': its stored key cannot be decrypted"):
+        snapshot.build_snapshot(1)
+    with pytest.raises(snapshot.ConfigError, match="cannot be decrypted"), snapshot.config_edit():
         pass  # no edit saves while it is unreadable, and the message says why
-    from proxy import config_io
+    from proxy.routing import config_io
 
     assert 'name = "foreign"' in config_io.export_config()  # export still works (no secret in it)
     page = Client().get("/routes")
@@ -125,10 +126,10 @@ def test_a_secret_saved_under_another_key_stops_routing_in_words_not_the_dashboa
 def test_secret_extra_headers_are_write_only_in_the_editor_and_the_export() -> None:
     from django.test import Client
 
-    from proxy import config_io
     from proxy.models import Rule
+    from proxy.routing import config_io
 
-    with routing.config_edit():
+    with snapshot.config_edit():
         p = Provider.objects.create(
             name="gateway",
             base_url="http://127.0.0.1:9/v1",

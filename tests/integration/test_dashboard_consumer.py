@@ -1,4 +1,4 @@
-"""The live-feed websocket: proxy.live.publish_exchange -> the row partial as an htmx OOB swap."""
+"""The live-feed websocket: proxy.recording.live.publish_exchange -> the row partial as an htmx OOB swap."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 
 from dashboard.consumers import ExchangeFeedConsumer
-from proxy.live import publish_exchange
 from proxy.models import Exchange
+from proxy.recording.live import publish_exchange
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.anyio]
 

@@ -8,15 +8,15 @@ import re
 import pytest
 from django.test import Client
 
-from proxy import clientkeys
 from proxy.models import ClientKey, ConfigVersion
+from proxy.security import clientkeys
 
 pytestmark = pytest.mark.django_db(transaction=True)
 HX = {"HTTP_HX_REQUEST": "true"}
 
 
 def admin(client: Client) -> Client:
-    """A client logged in as an admin: a configured key turns the dashboard login on (proxy/access.py)."""
+    """A client logged in as an admin: a configured key turns the dashboard login on (security/access.py)."""
     from django.contrib.auth.models import User
 
     user = User.objects.filter(username="admin").first()

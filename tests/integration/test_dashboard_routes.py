@@ -9,8 +9,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from proxy import routing
 from proxy.models import ConfigVersion, Exchange, Provider, Rule
+from proxy.routing import snapshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
 HX = {"HTTP_HX_REQUEST": "true"}
@@ -18,7 +18,7 @@ HX = {"HTTP_HX_REQUEST": "true"}
 
 @pytest.fixture
 def config() -> dict[str, Any]:
-    with routing.config_edit():
+    with snapshot.config_edit():
         openai = Provider.objects.create(
             name="openai", dialect="openai", base_url="http://127.0.0.1:9/v1", api_key_env="OPENAI_API_KEY"
         )
@@ -189,7 +189,7 @@ def test_a_rule_saved_at_a_position_is_shown_at_that_position(config: dict[str, 
     client.post(f"/routes/rules/{first.pk}", rule_post(config, name="first", position=3), **HX)
     html = client.get("/routes").content.decode()
     assert shown_order(html) == [("1", "haiku"), ("2", "second"), ("3", "first"), ("4", "default")]
-    assert routing.load_specs()[1][2].name == "first"  # the order used is the order shown
+    assert snapshot.load_specs()[1][2].name == "first"  # the order used is the order shown
 
 
 def test_a_new_rule_goes_above_the_default_and_past_the_end_is_just_above_it(config: dict[str, Any]) -> None:
@@ -278,7 +278,7 @@ def test_dry_run_counts_requests_that_would_move(config: dict[str, Any]) -> None
 
 def test_dry_run_prices_the_new_target_with_its_providers_model_settings(config: dict[str, Any]) -> None:
     # Issue #12: a price set in model_settings counts, as it does when the request is served.
-    with routing.config_edit():
+    with snapshot.config_edit():
         Provider.objects.filter(pk=config["openai"].pk).update(
             model_settings={"x-model": {"input_price": 1.0, "output_price": 2.0}}
         )

@@ -8,8 +8,8 @@ import orjson
 import pytest
 
 from proxy.models import Exchange
-from proxy.recorder import Recorder, Started
-from proxy.tape import Tape
+from proxy.recording.tape import Tape
+from proxy.recording.writer import Recorder, Started
 
 
 def finished_tape(model: str) -> Tape:
@@ -65,8 +65,8 @@ def test_finishing_a_pending_row_does_not_write_its_request_again() -> None:
     from django.db import connection, transaction
     from django.test.utils import CaptureQueriesContext
 
-    from proxy import recorder as recorder_module
-    from proxy.record import start_fields, update_fields
+    from proxy.recording import writer as recorder_module
+    from proxy.recording.rows import start_fields, update_fields
 
     tape = finished_tape("claude-long")
     tape.client_request = orjson.Fragment(orjson.dumps({"prompt": "unmistakable-request-text"}))
@@ -89,8 +89,8 @@ def test_a_batch_larger_than_a_statement_is_split_and_every_row_keeps_its_own_bo
     from django.db import connection, transaction
     from django.test.utils import CaptureQueriesContext
 
-    from proxy import recorder as recorder_module
-    from proxy.record import row_fields
+    from proxy.recording import writer as recorder_module
+    from proxy.recording.rows import row_fields
 
     monkeypatch.setattr(recorder_module, "_MAX_STATEMENT_BYTES", 10_000)
     tapes = []
@@ -109,7 +109,7 @@ def test_a_batch_larger_than_a_statement_is_split_and_every_row_keeps_its_own_bo
 
 
 def test_statements_respect_the_parameter_limit_and_keep_an_oversized_row_alone(monkeypatch) -> None:
-    from proxy import recorder as recorder_module
+    from proxy.recording import writer as recorder_module
 
     monkeypatch.setattr(recorder_module, "_MAX_STATEMENT_BYTES", 100)
     rows = [["a" * 10, 1], ["b" * 500, 2], ["c" * 10, 3], ["d" * 10, 4]]
@@ -120,8 +120,8 @@ def test_statements_respect_the_parameter_limit_and_keep_an_oversized_row_alone(
 
 @pytest.mark.django_db(transaction=True)
 def test_a_sealed_tape_waits_compressed_and_is_written_exactly_as_received(monkeypatch) -> None:
-    from proxy import recorder as recorder_module
-    from proxy.tape import Packed
+    from proxy.recording import writer as recorder_module
+    from proxy.recording.tape import Packed
 
     body = orjson.dumps(
         {"system": "You are Claude Code. " * 400, "messages": [{"role": "user", "content": "é"}]}
@@ -150,8 +150,8 @@ def test_a_sealed_tape_waits_compressed_and_is_written_exactly_as_received(monke
 
 @pytest.mark.django_db(transaction=True)
 def test_bodies_are_compressed_only_while_the_writer_is_behind(monkeypatch) -> None:
-    from proxy import recorder as recorder_module
-    from proxy.tape import Packed
+    from proxy.recording import writer as recorder_module
+    from proxy.recording.tape import Packed
 
     monkeypatch.setattr(recorder_module, "BACKLOG_PACK_AT", 3)
     recorder = Recorder()
@@ -176,8 +176,8 @@ def test_bodies_are_compressed_only_while_the_writer_is_behind(monkeypatch) -> N
 
 @pytest.mark.django_db(transaction=True)
 def test_a_long_exchange_started_while_the_writer_is_behind_keeps_its_request_compressed(monkeypatch) -> None:
-    from proxy import recorder as recorder_module
-    from proxy.tape import Packed
+    from proxy.recording import writer as recorder_module
+    from proxy.recording.tape import Packed
 
     monkeypatch.setattr(recorder_module, "BACKLOG_PACK_AT", 0)
     recorder = Recorder()

@@ -139,7 +139,8 @@ def test_prune_by_size_keeps_the_newest_within_the_limit(srv: Server) -> None:
 
 
 SIZE = (
-    "import json; from proxy.retention import database_size as s; print(json.dumps({'used': s().used_bytes}))"
+    "import json; from proxy.recording.retention import database_size as s; "
+    "print(json.dumps({'used': s().used_bytes}))"
 )
 
 

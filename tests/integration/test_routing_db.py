@@ -13,10 +13,11 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
 from django.test import AsyncRequestFactory
 
-from proxy import api, routing
+from proxy import api
 from proxy.models import ConfigVersion, Provider, Rule
-from proxy.rules import ConfigError
-from proxy.seed import ensure_seeded
+from proxy.routing import snapshot
+from proxy.routing.rules import ConfigError
+from proxy.routing.seed import ensure_seeded
 from proxy.translate.base import TranslationError
 from tests.conftest import load_fixture
 
@@ -32,13 +33,13 @@ def fresh_snapshot(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     settings.BIG_MODEL = settings.MIDDLE_MODEL = settings.SMALL_MODEL = ""
     settings.ANTHROPIC_UPSTREAM_URL = "https://api.anthropic.com"
     monkeypatch.delenv("SWITCHBOARD_PORT", raising=False)
-    routing.invalidate()
+    snapshot.invalidate()
     yield
-    routing.invalidate()
+    snapshot.invalidate()
 
 
-def decide(body: dict[str, Any], headers: dict[str, str] | None = None) -> routing.Decision:
-    return asyncio.run(routing.decide(body, headers or {}))
+def decide(body: dict[str, Any], headers: dict[str, str] | None = None) -> snapshot.Decision:
+    return asyncio.run(snapshot.decide(body, headers or {}))
 
 
 def test_ensure_seeded_without_backend_is_an_anthropic_passthrough() -> None:
@@ -104,7 +105,7 @@ def test_decide_sees_an_edit_made_elsewhere_on_the_next_request() -> None:
     Rule.objects.create(
         name="bg", position=-1, conditions={"task": "background"}, provider=provider, model="q"
     )
-    routing.bump_version()
+    snapshot.bump_version()
     decision = decide(load_fixture("background_haiku"))
     assert (decision.rule, decision.targets[0].provider, decision.task) == ("bg", "cheap", "background")
 
@@ -112,29 +113,29 @@ def test_decide_sees_an_edit_made_elsewhere_on_the_next_request() -> None:
 def test_decide_sees_an_edit_through_the_config_thread_as_on_postgres(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(routing, "_direct_reads", False)  # what a non-SQLite database gets
+    monkeypatch.setattr(snapshot, "_direct_reads", False)  # what a non-SQLite database gets
     ensure_seeded()
     assert decide(load_fixture("background_haiku")).rule == "default"
     provider = Provider.objects.create(name="cheap", dialect="openai", base_url="http://10.0.0.9/v1")
     Rule.objects.create(
         name="bg", position=-1, conditions={"task": "background"}, provider=provider, model="q"
     )
-    routing.bump_version()
+    snapshot.bump_version()
     assert decide(load_fixture("background_haiku")).rule == "bg"
 
 
 def test_decide_keeps_the_snapshot_while_the_version_is_unchanged() -> None:
     ensure_seeded()
-    before = asyncio.run(routing.snapshot())
+    before = asyncio.run(snapshot.snapshot())
     Rule.objects.filter(name="default").update(model="changed-without-bump")
-    after = asyncio.run(routing.snapshot())
+    after = asyncio.run(snapshot.snapshot())
     assert after is before  # no reload without a version change (edits go through config_edit)
 
 
 def test_config_edit_refuses_an_invalid_change_and_the_old_configuration_keeps_serving() -> None:
     ensure_seeded()
     version = ConfigVersion.objects.get().version
-    with pytest.raises(ConfigError, match="rule 'broken': condition model: bad glob"), routing.config_edit():
+    with pytest.raises(ConfigError, match="rule 'broken': condition model: bad glob"), snapshot.config_edit():
         Rule.objects.create(
             name="broken",
             position=-1,
@@ -148,7 +149,7 @@ def test_config_edit_refuses_an_invalid_change_and_the_old_configuration_keeps_s
 
 def test_config_edit_refuses_deleting_the_default_rule() -> None:
     ensure_seeded()
-    with pytest.raises(ConfigError, match="exactly one enabled default rule"), routing.config_edit():
+    with pytest.raises(ConfigError, match="exactly one enabled default rule"), snapshot.config_edit():
         Rule.objects.filter(is_default=True).delete()
     assert Rule.objects.filter(is_default=True).count() == 1
 
@@ -156,9 +157,9 @@ def test_config_edit_refuses_deleting_the_default_rule() -> None:
 def test_decide_answers_many_concurrent_requests_with_one_snapshot() -> None:
     ensure_seeded()
 
-    async def many() -> list[routing.Decision]:
+    async def many() -> list[snapshot.Decision]:
         body = load_fixture("main_turn")
-        return await asyncio.gather(*(routing.decide(body, {}) for _ in range(200)))
+        return await asyncio.gather(*(snapshot.decide(body, {}) for _ in range(200)))
 
     decisions = asyncio.run(many())
     assert {d.rule for d in decisions} == {"default"}
@@ -170,10 +171,10 @@ def test_repeated_decisions_reuse_the_snapshot_until_the_version_changes() -> No
     body = load_fixture("main_turn")
 
     async def twice() -> tuple[object, object]:
-        await routing.decide(body, {})
-        first = await routing.snapshot()
-        await routing.decide(body, {})
-        return first, await routing.snapshot()
+        await snapshot.decide(body, {})
+        first = await snapshot.snapshot()
+        await snapshot.decide(body, {})
+        return first, await snapshot.snapshot()
 
     first, second = asyncio.run(twice())
     assert first is second
@@ -182,14 +183,14 @@ def test_repeated_decisions_reuse_the_snapshot_until_the_version_changes() -> No
 def test_decide_raises_translation_error_when_no_rule_serves() -> None:
     ensure_seeded()
     Rule.objects.all().delete()  # a hand-edited database: nothing validated it
-    routing.bump_version()
+    snapshot.bump_version()
     with pytest.raises((TranslationError, ConfigError)):
         decide(load_fixture("main_turn"))
 
 
 def test_model_ids_lists_aliases() -> None:
     ensure_seeded()
-    with routing.config_edit():
+    with snapshot.config_edit():
         Rule.objects.create(
             name="fast",
             position=-1,
@@ -197,14 +198,14 @@ def test_model_ids_lists_aliases() -> None:
             model="claude-haiku-4-5",
             aliases=["claude-fast"],
         )
-    ids = asyncio.run(routing.model_ids())
+    ids = asyncio.run(snapshot.model_ids())
     assert ids[0] == "claude-fast"
     assert "claude-opus-4-8" in ids  # the seeded default rule answers to every model
 
 
 def test_routes_export_then_import_round_trips(tmp_path: Path) -> None:
     ensure_seeded()
-    with routing.config_edit():
+    with snapshot.config_edit():
         provider = Provider.objects.create(
             name="local", dialect="openai", base_url="http://10.1.1.1/v1", api_key_secret="sk-kept"
         )
@@ -221,16 +222,16 @@ def test_routes_export_then_import_round_trips(tmp_path: Path) -> None:
     call_command("routes", "export", "-o", str(path), stderr=out)
     text = path.read_text()
     assert "sk-kept" not in text
-    before = routing.load_specs()
+    before = snapshot.load_specs()
     Rule.objects.filter(name="bg").update(model="edited")
     call_command("routes", "import", str(path), stderr=out)
-    assert routing.load_specs() == before  # the stored secret is kept
+    assert snapshot.load_specs() == before  # the stored secret is kept
     assert Provider.objects.get(name="local").api_key_secret == "sk-kept"
 
 
 def test_routes_import_refuses_an_invalid_file_and_changes_nothing(tmp_path: Path) -> None:
     ensure_seeded()
-    before = routing.load_specs()
+    before = snapshot.load_specs()
     path = tmp_path / "bad.toml"
     path.write_text(
         '[[providers]]\nname = "p"\ndialect = "openai"\nbase_url = "https://x.example/v1"\n\n'
@@ -238,7 +239,7 @@ def test_routes_import_refuses_an_invalid_file_and_changes_nothing(tmp_path: Pat
     )
     with pytest.raises(CommandError, match="unknown provider 'nowhere'"):
         call_command("routes", "import", str(path), stderr=io.StringIO())
-    assert routing.load_specs() == before
+    assert snapshot.load_specs() == before
 
 
 def test_routes_import_from_claude_code_router_reports_what_was_not_carried(tmp_path: Path) -> None:
@@ -260,7 +261,7 @@ def test_routes_import_from_claude_code_router_reports_what_was_not_carried(tmp_
 def test_routes_list_numbers_rules_in_the_order_tried_and_warns(capsys: pytest.CaptureFixture[str]) -> None:
     # Issue #12: the default stored first was listed first, yet tried last.
     ensure_seeded()
-    with routing.config_edit():
+    with snapshot.config_edit():
         provider = Provider.objects.get(name="anthropic")
         Rule.objects.filter(is_default=True).update(position=5)
         Rule.objects.create(name="everything", position=9, provider=provider)
@@ -338,19 +339,19 @@ def test_a_stored_key_variable_outside_the_allowlist_sends_no_key(monkeypatch: p
         api_key_env="AWS_SECRET_ACCESS_KEY",
     )
     Rule.objects.create(name="default", position=0, is_default=True, provider=provider, model="m")
-    routing.bump_version()
+    snapshot.bump_version()
     assert decide({"model": "claude-sonnet-4-5"}).targets[0].api_key == ""
-    with pytest.raises(ConfigError, match="not an allowed key variable"), routing.config_edit():
+    with pytest.raises(ConfigError, match="not an allowed key variable"), snapshot.config_edit():
         Rule.objects.filter(name="default").update(model="m2")  # any edit: the stored name is refused
     Provider.objects.filter(pk=provider.pk).update(api_key_env="X_API_KEY")
-    routing.bump_version()
+    snapshot.bump_version()
     assert decide({"model": "claude-sonnet-4-5"}).targets[0].api_key == "sk-x"
 
 
 def test_a_change_of_where_keys_go_is_logged_without_the_secret(caplog: pytest.LogCaptureFixture) -> None:
     """Issue #17: repointing a provider, or changing its key or headers, leaves a WARNING naming who."""
     ensure_seeded()  # the Anthropic passthrough
-    with caplog.at_level("WARNING", logger="proxy.routing"), routing.config_edit(actor="tester"):
+    with caplog.at_level("WARNING", logger="proxy.routing.snapshot"), snapshot.config_edit(actor="tester"):
         Provider.objects.filter(name="anthropic").update(
             base_url="https://elsewhere.example", api_key_secret="sk-very-secret", extra_headers={"x-a": "1"}
         )

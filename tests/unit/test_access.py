@@ -1,11 +1,11 @@
-"""proxy/access.py: which names are loopback, what is allowed, when a login is required (issue #17)."""
+"""security/access.py: which names are loopback, what is allowed, when a login is required (issue #17)."""
 
 from __future__ import annotations
 
 import pytest
 from django.test import override_settings
 
-from proxy import access
+from proxy.security import access
 
 
 @pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "127.8.9.1", "::1", "[::1]", "app.localhost"])

@@ -1,4 +1,4 @@
-"""proxy/blobs.py without a database: whatever a request holds, splitting it for storage and expanding it
+"""recording/blobs.py without a database: whatever a request holds, splitting it for storage and expanding it
 again gives back exactly what was sent (the values the writer stores are served from the reader cache)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy import blobs
+from proxy.recording import blobs
 
 text = st.text(max_size=40) | st.text(min_size=600, max_size=1500)  # some values over MIN_BYTES
 json_values = st.recursive(

@@ -12,8 +12,8 @@ from typing import Any
 import orjson
 import pytest
 
-from proxy.detect import claude_code_agent, detect_tasks, is_background, request_facts
-from proxy.rules import ProviderSpec, RuleSpec, choose_target, compile_config
+from proxy.routing.detect import claude_code_agent, detect_tasks, is_background, request_facts
+from proxy.routing.rules import ProviderSpec, RuleSpec, choose_target, compile_config
 from proxy.translate.anthropic import DIALECT as ANTHROPIC
 from proxy.translate.openai_chat.request import build_request
 from proxy.translate.tokens import count_tokens

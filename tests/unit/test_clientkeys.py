@@ -1,4 +1,4 @@
-"""proxy/clientkeys.py: which header carries our key, what is forwarded, loopback, limits."""
+"""proxy/security/clientkeys.py: which header carries our key, what is forwarded, loopback, limits."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from proxy import clientkeys
-from proxy.clientkeys import KeyEntry, KeyRefused, admit, digest, is_loopback
+from proxy.security import clientkeys
+from proxy.security.clientkeys import KeyEntry, KeyRefused, admit, digest, is_loopback
 
 OURS = "sk-sb-" + "k" * 43
 THEIRS = "sk-ant-api03-" + "t" * 40

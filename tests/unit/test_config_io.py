@@ -8,8 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from proxy.config_io import export_toml, from_claude_code_router, parse_toml, toml_value
-from proxy.rules import ConfigError, ProviderSpec, RuleSpec, choose_target, compile_config, validate_config
+from proxy.routing.config_io import export_toml, from_claude_code_router, parse_toml, toml_value
+from proxy.routing.rules import (
+    ConfigError,
+    ProviderSpec,
+    RuleSpec,
+    choose_target,
+    compile_config,
+    validate_config,
+)
 from tests.conftest import load_fixture
 
 CCR_CONFIG = Path(__file__).resolve().parent.parent / "fixtures" / "ccr" / "config.json"

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from proxy.detect import request_facts
+from proxy.routing.detect import request_facts
 from tests import fuzzing
 
 # No example database: each run explores afresh, and a failure prints the input hypothesis shrank it to.

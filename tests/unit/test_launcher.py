@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy import launcher, statusline
+from proxy.cli import launcher, statusline
 
 
 @pytest.mark.parametrize(

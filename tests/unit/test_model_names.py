@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.model_names import claude_name
-from proxy.rules import ProviderSpec, RuleSpec, compile_config
+from proxy.http.model_names import claude_name
+from proxy.routing.rules import ProviderSpec, RuleSpec, compile_config
 
 OPENAI = ProviderSpec(name="openai", dialect="openai", base_url="https://api.openai.com/v1")
 ANTHROPIC = ProviderSpec(name="anthropic", dialect="anthropic", base_url="https://api.anthropic.com")

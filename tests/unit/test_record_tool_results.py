@@ -3,7 +3,7 @@ the writer to the exchange that made each call)."""
 
 from __future__ import annotations
 
-from proxy.record import failed_tool_results
+from proxy.recording.rows import failed_tool_results
 
 
 def result(tool_id: str, *, is_error: bool | None = None, text: str = "out") -> dict:

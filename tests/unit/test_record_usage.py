@@ -7,8 +7,8 @@ import time
 import orjson
 import pytest
 
-from proxy.record import finished_fields
-from proxy.tape import Packed, Tape
+from proxy.recording.rows import finished_fields
+from proxy.recording.tape import Packed, Tape
 from proxy.translate.tokens import count_text_tokens, count_tokens, warm_up
 
 # Counted with the encoder once loaded, approximated from lengths before (tested in test_tokens.py).

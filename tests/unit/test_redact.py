@@ -1,4 +1,4 @@
-"""proxy/redact.py: configured keys and key-shaped strings out of text, JSON bytes, rows and log lines."""
+"""security/redact.py: configured keys and key-shaped strings out of text, JSON bytes, rows and log lines."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import logging
 import orjson
 import pytest
 
-from proxy import redact
-from proxy.redact import REDACTED, RedactingFilter, Redactor, redact_row
+from proxy.security import redact
+from proxy.security.redact import REDACTED, RedactingFilter, Redactor, redact_row
 
 OPENAI = "sk-proj-" + "a1B2" * 12
 ANTHROPIC = "sk-ant-api03-" + "Zz9_-" * 10

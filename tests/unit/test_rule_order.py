@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from proxy.config_io import export_toml, parse_toml
-from proxy.rule_order import evaluation_order, order_notes, order_warnings
-from proxy.rules import ProviderSpec, RuleSpec, choose_target, compile_config
+from proxy.routing.config_io import export_toml, parse_toml
+from proxy.routing.order import evaluation_order, order_notes, order_warnings
+from proxy.routing.rules import ProviderSpec, RuleSpec, choose_target, compile_config
 from tests.conftest import load_fixture
 
 P = ProviderSpec(name="p", dialect="openai", base_url="http://127.0.0.1:9/v1")

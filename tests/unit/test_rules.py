@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from proxy.detect import (
+from proxy.routing.detect import (
     claude_code_agent,
     detect_tasks,
     has_image,
@@ -20,7 +20,7 @@ from proxy.detect import (
     session_of,
     strip_agent_marker,
 )
-from proxy.rules import (
+from proxy.routing.rules import (
     ConfigError,
     ProviderSpec,
     RuleSpec,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import orjson
 
-from proxy.tape import Packed
+from proxy.recording.tape import Packed
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 BODY = (FIXTURES / "claude-code" / "read_tool_result_turn.json").read_bytes()

@@ -1,4 +1,4 @@
-"""proxy.validation: the shapes every later step relies on, refused as Anthropic refuses them."""
+"""proxy.http.validation: the shapes every later step relies on, refused as Anthropic refuses them."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 import orjson
 import pytest
 
+from proxy.http.validation import MAX_NESTING, validate_messages_request
 from proxy.translate.base import TranslationError
-from proxy.validation import MAX_NESTING, validate_messages_request
 from tests.fuzzing import claude_code_requests
 
 

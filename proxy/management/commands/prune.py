@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from proxy import retention
+from proxy.recording import retention
 
 
 def megabytes(n: int) -> str:

@@ -10,10 +10,10 @@ import orjson
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from proxy import config_io
-from proxy.routing import load_specs
-from proxy.rule_order import order_notes, order_warnings
-from proxy.rules import ConfigError, RuleSpec
+from proxy.routing import config_io
+from proxy.routing.order import order_notes, order_warnings
+from proxy.routing.rules import ConfigError, RuleSpec
+from proxy.routing.snapshot import load_specs
 
 
 class Command(BaseCommand):
@@ -69,7 +69,7 @@ class Command(BaseCommand):
             else:
                 providers, rules = config_io.parse_toml(raw)
             if options["dry_run"]:
-                from proxy.routing import validate_config
+                from proxy.routing.snapshot import validate_config
 
                 validate_config(providers, rules)
                 self.stdout.write(config_io.export_toml(providers, rules))

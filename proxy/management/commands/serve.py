@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from proxy import access
+from proxy.security import access
 
 
 def _one_malloc_arena() -> None:
@@ -47,8 +47,8 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         if problems := access.startup_problems():
             raise CommandError("refusing to start:\n" + "\n".join(f"  - {p}" for p in problems))
-        from proxy.banner import start_banner
-        from proxy.seed import ensure_seeded
+        from proxy.cli.banner import start_banner
+        from proxy.routing.seed import ensure_seeded
 
         banner = start_banner(host=host, port=port, seeded=ensure_seeded())
         self._announce_access(host)
@@ -64,7 +64,7 @@ class Command(BaseCommand):
             f"fd:fileno={fd}" if fd is not None else f"tcp:port={port}:interface={interface}:backlog=1024"
         )
         # No --proxy-headers: any client could claim a loopback address in X-Forwarded-For, and only
-        # loopback clients are served without a client key (proxy/clientkeys.py).
+        # loopback clients are served without a client key (proxy/security/clientkeys.py).
         args = ["-e", endpoint]
         # An access log line per request costs CPU on the hot path; opt in with SWITCHBOARD_ACCESS_LOG=1.
         args += ["--access-log", "-"] if os.environ.get("SWITCHBOARD_ACCESS_LOG") else ["-v", "0"]
@@ -139,10 +139,10 @@ def _run_announced(
 
 def _redacted_access_log() -> None:
     """daphne's access log (SWITCHBOARD_ACCESS_LOG=1) prints each request line as sent, its query string
-    included: a key there (`?key=`, `?api_key=`) is redacted like everywhere else (proxy/redact.py)."""
+    included: a key there (`?key=`, `?api_key=`) is redacted like everywhere else (security/redact.py)."""
     from daphne.access import AccessLogGenerator
 
-    from proxy.redact import redact
+    from proxy.security.redact import redact
 
     write_entry = AccessLogGenerator.write_entry
 
@@ -175,7 +175,7 @@ def _lighter_requests() -> None:
 
     from django.conf import settings
 
-    from proxy.api_handler import BoundedBody, refuse_unsent_body
+    from proxy.http.handler import BoundedBody, refuse_unsent_body
 
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE  # the API's limit, with room for a dashboard form
 
@@ -222,7 +222,7 @@ def _lighter_requests() -> None:
 
 
 def _graceful_server() -> type:
-    """daphne's Server, stopping gracefully (proxy/shutdown.py): on SIGTERM it stops listening, lets
+    """daphne's Server, stopping gracefully (proxy/ops/shutdown.py): on SIGTERM it stops listening, lets
     requests in flight finish within SWITCHBOARD_SHUTDOWN_GRACE, then cancels what is left (daphne's own
     step, which otherwise comes first) and writes every queued exchange while the loop still runs."""
     import asyncio
@@ -232,8 +232,8 @@ def _graceful_server() -> type:
     from django.conf import settings
     from twisted.internet import defer
 
-    from proxy import shutdown
-    from proxy.recorder import recorder
+    from proxy.ops import shutdown
+    from proxy.recording.writer import recorder
 
     class GracefulServer(Server):  # type: ignore[misc]
         ports: list[Any]
@@ -270,7 +270,7 @@ def _exit_without_finalizing(code: int = 0) -> None:
     """
     import logging
 
-    from proxy.recorder import recorder
+    from proxy.recording.writer import recorder
 
     try:
         recorder.close()

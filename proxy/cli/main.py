@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
     if command == "statusline":
-        from proxy import statusline
+        from proxy.cli import statusline
 
         parser = argparse.ArgumentParser(prog="switchboard statusline")
         parser.add_argument("--url", default=statusline.DEFAULT_URL)
@@ -38,13 +38,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument("--fd", type=int, default=None, help=argparse.SUPPRESS)
         args = parser.parse_args(rest)
         if args.workers > 1:
-            from proxy.workers import serve_workers
+            from proxy.cli.workers import serve_workers
 
             return serve_workers(args.host, args.port, args.workers)
         extra = ["--fd", str(args.fd)] if args.fd is not None else []
         return manage(["serve", "--host", args.host, "--port", str(args.port), *extra])
     if command == "claude":
-        from proxy.launcher import launch
+        from proxy.cli.launcher import launch
 
         return launch(rest)
     return manage(argv)
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def child_env(**extra: str) -> dict[str, str]:
     """The environment for a `python -m proxy.cli` child: this checkout importable from any directory."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
     return {**os.environ, "PYTHONPATH": path, **extra}
 
@@ -65,6 +65,3 @@ def manage(argv: list[str]) -> int:
     execute_from_command_line(["switchboard", *argv])
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

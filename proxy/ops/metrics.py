@@ -103,7 +103,7 @@ class RecorderCollector(Collector):
     """The recorder's state, read at scrape time (nothing is updated per request)."""
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-        from proxy.recorder import recorder
+        from proxy.recording.writer import recorder
 
         return self._families(recorder.backlog(), recorder.dropped + recorder.lost, recorder.in_flight())
 

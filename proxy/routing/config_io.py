@@ -14,9 +14,9 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from proxy.redact import masked_headers, unmasked_headers
-from proxy.rule_order import evaluation_order, order_warnings
-from proxy.rules import DEFAULT_LONG_CONTEXT_TOKENS, ConfigError, ProviderSpec, RuleSpec
+from proxy.routing.order import evaluation_order, order_warnings
+from proxy.routing.rules import DEFAULT_LONG_CONTEXT_TOKENS, ConfigError, ProviderSpec, RuleSpec
+from proxy.security.redact import masked_headers, unmasked_headers
 
 PROVIDER_KEYS = (
     "name", "dialect", "base_url", "api_key_env", "connect_timeout", "first_byte_timeout", "idle_timeout",
@@ -317,7 +317,7 @@ def _note_the_rest(data: Mapping[str, Any], router: Mapping[str, Any], notes: li
 
 def export_config() -> str:
     """The stored configuration as TOML."""
-    from proxy.routing import load_specs
+    from proxy.routing.snapshot import load_specs
 
     providers, rules = load_specs()
     return export_toml(providers, rules)
@@ -326,7 +326,7 @@ def export_config() -> str:
 def import_config(providers: Sequence[ProviderSpec], rules: Sequence[RuleSpec], *, actor: str = "") -> None:
     """Replace the whole configuration, atomically; ConfigError (nothing changed) when it is invalid."""
     from proxy.models import Provider, Rule
-    from proxy.routing import config_edit
+    from proxy.routing.snapshot import config_edit
 
     with config_edit(actor=actor):
         existing = {p.name: p for p in Provider.objects.all()}

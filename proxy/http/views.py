@@ -13,16 +13,17 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from proxy import clientkeys, routing
-from proxy.errors import error_response
-from proxy.progress import progress
-from proxy.record import failed_tool_results
-from proxy.recorder import recorder
-from proxy.request_ids import new_message_id, new_request_id
-from proxy.streaming import Routed, serve_count_tokens, serve_messages
-from proxy.tape import Tape, safe_headers
+from proxy.http.errors import error_response
+from proxy.http.request_ids import new_message_id, new_request_id
+from proxy.http.validation import NestedTooDeep, validate_request
+from proxy.recording.progress import progress
+from proxy.recording.rows import failed_tool_results
+from proxy.recording.tape import Tape, safe_headers
+from proxy.recording.writer import recorder
+from proxy.routing import snapshot
+from proxy.security import clientkeys
+from proxy.serving import Routed, serve_count_tokens, serve_messages
 from proxy.translate.base import TranslationError
-from proxy.validation import NestedTooDeep, validate_request
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ async def _route(request: HttpRequest, *, endpoint: str) -> Routed | HttpRespons
         body, tape.documents = validated.body, validated.documents
         if endpoint == "messages":
             tape.failed_results, tape.error_results = failed_tool_results(body)
-        decision = await routing.decide(body, headers, snap=snap)
+        decision = await snapshot.decide(body, headers, snap=snap)
     except TranslationError as exc:
         retry_after, extra = None, {}
         if isinstance(exc, clientkeys.KeyRefused):  # over a limit: the key was valid, its label is known
@@ -121,11 +122,11 @@ def _model_info(model_id: str, name: str) -> dict[str, str]:
     return {"type": "model", "id": model_id, "display_name": name, "created_at": MODEL_CREATED_AT}
 
 
-async def _snapshot_or_problem() -> routing.Snapshot | TranslationError:
+async def _snapshot_or_problem() -> snapshot.Snapshot | TranslationError:
     """The routing snapshot (its version check refreshes the client keys), or why there is none: a bad
     configuration is reported only to a client whose key was checked."""
     try:
-        return await routing.checked_snapshot()
+        return await snapshot.checked_snapshot()
     except TranslationError as exc:
         return exc
 
@@ -187,7 +188,7 @@ async def models(request: HttpRequest) -> HttpResponse:
         return error_response("not_found_error", f"{request.method} /v1/models: use GET", status=405)
     if (refused := await _admit_listing(request)) is not None:
         return refused
-    listed = await routing.models()
+    listed = await snapshot.models()
     try:
         page, has_more = model_page(listed, request.GET)
     except TranslationError as exc:
@@ -230,7 +231,7 @@ async def model(request: HttpRequest, model_id: str) -> HttpResponse:
         )
     if (refused := await _admit_listing(request)) is not None:
         return refused
-    name = dict(await routing.models()).get(model_id)
+    name = dict(await snapshot.models()).get(model_id)
     if name is None:
         return error_response("not_found_error", f"model: {model_id}")
     return JsonResponse(_model_info(model_id, name))

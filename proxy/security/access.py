@@ -29,7 +29,7 @@ from django.http import (
 )
 from django.http.request import split_domain_port, validate_host
 
-from proxy.errors import error_response
+from proxy.http.errors import error_response
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def exposed() -> bool:
 
 def client_keys_configured() -> bool:
     """Client API keys are configured, in the environment or on the Keys page (sync: one indexed query)."""
-    from proxy import clientkeys
+    from proxy.security import clientkeys
 
     return clientkeys.keys_configured()
 
@@ -226,7 +226,7 @@ _KEY_PATHS = ("/api/", "/metrics")
 def client_key_valid(request: HttpRequest) -> bool:
     """The request carries a client API key in force (x-switchboard-key, x-api-key or Authorization:
     Bearer): scripts reading /api/ when a login is required."""
-    from proxy import clientkeys
+    from proxy.security import clientkeys
 
     return clientkeys.presented_key_valid({k.lower(): v for k, v in request.headers.items()})
 

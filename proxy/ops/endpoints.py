@@ -2,7 +2,7 @@
 
 None of them is recorded (only /v1/ is). /healthz and /readyz need no login (probes carry no
 credentials) but still pass the Host check; /metrics needs a client key once keys are configured
-(proxy/access.py).
+(proxy/security/access.py).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from django.db.models import Count, Sum
 from django.http import HttpRequest, HttpResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from proxy import metrics
-from proxy.recorder import recorder
+from proxy.ops import metrics
+from proxy.recording.writer import recorder
 
 # Not ready while more exchanges than this wait for the writer: the database is not keeping up.
 READY_MAX_BACKLOG = 1000

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
-from proxy.live import GROUP
-from proxy.recorder import recorder
-from proxy.tape import Tape
+from proxy.recording.live import GROUP
+from proxy.recording.tape import Tape
+from proxy.recording.writer import recorder
 from proxy.translate.accumulate import Accumulator
 
 logger = logging.getLogger(__name__)

@@ -21,8 +21,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from proxy import statusline
-from proxy.cli import child_env
+from proxy.cli import statusline
+from proxy.cli.main import child_env
 
 DEFAULT_PORT = 8082
 START_TIMEOUT_S = 60.0

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from proxy.rules import DEFAULT_LONG_CONTEXT_TOKENS, Pattern, RuleSpec, compile_pattern
+from proxy.routing.rules import DEFAULT_LONG_CONTEXT_TOKENS, Pattern, RuleSpec, compile_pattern
 
 _PATTERN_KEYS = {"model": False, "client": False, "agent": True, "session": True}  # key -> exact match
 

@@ -29,7 +29,7 @@ def data_location() -> str:
 def routing_source(seeded: str) -> list[str]:
     """Lines saying whether routing was just seeded from the environment or came from the database."""
     from proxy.models import Provider, Rule
-    from proxy.seed import SEED_VARIABLES, ignored_environment
+    from proxy.routing.seed import SEED_VARIABLES, ignored_environment
 
     if seeded:
         return [

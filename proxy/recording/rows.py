@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from proxy import catalog
-from proxy.tape import Packed, Tape
+from proxy.recording.tape import Packed, Tape
 from proxy.translate import tokens
 from proxy.translate.claude_code import is_call_failure, tool_result_head
 from proxy.translate.types import JSONDict

@@ -7,7 +7,7 @@ event loop itself, against ~40 us for the same query through Django and ~150-300
 a thread (asgiref's sync_to_async: ~1 ms). So SQLite reads directly; other databases (Postgres) read on
 ONE dedicated thread, where requests that arrive while a read is queued share it (a read that already
 started never answers a later request). Only when the version changed are providers and rules reloaded
-and compiled (pure: proxy.rules), on that thread.
+and compiled (pure: proxy.routing.rules), on that thread.
 If the version read fails, or takes longer than CONFIG_WAIT_S (the database locked, restarting,
 unreachable), the last good snapshot keeps serving (logged) and the config thread checks again: a
 request never waits on the database for longer than that. Invalid configuration never reaches the
@@ -32,10 +32,8 @@ import orjson
 from django.db import connection, transaction
 from django.db.models import F
 
-from proxy import access, clientkeys, redact
-from proxy.crypto import UnreadableSecret
-from proxy.detect import TokenCounter
-from proxy.rules import (
+from proxy.routing.detect import TokenCounter
+from proxy.routing.rules import (
     ConfigError,
     Decision,
     ProviderSpec,
@@ -45,6 +43,8 @@ from proxy.rules import (
     compile_config,
     needs_token_count,
 )
+from proxy.security import access, clientkeys, redact
+from proxy.security.crypto import UnreadableSecret
 from proxy.translate.base import TranslationError
 from proxy.translate.types import MessagesRequest
 
@@ -184,7 +184,7 @@ def build_snapshot(version: int) -> Snapshot:
         max_output_tokens=_catalog_max_output,
         model_options=_catalog_options,
     )
-    # Every key a provider has is redacted wherever it might be echoed (proxy/redact.py).
+    # Every key a provider has is redacted wherever it might be echoed (proxy/security/redact.py).
     keys = [os.environ.get(p.api_key_env, "") if p.api_key_env else p.api_key_secret for p in providers]
     keys += [v for p in providers for v in redact.header_secrets(p.extra_headers)]
     redact.set_secrets("providers", keys)

@@ -8,7 +8,7 @@ import orjson
 from django.http import HttpResponse
 from django.http.response import HttpResponseBase
 
-from proxy.redact import redact
+from proxy.security.redact import redact
 from proxy.translate.types import ERROR_STATUS, ErrorType
 
 R = TypeVar("R", bound=HttpResponseBase)

@@ -2,7 +2,7 @@
 
 Keys come from SWITCHBOARD_API_KEYS and from the dashboard's Keys page (stored as SHA-256 digests). The
 check is a digest lookup in an in-memory table (~1 us): the table is rebuilt on the config thread
-whenever the routing snapshot sees the configuration version change (proxy/routing.py), and making or
+whenever the routing snapshot sees the configuration version change (proxy/routing/snapshot.py), and making or
 revoking a key bumps that version, so every process applies it to its next request. No database query
 per request.
 
@@ -32,14 +32,14 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 
-from proxy import redact
+from proxy.security import redact
 from proxy.translate.base import TranslationError
 from proxy.translate.types import ErrorType
 
 logger = logging.getLogger(__name__)
 
 OWN_HEADER = "x-switchboard-key"
-KEY_PREFIX = "sk-sb-"  # key-shaped (proxy/redact.py catches it anywhere it is echoed)
+KEY_PREFIX = "sk-sb-"  # key-shaped (proxy/security/redact.py catches it anywhere it is echoed)
 _LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from proxy.tape import is_secret_header
+from proxy.recording.tape import is_secret_header
 
 REDACTED = "[redacted]"
 # A secret header's value as the routes editor and `routes export` show it; given back, the stored value

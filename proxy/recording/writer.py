@@ -28,11 +28,12 @@ from django.db import InterfaceError, OperationalError, close_old_connections, t
 from django.db.models import F, TextField
 from django.db.models.functions import Cast
 
-from proxy import live, metrics
-from proxy.blobs import BlobWriter
-from proxy.record import row_fields, start_fields, update_fields
-from proxy.redact import redact_row
-from proxy.tape import Packed, Tape
+from proxy.ops import metrics
+from proxy.recording import live
+from proxy.recording.blobs import BlobWriter
+from proxy.recording.rows import row_fields, start_fields, update_fields
+from proxy.recording.tape import Packed, Tape
+from proxy.security.redact import redact_row
 
 logger = logging.getLogger(__name__)
 
@@ -249,7 +250,7 @@ class Recorder:
     async def _prune(self, loop: asyncio.AbstractEventLoop) -> None:
         """One step of the prune in the writer's thread (serialised with the writes, each step short); the
         next step comes right after the next batch while there is more to delete."""
-        from proxy import retention
+        from proxy.recording import retention
 
         more = False
         try:
@@ -482,7 +483,7 @@ def write_exchanges(rows: list[dict[str, Any]], *, updates: list[tuple[int, dict
 
 
 def _unpacked(row: dict[str, Any]) -> dict[str, Any]:
-    """A row's bodies as stored: unpacked, secrets redacted (proxy/redact.py), then their large repeated
+    """A row's bodies as stored: unpacked, secrets redacted (security/redact.py), then their large repeated
     parts split out into blobs (redacted first, so no blob holds a secret)."""
     row = redact_row({name: v.unpack() if isinstance(v, Packed) else v for name, v in row.items()})
     _blob_writer.begin_row()

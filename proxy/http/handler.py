@@ -22,9 +22,10 @@ from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, resolve, set_script_prefix
 
-from proxy import access, shutdown
-from proxy.errors import error_body, error_response, with_request_id
-from proxy.request_ids import new_request_id
+from proxy.http.errors import error_body, error_response, with_request_id
+from proxy.http.request_ids import new_request_id
+from proxy.ops import shutdown
+from proxy.security import access
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +68,9 @@ class BoundedBody:
 def refuse_unsent_body(*, path: str, headers: dict[str, str], length: int) -> bytes:
     """The whole HTTP 413 for a request that announced a body over the limit and waits for `100 Continue`
     before sending it (curl does, past 1 MB): it is answered at once, the body never sent, and recorded."""
-    from proxy.recorder import recorder
-    from proxy.tape import Tape, safe_headers
-    from proxy.views import too_large
+    from proxy.http.views import too_large
+    from proxy.recording.tape import Tape, safe_headers
+    from proxy.recording.writer import recorder
 
     refusal = too_large(length)
     endpoint = "count_tokens" if path.rstrip("/").endswith("count_tokens") else "messages"
@@ -156,7 +157,7 @@ class ApiHandler(ASGIHandler):
         if refusal is not None:
             await self.send_response(refusal, send)
             return
-        shutdown.in_flight += 1  # a shutdown waits for these (proxy/shutdown.py)
+        shutdown.in_flight += 1  # a shutdown waits for these (proxy/ops/shutdown.py)
         try:
             await self._serve(scope, receive, send)
         finally:

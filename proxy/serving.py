@@ -17,12 +17,13 @@ from dataclasses import dataclass
 import orjson
 from django.http import HttpResponse, StreamingHttpResponse
 
-from proxy import shutdown, upstream
-from proxy.errors import error_frame, error_response
-from proxy.progress import progress
-from proxy.recorder import recorder
-from proxy.routing import Decision
-from proxy.tape import Tape, is_secret_header
+from proxy import upstream
+from proxy.http.errors import error_frame, error_response
+from proxy.ops import shutdown
+from proxy.recording.progress import progress
+from proxy.recording.tape import Tape, is_secret_header
+from proxy.recording.writer import recorder
+from proxy.routing.snapshot import Decision
 from proxy.translate import anthropic as anthropic_dialect
 from proxy.translate import tokens
 from proxy.translate.accumulate import Accumulator

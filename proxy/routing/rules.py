@@ -1,6 +1,6 @@
 """Routing rules as plain data: conditions, validation, compiling a configuration and choose_target.
 
-Pure: no Django, no IO. proxy/routing.py converts the database rows into these dataclasses, compiles them
+Pure: no Django, no IO. routing/snapshot.py converts the database rows into these dataclasses, compiles them
 once per configuration version (`compile_config`) and calls `choose_target` per request.
 """
 
@@ -14,8 +14,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from proxy.catalog import lookup
-from proxy.detect import Facts, TokenCounter, request_facts
-from proxy.model_names import display_name
+from proxy.http.model_names import display_name
+from proxy.routing.detect import Facts, TokenCounter, request_facts
 from proxy.translate.types import JSONDict, MessagesRequest, Target
 
 TASKS = ("background", "think", "long_context", "web_search", "image")

@@ -33,10 +33,10 @@ def serve_workers(host: str, port: int, workers: int) -> int:
     from django.core.management import call_command
     from django.db import connections
 
-    from proxy import access
-    from proxy.cli import child_env
+    from proxy.cli.main import child_env
     from proxy.management.commands.serve import Command
-    from proxy.seed import ensure_seeded
+    from proxy.routing.seed import ensure_seeded
+    from proxy.security import access
 
     if ":" in host:
         print("switchboard: --workers needs an IPv4 address for --host", file=sys.stderr)

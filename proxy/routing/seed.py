@@ -9,8 +9,8 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 
-from proxy.routing import config_edit, own_port
-from proxy.rules import is_own_address
+from proxy.routing.rules import is_own_address
+from proxy.routing.snapshot import config_edit, own_port
 
 logger = logging.getLogger(__name__)
 

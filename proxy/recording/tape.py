@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import zstandard
 
-from proxy.request_ids import new_request_id
+from proxy.http.request_ids import new_request_id
 from proxy.translate.types import JSONDict, Message
 
 _keys = count(1)
@@ -96,7 +96,9 @@ class Tape:
     user_agent: str = ""
     client_model: str = ""
     client_key: str = ""  # the label of the client key it came with
-    admission: Any = None  # its key's concurrency slot (proxy.clientkeys.Admission), released on finish
+    admission: Any = (
+        None  # its key's concurrency slot (proxy.security.clientkeys.Admission), released on finish
+    )
     # routing
     rule: str = ""
     route_reason: str = ""

@@ -1,0 +1,1 @@
+"""Running it: health, readiness and Prometheus endpoints, metrics, graceful shutdown."""
