@@ -25,6 +25,9 @@ ROUTINE_KINDS = frozenset(
         "thinking_dropped",  # the model has no reasoning option: a setting, not content
         # Earlier turns' thinking: Anthropic itself does not give those to the model outside a tool loop.
         "reasoning_dropped",
+        # Another backend's opaque reasoning (reasoning.py): only its maker can read it back.
+        "foreign_reasoning_dropped",
+        "thought_signature_placeholder",  # Google's documented value for a call another model made
         "tool_renamed",  # renamed back in the answer
         "tool_result_image_moved",  # moved to a user message, still sent
         "tool_reference_converted",  # sent as text

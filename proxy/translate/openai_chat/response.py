@@ -16,14 +16,18 @@ import orjson
 from .. import ids
 from ..base import UpstreamError
 from ..types import ErrorType, JSONDict, Message, StopReason, Translation, Usage
-
-# Where backends put the model's reasoning text, in order of preference (DeepSeek, then OpenRouter).
-REASONING_FIELDS = ("reasoning_content", "reasoning")
+from .signatures import (
+    LEGACY_PREFIX,
+    REASONING_FIELDS,
+    reasoning_signature,
+    thought_signature_block,
+    tool_call_thought_signature,
+)
 
 # Anthropic clients require a non-empty signature on thinking blocks and send it back unchanged on the
-# next turn. Ours is a plain marker (no cryptography) naming the field the reasoning came from, so the
-# request side can recognise our blocks (`startswith(SIGNATURE_PREFIX)`) and replay them in that field.
-SIGNATURE_PREFIX = "switchboard.openai."
+# next turn. Ours is a tagged marker (signatures.py) naming the field the reasoning came from and the
+# provider that produced it, so the request side replays it there, and only to that provider.
+SIGNATURE_PREFIX = LEGACY_PREFIX  # the untagged marker of sessions recorded before; read, never written
 
 _FINISH_REASONS: dict[str, StopReason] = {
     "stop": "end_turn",
@@ -71,9 +75,9 @@ _HTML_TAG = re.compile(r"<[^>]+>")
 _SPACES = re.compile(r"\s+")
 
 
-def thinking_signature(field: str) -> str:
+def thinking_signature(field: str, provider: str = "") -> str:
     """The signature we put on a thinking block made from the backend's `field` (deterministic, non-empty)."""
-    return SIGNATURE_PREFIX + field
+    return reasoning_signature(field, provider=provider)
 
 
 def wants_thinking(translation: Translation) -> bool:
@@ -218,7 +222,8 @@ def parse_response(body: JSONDict, translation: Translation) -> Message:
 
     field, reasoning = reasoning_of(message)
     if reasoning and wants_thinking(translation):
-        content.append({"type": "thinking", "thinking": reasoning, "signature": thinking_signature(field)})
+        signature = thinking_signature(field, translation.provider)
+        content.append({"type": "thinking", "thinking": reasoning, "signature": signature})
 
     text = _message_text(message.get("content"))
     refusal = message.get("refusal") if isinstance(message.get("refusal"), str) else ""
@@ -239,6 +244,8 @@ def parse_response(body: JSONDict, translation: Translation) -> Message:
             upstream_id=call.get("id"), name=name, ordinal=ordinal, translation=translation
         )
         block["input"] = parse_tool_input(function.get("arguments"), name=name)
+        if thought := tool_call_thought_signature(call):  # Gemini's: back on this call next turn
+            content.append(thought_signature_block(block["id"], thought, provider=translation.provider))
         content.append(block)
 
     stop_reason: StopReason

@@ -34,6 +34,7 @@ from .response import (
     usage_from_openai,
     wants_thinking,
 )
+from .signatures import thought_signature_block, tool_call_thought_signature
 
 BlockKind = Literal["thinking", "text", "tool_use"]
 
@@ -65,6 +66,7 @@ class ToolCall:
     name: str = ""
     arguments: list[str] = field(default_factory=list)
     state: Literal["pending", "live", "closed"] = "pending"
+    thought_signature: str = ""  # Gemini's, on the call's first fragment (signatures.py)
 
 
 _EMPTY_BLOCKS = {
@@ -197,7 +199,8 @@ class OpenAIStreamTranslator:
             self._generated.append(text)
         events: list[StreamEvent] = []
         if self.open_block is None or self.open_block.kind != "thinking":
-            events += self._open_block("thinking", signature=thinking_signature(field_name))
+            signature = thinking_signature(field_name, self.translation.provider)
+            events += self._open_block("thinking", signature=signature)
         return [*events, self._delta({"type": "thinking_delta", "thinking": text})]
 
     def _on_text(self, text: str) -> list[StreamEvent]:
@@ -233,6 +236,7 @@ class OpenAIStreamTranslator:
         call = self._call_for(fragment)
         if function.get("name") and not call.name:
             call.name = str(function["name"])
+        call.thought_signature = call.thought_signature or tool_call_thought_signature(fragment)
         arguments = function.get("arguments")
         if isinstance(arguments, dict):  # a whole object instead of a JSON string (some local servers)
             arguments = orjson.dumps(arguments).decode()
@@ -290,10 +294,18 @@ class OpenAIStreamTranslator:
         start = tool_use_block(
             upstream_id=call.upstream_id, name=call.name, ordinal=call.ordinal, translation=self.translation
         )
-        events = self._open_block("tool_use", content_block=start, call=call)
+        events = self._thought_signature_block(call, start["id"])
+        events += self._open_block("tool_use", content_block=start, call=call)
         if call.arguments:  # fragments buffered while another call was streaming
             events.append(self._delta({"type": "input_json_delta", "partial_json": "".join(call.arguments)}))
         return events
+
+    def _thought_signature_block(self, call: ToolCall, client_id: str) -> list[StreamEvent]:
+        """An empty thinking block before the call's tool_use, carrying its thought signature back."""
+        if not call.thought_signature:
+            return []
+        block = thought_signature_block(client_id, call.thought_signature, provider=self.translation.provider)
+        return self._open_block("thinking", signature=block["signature"]) + self._close_block()
 
     def _live_call(self) -> ToolCall | None:
         block = self.open_block
