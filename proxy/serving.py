@@ -27,6 +27,7 @@ from proxy.routing.snapshot import Decision
 from proxy.translate import anthropic as anthropic_dialect
 from proxy.translate import tokens
 from proxy.translate.accumulate import Accumulator
+from proxy.translate.anthropic_profile import counts_tokens
 from proxy.translate.base import StreamTranslator, TranslationError, UpstreamError
 from proxy.translate.dialects import DIALECTS
 from proxy.translate.sse import SSEDecoder, encode_event
@@ -151,11 +152,14 @@ async def _attempt(
 
 
 async def serve_count_tokens(*, decision: Decision, headers: dict[str, str], tape: Tape) -> HttpResponse:
-    """The official Anthropic API counts exactly: ask it. Everywhere else, count locally (an estimate)."""
+    """The official Anthropic API counts exactly: ask it (or a compatible server marked `count_tokens`).
+    Everywhere else, count locally (an estimate)."""
     target = decision.targets[0]
     tape.provider, tape.dialect = target.provider, target.dialect
     tape.backend_model = target.model or tape.client_model
-    if target.dialect == "anthropic" and anthropic_dialect.is_official(target):
+    official = target.dialect == "anthropic" and anthropic_dialect.is_official(target)
+    # The endpoint's own count when it has one (its capability profile says); else ours, locally.
+    if target.dialect == "anthropic" and counts_tokens(target, official=official):
         outbound = anthropic_dialect.DIALECT.build_count_tokens_request(
             decision.body, target, client_headers=headers
         )

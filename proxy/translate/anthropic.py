@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from . import anthropic_profile
 from .base import UpstreamError
 from .claude_code import without_billing_header
 from .types import (
@@ -153,6 +154,8 @@ class AnthropicDialect:
             changes.append(Change("model_mapped", f"{client_model} -> {target.model}"))
         cap_max_tokens(body, output_ceiling(target), changes)
         official = is_official(target)
+        # Other backends' reasoning kept away, this endpoint's known gaps covered (anthropic_profile.py).
+        anthropic_profile.adapt_request(body, target=target, official=official, changes=changes)
         if not official:
             for name in ANTHROPIC_ONLY_FIELDS:
                 if name in body:
@@ -170,7 +173,13 @@ class AnthropicDialect:
             stream=bool(request.get("stream")),
         )
         return Translation(
-            upstream=upstream, client_model=client_model, message_id=message_id, changes=changes
+            upstream=upstream,
+            client_model=client_model,
+            message_id=message_id,
+            changes=changes,
+            provider=target.provider,
+            # A compatible server's signatures and tool ids are tagged on the way back (not Anthropic's).
+            state={"tag_reasoning": not official},
         )
 
     def build_count_tokens_request(
@@ -195,10 +204,13 @@ class AnthropicDialect:
     def parse_response(self, body: JSONDict, translation: Translation) -> Message:
         """The reply is already a Message; only the model id is the client's own."""
         message: Message = {**body, "model": translation.client_model}  # type: ignore[typeddict-item]
+        if translation.state.get("tag_reasoning") and "content" in body:
+            message["content"] = anthropic_profile.tag_content(body["content"], provider=translation.provider)  # type: ignore[typeddict-item]
         return message
 
     def stream_translator(self, translation: Translation) -> AnthropicStreamTranslator:
-        return AnthropicStreamTranslator(client_model=translation.client_model)
+        tag = translation.provider if translation.state.get("tag_reasoning") else None
+        return AnthropicStreamTranslator(client_model=translation.client_model, tag_for=tag)
 
     def parse_error(self, status: int, body: bytes, headers: dict[str, str]) -> UpstreamError:
         """Anthropic error bodies keep their type and status; anything else becomes an api_error."""
@@ -216,10 +228,11 @@ class AnthropicStreamTranslator:
     `stop_reason`, `stop_sequence`, `done` (True once message_stop arrived).
     """
 
-    __slots__ = ("_client_model", "_errored", "done", "stop_reason", "stop_sequence", "usage")
+    __slots__ = ("_client_model", "_errored", "_tag_for", "done", "stop_reason", "stop_sequence", "usage")
 
-    def __init__(self, *, client_model: str) -> None:
+    def __init__(self, *, client_model: str, tag_for: str | None = None) -> None:
         self._client_model = client_model
+        self._tag_for = tag_for  # a compatible server's provider: its signatures and tool ids are tagged
         self._errored = False
         self.done = False
         self.stop_reason: str | None = None
@@ -239,6 +252,10 @@ class AnthropicStreamTranslator:
             ) from exc
         if not isinstance(parsed, dict):
             raise UpstreamError(f"upstream sent an event that is not an object: {data[:200]!r}", status=502)
+        if "type" not in parsed and "error" in parsed:
+            # Ollama writes a failure into the stream as a bare {"error": "..."}: Anthropic's event: error.
+            self._errored = True
+            raise _stream_error({"error": _bare_error(parsed["error"])})
         match parsed.get("type", event.event):
             case "message_start":
                 return [self._message_start(parsed)]
@@ -249,6 +266,8 @@ class AnthropicStreamTranslator:
             case "error":
                 self._errored = True
                 raise _stream_error(parsed)
+            case "content_block_start" | "content_block_delta" if self._tag_for is not None:
+                return [_tagged_event(parsed, provider=self._tag_for)]
             case "content_block_start" | "content_block_delta" | "content_block_stop" | "ping":
                 pass
             case _:
@@ -285,6 +304,24 @@ class AnthropicStreamTranslator:
             # message_delta usage is cumulative; nested objects (cache_creation, server_tool_use) are skipped.
             if isinstance(value, int) and not isinstance(value, bool):
                 self.usage[key] = value
+
+
+def _tagged_event(event: JSONDict, *, provider: str) -> StreamEvent:
+    """A compatible server's block start or delta with its signature tagged and its tool id client-safe."""
+    block = event.get("content_block")
+    if isinstance(block, dict):
+        return {**event, "content_block": anthropic_profile.tag_content([block], provider=provider)[0]}  # type: ignore[index]
+    delta = event.get("delta")
+    if isinstance(delta, dict) and delta.get("type") == "signature_delta":
+        signature = anthropic_profile.tag_signature(delta.get("signature"), provider=provider)
+        return {**event, "delta": {**delta, "signature": signature}}
+    return event
+
+
+def _bare_error(error: object) -> JSONDict:
+    if isinstance(error, dict):
+        return error
+    return {"type": "api_error", "message": str(error)}
 
 
 def _header(headers: dict[str, str], name: str) -> str | None:

@@ -28,6 +28,7 @@ ROUTINE_KINDS = frozenset(
         # Another backend's opaque reasoning (reasoning.py): only its maker can read it back.
         "foreign_reasoning_dropped",
         "thought_signature_placeholder",  # Google's documented value for a call another model made
+        "tool_choice_emulated",  # a server without (full) tool_choice: by name or as an instruction
         "tool_renamed",  # renamed back in the answer
         "tool_result_image_moved",  # moved to a user message, still sent
         "tool_reference_converted",  # sent as text
