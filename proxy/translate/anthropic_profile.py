@@ -4,8 +4,7 @@ Reasoning (reasoning.py): the official API verifies every thinking block's signa
 in thinking block"), so blocks another backend minted (our `sb1.` tags, the openai dialect's older
 `switchboard.openai.` marks) never reach it: they are dropped and recorded. A compatible server's own
 signatures are tagged with its provider on the way out (`tag_signature`) and unwrapped when they come back
-to it, so they too go only where they were made; untagged ones are Anthropic's and go to Anthropic (a
-compatible server does not check them, and may hold sessions recorded before the tags).
+to it, so they too go only where they were made; untagged ones are Anthropic's and go to Anthropic only.
 
 Capability profiles: the quirks of a compatible endpoint, as Target.options (from the provider's preset
 or its settings), each a gap Switchboard covers instead of passing it on to the client:
@@ -54,7 +53,9 @@ def _sendable(block: JSONDict, *, target: Target, official: bool) -> JSONDict | 
         return None
     minted = reasoning.read(value)
     if minted is None:
-        return block  # Anthropic's own (or a compatible server's from before the tags)
+        # Anthropic's own: for Anthropic only. (A compatible server's from before the tags looks the
+        # same: it loses that thinking once, which it does not check.)
+        return block if official else None
     if not official and minted.dialect == DIALECT and minted.provider == target.provider:
         return {**block, field: minted.payload}
     return None
@@ -122,7 +123,9 @@ def _minter(block: JSONDict) -> str:
     minted = reasoning.read(value)
     if minted is not None:
         return f"{minted.dialect} provider '{minted.provider}'"
-    return "the openai dialect (before tagged signatures)"
+    if isinstance(value, str) and value.startswith(_LEGACY_OPENAI_PREFIX):
+        return "the openai dialect (before tagged signatures)"
+    return "Anthropic"
 
 
 # --- capability profiles ---------------------------------------------------------------------------
