@@ -30,6 +30,9 @@ class Provider(models.Model):
     # {model_id: {"max_output_tokens": int, "context_window": int, "input_price": $/Mtok,
     #  "output_price": $/Mtok, "cache_read_price": $/Mtok, "options": [..]}}: overrides of built-in tables.
     model_settings = models.JSONField(default=dict, blank=True)
+    # The endpoint's capability profile, as Target.options for every model it serves ("no_tool_choice",
+    # "tool_ids=functions", ...): filled from a preset (proxy/routing/presets.py), editable.
+    quirks = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -60,6 +60,11 @@ class ProviderSpec:
     total_timeout: float = 0.0
     # {model_id: {"max_output_tokens": int, "options": [...], ...}}
     model_settings: Mapping[str, JSONDict] = field(default_factory=dict)
+    # The endpoint's capability profile: Target.options for every model (presets.py fills them in).
+    quirks: Sequence[str] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "quirks", tuple(self.quirks))  # lists or tuples in, equal specs out
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +290,8 @@ def _check_provider(p: ProviderSpec, dialects: Collection[str], own_port: int | 
         isinstance(v, Mapping) for v in p.model_settings.values()
     ):
         problems.append(f"{where}: per-model settings must map model ids to tables")
+    if not all(isinstance(q, str) and q.strip() for q in p.quirks):
+        problems.append(f"{where}: quirks must be a list of names")
     return problems
 
 
@@ -472,7 +479,7 @@ def compile_config(
             # the catalog looks at the provider's own table first (globs allowed), then the shipped one
             limit = max_output_tokens(model, dict(p.model_settings) or None)
         options = (model_options(model, None) if model and model_options else frozenset()) | frozenset(
-            str(o) for o in settings.get("options") or ()
+            str(o) for o in [*(settings.get("options") or ()), *p.quirks]
         )
         return Target(
             provider=p.name,

@@ -125,6 +125,7 @@ def provider_spec(p: Any) -> ProviderSpec:
         idle_timeout=p.idle_timeout,
         total_timeout=p.total_timeout,
         model_settings=dict(p.model_settings or {}),
+        quirks=list(p.quirks or []),
     )
 
 
