@@ -143,6 +143,7 @@ class ProviderForm(ModelForm):
             "idle_timeout",
             "total_timeout",
             "model_settings",
+            "quirks",
         ]
         labels = {
             "api_key_env": "API key from env var",
@@ -156,6 +157,9 @@ class ProviderForm(ModelForm):
             "first_byte_timeout": "request sent to the backend's first byte; 0 = no limit",
             "idle_timeout": "the longest silence between two chunks of the answer; 0 = no limit",
             "total_timeout": "the whole answer; 0 = no limit",
+            "quirks": "what this endpoint lacks, which Switchboard covers (comma separated): no_tool_choice, "
+            "tool_choice_any_is_auto, no_images, no_documents, tool_ids=functions, no_count_tokens, "
+            "replay_reasoning, thought_signatures, top_k",
             # Repointing a provider is how a key would be stolen: say what goes there.
             "base_url": "requests go here; with no key set, each client's own API key is forwarded to it",
         }
@@ -169,6 +173,18 @@ class ProviderForm(ModelForm):
         self.fields["api_key_env"].help_text += f" (allowed names: {allowed})"
         # Secret extra headers are write-only too: shown as "[stored]", which keeps them on save.
         self.initial["extra_headers"] = masked_headers(self.instance.extra_headers or {})
+        self.fields["quirks"] = forms.CharField(
+            required=False, help_text=self.fields["quirks"].help_text, label="Quirks"
+        )
+        # What a preset leaves to the user (a key) right after what it fills in.
+        self.order_fields(
+            ["name", "dialect", "base_url", "new_secret", "api_key_env", "clear_secret", "quirks"]
+        )
+        quirks = self.initial.get("quirks", self.instance.quirks)
+        self.initial["quirks"] = ", ".join(quirks) if isinstance(quirks, list | tuple) else quirks or ""
+
+    def clean_quirks(self) -> list[str]:
+        return [q.strip() for q in self.cleaned_data.get("quirks", "").split(",") if q.strip()]
 
     def clean_api_key_env(self) -> str:
         name = self.cleaned_data.get("api_key_env", "").strip()

@@ -7,6 +7,7 @@ re-read it before its next request.
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
@@ -21,7 +22,7 @@ from django_htmx.http import retarget
 from dashboard import dryrun
 from dashboard.forms import ExplainForm, ProviderForm, RuleForm
 from proxy.models import Exchange, Provider, Rule
-from proxy.routing import snapshot
+from proxy.routing import presets, snapshot
 from proxy.routing.order import order_warnings
 from proxy.security import access
 
@@ -94,11 +95,17 @@ def _save(form: RuleForm | ProviderForm, request: HttpRequest) -> bool:
 
 
 def _form_response(
-    request: HttpRequest, form: Any, *, kind: str, action: str, status: int = 200
+    request: HttpRequest,
+    form: Any,
+    *,
+    kind: str,
+    action: str,
+    status: int = 200,
+    extra: dict[str, Any] | None = None,
 ) -> HttpResponse:
     key = form.instance.pk or "new"
     partial = PAGE + f"#{kind}-form"
-    context = {"form": form, "action": action, "key": key, "kind": kind, "partial": partial}
+    context = {"form": form, "action": action, "key": key, "kind": kind, "partial": partial, **(extra or {})}
     # htmx swaps the bare form into the routes page; a link opened on its own gets a whole page.
     response = render(request, partial if request.htmx else FORM_PAGE, context, status=status)
     # A form with errors replaces itself, not the whole configuration.
@@ -126,13 +133,22 @@ def provider_form(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     provider = get_object_or_404(Provider, pk=pk) if pk else None
     action = f"/routes/providers/{pk}" if pk else "/routes/providers/new"
     dialects = snapshot.known_dialects()
+    # A new provider may start from a preset: choosing one refills the form (an htmx GET with ?preset=).
+    chosen = (
+        None if provider else presets.preset_for(request.GET.get("preset") or request.POST.get("preset", ""))
+    )
+    extra = {"presets": presets.available(dialects), "preset": chosen} if not provider else {}
     if request.method != "POST":
-        form = ProviderForm(instance=provider, dialects=dialects)
-        return _form_response(request, form, kind="provider", action=action)
+        initial: dict[str, Any] = {}
+        if chosen is not None:
+            taken = set(Provider.objects.values_list("name", flat=True))
+            initial = presets.form_initial(chosen, taken=taken, environ=dict(os.environ))
+        form = ProviderForm(instance=provider, dialects=dialects, initial=initial)
+        return _form_response(request, form, kind="provider", action=action, extra=extra)
     form = ProviderForm(request.POST, instance=provider, dialects=dialects)
     if _save(form, request):
         return _config_response(request)
-    return _form_response(request, form, kind="provider", action=action)
+    return _form_response(request, form, kind="provider", action=action, extra=extra)
 
 
 @require_POST

@@ -82,3 +82,19 @@ def preset_for(key: str) -> Preset | None:
 def available(dialects: tuple[str, ...]) -> tuple[Preset, ...]:
     """The presets whose dialect this build knows (a dialect not yet registered hides its presets)."""
     return tuple(p for p in PRESETS if p.dialect in dialects)
+
+
+def form_initial(preset: Preset, *, taken: set[str], environ: dict[str, str]) -> dict[str, object]:
+    """The new-provider form's fields filled from a preset: a free name, and the key variable only when
+    it is set here (else the key is pasted into the form, and an unset variable would win over it)."""
+    name = preset.key
+    n = 2
+    while name in taken:
+        name, n = f"{preset.key}-{n}", n + 1
+    return {
+        "name": name,
+        "dialect": preset.dialect,
+        "base_url": preset.base_url,
+        "api_key_env": preset.key_env if preset.key_env and environ.get(preset.key_env) else "",
+        "quirks": list(preset.quirks),
+    }
