@@ -703,3 +703,14 @@ def test_malformed_chunks_raise_upstream_error(bad: dict) -> None:
     translator = OpenAIStreamTranslator(make_translation())
     with pytest.raises(UpstreamError, match="malformed"):
         feed_chunks(translator, [bad])
+
+
+def test_lenient_tool_input_passes_invalid_arguments_on_as_they_came() -> None:
+    translation = translation_for("invalid_args")
+    translation.lenient_tool_input = True
+    translator, events = translate("invalid_args", translation)
+    deltas = [e["delta"] for e in events if e["type"] == "content_block_delta"]
+    assert deltas == [{"type": "input_json_delta", "partial_json": '{"command": "ls'}]
+    assert translator.done and translator.usage_estimated is False
+    assert events[-2]["delta"]["stop_reason"] == "tool_use"
+    assert_valid_anthropic_stream(events)

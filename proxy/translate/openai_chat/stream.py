@@ -18,12 +18,11 @@ from typing import Literal, assert_never
 import orjson
 
 from ..base import UpstreamError
+from ..stops import find_stop_sequence, held_back_length
 from ..tokens import usage_estimate
 from ..types import JSONDict, SSEEvent, StopReason, StreamEvent, Translation, Usage
+from ..upstream_errors import from_error_object
 from .response import (
-    error_from_object,
-    find_stop_sequence,
-    held_back_length,
     local_stop_sequences,
     parse_tool_input,
     reasoning_of,
@@ -140,7 +139,7 @@ class OpenAIStreamTranslator:
             case "done":
                 return self.finish()
             case "error":
-                raise error_from_object(chunk.get("error") or chunk, where="upstream stream error")
+                raise from_error_object(chunk.get("error") or chunk, where="upstream stream error")
             case "chunk":
                 return self._on_chunk(chunk)
             case _:
@@ -369,7 +368,8 @@ class OpenAIStreamTranslator:
         elif block.call is not None:
             call = self._calls[block.call]
             call.state = "closed"
-            parse_tool_input("".join(call.arguments), name=call.name)  # raises on arguments that are not JSON
+            if not self.translation.lenient_tool_input:  # else the healer downstream mends them
+                parse_tool_input("".join(call.arguments), name=call.name)  # raises on arguments not JSON
         events.append({"type": "content_block_stop", "index": block.index})
         self.open_block = None
         self.phase = Phase.BETWEEN_BLOCKS
