@@ -714,3 +714,18 @@ def test_lenient_tool_input_passes_invalid_arguments_on_as_they_came() -> None:
     assert translator.done and translator.usage_estimated is False
     assert events[-2]["delta"]["stop_reason"] == "tool_use"
     assert_valid_anthropic_stream(events)
+
+
+def test_content_after_the_finish_chunk_is_closed_before_the_message_stops() -> None:
+    translator = OpenAIStreamTranslator(make_translation())
+    events = feed_chunks(
+        translator,
+        [
+            chunk({"content": "a"}, "stop"),
+            chunk({"content": "b"}),  # a backend that goes on after its finish_reason
+            {"id": "chatcmpl-x", "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2}},
+        ],
+    )
+    assert translator.done
+    assert_valid_anthropic_stream(events)
+    assert [e["delta"]["text"] for e in events if e["type"] == "content_block_delta"] == ["a", "b"]
