@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from . import anthropic_profile
-from .base import UpstreamError
+from . import anthropic_profile, upstream_errors
+from .base import Capabilities, UpstreamError
 from .claude_code import without_billing_header
 from .types import (
     ERROR_STATUS,
@@ -139,8 +139,12 @@ class AnthropicDialect:
     """The passthrough dialect: build_request / parse_response / stream_translator / parse_error."""
 
     name = "anthropic"
-    supports_images = True
-    supports_thinking = True
+    capabilities = Capabilities(
+        keeps_client_model=True,
+        forwards_client_credentials=True,
+        counts_tokens=True,  # the official API only: build_count_tokens_request says None elsewhere
+        secret_headers=frozenset({"x-api-key", "authorization"}),
+    )
 
     def build_request(
         self, request: MessagesRequest, target: Target, *, message_id: str, client_headers: dict[str, str]
@@ -184,15 +188,16 @@ class AnthropicDialect:
 
     def build_count_tokens_request(
         self, request: JSONDict, target: Target, *, client_headers: dict[str, str]
-    ) -> UpstreamRequest:
-        """POST /v1/messages/count_tokens passed through: model mapped, Anthropic-only fields kept off."""
+    ) -> UpstreamRequest | None:
+        """POST /v1/messages/count_tokens passed through (model mapped) to the official API, which counts
+        exactly; None for compatible servers (most lack the endpoint; the capability profile says which
+        have one, anthropic_profile.counts_tokens): counted locally."""
+        official = is_official(target)
+        if not anthropic_profile.counts_tokens(target, official=official):
+            return None
         body: JSONDict = dict(request)
         if target.model:
             body["model"] = target.model
-        official = is_official(target)
-        if not official:
-            for name in ANTHROPIC_ONLY_FIELDS:
-                body.pop(name, None)
         return UpstreamRequest(
             method="POST",
             url=count_tokens_url(target.base_url, client_headers.get(":query", "")),
@@ -200,6 +205,10 @@ class AnthropicDialect:
             body=body,
             stream=False,
         )
+
+    def parse_count_tokens(self, body: JSONDict) -> JSONDict:
+        """Already Anthropic's answer."""
+        return body
 
     def parse_response(self, body: JSONDict, translation: Translation) -> Message:
         """The reply is already a Message; only the model id is the client's own."""
@@ -214,7 +223,7 @@ class AnthropicDialect:
 
     def parse_error(self, status: int, body: bytes, headers: dict[str, str]) -> UpstreamError:
         """Anthropic error bodies keep their type and status; anything else becomes an api_error."""
-        retry_after = _header(headers, "retry-after")
+        retry_after = upstream_errors.retry_after(headers)
         error_type, message = _error_from_body(status, body)
         return UpstreamError(
             message, error_type=error_type, status=status, retry_after=retry_after, upstream_status=status
@@ -224,11 +233,13 @@ class AnthropicDialect:
 class AnthropicStreamTranslator:
     """Relays upstream events one by one, decoded, echoing the client's model id.
 
-    Attributes read by the relay: `usage` (message_start usage merged with message_delta usage),
-    `stop_reason`, `stop_sequence`, `done` (True once message_stop arrived).
+    The StreamTranslator members: `usage` (message_start usage merged with message_delta usage, the
+    backend's own: never estimated), `done` (True once message_stop arrived); also `stop_reason`,
+    `stop_sequence`.
     """
 
     __slots__ = ("_client_model", "_errored", "_tag_for", "done", "stop_reason", "stop_sequence", "usage")
+    usage_estimated = False
 
     def __init__(self, *, client_model: str, tag_for: str | None = None) -> None:
         self._client_model = client_model
@@ -322,15 +333,6 @@ def _bare_error(error: object) -> JSONDict:
     if isinstance(error, dict):
         return error
     return {"type": "api_error", "message": str(error)}
-
-
-def _header(headers: dict[str, str], name: str) -> str | None:
-    value = headers.get(name)
-    if value is None:
-        for key, candidate in headers.items():
-            if key.lower() == name:
-                return candidate
-    return value
 
 
 def _error_type(raw: object, status: int) -> ErrorType:
