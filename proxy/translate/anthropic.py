@@ -59,9 +59,12 @@ _MAX_ERROR_TEXT = 2000
 
 
 def is_official(target: Target) -> bool:
-    """True when the target is Anthropic's own API (not marked as a compatible server)."""
+    """True when the target is Anthropic's own API (not marked as a compatible server), or a gateway
+    in front of it marked `anthropic_api` (it checks signatures and counts tokens as Anthropic does)."""
     if "anthropic_compatible" in target.options:
         return False
+    if "anthropic_api" in target.options:
+        return True
     return (urlsplit(target.base_url).hostname or "").lower() == OFFICIAL_HOST
 
 
