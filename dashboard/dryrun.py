@@ -61,9 +61,7 @@ def with_rule(
 def dry_run(rules: list[RuleSpec], *, last_n: int = 200) -> DryRun:
     """Raises snapshot.ConfigError when the edited configuration would not serve."""
     providers, _ = snapshot.load_specs()
-    compiled = compile_config(
-        providers, rules, dialects=snapshot.known_dialects(), own_port=snapshot.own_port()
-    )
+    compiled = compile_config(providers, rules, own_port=snapshot.own_port())
     counter: Any = count_tokens if count_tokens is not None and needs_token_count(compiled) else None
     result = DryRun()
     fields = (

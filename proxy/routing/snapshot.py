@@ -79,14 +79,6 @@ except ImportError:  # pragma: no cover
         return len(str(request)) // 4
 
 
-def known_dialects() -> tuple[str, ...]:
-    try:
-        from proxy.translate.dialects import DIALECTS
-    except ImportError:  # pragma: no cover
-        return ("openai", "anthropic")
-    return tuple(DIALECTS)
-
-
 def own_port() -> int | None:
     """The port this server listens on (set by `manage.py serve`), for refusing routing loops."""
     value = os.environ.get("SWITCHBOARD_PORT", "")
@@ -164,7 +156,7 @@ def validate_config(providers: list[ProviderSpec], rules: list[RuleSpec]) -> Non
         if (problem := access.key_env_problem(p.api_key_env)) is not None
     ]
     try:
-        compile_config(providers, rules, dialects=known_dialects(), own_port=own_port())
+        compile_config(providers, rules, own_port=own_port())
     except ConfigError as exc:
         problems = exc.problems + problems
     if problems:
@@ -178,7 +170,6 @@ def build_snapshot(version: int) -> Snapshot:
         providers,
         rules,
         version=version,
-        dialects=known_dialects(),
         own_port=own_port(),
         environ=access.key_environ(),  # only allowed names: a stored name outside them sends nothing
         max_output_tokens=_catalog_max_output,
