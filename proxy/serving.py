@@ -1,7 +1,8 @@
 """Serving one Messages request: try each routed target in turn, then answer or relay the stream.
 
-The only loop that touches the client's socket. Recording goes in `finally:` so a client hang-up
-(Django cancels the generator) or an upstream failure is still recorded.
+The only loop that touches the client's socket, and the one owner of a tape's end: a plain answer (or a
+refusal) is recorded in `_ended`'s `finally:`, a stream in the relay's, so a client hang-up (Django
+cancels the generator) or an upstream failure is still recorded, with its duration.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import dataclasses
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 
 import orjson
@@ -21,8 +22,7 @@ from proxy import upstream
 from proxy.http.errors import error_frame, error_response
 from proxy.ops import shutdown
 from proxy.recording.progress import progress
-from proxy.recording.tape import Tape, is_secret_header
-from proxy.recording.writer import recorder
+from proxy.recording.tape import Failure, Outcome, Tape, is_secret_header
 from proxy.routing.snapshot import Decision
 from proxy.translate import anthropic as anthropic_dialect
 from proxy.translate import tokens
@@ -47,28 +47,42 @@ class Routed:
     headers: dict[str, str]
 
 
+@dataclass(frozen=True, slots=True)
+class _Served:
+    """A response and how the exchange went; `streams`: the relay records its end, not `_ended`."""
+
+    response: HttpResponse
+    error: Failure | None = None
+    streams: bool = False
+
+
 async def serve_messages(routed: Routed, *, message_id: str) -> HttpResponse:
     """Try the decision's targets in order; fall back only before the client got a byte."""
-    tape = routed.tape
+    return await _ended(routed.tape, _serve_messages(routed, message_id=message_id), doing="serving")
+
+
+async def _ended(tape: Tape, serving: Awaitable[_Served], *, doing: str) -> HttpResponse:
+    """Await `serving` and end the tape with its outcome, whatever happens (a stream's relay ends it)."""
+    status: Outcome = "cancelled"  # the client hung up (or the server is stopping) before the response
+    error: Failure | None = Failure("", "client disconnected before the response began")
+    served: _Served | None = None
     try:
-        return await _serve_messages(routed, message_id=message_id)
-    except asyncio.CancelledError:
-        # The client hung up (or the server is stopping) before the response began: still recorded.
-        if not tape.finished:
-            tape.status = "cancelled"
-            tape.error_message = "client disconnected before the response began"
-            tape.done_at = time.perf_counter()
-            recorder.finish(tape)
-        raise
-    except Exception as exc:  # our own bug: the client gets a 500 from the handler, the record says why
-        if not tape.finished:
-            tape.fail("api_error", f"the proxy failed before the response began: {exc!r}", 500)
-            tape.done_at = time.perf_counter()
-            recorder.finish(tape)
-        raise
+        served = await serving
+        status, error = ("ok", None) if served.error is None else ("error", served.error)
+        return served.response
+    except Exception as exc:  # our own bug: a 500 still, recorded with why
+        logger.exception("%s %s failed", doing, tape.request_id)
+        status, error = (
+            "error",
+            Failure("api_error", f"internal error in the proxy while {doing}: {exc!r}", 500),
+        )
+        return error_response(error.error_type, error.message, status=500)
+    finally:
+        if served is None or not served.streams:
+            tape.end(status, error)
 
 
-async def _serve_messages(routed: Routed, *, message_id: str) -> HttpResponse:
+async def _serve_messages(routed: Routed, *, message_id: str) -> _Served:
     tape, headers, decision = routed.tape, routed.headers, routed.decision
     assert decision is not None, "a Routed request is served once"
     targets, request_body = decision.targets, decision.body
@@ -77,7 +91,7 @@ async def _serve_messages(routed: Routed, *, message_id: str) -> HttpResponse:
     # and received, not a parsed copy of a 100 KB prompt (~2x its size; peak memory at c=200).
     routed.decision = decision = None
     if shutdown.draining():  # a request on a connection opened before the server began to stop
-        return _refuse(tape, "api_error", shutdown.STOPPING_MESSAGE, 503)
+        return _refuse("api_error", shutdown.STOPPING_MESSAGE, 503)
     last_error: UpstreamError | None = None
     for attempt, target in enumerate(targets):
         if last_error is not None and shutdown.draining():
@@ -94,7 +108,7 @@ async def _serve_messages(routed: Routed, *, message_id: str) -> HttpResponse:
             # streams in flight go on meanwhile. Every other request translates inline (~100 us).
             translation = await asyncio.to_thread(build) if tape.documents else build()
         except TranslationError as exc:
-            return _refuse(tape, exc.error_type, exc.message, exc.status)
+            return _refuse(exc.error_type, exc.message, exc.status)
         if attempt == len(targets) - 1:
             request_body = None
         payload = upstream.encode_body(translation.upstream)
@@ -117,11 +131,12 @@ async def _serve_messages(routed: Routed, *, message_id: str) -> HttpResponse:
             if isinstance(tape.client_request, orjson.Fragment):  # its bytes: a copy, ~1 us for 80 KB
                 translation.input_estimate = tokens.estimate_from_size(len(orjson.dumps(tape.client_request)))
             translator = dialect.stream_translator(translation)
-            return _sse_response(relay(reply=reply, first=first, translator=translator, tape=tape))
+            stream = relay(reply=reply, first=first, translator=translator, tape=tape)
+            return _Served(_sse_response(stream), streams=True)
         await reply.aclose()
         return _answer(body=first, dialect_name=target.dialect, translation=translation, tape=tape)
     assert last_error is not None, "routing returned no target"
-    return _refuse(tape, last_error.error_type, last_error.message, last_error.status, last_error.retry_after)
+    return _refuse(last_error.error_type, last_error.message, last_error.status, last_error.retry_after)
 
 
 async def _attempt(
@@ -152,6 +167,11 @@ async def _attempt(
 
 async def serve_count_tokens(*, decision: Decision, headers: dict[str, str], tape: Tape) -> HttpResponse:
     """The official Anthropic API counts exactly: ask it. Everywhere else, count locally (an estimate)."""
+    counting = _count_tokens(decision=decision, headers=headers, tape=tape)
+    return await _ended(tape, counting, doing="counting tokens")
+
+
+async def _count_tokens(*, decision: Decision, headers: dict[str, str], tape: Tape) -> _Served:
     target = decision.targets[0]
     tape.provider, tape.dialect = target.provider, target.dialect
     tape.backend_model = target.model or tape.client_model
@@ -164,7 +184,7 @@ async def serve_count_tokens(*, decision: Decision, headers: dict[str, str], tap
             reply = await upstream.open_request(outbound, timeouts=upstream.Timeouts.of(target))
             body = await reply.read()
         except UpstreamError as exc:
-            return _refuse(tape, exc.error_type, exc.message, exc.status)
+            return _refuse(exc.error_type, exc.message, exc.status)
         finally:
             if reply is not None:
                 await reply.aclose()
@@ -172,32 +192,28 @@ async def serve_count_tokens(*, decision: Decision, headers: dict[str, str], tap
         tape.upstream_chunks = [body]
         if reply.status_code >= 400:
             err = anthropic_dialect.DIALECT.parse_error(reply.status_code, body, dict(reply.headers))
-            return _refuse(tape, err.error_type, err.message, err.status, err.retry_after)
+            return _refuse(err.error_type, err.message, err.status, err.retry_after)
         counted = orjson.loads(body)
     else:
         # ~10 ms for a 110 KB body: off the event loop, so streams in flight don't stall.
         counted = {"input_tokens": await asyncio.to_thread(tokens.count_tokens, decision.body)}
     tape.usage = {"input_tokens": int(counted.get("input_tokens") or 0)}
     tape.client_message = None
-    tape.status, tape.http_status, tape.done_at = "ok", 200, time.perf_counter()
-    recorder.finish(tape)
-    return HttpResponse(orjson.dumps(counted), content_type="application/json")
+    tape.http_status = 200
+    return _Served(HttpResponse(orjson.dumps(counted), content_type="application/json"))
 
 
-def _answer(*, body: bytes, dialect_name: str, translation: Translation, tape: Tape) -> HttpResponse:
+def _answer(*, body: bytes, dialect_name: str, translation: Translation, tape: Tape) -> _Served:
     tape.upstream_chunks = [body]
     try:
         message = DIALECTS[dialect_name].parse_response(orjson.loads(body), translation)
     except UpstreamError as exc:
-        return _refuse(tape, exc.error_type, exc.message, exc.status)
+        return _refuse(exc.error_type, exc.message, exc.status)
     except orjson.JSONDecodeError:
-        return _refuse(tape, "api_error", f"upstream returned a body that is not JSON: {body[:200]!r}", 500)
+        return _refuse("api_error", f"upstream returned a body that is not JSON: {body[:200]!r}", 500)
     tape.client_message = message
     tape.usage = dict(message.get("usage") or {})
-    tape.status = "ok"
-    tape.done_at = time.perf_counter()
-    recorder.finish(tape)
-    return HttpResponse(orjson.dumps(message), content_type="application/json")
+    return _Served(HttpResponse(orjson.dumps(message), content_type="application/json"))
 
 
 async def relay(
@@ -209,6 +225,8 @@ async def relay(
     sent = Accumulator()  # what the client got, folded in as it goes: the events themselves are not kept
     progress.watch(tape, sent)  # read once a second by the progress ticker, never written here
     chunk: bytes | None = first
+    status: Outcome = "cancelled"
+    error: Failure | None = Failure("", "client disconnected mid-stream")
     try:
         try:
             while chunk is not None:
@@ -242,27 +260,22 @@ async def relay(
                         "backend reported usage: tokens estimated locally",
                     }
                 )
-            tape.status = "ok"
+            status, error = "ok", None
         except UpstreamError as exc:
-            tape.fail(exc.error_type, exc.message)
+            status, error = "error", Failure(exc.error_type, exc.message)
             yield error_frame(exc.error_type, exc.message, request_id=tape.request_id)
         except Exception as exc:  # our own bug: still an error event for the client, and recorded
             logger.exception("relay failed")
             message = f"the proxy failed while translating the stream: {exc!r}"
-            tape.fail("api_error", message)
+            status, error = "error", Failure("api_error", message)
             yield error_frame("api_error", message, request_id=tape.request_id)
-    except (asyncio.CancelledError, GeneratorExit):
-        tape.status = "cancelled"
-        tape.error_message = "client disconnected mid-stream"
-        raise
-    finally:
+    finally:  # also on a hang-up (CancelledError, GeneratorExit): `status` says cancelled then
         tape.usage = dict(getattr(translator, "usage", None) or {})
         if sent.started:
             tape.client_message = sent.message()
-        tape.done_at = time.perf_counter()
         progress.forget(tape)
+        tape.end(status, error)
         await reply.aclose()
-        recorder.finish(tape)
 
 
 def _sse_response(stream: AsyncIterator[bytes]) -> StreamingHttpResponse:
@@ -272,13 +285,9 @@ def _sse_response(stream: AsyncIterator[bytes]) -> StreamingHttpResponse:
     return response
 
 
-def _refuse(
-    tape: Tape, error_type: str, message: str, status: int, retry_after: str | None = None
-) -> HttpResponse:
-    tape.fail(error_type, message, status)
-    tape.done_at = time.perf_counter()
-    recorder.finish(tape)
-    return error_response(error_type, message, status=status, retry_after=retry_after)
+def _refuse(error_type: str, message: str, status: int, retry_after: str | None = None) -> _Served:
+    response = error_response(error_type, message, status=status, retry_after=retry_after)
+    return _Served(response, Failure(error_type, message, status))
 
 
 def _note_target(tape: Tape, target: Target, translation: Translation, payload: bytes) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any
 
 import orjson
@@ -18,7 +17,7 @@ from proxy.http.request_ids import new_message_id, new_request_id
 from proxy.http.validation import NestedTooDeep, validate_request
 from proxy.recording.progress import progress
 from proxy.recording.rows import failed_tool_results
-from proxy.recording.tape import Tape, safe_headers
+from proxy.recording.tape import Failure, Tape, safe_headers
 from proxy.recording.writer import recorder
 from proxy.routing import snapshot
 from proxy.security import clientkeys
@@ -51,14 +50,7 @@ async def count_tokens(request: HttpRequest) -> HttpResponse:
     if isinstance(routed, HttpResponse):
         return routed
     assert routed.decision is not None
-    try:
-        return await serve_count_tokens(decision=routed.decision, headers=routed.headers, tape=routed.tape)
-    except Exception as exc:  # our own bug: a 500 still, but recorded with why (as serve_messages does)
-        if routed.tape.finished:
-            raise
-        logger.exception("counting tokens for %s failed", routed.tape.request_id)
-        message = f"internal error in the proxy while counting tokens: {exc!r}"
-        return _refuse_request(routed.tape, request, "api_error", message, 500)
+    return await serve_count_tokens(decision=routed.decision, headers=routed.headers, tape=routed.tape)
 
 
 async def _route(request: HttpRequest, *, endpoint: str) -> Routed | HttpResponse:
@@ -176,9 +168,7 @@ def _refuse_request(
             raw = b""
         if raw:  # as text: the record's field holds JSON, and this body is not JSON
             tape.client_request = raw.decode("utf-8", errors="replace")
-    tape.fail(error_type, message, status)
-    tape.done_at = time.perf_counter()
-    recorder.finish(tape)
+    tape.end("error", Failure(error_type, message, status))
     return error_response(error_type, message, status=status, retry_after=retry_after)
 
 
