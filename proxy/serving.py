@@ -14,15 +14,18 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
+from typing import Literal, cast
 
 import orjson
 from django.http import HttpResponse, StreamingHttpResponse
 
 from proxy import upstream
 from proxy.http.errors import error_frame, error_response
+from proxy.http.request_ids import new_message_id
 from proxy.ops import shutdown
 from proxy.recording.progress import progress
-from proxy.recording.tape import Failure, Outcome, Tape, is_secret_header
+from proxy.recording.tape import Failure, Outcome, Tape, is_secret_header, safe_headers
+from proxy.recording.writer import recorder
 from proxy.routing.snapshot import Decision
 from proxy.translate import anthropic as anthropic_dialect
 from proxy.translate import tokens
@@ -30,7 +33,7 @@ from proxy.translate.accumulate import Accumulator
 from proxy.translate.base import StreamTranslator, TranslationError, UpstreamError
 from proxy.translate.dialects import DIALECTS
 from proxy.translate.sse import SSEDecoder, encode_event
-from proxy.translate.types import Target, Translation
+from proxy.translate.types import JSONDict, MessagesRequest, Target, Translation
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +51,8 @@ class Routed:
 
 
 @dataclass(frozen=True, slots=True)
-class _Served:
-    """A response and how the exchange went; `streams`: the relay records its end, not `_ended`."""
+class _Result:
+    """A response and how the exchange went; `streams`: the relay ends the tape, not `_ended`."""
 
     response: HttpResponse
     error: Failure | None = None
@@ -61,15 +64,15 @@ async def serve_messages(routed: Routed, *, message_id: str) -> HttpResponse:
     return await _ended(routed.tape, _serve_messages(routed, message_id=message_id), doing="serving")
 
 
-async def _ended(tape: Tape, serving: Awaitable[_Served], *, doing: str) -> HttpResponse:
+async def _ended(tape: Tape, serving: Awaitable[_Result], *, doing: str) -> HttpResponse:
     """Await `serving` and end the tape with its outcome, whatever happens (a stream's relay ends it)."""
     status: Outcome = "cancelled"  # the client hung up (or the server is stopping) before the response
     error: Failure | None = Failure("", "client disconnected before the response began")
-    served: _Served | None = None
+    result: _Result | None = None
     try:
-        served = await serving
-        status, error = ("ok", None) if served.error is None else ("error", served.error)
-        return served.response
+        result = await serving
+        status, error = ("ok", None) if result.error is None else ("error", result.error)
+        return result.response
     except Exception as exc:  # our own bug: a 500 still, recorded with why
         logger.exception("%s %s failed", doing, tape.request_id)
         status, error = (
@@ -78,11 +81,11 @@ async def _ended(tape: Tape, serving: Awaitable[_Served], *, doing: str) -> Http
         )
         return error_response(error.error_type, error.message, status=500)
     finally:
-        if served is None or not served.streams:
+        if result is None or not result.streams:
             tape.end(status, error)
 
 
-async def _serve_messages(routed: Routed, *, message_id: str) -> _Served:
+async def _serve_messages(routed: Routed, *, message_id: str) -> _Result:
     tape, headers, decision = routed.tape, routed.headers, routed.decision
     assert decision is not None, "a Routed request is served once"
     targets, request_body = decision.targets, decision.body
@@ -132,7 +135,7 @@ async def _serve_messages(routed: Routed, *, message_id: str) -> _Served:
                 translation.input_estimate = tokens.estimate_from_size(len(orjson.dumps(tape.client_request)))
             translator = dialect.stream_translator(translation)
             stream = relay(reply=reply, first=first, translator=translator, tape=tape)
-            return _Served(_sse_response(stream), streams=True)
+            return _Result(_sse_response(stream), streams=True)
         await reply.aclose()
         return _answer(body=first, dialect_name=target.dialect, translation=translation, tape=tape)
     assert last_error is not None, "routing returned no target"
@@ -171,7 +174,7 @@ async def serve_count_tokens(*, decision: Decision, headers: dict[str, str], tap
     return await _ended(tape, counting, doing="counting tokens")
 
 
-async def _count_tokens(*, decision: Decision, headers: dict[str, str], tape: Tape) -> _Served:
+async def _count_tokens(*, decision: Decision, headers: dict[str, str], tape: Tape) -> _Result:
     target = decision.targets[0]
     tape.provider, tape.dialect = target.provider, target.dialect
     tape.backend_model = target.model or tape.client_model
@@ -200,10 +203,43 @@ async def _count_tokens(*, decision: Decision, headers: dict[str, str], tape: Ta
     tape.usage = {"input_tokens": int(counted.get("input_tokens") or 0)}
     tape.client_message = None
     tape.http_status = 200
-    return _Served(HttpResponse(orjson.dumps(counted), content_type="application/json"))
+    return _Result(HttpResponse(orjson.dumps(counted), content_type="application/json"))
 
 
-def _answer(*, body: bytes, dialect_name: str, translation: Translation, tape: Tape) -> _Served:
+@dataclass(frozen=True, slots=True)
+class Served:
+    """A stored request answered again: the response, and the new exchange's record to find it by."""
+
+    response: HttpResponse
+    request_id: str  # the new exchange's (its row: Exchange.request_id)
+    backend_model: str
+    ms: float  # how long it took, as its record says
+
+
+async def serve_stored(
+    body: JSONDict,
+    *,
+    targets: tuple[Target, ...],
+    rule: str,
+    reason: str,
+    origin: Literal["replay", "test"],
+    headers: dict[str, str] | None = None,
+    agent: str = "",
+) -> Served:
+    """Answer a request the proxy did not receive from a client (a replay of a stored one, the routes
+    editor's test) through `targets`, not streamed, on the same serving path: recorded as an exchange of
+    its own, marked with `origin`."""
+    headers = headers or {}
+    body = {**body, "stream": False}
+    tape = Tape(endpoint="messages", client_request=body, client_headers=safe_headers(headers), origin=origin)
+    tape.client_model, tape.rule, tape.route_reason, tape.agent = str(body["model"]), rule, reason, agent
+    recorder.start(tape)
+    decision = Decision(targets, rule, reason, "", agent, cast(MessagesRequest, body))
+    response = await serve_messages(Routed(tape, decision, headers), message_id=new_message_id())
+    return Served(response, tape.request_id, tape.backend_model, tape.ms(tape.done_at) or 0.0)
+
+
+def _answer(*, body: bytes, dialect_name: str, translation: Translation, tape: Tape) -> _Result:
     tape.upstream_chunks = [body]
     try:
         message = DIALECTS[dialect_name].parse_response(orjson.loads(body), translation)
@@ -213,7 +249,7 @@ def _answer(*, body: bytes, dialect_name: str, translation: Translation, tape: T
         return _refuse("api_error", f"upstream returned a body that is not JSON: {body[:200]!r}", 500)
     tape.client_message = message
     tape.usage = dict(message.get("usage") or {})
-    return _Served(HttpResponse(orjson.dumps(message), content_type="application/json"))
+    return _Result(HttpResponse(orjson.dumps(message), content_type="application/json"))
 
 
 async def relay(
@@ -285,9 +321,9 @@ def _sse_response(stream: AsyncIterator[bytes]) -> StreamingHttpResponse:
     return response
 
 
-def _refuse(error_type: str, message: str, status: int, retry_after: str | None = None) -> _Served:
+def _refuse(error_type: str, message: str, status: int, retry_after: str | None = None) -> _Result:
     response = error_response(error_type, message, status=status, retry_after=retry_after)
-    return _Served(response, Failure(error_type, message, status))
+    return _Result(response, Failure(error_type, message, status))
 
 
 def _note_target(tape: Tape, target: Target, translation: Translation, payload: bytes) -> None:
