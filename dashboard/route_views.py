@@ -25,6 +25,7 @@ from proxy.models import Exchange, Provider, Rule
 from proxy.routing import presets, snapshot
 from proxy.routing.order import order_warnings
 from proxy.security import access
+from proxy.translate.dialects import dialect_names
 
 PAGE = "dashboard/routes.html"
 ID = re.compile(r"[0-9]{1,18}")  # an id that fits the database's 64-bit integer
@@ -132,20 +133,19 @@ def rule_form(request: HttpRequest, pk: int | None = None) -> HttpResponse:
 def provider_form(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     provider = get_object_or_404(Provider, pk=pk) if pk else None
     action = f"/routes/providers/{pk}" if pk else "/routes/providers/new"
-    dialects = snapshot.known_dialects()
     # A new provider may start from a preset: choosing one refills the form (an htmx GET with ?preset=).
     chosen = (
         None if provider else presets.preset_for(request.GET.get("preset") or request.POST.get("preset", ""))
     )
-    extra = {"presets": presets.available(dialects), "preset": chosen} if not provider else {}
+    extra = {"presets": presets.available(dialect_names()), "preset": chosen} if not provider else {}
     if request.method != "POST":
         initial: dict[str, Any] = {}
         if chosen is not None:
             taken = set(Provider.objects.values_list("name", flat=True))
             initial = presets.form_initial(chosen, taken=taken, environ=dict(os.environ))
-        form = ProviderForm(instance=provider, dialects=dialects, initial=initial)
+        form = ProviderForm(instance=provider, initial=initial)
         return _form_response(request, form, kind="provider", action=action, extra=extra)
-    form = ProviderForm(request.POST, instance=provider, dialects=dialects)
+    form = ProviderForm(request.POST, instance=provider)
     if _save(form, request):
         return _config_response(request)
     return _form_response(request, form, kind="provider", action=action, extra=extra)
