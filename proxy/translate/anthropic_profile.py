@@ -30,7 +30,6 @@ from . import ids, reasoning
 from .types import Change, JSONDict, Target
 
 DIALECT = "anthropic"
-_LEGACY_OPENAI_PREFIX = "switchboard.openai."  # the openai dialect's marks before tagged signatures
 _THINKING = ("thinking", "redacted_thinking")
 _FUNCTIONS_ID = re.compile(r"functions\.[^:]+:\d+")
 
@@ -49,7 +48,7 @@ def _sendable(block: JSONDict, *, target: Target, official: bool) -> JSONDict | 
     """The thinking block as this target may receive it, or None when another backend minted it."""
     field = "signature" if block.get("type") == "thinking" else "data"
     value = block.get(field)
-    if isinstance(value, str) and value.startswith(_LEGACY_OPENAI_PREFIX):
+    if isinstance(value, str) and value.startswith(reasoning.LEGACY_OPENAI_PREFIX):
         return None
     minted = reasoning.read(value)
     if minted is None:
@@ -85,7 +84,9 @@ def without_foreign_thinking(
         for block in content:
             sendable = _sendable(block, target=target, official=official) if _is_thinking(block) else block
             if sendable is None:
-                who = _minter(block)
+                who = reasoning.minter(
+                    block.get("signature") if block.get("type") == "thinking" else block.get("data")
+                )
                 dropped[who] = dropped.get(who, 0) + 1
             else:
                 kept.append(sendable)
@@ -96,8 +97,7 @@ def without_foreign_thinking(
             lost_lead = _is_thinking(content[0]) and not (kept and _is_thinking(kept[0]))
         if kept:  # an assistant turn left empty goes: Anthropic joins the user turns around it
             out.append({**message, "content": kept})
-    for who, count in dropped.items():
-        changes.append(Change("foreign_reasoning_dropped", f"{count} thinking block(s) minted by {who}"))
+    changes += reasoning.foreign_dropped(dropped)
     return (out if dropped or out != messages else messages), lost_lead
 
 
@@ -116,16 +116,6 @@ def _in_tool_loop(messages: list[object]) -> bool:
     return isinstance(content, list) and any(
         isinstance(b, dict) and b.get("type") == "tool_result" for b in content
     )
-
-
-def _minter(block: JSONDict) -> str:
-    value = block.get("signature") if block.get("type") == "thinking" else block.get("data")
-    minted = reasoning.read(value)
-    if minted is not None:
-        return f"{minted.dialect} provider '{minted.provider}'"
-    if isinstance(value, str) and value.startswith(_LEGACY_OPENAI_PREFIX):
-        return "the openai dialect (before tagged signatures)"
-    return "Anthropic"
 
 
 # --- capability profiles ---------------------------------------------------------------------------

@@ -17,13 +17,13 @@ import orjson
 from ..base import TranslationError
 from ..claude_code import without_billing_header
 from ..ids import tool_id_to_upstream
+from ..reasoning import foreign_dropped, minter
 from ..tool_names import ToolNameMap
 from ..types import Change, JSONDict, MessagesRequest, Target, Translation, UpstreamRequest
 from .documents import document_parts, search_result_part
 from .signatures import (
     THOUGHT_PLACEHOLDER,
     Own,
-    minter,
     read_own,
     wants_thought_signatures,
     with_thought_signature,
@@ -117,8 +117,7 @@ def build_request(
         ctx.changes.append(Change("tool_renamed", f"{original} -> {short}"))
     if ctx.reasoning_dropped:
         ctx.changes.append(Change("reasoning_dropped", f"{ctx.reasoning_dropped} thinking block(s)"))
-    for who, count in ctx.foreign_reasoning.items():
-        ctx.changes.append(Change("foreign_reasoning_dropped", f"{count} thinking block(s) minted by {who}"))
+    ctx.changes += foreign_dropped(ctx.foreign_reasoning)
     if ctx.cache_controls:
         ctx.changes.append(Change("cache_control_stripped", str(ctx.cache_controls)))
 

@@ -32,7 +32,7 @@ REASONING_FIELDS = ("reasoning_content", "reasoning")
 
 # Sessions recorded before tagged signatures marked our thinking blocks `switchboard.openai.<field>`, with
 # no provider named: those are still read as ours (replayed as before) so an ongoing session keeps working.
-LEGACY_PREFIX = "switchboard.openai."
+LEGACY_PREFIX = reasoning.LEGACY_OPENAI_PREFIX
 
 _THOUGHT = "ts."  # payload prefix of a tool call's thought signature: ts.<b64url of {"id", "sig"}>
 # Google's documented value for a function call another model made (no signature of Gemini's own):
@@ -81,14 +81,6 @@ def read_own(signature: object, *, provider: str) -> Own | None:
             return None
         return Own(call_id=found["id"], thought_signature=found["sig"])
     return Own(field=payload if payload in REASONING_FIELDS else REASONING_FIELDS[0])
-
-
-def minter(signature: object) -> str:
-    """Who made a foreign thinking block, in words for the recorded change."""
-    found = reasoning.read(signature)
-    if found is not None:
-        return f"{found.dialect} provider '{found.provider}'"
-    return "Anthropic" if signature else "a client (no signature)"
 
 
 def tool_call_thought_signature(call: JSONDict) -> str:
