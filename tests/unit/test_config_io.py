@@ -37,6 +37,13 @@ PROVIDERS = [
         name="local", dialect="openai", base_url="http://127.0.0.1:11434/v1", api_key_secret="sk-secret"
     ),
     ProviderSpec(name="anthropic", dialect="anthropic", base_url="https://api.anthropic.com"),
+    # A capability profile (quirks) goes out and comes back with the file.
+    ProviderSpec(
+        name="ollama",
+        dialect="anthropic",
+        base_url="http://127.0.0.1:11434",
+        quirks=["no_tool_choice", "no_count_tokens"],
+    ),
 ]
 RULES = [
     RuleSpec(
@@ -66,6 +73,8 @@ def test_export_toml_round_trips_the_whole_configuration_except_secrets() -> Non
     providers, rules = parse_toml(text)
     assert rules == RULES
     assert providers[0] == PROVIDERS[0]
+    assert providers[3] == PROVIDERS[3] and providers[3].quirks == ("no_tool_choice", "no_count_tokens")
+    assert 'quirks = ["no_tool_choice", "no_count_tokens"]' in text
     assert providers[1].api_key_secret == ""  # never exported
     assert providers[1] == ProviderSpec(name="local", dialect="openai", base_url="http://127.0.0.1:11434/v1")
     assert "sk-secret" not in text
