@@ -244,7 +244,9 @@ def adapt_request(body: JSONDict, *, target: Target, official: bool, changes: li
     if messages is not body.get("messages"):
         body["messages"] = messages
     thinking = body.get("thinking")
-    if lost_lead and official and isinstance(thinking, dict) and thinking.get("type") != "disabled":
+    # Anthropic refuses the request then; DeepSeek (replay_reasoning) wants its thinking on such a turn.
+    strict = official or "replay_reasoning" in target.options
+    if lost_lead and strict and isinstance(thinking, dict) and thinking.get("type") != "disabled":
         body["thinking"] = {"type": "disabled"}
         changes.append(
             Change("thinking_disabled", "the tool loop's turn was another backend's: its thinking cannot go")

@@ -170,6 +170,19 @@ def test_a_session_that_changes_backend_sends_each_backend_only_its_own_reasonin
     assert any("minted by openai provider 'chat'" in c for c in changes(server, "anthropic"))
 
 
+def test_deepseek_gets_thinking_off_for_a_tool_loop_turn_anthropic_made(
+    server: Server, fakes: dict[str, FakeCompatible], reset: None
+) -> None:
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "list the files"}]
+    first = blocks(ask(server, "claude-sonnet-4-5", messages))  # Anthropic thinks and calls a tool
+    messages += [{"role": "assistant", "content": first}, tool_result(first)]
+    ask(server, "claude-deepseek-1", messages)  # the loop goes on on DeepSeek (a fallback, /model)
+    deepseek = fakes["deepseek"]
+    assert deepseek.rejections == []
+    assert deepseek.requests[-1]["thinking"] == {"type": "disabled"}
+    assert "anthropic-sig" not in str(deepseek.requests[-1])
+
+
 def test_ollama_without_count_tokens_tool_choice_or_stream_errors(
     server: Server, fakes: dict[str, FakeCompatible], reset: None
 ) -> None:
