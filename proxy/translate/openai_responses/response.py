@@ -99,23 +99,17 @@ def client_tool_id(call_id: object, *, translation: Translation, ordinal: int) -
 
 
 def usage_of(raw: object) -> Usage:
-    """ResponseUsage -> Anthropic usage. Anthropic's input_tokens excludes cache reads; output_tokens
-    includes reasoning tokens on both sides (Anthropic counts thinking as output too)."""
+    """ResponseUsage -> Anthropic usage. OpenAI's input_tokens counts every input token; Anthropic's
+    excludes cache reads and writes. output_tokens includes reasoning tokens on both sides."""
     usage: JSONDict = shape(raw, dict, "usage")
     details: JSONDict = shape(usage.get("input_tokens_details"), dict, "usage")
-    total_in = _int(usage.get("input_tokens"))
-    cached = _int(details.get("cached_tokens"))
+    cached, written = _int(details.get("cached_tokens")), _int(details.get("cache_write_tokens"))
     return {
-        "input_tokens": max(total_in - cached, 0),
+        "input_tokens": max(_int(usage.get("input_tokens")) - cached - written, 0),
         "output_tokens": _int(usage.get("output_tokens")),
         "cache_read_input_tokens": cached,
-        "cache_creation_input_tokens": 0,  # OpenAI caches without a write charge, and reports none
+        "cache_creation_input_tokens": written,
     }
-
-
-def reasoning_tokens(usage: object) -> int:
-    details = usage.get("output_tokens_details") if isinstance(usage, dict) else None
-    return _int(details.get("reasoning_tokens")) if isinstance(details, dict) else 0
 
 
 def stop_reason_of(response: JSONDict, *, has_tool_calls: bool, refused: bool) -> StopReason:
