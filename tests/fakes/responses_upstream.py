@@ -324,6 +324,9 @@ class FakeResponses(FakeOpenAI):
         refusal = {"message": message, "type": "invalid_request_error", "param": param, "code": code}
         return web.json_response({"error": refusal}, status=400)
 
+    def problem(self, body: Any) -> str | None:
+        return None  # checked by _handle, which answers with the param and code too
+
     def default_reply(self, body: dict[str, Any]) -> Reply:
         stream = Stream(model=str(body.get("model"))).created().message("ok").completed()
         return stream.reply() if body.get("stream") else completed(stream)
