@@ -2,15 +2,15 @@
 
 For the models served only there (gpt-5-codex, gpt-5-pro, codex-mini) and for OpenAI reasoning models'
 summaries and encrypted reasoning, which Chat Completions does not return. request.py and items.py build
-the upstream request; response.py reads replies; stream.py is the SSE state machine. Errors have Chat
-Completions' shape (`{"error": {"message", "type", "param", "code"}}`), so they are read the same way.
+the upstream request; response.py reads replies; stream.py is the SSE state machine. Error replies have
+Chat Completions' shape (`{"error": {"message", "type", "param", "code"}}`): upstream_errors reads them.
 """
 
 from __future__ import annotations
 
-from ..base import UpstreamError
-from ..openai_chat import response as chat_response
-from ..types import JSONDict, Message, MessagesRequest, Target, Translation
+from .. import upstream_errors
+from ..base import Capabilities, UpstreamError
+from ..types import JSONDict, Message, MessagesRequest, Target, Translation, UpstreamRequest
 from . import response
 from .request import build_request
 from .stream import ResponsesStreamTranslator
@@ -20,6 +20,7 @@ __all__ = ["DIALECT", "OpenAIResponsesDialect", "ResponsesStreamTranslator"]
 
 class OpenAIResponsesDialect:
     name = response.DIALECT_NAME
+    capabilities = Capabilities(secret_headers=frozenset({"authorization"}))
 
     def build_request(
         self,
@@ -31,6 +32,14 @@ class OpenAIResponsesDialect:
     ) -> Translation:
         return build_request(request, target, message_id=message_id, client_headers=client_headers)
 
+    def build_count_tokens_request(
+        self, request: JSONDict, target: Target, *, client_headers: dict[str, str]
+    ) -> UpstreamRequest | None:
+        return None  # counted locally
+
+    def parse_count_tokens(self, body: JSONDict) -> JSONDict:
+        raise AssertionError("never called: build_count_tokens_request returns None")
+
     def parse_response(self, body: JSONDict, translation: Translation) -> Message:
         return response.parse_response(body, translation)
 
@@ -38,7 +47,7 @@ class OpenAIResponsesDialect:
         return ResponsesStreamTranslator(translation)
 
     def parse_error(self, status: int, body: bytes, headers: dict[str, str]) -> UpstreamError:
-        return chat_response.parse_error(status, body, headers)
+        return upstream_errors.from_reply(status, body, headers)
 
 
 DIALECT = OpenAIResponsesDialect()

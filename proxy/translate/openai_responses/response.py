@@ -10,18 +10,16 @@ Wire format: openai-python `types/responses/response.py`, `response_usage.py`, `
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import orjson
 
-from .. import ids, reasoning
+from .. import ids, reasoning, upstream_errors
 from ..base import UpstreamError
 from ..openai_chat.response import parse_tool_input, shape
 from ..stops import find_stop_sequence
-from ..types import ErrorType, JSONDict, Message, StopReason, Translation, Usage
+from ..types import JSONDict, Message, StopReason, Translation, Usage
 
 DIALECT_NAME = "openai_responses"
-_MAX_ERROR_MESSAGE = 500
 
 # ResponseError.code / the `error` event's code -> the HTTP status it amounts to.
 _ERROR_CODES: dict[str, int] = {
@@ -32,16 +30,6 @@ _ERROR_CODES: dict[str, int] = {
     "context_length_exceeded": 400,
     "invalid_request_error": 400,
     "vector_store_timeout": 504,
-}
-_STATUS_ERRORS: dict[int, tuple[ErrorType, int]] = {
-    400: ("invalid_request_error", 400),
-    401: ("authentication_error", 401),
-    403: ("permission_error", 403),
-    404: ("not_found_error", 404),
-    429: ("rate_limit_error", 429),
-    500: ("api_error", 500),
-    503: ("overloaded_error", 529),
-    504: ("api_error", 500),
 }
 
 
@@ -132,9 +120,9 @@ def error_of(error: object, *, where: str) -> UpstreamError:
         code = error.get("code")
         status = _ERROR_CODES.get(str(code), 400 if str(code).startswith(("invalid_", "image_")) else 500)
         message = str(error.get("message") or code or message)
-    error_type, client_status = _STATUS_ERRORS.get(status, ("api_error", 500))
+    error_type, client_status = upstream_errors.map_status(status)
     return UpstreamError(
-        f"{where}: {message}"[:_MAX_ERROR_MESSAGE],
+        f"{where}: {message}"[: upstream_errors.MAX_ERROR_MESSAGE],
         error_type=error_type,
         status=client_status,
         upstream_status=status,
@@ -190,15 +178,10 @@ def parse_response(body: JSONDict, translation: Translation) -> Message:
     }
 
 
-def tool_input(arguments: object, *, name: str, translation: Translation) -> Any:
+def tool_input(arguments: object, *, name: str, translation: Translation) -> JSONDict | str:
     """A call's arguments as the tool_use input; not JSON is an upstream error, unless the route is
     lenient about tool input (then the raw text goes to the client, which reports it to the model)."""
-    if getattr(translation, "lenient_tool_input", False):
-        try:
-            return parse_tool_input(arguments, name=name)
-        except UpstreamError:
-            return arguments
-    return parse_tool_input(arguments, name=name)
+    return parse_tool_input(arguments, name=name, lenient=translation.lenient_tool_input)
 
 
 def _tool_use(item: JSONDict, *, translation: Translation, ordinal: int) -> JSONDict:
