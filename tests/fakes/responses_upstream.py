@@ -33,6 +33,11 @@ CREATE_FIELDS = frozenset(
         "top_p", "truncation", "user",
     }
 )  # fmt: skip
+# InputTokenCountParams (openai-python types/responses/input_token_count_params.py)
+COUNT_FIELDS = frozenset(
+    {"conversation", "input", "instructions", "model", "parallel_tool_calls", "previous_response_id",
+     "reasoning", "text", "tool_choice", "tools", "truncation"}
+)  # fmt: skip
 _ITEM_FIELDS = {
     "message": {"type", "role", "content", "id", "status", "phase"},
     "function_call": {"type", "call_id", "name", "arguments", "id", "status"},
@@ -302,7 +307,8 @@ def completed(stream: Stream, input_tokens: int = 10, output_tokens: int = 5, **
 class FakeResponses(FakeOpenAI):
     """Start with `with FakeResponses() as fake:`; `fake.url` is the base URL (ending in /v1)."""
 
-    paths = ("/v1/responses",)
+    paths = ("/v1/responses", "/v1/responses/input_tokens")
+    input_tokens = 4321  # what POST /v1/responses/input_tokens answers
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         auth = request.headers.get("authorization", "")
@@ -314,6 +320,8 @@ class FakeResponses(FakeOpenAI):
             )
             return web.json_response(error(401, message).body, status=401)
         body = await request.json()  # aiohttp keeps the bytes: the base handler reads them again
+        if request.path.endswith("/input_tokens"):
+            return self._count(body)
         found = request_problem(body)
         if found is None:
             return await super()._handle(request)
@@ -323,6 +331,22 @@ class FakeResponses(FakeOpenAI):
         self.rejections.append(message)
         refusal = {"message": message, "type": "invalid_request_error", "param": param, "code": code}
         return web.json_response({"error": refusal}, status=400)
+
+    def _count(self, body: Any) -> web.Response:
+        """POST /v1/responses/input_tokens: InputTokenCountParams only, as the API checks it."""
+        self.requests.append(body)
+        extra = sorted(set(body) - COUNT_FIELDS) if isinstance(body, dict) else ["body"]
+        found = unknown(extra[0]) if extra else _items_problem(body.get("input") or [], store=False)
+        if found is not None:
+            self.rejections.append(found[0])
+            refusal = {
+                "message": found[0],
+                "type": "invalid_request_error",
+                "param": found[1],
+                "code": found[2],
+            }
+            return web.json_response({"error": refusal}, status=400)
+        return web.json_response({"object": "response.input_tokens", "input_tokens": self.input_tokens})
 
     def problem(self, body: Any) -> str | None:
         return None  # checked by _handle, which answers with the param and code too

@@ -27,6 +27,7 @@ name = "openai"
 dialect = "openai_responses"
 base_url = "{url}"
 api_key_env = "OPENAI_API_KEY"
+model_settings = {{ "*" = {{ options = ["count_tokens"] }} }}
 
 [[providers]]
 name = "keyless"
@@ -305,3 +306,26 @@ def test_a_refused_request_is_recorded_with_what_was_sent(server: Server, respon
     assert all(item["type"] != "reasoning" for item in responses.requests[-1]["input"])
     row = server.wait_for_exchange(lambda e: e["request_id"] == response.headers["request-id"])
     assert "reasoning_dropped" in [c["kind"] for c in row["changes"]]
+
+
+def test_count_tokens_asks_the_input_tokens_endpoint_where_the_provider_counts(
+    client: anthropic.Anthropic, responses: FakeResponses
+) -> None:
+    counted = client.messages.count_tokens(
+        model="claude-sonnet-4-6",
+        system="Be brief.",
+        tools=[BASH],
+        messages=[{"role": "user", "content": "hi"}],  # type: ignore[list-item]
+    )
+    assert counted.input_tokens == responses.input_tokens and responses.rejections == []
+    (sent,) = responses.requests
+    assert set(sent) == {"model", "input", "instructions", "tools"} and sent["model"] == "gpt-5-codex"
+
+
+def test_count_tokens_is_local_where_the_provider_does_not_count(
+    client: anthropic.Anthropic, responses: FakeResponses
+) -> None:
+    counted = client.messages.count_tokens(
+        model="claude-haiku-4-5", messages=[{"role": "user", "content": "hi"}]
+    )
+    assert 0 < counted.input_tokens < 100 and responses.requests == []

@@ -310,3 +310,18 @@ def test_server_tools_are_dropped_and_listed() -> None:
     translation = build(ask(user("x"), tools=[{"type": "web_search_20250305", "name": "web_search"}]))
     assert "tools" not in translation.upstream.body
     assert any("server tool" in c.detail for c in translation.changes)
+
+
+def test_count_tokens_goes_to_openais_input_tokens_endpoint_and_elsewhere_is_local() -> None:
+    request = {"model": "claude-opus-4-8", "messages": [{"role": "user", "content": "hi"}], "system": "s"}
+    outbound = DIALECT.build_count_tokens_request(request, CODEX, client_headers={})
+    assert outbound is not None and outbound.url == "https://api.openai.com/v1/responses/input_tokens"
+    assert set(outbound.body) == {"model", "input", "instructions"}
+    local = replace(CODEX, base_url="http://127.0.0.1:8000/v1")
+    assert DIALECT.build_count_tokens_request(request, local, client_headers={}) is None
+    assert (
+        DIALECT.build_count_tokens_request({"model": "x"}, CODEX, client_headers={}) is None
+    )  # not sendable
+    assert DIALECT.parse_count_tokens({"object": "response.input_tokens", "input_tokens": 7}) == {
+        "input_tokens": 7
+    }

@@ -146,3 +146,10 @@ def test_a_context_overflow_is_worded_as_anthropic_words_it() -> None:
     }
     found = DIALECT.parse_error(400, orjson.dumps(error), {})
     assert found.message.startswith("prompt is too long: 280000 tokens > 272000 maximum")
+
+
+def test_a_lenient_route_gets_arguments_that_are_not_json_as_their_raw_text() -> None:
+    body = Stream().call("call_1", "Bash", '{"command": "ls').final("completed", usage=usage(5, 5))
+    lenient = translation()
+    lenient.lenient_tool_input = True
+    assert parse(body, lenient)["content"][0]["input"] == '{"command": "ls'

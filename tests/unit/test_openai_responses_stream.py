@@ -269,3 +269,12 @@ def test_nothing_is_emitted_after_the_stop() -> None:
     translator, _ = translate("text")
     assert translator.feed(SSEEvent(event="error", data='{"type":"error","message":"late"}')) == []
     assert translator.finish() == []
+
+
+def test_a_lenient_route_passes_arguments_that_are_not_json_through_as_they_came() -> None:
+    translation = make_translation()
+    translation.lenient_tool_input = True
+    _, events = translate("invalid_args", translation)
+    assert_valid_anthropic_stream(events)
+    streamed = "".join(e["delta"]["partial_json"] for e in events if e["type"] == "content_block_delta")
+    assert streamed == '{"command": "ls -la"'

@@ -12,7 +12,7 @@ from .. import upstream_errors
 from ..base import Capabilities, UpstreamError
 from ..types import JSONDict, Message, MessagesRequest, Target, Translation, UpstreamRequest
 from . import response
-from .request import build_request
+from .request import build_count_request, build_request
 from .stream import ResponsesStreamTranslator
 
 __all__ = ["DIALECT", "OpenAIResponsesDialect", "ResponsesStreamTranslator"]
@@ -20,7 +20,8 @@ __all__ = ["DIALECT", "OpenAIResponsesDialect", "ResponsesStreamTranslator"]
 
 class OpenAIResponsesDialect:
     name = response.DIALECT_NAME
-    capabilities = Capabilities(secret_headers=frozenset({"authorization"}))
+    # counts_tokens: OpenAI's own API counts exactly (POST /responses/input_tokens); others locally.
+    capabilities = Capabilities(counts_tokens=True, secret_headers=frozenset({"authorization"}))
 
     def build_request(
         self,
@@ -35,10 +36,14 @@ class OpenAIResponsesDialect:
     def build_count_tokens_request(
         self, request: JSONDict, target: Target, *, client_headers: dict[str, str]
     ) -> UpstreamRequest | None:
-        return None  # counted locally
+        return build_count_request(request, target, client_headers=client_headers)
 
     def parse_count_tokens(self, body: JSONDict) -> JSONDict:
-        raise AssertionError("never called: build_count_tokens_request returns None")
+        """`{"object": "response.input_tokens", "input_tokens": n}` -> Anthropic's count."""
+        counted = body.get("input_tokens")
+        if isinstance(counted, bool) or not isinstance(counted, int):
+            raise UpstreamError(f"upstream sent a malformed token count: {str(body)[:200]!r}")
+        return {"input_tokens": counted}
 
     def parse_response(self, body: JSONDict, translation: Translation) -> Message:
         return response.parse_response(body, translation)

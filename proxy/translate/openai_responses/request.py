@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..base import TranslationError
 from ..claude_code import session_id
@@ -324,3 +325,46 @@ def _metadata(metadata: Any, ctx: Context) -> None:
     for key in metadata:
         if key != "user_id":
             ctx.drop(f"metadata.{key}")
+
+
+# What POST /responses/input_tokens takes (openai-python types/responses/input_token_count_params.py).
+_COUNT_FIELDS = (
+    "model",
+    "input",
+    "instructions",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "reasoning",
+    "text",
+)
+
+
+def counts_exactly(target: Target) -> bool:
+    """OpenAI's own API counts a request's input tokens; other Responses servers are not known to."""
+    if "no_count_tokens" in target.options:
+        return False
+    return "count_tokens" in target.options or urlsplit(target.base_url).hostname == "api.openai.com"
+
+
+def build_count_request(
+    request: JSONDict, target: Target, *, client_headers: dict[str, str]
+) -> UpstreamRequest | None:
+    """The exact count of a count_tokens body (the request it would be, translated), or None to count
+    locally: a server without the endpoint, or a body this dialect could not send anyway."""
+    if not counts_exactly(target):
+        return None
+    try:
+        # count_tokens bodies have no max_tokens: any valid one, it is not sent
+        counted: MessagesRequest = {**request, "max_tokens": MIN_OUTPUT_TOKENS}  # type: ignore[typeddict-item]
+        full = build_request(counted, target, message_id="", client_headers=client_headers)
+    except TranslationError:
+        return None
+    body = {k: full.upstream.body[k] for k in _COUNT_FIELDS if k in full.upstream.body}
+    return UpstreamRequest(
+        method="POST",
+        url=f"{target.base_url.rstrip('/')}/responses/input_tokens",
+        headers=full.upstream.headers,
+        body=body,
+        stream=False,
+    )
