@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from .. import messages_request as read
 from ..base import TranslationError
 from ..claude_code import without_billing_header
 from ..ids import tool_id_to_upstream
@@ -22,17 +23,6 @@ from ..types import Change, JSONDict, MessagesRequest, Target, Translation, Upst
 from .documents import document_parts, search_result_part
 from .response import REASONING_FIELDS, SIGNATURE_PREFIX
 
-# Top-level fields this module maps; anything else (context_management, safeguards, container,
-# mcp_servers, service_tier, …) is Anthropic-only or unknown: dropped and listed, never forwarded.
-_KNOWN_FIELDS = frozenset(
-    {
-        "model", "messages", "system", "max_tokens", "stream", "tools", "tool_choice", "thinking",
-        "output_config", "metadata", "stop_sequences", "temperature", "top_p", "top_k", "cache_control",
-    }
-)  # fmt: skip
-_TOOL_KEYS = frozenset(
-    {"name", "description", "input_schema", "cache_control", "type", "defer_loading", "strict"}
-)
 _DEFAULT_MAX_STOP_SEQUENCES = 4  # OpenAI's documented limit for `stop`
 _USER_ID_LIMIT = 64  # OpenAI rejects a longer `user`
 
@@ -69,20 +59,12 @@ def build_request(
 ) -> Translation:
     """The Chat Completions request for `request` on `target`, with every change it made."""
     # client_headers are not needed: this dialect authenticates with the target's own key.
-    if not isinstance(request, dict):
-        raise TranslationError("body: must be a JSON object")
-    model = request.get("model")
-    if not isinstance(model, str) or not model:
-        raise TranslationError("model: required")
-    messages = request.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise TranslationError("messages: must be a non-empty list")
-
+    model, messages = read.required(request)
     ctx = _Context(target=target)
     if "cache_control" in request:  # top-level automatic caching
         ctx.cache_controls += 1
     for key in request:
-        if key not in _KNOWN_FIELDS:
+        if key not in read.KNOWN_FIELDS:
             ctx.drop(key)
 
     overrides = dict(target.overrides)
@@ -165,51 +147,14 @@ def _max_tokens(value: Any, *, target: Target, overrides: JSONDict, ctx: _Contex
 # --- system and messages -------------------------------------------------------------------------
 
 
-def _text_of(content: Any, *, path: str, ctx: _Context) -> str:
-    """A system prompt (string or text blocks) as one string: the form every server accepts."""
-    if isinstance(content, str):
-        return content
-    if not isinstance(content, list):
-        raise TranslationError(f"{path}: must be a string or a list of text blocks")
-    texts: list[str] = []
-    for i, block in enumerate(content):
-        if not isinstance(block, dict):
-            raise TranslationError(f"{path}.{i}: must be an object")
-        ctx.see(block)
-        if block.get("type") != "text":
-            ctx.drop(f"{path}.{i}: type {block.get('type')}")
-            continue
-        texts.append(_text(block, f"{path}.{i}"))
-    return "\n\n".join(t for t in texts if t)
-
-
 def _system(system: Any, ctx: _Context) -> list[JSONDict]:
     if system is None:
         return []
     system, dropped = without_billing_header(system)  # it would defeat the backend's prefix cache
     for header in dropped:
         ctx.changes.append(Change("billing_header_dropped", header[:200]))
-    text = _text_of(system, path="system", ctx=ctx)
+    text = read.text_of(system, path="system", notes=ctx)
     return [{"role": "system", "content": text}] if text else []
-
-
-def _text(block: JSONDict, path: str) -> str:
-    text = block.get("text")
-    if not isinstance(text, str):
-        raise TranslationError(f"{path}.text: must be a string")
-    return text
-
-
-def _blocks(content: Any, path: str) -> list[JSONDict]:
-    """Message content as a list of blocks (a string is one text block)."""
-    if isinstance(content, str):
-        return [{"type": "text", "text": content}]
-    if not isinstance(content, list):
-        raise TranslationError(f"{path}.content: must be a string or a list of blocks")
-    for i, block in enumerate(content):
-        if not isinstance(block, dict) or not isinstance(block.get("type"), str):
-            raise TranslationError(f"{path}.content.{i}: must be an object with a type")
-    return content
 
 
 @dataclass(slots=True)
@@ -229,12 +174,12 @@ def _messages(messages: list[Any], ctx: _Context) -> list[JSONDict]:
             raise TranslationError(f"{path}: must be an object")
         role = message.get("role")
         if role == "system":  # mid-conversation system message (Claude Code beta): keep it in place
-            text = _text_of(message.get("content"), path=f"{path}.content", ctx=ctx)
+            text = read.text_of(message.get("content"), path=f"{path}.content", notes=ctx)
             if text:
                 # Chat Completions wants tool messages right after their assistant turn: hold it until then.
                 (pending.deferred if pending.ids else out).append({"role": "system", "content": text})
             continue
-        blocks = _blocks(message.get("content"), path)
+        blocks = read.blocks(message.get("content"), path)
         if role == "user":
             out.extend(_user_message(blocks, path=path, pending=pending, ctx=ctx))
         elif role == "assistant":
@@ -253,23 +198,11 @@ def _unanswered(pending: _Pending) -> None:
 
 
 def _image_part(block: JSONDict, *, path: str, ctx: _Context) -> JSONDict | None:
-    source = block.get("source")
-    if not isinstance(source, dict):
-        raise TranslationError(f"{path}.source: required")
-    match source.get("type"):
-        case "base64":
-            media_type, data = source.get("media_type"), source.get("data")
-            if not isinstance(media_type, str) or not isinstance(data, str):
-                raise TranslationError(f"{path}.source: media_type and data required")
-            return {"type": "image_url", "image_url": {"url": f"data:{media_type};base64,{data}"}}
-        case "url":
-            url = source.get("url")
-            if not isinstance(url, str):
-                raise TranslationError(f"{path}.source.url: must be a string")
-            return {"type": "image_url", "image_url": {"url": url}}
-        case other:  # e.g. Files API ids: nothing a Chat Completions server can fetch
-            ctx.drop_content(f"{path}: image with a {other} source")
-            return None
+    url, kind = read.image_url(block, path=path)
+    if url is None:  # e.g. Files API ids: nothing a Chat Completions server can fetch
+        ctx.drop_content(f"{path}: image with a {kind} source")
+        return None
+    return {"type": "image_url", "image_url": {"url": url}}
 
 
 def _user_message(blocks: list[JSONDict], *, path: str, pending: _Pending, ctx: _Context) -> list[JSONDict]:
@@ -293,7 +226,7 @@ def _user_message(blocks: list[JSONDict], *, path: str, pending: _Pending, ctx: 
                         _moved_from_tool_result(attached, upstream_id=upstream_id, path=bpath, ctx=ctx)
                     )
             case "text":
-                if text := _text(block, bpath):
+                if text := read.text(block, bpath):
                     parts.append({"type": "text", "text": text})
             case "image":
                 if image := _image_part(block, path=bpath, ctx=ctx):
@@ -357,7 +290,7 @@ def _tool_result_content(block: JSONDict, *, path: str, ctx: _Context) -> tuple[
             ctx.see(item)
             match item.get("type"):
                 case "text":
-                    texts.append(_text(item, ipath))
+                    texts.append(read.text(item, ipath))
                 case "image":
                     if image := _image_part(item, path=ipath, ctx=ctx):
                         images.append(image)
@@ -396,7 +329,7 @@ def _assistant_message(
         ctx.see(block)
         match block["type"]:
             case "text":
-                if text := _text(block, bpath):
+                if text := read.text(block, bpath):
                     texts.append(text)
             case "tool_use":
                 tool_calls.append(_tool_call(block, path=bpath, ctx=ctx))
@@ -454,38 +387,18 @@ def _json(value: JSONDict) -> str:
 
 
 def _tools(tools: Any, ctx: _Context) -> list[JSONDict]:
-    if tools is None:
-        return []
-    if not isinstance(tools, list):
-        raise TranslationError("tools: must be a list")
     out: list[JSONDict] = []
-    for i, tool in enumerate(tools):
-        path = f"tools.{i}"
-        if not isinstance(tool, dict):
-            raise TranslationError(f"{path}: must be an object")
-        ctx.see(tool)
-        if "input_schema" not in tool and tool.get("type") not in (None, "custom"):
-            # A server tool (web_search_20250305, code_execution…): Anthropic runs it, no backend here can.
-            ctx.drop(f"{path}: server tool {tool.get('type')} ({tool.get('name')})")
-            continue
-        name, schema = tool.get("name"), tool.get("input_schema")
-        if not isinstance(name, str) or not name:
-            raise TranslationError(f"{path}.name: required")
-        if not isinstance(schema, dict):
-            raise TranslationError(f"{path}.input_schema: must be an object")
-        function: JSONDict = {"name": ctx.names.upstream(name)}
-        if isinstance(tool.get("description"), str):
-            function["description"] = tool["description"]
-        function["parameters"] = schema  # unchanged: $schema and additionalProperties included
-        if isinstance(tool.get("strict"), bool):  # structured outputs: the backend holds to the schema
-            function["strict"] = tool["strict"]
+    for found in read.client_tools(tools, ctx):
+        function: JSONDict = {"name": ctx.names.upstream(found.name)}
+        if isinstance(found.tool.get("description"), str):
+            function["description"] = found.tool["description"]
+        function["parameters"] = found.schema  # unchanged: $schema and additionalProperties included
+        if isinstance(found.tool.get("strict"), bool):  # structured outputs: the backend holds to the schema
+            function["strict"] = found.tool["strict"]
         out.append({"type": "function", "function": function})
-        if tool.get("defer_loading"):
+        if found.tool.get("defer_loading"):
             # Tool search has no Chat Completions equivalent: the tool is simply sent up front.
-            ctx.changes.append(Change("defer_loading_ignored", name))
-        for key in tool:
-            if key not in _TOOL_KEYS:
-                ctx.drop(f"{path}.{key}")
+            ctx.changes.append(Change("defer_loading_ignored", found.name))
     return out
 
 
@@ -638,24 +551,15 @@ def _stop(value: Any, *, body: JSONDict, ctx: _Context) -> tuple[tuple[str, ...]
     return tuple(value), local
 
 
-def _number(request: MessagesRequest, key: str) -> float | None:
-    value = request.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TranslationError(f"{key}: must be a number")
-    return value
-
-
 def _sampling(request: MessagesRequest, *, overrides: JSONDict, body: JSONDict, ctx: _Context) -> None:
     options = ctx.target.options
-    temperature = overrides.get("temperature", _number(request, "temperature"))
+    temperature = overrides.get("temperature", read.number(request, "temperature"))
     if temperature is not None:
         if "no_temperature" in options:  # e.g. OpenAI reasoning models reject it
             ctx.changes.append(Change("param_dropped", "temperature"))
         else:
             body["temperature"] = temperature
-    top_p = _number(request, "top_p")
+    top_p = read.number(request, "top_p")
     if top_p is not None:
         body["top_p"] = top_p
     top_k = request.get("top_k")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import messages_request as read
 from .. import reasoning
 from ..base import TranslationError
 from ..claude_code import without_billing_header
@@ -45,24 +46,6 @@ class Context:
         self.changes.append(Change("content_dropped", detail))
 
 
-def text_of(content: Any, *, path: str, ctx: Context) -> str:
-    """A system prompt (string or text blocks) as one string."""
-    if isinstance(content, str):
-        return content
-    if not isinstance(content, list):
-        raise TranslationError(f"{path}: must be a string or a list of text blocks")
-    texts: list[str] = []
-    for i, block in enumerate(content):
-        if not isinstance(block, dict):
-            raise TranslationError(f"{path}.{i}: must be an object")
-        ctx.see(block)
-        if block.get("type") != "text":
-            ctx.drop(f"{path}.{i}: type {block.get('type')}")
-            continue
-        texts.append(_text(block, f"{path}.{i}"))
-    return "\n\n".join(t for t in texts if t)
-
-
 def instructions(system: Any, ctx: Context) -> str:
     """The system prompt as `instructions`, without Claude Code's billing line (it defeats caching)."""
     if system is None:
@@ -70,25 +53,7 @@ def instructions(system: Any, ctx: Context) -> str:
     system, dropped = without_billing_header(system)
     for header in dropped:
         ctx.changes.append(Change("billing_header_dropped", header[:200]))
-    return text_of(system, path="system", ctx=ctx)
-
-
-def _text(block: JSONDict, path: str) -> str:
-    text = block.get("text")
-    if not isinstance(text, str):
-        raise TranslationError(f"{path}.text: must be a string")
-    return text
-
-
-def _blocks(content: Any, path: str) -> list[JSONDict]:
-    if isinstance(content, str):
-        return [{"type": "text", "text": content}]
-    if not isinstance(content, list):
-        raise TranslationError(f"{path}.content: must be a string or a list of blocks")
-    for i, block in enumerate(content):
-        if not isinstance(block, dict) or not isinstance(block.get("type"), str):
-            raise TranslationError(f"{path}.content.{i}: must be an object with a type")
-    return content
+    return read.text_of(system, path="system", notes=ctx)
 
 
 def input_items(messages: list[Any], ctx: Context) -> list[JSONDict]:
@@ -101,10 +66,10 @@ def input_items(messages: list[Any], ctx: Context) -> list[JSONDict]:
             raise TranslationError(f"{path}: must be an object")
         role = message.get("role")
         if role == "system":  # mid-conversation system message (Claude Code beta): kept in place
-            if text := text_of(message.get("content"), path=f"{path}.content", ctx=ctx):
+            if text := read.text_of(message.get("content"), path=f"{path}.content", notes=ctx):
                 out.append({"type": "message", "role": "system", "content": text})
             continue
-        blocks = _blocks(message.get("content"), path)
+        blocks = read.blocks(message.get("content"), path)
         if role == "user":
             out.extend(_user(blocks, path=path, pending=pending, ctx=ctx))
             _unanswered(pending)
@@ -125,23 +90,10 @@ def _unanswered(pending: dict[str, str]) -> None:
 
 
 def _image(block: JSONDict, *, path: str, ctx: Context) -> JSONDict | None:
-    source = block.get("source")
-    if not isinstance(source, dict):
-        raise TranslationError(f"{path}.source: required")
-    match source.get("type"):
-        case "base64":
-            media_type, data = source.get("media_type"), source.get("data")
-            if not isinstance(media_type, str) or not isinstance(data, str):
-                raise TranslationError(f"{path}.source: media_type and data required")
-            url = f"data:{media_type};base64,{data}"
-        case "url":
-            found = source.get("url")
-            if not isinstance(found, str):
-                raise TranslationError(f"{path}.source.url: must be a string")
-            url = found
-        case other:  # a Files API id of Anthropic's: nothing OpenAI can fetch
-            ctx.drop_content(f"{path}: image with a {other} source")
-            return None
+    url, kind = read.image_url(block, path=path)
+    if url is None:  # an Anthropic Files API id: nothing OpenAI can fetch
+        ctx.drop_content(f"{path}: image with a {kind} source")
+        return None
     return {"type": "input_image", "image_url": url, "detail": "auto"}
 
 
@@ -168,7 +120,7 @@ def _parts(block: JSONDict, *, path: str, ctx: Context) -> list[JSONDict]:
     """One user (or tool result) content block as input parts."""
     match block.get("type"):
         case "text":
-            text = _text(block, path)
+            text = read.text(block, path)
             return [{"type": "input_text", "text": text}] if text else []
         case "image":
             image = _image(block, path=path, ctx=ctx)
@@ -252,7 +204,7 @@ def _assistant(blocks: list[JSONDict], *, path: str, pending: dict[str, str], ct
         ctx.see(block)
         match block["type"]:
             case "text":
-                if text := _text(block, bpath):
+                if text := read.text(block, bpath):
                     texts.append(text)
             case "tool_use":
                 flush()

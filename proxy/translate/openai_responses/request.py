@@ -13,22 +13,13 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
+from .. import messages_request as read
 from ..base import TranslationError
 from ..claude_code import session_id
 from ..openai_chat.request import _strict_compatible as strict_compatible
 from ..types import Change, JSONDict, MessagesRequest, Target, Translation, UpstreamRequest
 from .items import Context, input_items, instructions
 
-# Top-level fields this module maps; anything else is Anthropic-only or unknown: dropped and listed.
-_KNOWN_FIELDS = frozenset(
-    {
-        "model", "messages", "system", "max_tokens", "stream", "tools", "tool_choice", "thinking",
-        "output_config", "metadata", "stop_sequences", "temperature", "top_p", "top_k", "cache_control",
-    }
-)  # fmt: skip
-_TOOL_KEYS = frozenset(
-    {"name", "description", "input_schema", "cache_control", "type", "defer_loading", "strict"}
-)
 MIN_OUTPUT_TOKENS = 16  # the API refuses less: "integer below minimum value. Expected a value >= 16"
 _PROMPT_CACHE_KEY_LIMIT = 64
 # Model ids that reason (and so take `reasoning` and refuse temperature/top_p): o-series, GPT-5, Codex.
@@ -49,20 +40,12 @@ def build_request(
     request: MessagesRequest, target: Target, *, message_id: str, client_headers: dict[str, str]
 ) -> Translation:
     """The Responses API request for `request` on `target`, with every change it made."""
-    if not isinstance(request, dict):
-        raise TranslationError("body: must be a JSON object")
-    model = request.get("model")
-    if not isinstance(model, str) or not model:
-        raise TranslationError("model: required")
-    messages = request.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise TranslationError("messages: must be a non-empty list")
-
+    model, messages = read.required(request)
     ctx = Context(target=target)
     if "cache_control" in request:  # top-level automatic caching
         ctx.cache_controls += 1
     for key in request:
-        if key not in _KNOWN_FIELDS:
+        if key not in read.KNOWN_FIELDS:
             ctx.drop(key)
     overrides = dict(target.overrides)
     body: JSONDict = {"model": target.model or model}
@@ -146,38 +129,17 @@ def _max_output_tokens(value: Any, *, overrides: JSONDict, ctx: Context) -> int:
 
 
 def _tools(tools: Any, ctx: Context) -> list[JSONDict]:
-    if tools is None:
-        return []
-    if not isinstance(tools, list):
-        raise TranslationError("tools: must be a list")
     out: list[JSONDict] = []
-    for i, tool in enumerate(tools):
-        path = f"tools.{i}"
-        if not isinstance(tool, dict):
-            raise TranslationError(f"{path}: must be an object")
-        ctx.see(tool)
-        if "input_schema" not in tool and tool.get("type") not in (None, "custom"):
-            # A server tool (web_search_20250305, code_execution…): Anthropic runs it, and its results
-            # come back in Anthropic's own blocks, which no OpenAI built-in tool produces.
-            ctx.drop(f"{path}: server tool {tool.get('type')} ({tool.get('name')})")
-            continue
-        name, schema = tool.get("name"), tool.get("input_schema")
-        if not isinstance(name, str) or not name:
-            raise TranslationError(f"{path}.name: required")
-        if not isinstance(schema, dict):
-            raise TranslationError(f"{path}.input_schema: must be an object")
-        function: JSONDict = {"type": "function", "name": ctx.names.upstream(name)}
-        if isinstance(tool.get("description"), str):
-            function["description"] = tool["description"]
-        function["parameters"] = schema
+    for found in read.client_tools(tools, ctx):
+        function: JSONDict = {"type": "function", "name": ctx.names.upstream(found.name)}
+        if isinstance(found.tool.get("description"), str):
+            function["description"] = found.tool["description"]
+        function["parameters"] = found.schema
         # Omitted, the API goes strict and makes every optional parameter required: only on request.
-        function["strict"] = tool.get("strict") is True
+        function["strict"] = found.tool.get("strict") is True
         out.append(function)
-        if tool.get("defer_loading"):
-            ctx.changes.append(Change("defer_loading_ignored", name))
-        for key in tool:
-            if key not in _TOOL_KEYS:
-                ctx.drop(f"{path}.{key}")
+        if found.tool.get("defer_loading"):
+            ctx.changes.append(Change("defer_loading_ignored", found.name))
     return out
 
 
@@ -290,21 +252,12 @@ def _stop_sequences(value: Any, ctx: Context) -> tuple[str, ...]:
     return stops
 
 
-def _number(request: MessagesRequest, key: str) -> float | None:
-    value = request.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TranslationError(f"{key}: must be a number")
-    return value
-
-
 def _sampling(request: MessagesRequest, *, overrides: JSONDict, body: JSONDict, ctx: Context) -> None:
     # Reasoning models refuse temperature and top_p ("Unsupported parameter"); the Responses API has no top_k.
     refuse = reasons(ctx.target) or "no_temperature" in ctx.target.options
     for key, value in (
-        ("temperature", overrides.get("temperature", _number(request, "temperature"))),
-        ("top_p", _number(request, "top_p")),
+        ("temperature", overrides.get("temperature", read.number(request, "temperature"))),
+        ("top_p", read.number(request, "top_p")),
     ):
         if value is None:
             continue
