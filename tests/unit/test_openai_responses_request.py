@@ -325,3 +325,11 @@ def test_count_tokens_goes_to_openais_input_tokens_endpoint_and_elsewhere_is_loc
     assert DIALECT.parse_count_tokens({"object": "response.input_tokens", "input_tokens": 7}) == {
         "input_tokens": 7
     }
+
+
+def test_our_reasoning_is_not_replayed_to_a_model_that_does_not_reason() -> None:
+    signature = reasoning.mint(dialect="openai_responses", provider="openai", payload="rs_1.gAAAAenc")
+    thinking = {"type": "thinking", "thinking": "plan", "signature": signature}
+    translation = build(ask(user("x"), assistant(thinking, {"type": "text", "text": "y"}), user("z")), GPT41)
+    assert [i["type"] for i in translation.upstream.body["input"]] == ["message"] * 3
+    assert "reasoning_dropped" in kinds(translation)

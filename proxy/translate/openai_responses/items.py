@@ -28,6 +28,7 @@ class Context:
     """What one translation accumulates while it walks the request."""
 
     target: Target
+    replay_reasoning: bool = True  # the target model reasons: it takes reasoning items back
     names: ToolNameMap = field(default_factory=ToolNameMap)
     changes: list[Change] = field(default_factory=list)
     cache_controls: int = 0
@@ -221,13 +222,14 @@ def _assistant(blocks: list[JSONDict], *, path: str, pending: dict[str, str], ct
 
 
 def _reasoning_item(block: JSONDict, ctx: Context) -> JSONDict | None:
-    """The encrypted reasoning item a thinking block carries back, when this backend minted it.
+    """The encrypted reasoning item a thinking block carries back, when this backend minted it and the
+    model reasons (a session moved to a model that does not gets none).
 
     Another backend's (or Anthropic's own) signature means nothing here: dropped, and recorded."""
     signature = block.get("signature") if block["type"] == "thinking" else block.get("data")
     payload = reasoning.minted_by(signature, dialect=DIALECT_NAME, provider=ctx.target.provider)
     found = reasoning_of_signature(payload) if payload is not None else None
-    if found is None:
+    if found is None or not ctx.replay_reasoning:
         ctx.reasoning_dropped += 1
         return None
     item_id, encrypted = found

@@ -41,7 +41,7 @@ def build_request(
 ) -> Translation:
     """The Responses API request for `request` on `target`, with every change it made."""
     model, messages = read.required(request)
-    ctx = Context(target=target)
+    ctx = Context(target=target, replay_reasoning=reasons(target))
     if "cache_control" in request:  # top-level automatic caching
         ctx.cache_controls += 1
     for key in request:
@@ -74,7 +74,9 @@ def build_request(
         ctx.changes.append(Change("tool_renamed", f"{original} -> {short}"))
     if ctx.reasoning_dropped:
         ctx.changes.append(
-            Change("reasoning_dropped", f"{ctx.reasoning_dropped} thinking block(s) another backend made")
+            Change(
+                "reasoning_dropped", f"{ctx.reasoning_dropped} thinking block(s) this model cannot take back"
+            )
         )
     if ctx.cache_controls:
         ctx.changes.append(Change("cache_control_stripped", str(ctx.cache_controls)))
