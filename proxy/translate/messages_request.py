@@ -1,8 +1,8 @@
 """Reading an Anthropic Messages request the same way in every translated dialect.
 
 The checks and small readers that do not depend on the backend: the request's required fields, which
-top-level and tool keys a translation maps, system text, content blocks, numbers, and thinking as an
-effort. Each dialect decides what to build from them. Pure.
+top-level and tool keys a translation maps, system text, content blocks, numbers, client tools and
+image sources. Each dialect decides what to build from them. Pure.
 """
 
 from __future__ import annotations

@@ -33,7 +33,6 @@ class Context:
     changes: list[Change] = field(default_factory=list)
     cache_controls: int = 0
     reasoning_dropped: int = 0
-    reasoning_replayed: int = 0
 
     def see(self, block: JSONDict) -> None:
         """Note a block's cache_control: it is never copied, only counted."""
@@ -235,7 +234,6 @@ def _reasoning_item(block: JSONDict, ctx: Context) -> JSONDict | None:
     item_id, encrypted = found
     thinking = block.get("thinking")
     summary = [{"type": "summary_text", "text": thinking}] if isinstance(thinking, str) and thinking else []
-    ctx.reasoning_replayed += 1
     return {"type": "reasoning", "id": item_id, "summary": summary, "encrypted_content": encrypted}
 
 
