@@ -20,10 +20,11 @@ def client_url(host: str, port: int) -> str:
 def data_location() -> str:
     """The database, without its password: a SQLite file, or the server and database name."""
     db = settings.DATABASES["default"]
-    if db["ENGINE"].endswith("sqlite3"):
+    engine = str(db["ENGINE"])
+    if engine.endswith("sqlite3"):
         return f"{db['NAME']} (SQLite; SWITCHBOARD_DATA_DIR moves it)"
     where = f"{db.get('HOST') or 'localhost'}:{db.get('PORT') or 'default port'}/{db.get('NAME')}"
-    return f"{db['ENGINE'].rsplit('.', 1)[-1]} at {where} (DATABASE_URL)"
+    return f"{engine.rsplit('.', 1)[-1]} at {where} (DATABASE_URL)"
 
 
 def routing_source(seeded: str) -> list[str]:
