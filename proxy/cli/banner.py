@@ -7,6 +7,8 @@ import os
 
 from django.conf import settings
 
+from proxy.translate.dialects import DIALECTS
+
 WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 
 
@@ -69,7 +71,9 @@ def start_banner(*, host: str, port: int, seeded: str) -> str:
 
     url = client_url(host, port)
     default = Rule.objects.filter(is_default=True, enabled=True).select_related("provider").first()
-    passthrough = default is not None and default.provider.dialect == "anthropic" and not default.model
+    passthrough = False  # the default rule sends the client's own model id
+    if default is not None and (dialect := DIALECTS.get(default.provider.dialect)) is not None:
+        passthrough = dialect.capabilities.keeps_client_model and not default.model
     everywhere = f" (bound to {host}: every interface)" if host in WILDCARD_HOSTS else ""
     lines = [
         f"Switchboard is listening on {url}{everywhere}",
