@@ -53,9 +53,8 @@ def test_a_dialects_declared_auth_header_is_secret_even_without_a_hint_in_its_na
 
 
 def test_a_tape_ends_once_with_its_outcome_and_time_and_later_ends_change_nothing(settings) -> None:
-    import asyncio
-
     from proxy.recording.tape import Failure, Tape
+    from tests.conftest import run_async
 
     settings.RECORD_EXCHANGES = False  # the writer is not what this tests: submit() keeps nothing
     tape = Tape(endpoint="messages", client_request=None, client_headers={})
@@ -66,7 +65,7 @@ def test_a_tape_ends_once_with_its_outcome_and_time_and_later_ends_change_nothin
         tape.end("ok")  # e.g. serving's finally after a refusal already ended it
         assert tape.done_at == first
 
-    asyncio.run(end_twice())
+    run_async(end_twice())
     assert tape.finished and tape.done_at is not None and tape.done_at > tape.t0
     assert (tape.status, tape.error_type, tape.error_message, tape.http_status) == (
         "error",
