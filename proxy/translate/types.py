@@ -167,5 +167,6 @@ class Translation:
     # on as they came (a stream's input_json_delta, a reply's `input` as the raw string) instead of
     # failing the response as an upstream error.
     lenient_tool_input: bool = False
-    # Anything else a dialect's response side needs from its request side.
-    state: JSONDict = field(default_factory=dict)
+    # What a dialect's response side needs from its request side: that dialect's own typed value
+    # (e.g. openai_chat.state.ChatState), opaque to everything else.
+    state: object = None
