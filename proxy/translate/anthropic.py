@@ -180,7 +180,7 @@ class AnthropicDialect:
         )
 
     def build_count_tokens_request(
-        self, request: JSONDict, target: Target, *, client_headers: dict[str, str]
+        self, request: MessagesRequest, target: Target, *, client_headers: dict[str, str]
     ) -> UpstreamRequest | None:
         """POST /v1/messages/count_tokens passed through (model mapped) to the official API, which counts
         exactly; None for compatible servers (most lack the endpoint): counted locally."""
