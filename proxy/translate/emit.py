@@ -112,6 +112,15 @@ class AnthropicStreamWriter:
     def text(self, text: str) -> list[StreamEvent]:
         if not text or self.stopped:
             return []
+        block = self.block
+        if block is not None and block.kind == "text":  # the common case, once per streamed chunk
+            return [
+                {
+                    "type": "content_block_delta",
+                    "index": block.index,
+                    "delta": {"type": "text_delta", "text": text},
+                }
+            ]
         events = self._ensure("text")
         return [*events, self._delta({"type": "text_delta", "text": text})]
 

@@ -57,6 +57,7 @@ class OpenAIStreamTranslator:
         self.usage: Usage = zero_usage()
         self.usage_estimated = False
         self._stops = StopFilter(state.local_stop_sequences)
+        self._matching = bool(self._stops)  # read per text delta: most requests have no local stops
         self._calls = ToolCallBuffer()
         self._live: ToolCall | None = None  # the call whose tool_use block is open
         self._thinking = state.reasoning
@@ -89,7 +90,7 @@ class OpenAIStreamTranslator:
 
     def feed(self, event: SSEEvent) -> list[StreamEvent]:
         """One upstream SSE event in, 0..n Anthropic events out. Raises UpstreamError (then stays stopped)."""
-        if self.done:
+        if self._failed or self.writer.stopped:
             return []  # after a local stop sequence or [DONE]: the rest of the upstream is ignored
         try:
             return self._feed(event)
@@ -123,7 +124,7 @@ class OpenAIStreamTranslator:
                 assert_never(kind)
 
     def _on_chunk(self, chunk: JSONDict) -> list[StreamEvent]:
-        events = self.writer.start()
+        events = [] if self.writer.started else self.writer.start()
         if chunk.get("usage"):
             self.usage = usage_from_openai(chunk["usage"])
         choices = [
@@ -180,6 +181,8 @@ class OpenAIStreamTranslator:
     def _on_text(self, text: str) -> list[StreamEvent]:
         if self.done:
             return []
+        if not self._matching:
+            return self._emit_text(text)
         send, matched = self._stops.feed(text)
         events = self._emit_text(send)
         if matched is not None:
@@ -189,7 +192,9 @@ class OpenAIStreamTranslator:
     def _emit_text(self, text: str) -> list[StreamEvent]:
         if not text:
             return []
-        return self._leave_tool() + self.writer.text(text)
+        if self._live is None:
+            return self.writer.text(text)
+        return self._close_block() + self.writer.text(text)
 
     def _flush_held(self) -> list[StreamEvent]:
         return self._emit_text(self._stops.flush())
