@@ -16,6 +16,7 @@ import pytest
 from proxy.translate import ids, reasoning
 from proxy.translate.base import TranslationError
 from proxy.translate.openai_responses import DIALECT
+from proxy.translate.openai_responses.state import ResponsesState, responses_state
 from proxy.translate.types import Target, Translation
 from tests.conftest import load_fixture
 from tests.fakes.responses_upstream import request_problem
@@ -90,7 +91,7 @@ def test_main_turn_maps_system_session_reasoning_and_tools() -> None:
     assert sent["stream"] is True and sent["max_output_tokens"] == request["max_tokens"]
     assert "billing_header_dropped" in kinds(translation) and "thinking_mapped" in kinds(translation)
     assert {t["name"] for t in sent["tools"]} == {t["name"] for t in request["tools"]}
-    assert translation.state["reasoning"] is True and translation.state["provider"] == "openai"
+    assert translation.state == ResponsesState(reasoning=True, provider="openai")
 
 
 def test_the_session_id_comes_from_metadata_when_the_header_is_missing() -> None:
@@ -280,7 +281,9 @@ def test_output_format_goes_as_text_format_json_schema() -> None:
 def test_stop_sequences_are_matched_locally_never_sent() -> None:
     translation = build(ask(user("x"), stop_sequences=["###"]))
     assert "stop" not in translation.upstream.body
-    assert translation.stop_sequences == ("###",) and translation.state["local_stop_sequences"] == ["###"]
+    assert translation.stop_sequences == ("###",) and responses_state(translation).local_stop_sequences == (
+        "###",
+    )
     assert "stop_sequences_local" in kinds(translation)
 
 
@@ -290,7 +293,7 @@ def test_a_model_that_does_not_reason_gets_no_reasoning_but_keeps_its_temperatur
     )
     sent = translation.upstream.body
     assert "reasoning" not in sent and "include" not in sent and sent["temperature"] == 0.2
-    assert "thinking_dropped" in kinds(translation) and translation.state["reasoning"] is False
+    assert "thinking_dropped" in kinds(translation) and responses_state(translation).reasoning is False
 
 
 def test_a_reasoning_model_gets_no_sampling_parameters() -> None:

@@ -11,6 +11,7 @@ from openai.types.responses import Response
 from proxy.translate import ids, reasoning
 from proxy.translate.base import UpstreamError
 from proxy.translate.openai_responses import DIALECT
+from proxy.translate.openai_responses.state import ResponsesState
 from proxy.translate.types import Translation, UpstreamRequest
 from tests.fakes.responses_upstream import Stream, response_object, usage
 
@@ -21,7 +22,7 @@ def translation(**state: Any) -> Translation:
         upstream=upstream,
         client_model="claude-sonnet-4-6",
         message_id="msg_01R",
-        state={"reasoning": True, "provider": "openai", "local_stop_sequences": [], **state},
+        state=ResponsesState(**{"reasoning": True, "provider": "openai", **state}),
     )
 
 
@@ -83,7 +84,7 @@ def test_a_refusal_is_text_with_stop_reason_refusal() -> None:
 
 def test_a_local_stop_sequence_cuts_the_text() -> None:
     body = Stream().message("one ### two").final("completed", usage=usage(5, 5))
-    message = parse(body, translation(local_stop_sequences=["###"]))
+    message = parse(body, translation(local_stop_sequences=("###",)))
     assert message["content"] == [{"type": "text", "text": "one "}]
     assert (message["stop_reason"], message["stop_sequence"]) == ("stop_sequence", "###")
 

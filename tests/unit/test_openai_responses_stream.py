@@ -22,6 +22,7 @@ from proxy.translate import ids, reasoning
 from proxy.translate.accumulate import accumulate
 from proxy.translate.base import UpstreamError
 from proxy.translate.openai_responses.response import parse_response
+from proxy.translate.openai_responses.state import ResponsesState
 from proxy.translate.openai_responses.stream import ResponsesStreamTranslator
 from proxy.translate.sse import SSEDecoder
 from proxy.translate.tokens import warm_up
@@ -46,7 +47,7 @@ LOCAL_STOP_REQUEST = {
 SETUP: dict[str, dict[str, Any]] = {
     "local_stop": {
         "stop_sequences": ("###END",),
-        "state": {"local_stop_sequences": ["###END"], "request": LOCAL_STOP_REQUEST},
+        "state": {"local_stop_sequences": ("###END",), "request": LOCAL_STOP_REQUEST},
     },
     "long_tool_name": {"tool_names": {shorten(LONG_NAME): LONG_NAME}},
 }
@@ -67,7 +68,7 @@ def make_translation(
         message_id=MESSAGE_ID,
         tool_names=tool_names or {},
         stop_sequences=stop_sequences,
-        state={"reasoning": True, "provider": PROVIDER, "local_stop_sequences": [], **(state or {})},
+        state=ResponsesState(**{"reasoning": True, "provider": PROVIDER, **(state or {})}),
     )
 
 

@@ -34,7 +34,7 @@ class OpenAIResponsesDialect:
         return build_request(request, target, message_id=message_id, client_headers=client_headers)
 
     def build_count_tokens_request(
-        self, request: JSONDict, target: Target, *, client_headers: dict[str, str]
+        self, request: MessagesRequest, target: Target, *, client_headers: dict[str, str]
     ) -> UpstreamRequest | None:
         return build_count_request(request, target, client_headers=client_headers)
 

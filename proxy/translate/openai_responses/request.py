@@ -16,9 +16,10 @@ from urllib.parse import urlsplit
 from .. import messages_request as read
 from ..base import TranslationError
 from ..claude_code import session_id
-from ..openai_chat.request import _strict_compatible as strict_compatible
+from ..openai_chat.params import _strict_compatible as strict_compatible
 from ..types import Change, JSONDict, MessagesRequest, Target, Translation, UpstreamRequest
 from .items import Context, input_items, instructions
+from .state import ResponsesState
 
 MIN_OUTPUT_TOKENS = 16  # the API refuses less: "integer below minimum value. Expected a value >= 16"
 _PROMPT_CACHE_KEY_LIMIT = 64
@@ -99,14 +100,12 @@ def build_request(
         changes=ctx.changes,
         tool_names=ctx.names.renamed(),
         stop_sequences=stops,
-        state={
-            "reasoning": thinking,
-            "provider": target.provider,
-            "local_stop_sequences": list(stops),
-            # A stream cut at a local stop ends before the usage report: the request (a reference) is
-            # kept to estimate the usage then, and only then.
-            **({"request": request} if stops else {}),
-        },
+        state=ResponsesState(
+            reasoning=thinking,
+            provider=target.provider,
+            local_stop_sequences=stops,
+            request=request if stops else None,
+        ),
     )
 
 
@@ -303,7 +302,7 @@ def counts_exactly(target: Target) -> bool:
 
 
 def build_count_request(
-    request: JSONDict, target: Target, *, client_headers: dict[str, str]
+    request: MessagesRequest, target: Target, *, client_headers: dict[str, str]
 ) -> UpstreamRequest | None:
     """The exact count of a count_tokens body (the request it would be, translated), or None to count
     locally: a server without the endpoint, or a body this dialect could not send anyway."""
@@ -311,7 +310,7 @@ def build_count_request(
         return None
     try:
         # count_tokens bodies have no max_tokens: any valid one, it is not sent
-        counted: MessagesRequest = {**request, "max_tokens": MIN_OUTPUT_TOKENS}  # type: ignore[typeddict-item]
+        counted: MessagesRequest = {**request, "max_tokens": MIN_OUTPUT_TOKENS}
         full = build_request(counted, target, message_id="", client_headers=client_headers)
     except TranslationError:
         return None

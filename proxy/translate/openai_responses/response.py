@@ -15,9 +15,10 @@ import orjson
 
 from .. import ids, reasoning, upstream_errors
 from ..base import UpstreamError
-from ..openai_chat.response import parse_tool_input, shape
+from ..openai_chat.wire import parse_tool_input, shape
 from ..stops import find_stop_sequence
 from ..types import JSONDict, Message, StopReason, Translation, Usage
+from .state import responses_state
 
 DIALECT_NAME = "openai_responses"
 
@@ -41,7 +42,7 @@ def json_text(value: JSONDict) -> str:
 
 
 def wants_thinking(translation: Translation) -> bool:
-    return bool(translation.state.get("reasoning"))
+    return responses_state(translation).reasoning
 
 
 def replayable(item: JSONDict) -> bool:
@@ -54,7 +55,7 @@ def reasoning_signature(item: JSONDict, translation: Translation) -> str:
     """The signature carrying a reasoning item back to its maker (non-empty: Anthropic clients need
     one; with no encrypted content it carries nothing the request side can replay)."""
     payload = f"{item['id']}.{item['encrypted_content']}" if replayable(item) else ""
-    provider = str(translation.state.get("provider", ""))
+    provider = responses_state(translation).provider
     return reasoning.mint(dialect=DIALECT_NAME, provider=provider, payload=payload)
 
 
@@ -136,7 +137,7 @@ def parse_response(body: JSONDict, translation: Translation) -> Message:
     content: list[JSONDict] = []
     calls = 0
     refused = False
-    stops = tuple(translation.state.get("local_stop_sequences", ()))
+    stops = responses_state(translation).local_stop_sequences
     hit: tuple[int, str] | None = None
     for item in shape(body.get("output"), list, "output"):
         item = shape(item, dict, "output item")

@@ -31,6 +31,7 @@ from .response import (
     usage_of,
     wants_thinking,
 )
+from .state import responses_state
 
 Phase = Literal["before_start", "streaming", "stopped"]
 ItemKind = Literal["reasoning", "message", "function_call", "other"]
@@ -59,7 +60,7 @@ class ResponsesStreamTranslator:
             model=translation.client_model,
             input_estimate=translation.input_estimate,
         )
-        self.stops = StopFilter(translation.state.get("local_stop_sequences", ()))
+        self.stops = StopFilter(responses_state(translation).local_stop_sequences)
         self.usage: Usage = zero_usage()
         self.usage_estimated = False
         self._thinking = wants_thinking(translation)
@@ -251,7 +252,7 @@ class ResponsesStreamTranslator:
 
     def _stop_locally(self, sequence: str) -> list[StreamEvent]:
         """A stop sequence matched in the text: end here; the backend's usage will never come."""
-        request = self.translation.state.get("request")
+        request = responses_state(self.translation).request
         input_tokens, output_tokens = usage_estimate(request, "".join(self.stops.generated))
         self.usage = {**zero_usage(), "input_tokens": input_tokens, "output_tokens": output_tokens}
         self.usage_estimated = True
