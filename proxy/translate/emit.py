@@ -169,6 +169,12 @@ class AnthropicStreamWriter:
             {"type": "content_block_stop", "index": index},
         ]
 
+    def sign(self, signature: str) -> None:
+        """Set the open thinking block's signature, for backends that send it only after the text
+        (the Responses API's encrypted reasoning arrives with the item's end)."""
+        if self.block is not None and self.block.kind == "thinking":
+            self.block = OpenBlock(index=self.block.index, kind="thinking", signature=signature)
+
     def close_block(self) -> list[StreamEvent]:
         block = self.block
         if block is None:
