@@ -10,7 +10,7 @@ Wire format: https://docs.anthropic.com/en/api/messages-streaming and https://do
 
 from __future__ import annotations
 
-from typing import get_args
+from typing import cast, get_args
 from urllib.parse import urlsplit
 
 import orjson
@@ -30,6 +30,7 @@ from .types import (
     Target,
     Translation,
     UpstreamRequest,
+    Usage,
 )
 
 OFFICIAL_HOST = "api.anthropic.com"
@@ -186,11 +187,11 @@ class AnthropicDialect:
             changes=changes,
             provider=target.provider,
             # A compatible server's signatures and tool ids are tagged on the way back (not Anthropic's).
-            state={"tag_reasoning": not official},
+            state=None if official else anthropic_profile.Tagging(provider=target.provider),
         )
 
     def build_count_tokens_request(
-        self, request: JSONDict, target: Target, *, client_headers: dict[str, str]
+        self, request: MessagesRequest, target: Target, *, client_headers: dict[str, str]
     ) -> UpstreamRequest | None:
         """POST /v1/messages/count_tokens passed through (model mapped) to the official API, which counts
         exactly; None for compatible servers (most lack the endpoint; the capability profile says which
@@ -216,12 +217,14 @@ class AnthropicDialect:
     def parse_response(self, body: JSONDict, translation: Translation) -> Message:
         """The reply is already a Message; only the model id is the client's own."""
         message: Message = {**body, "model": translation.client_model}  # type: ignore[typeddict-item]
-        if translation.state.get("tag_reasoning") and "content" in body:
-            message["content"] = anthropic_profile.tag_content(body["content"], provider=translation.provider)  # type: ignore[typeddict-item]
+        tagging = translation.state
+        if isinstance(tagging, anthropic_profile.Tagging) and "content" in body:
+            message["content"] = anthropic_profile.tag_content(body["content"], provider=tagging.provider)  # type: ignore[typeddict-item]
         return message
 
     def stream_translator(self, translation: Translation) -> AnthropicStreamTranslator:
-        tag = translation.provider if translation.state.get("tag_reasoning") else None
+        tagging = translation.state
+        tag = tagging.provider if isinstance(tagging, anthropic_profile.Tagging) else None
         return AnthropicStreamTranslator(client_model=translation.client_model, tag_for=tag)
 
     def parse_error(self, status: int, body: bytes, headers: dict[str, str]) -> UpstreamError:
@@ -241,8 +244,8 @@ class AnthropicStreamTranslator:
     `stop_sequence`.
     """
 
-    __slots__ = ("_client_model", "_errored", "_tag_for", "done", "stop_reason", "stop_sequence", "usage")
-    usage_estimated = False
+    __slots__ = ("_client_model", "_errored", "_tag_for", "_usage", "done", "stop_reason", "stop_sequence")
+    usage_estimated = False  # the backend's own figures, always
 
     def __init__(self, *, client_model: str, tag_for: str | None = None) -> None:
         self._client_model = client_model
@@ -251,7 +254,12 @@ class AnthropicStreamTranslator:
         self.done = False
         self.stop_reason: str | None = None
         self.stop_sequence: str | None = None
-        self.usage: dict[str, int] = {"input_tokens": 0, "output_tokens": 0}
+        # Every integer the API reports, kept even when newer than our Usage type.
+        self._usage: dict[str, int] = {"input_tokens": 0, "output_tokens": 0}
+
+    @property
+    def usage(self) -> Usage:
+        return cast(Usage, self._usage)
 
     def feed(self, event: SSEEvent) -> list[StreamEvent]:
         data = event.data
@@ -270,6 +278,8 @@ class AnthropicStreamTranslator:
             # Ollama writes a failure into the stream as a bare {"error": "..."}: Anthropic's event: error.
             self._errored = True
             raise _stream_error({"error": _bare_error(parsed["error"])})
+        # Relayed as decoded: Anthropic's own events (a newer kind than StreamEvent's goes through too).
+        relayed = cast(StreamEvent, parsed)
         match parsed.get("type", event.event):
             case "message_start":
                 return [self._message_start(parsed)]
@@ -287,7 +297,7 @@ class AnthropicStreamTranslator:
             case _:
                 # Anthropic's versioning policy allows new event types: relay them, the client decides.
                 pass
-        return [parsed]
+        return [relayed]
 
     def finish(self) -> list[StreamEvent]:
         """Nothing to close in a passthrough; a stream cut before message_stop is an error."""
@@ -298,11 +308,11 @@ class AnthropicStreamTranslator:
     def _message_start(self, event: JSONDict) -> StreamEvent:
         message = event.get("message")
         if not isinstance(message, dict):
-            return event
+            return cast(StreamEvent, event)
         self._merge_usage(message.get("usage"))
         if message.get("model") == self._client_model:
-            return event
-        return {**event, "message": {**message, "model": self._client_model}}
+            return cast(StreamEvent, event)
+        return cast(StreamEvent, {**event, "message": {**message, "model": self._client_model}})
 
     def _message_delta(self, event: JSONDict) -> None:
         delta = event.get("delta")
@@ -317,19 +327,20 @@ class AnthropicStreamTranslator:
         for key, value in usage.items():
             # message_delta usage is cumulative; nested objects (cache_creation, server_tool_use) are skipped.
             if isinstance(value, int) and not isinstance(value, bool):
-                self.usage[key] = value
+                self._usage[key] = value
 
 
 def _tagged_event(event: JSONDict, *, provider: str) -> StreamEvent:
     """A compatible server's block start or delta with its signature tagged and its tool id client-safe."""
     block = event.get("content_block")
     if isinstance(block, dict):
-        return {**event, "content_block": anthropic_profile.tag_content([block], provider=provider)[0]}  # type: ignore[index]
+        tagged = anthropic_profile.tag_content([block], provider=provider)
+        return cast(StreamEvent, {**event, "content_block": tagged[0]})  # type: ignore[index]
     delta = event.get("delta")
     if isinstance(delta, dict) and delta.get("type") == "signature_delta":
         signature = anthropic_profile.tag_signature(delta.get("signature"), provider=provider)
-        return {**event, "delta": {**delta, "signature": signature}}
-    return event
+        return cast(StreamEvent, {**event, "delta": {**delta, "signature": signature}})
+    return cast(StreamEvent, event)
 
 
 def _bare_error(error: object) -> JSONDict:

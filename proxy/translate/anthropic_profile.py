@@ -25,6 +25,7 @@ Pure.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from . import ids, reasoning
 from .types import Change, JSONDict, Target
@@ -35,6 +36,13 @@ _FUNCTIONS_ID = re.compile(r"functions\.[^:]+:\d+")
 
 
 # --- reasoning -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Tagging:
+    """Translation.state of a compatible server's request: its reply's signatures are tagged with it."""
+
+    provider: str
 
 
 def tag_signature(signature: object, *, provider: str) -> object:
