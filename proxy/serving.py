@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import orjson
 from django.http import HttpResponse, StreamingHttpResponse
 
-from proxy import upstream
+from proxy import healing, upstream
 from proxy.http.errors import error_frame, error_response
 from proxy.ops import shutdown
 from proxy.recording.progress import progress
@@ -29,8 +29,9 @@ from proxy.translate import tokens
 from proxy.translate.accumulate import Accumulator
 from proxy.translate.base import StreamTranslator, TranslationError, UpstreamError
 from proxy.translate.dialects import DIALECTS
+from proxy.translate.healing.stream import ToolCallHealer
 from proxy.translate.sse import SSEDecoder, encode_event
-from proxy.translate.types import Target, Translation
+from proxy.translate.types import StreamEvent, Target, Translation
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +75,9 @@ async def _serve_messages(routed: Routed, *, message_id: str) -> HttpResponse:
     targets, request_body = decision.targets, decision.body
     # From here only this frame holds the parsed request, and only until the last target's translation:
     # a request waiting for its upstream (or streaming for minutes) then keeps just the bytes it sent
-    # and received, not a parsed copy of a 100 KB prompt (~2x its size; peak memory at c=200).
+    # and received, not a parsed copy of a 100 KB prompt (~2x its size; peak memory at c=200). A request
+    # with tools that may be healed keeps it: a broken call's retry is that request plus the error.
+    keep_request = healing.wants_healing(request_body, targets)
     routed.decision = decision = None
     if shutdown.draining():  # a request on a connection opened before the server began to stop
         return _refuse(tape, "api_error", shutdown.STOPPING_MESSAGE, 503)
@@ -95,7 +98,11 @@ async def _serve_messages(routed: Routed, *, message_id: str) -> HttpResponse:
             translation = await asyncio.to_thread(build) if tape.documents else build()
         except TranslationError as exc:
             return _refuse(tape, exc.error_type, exc.message, exc.status)
-        if attempt == len(targets) - 1:
+        heal = healing.Healing.of(
+            request_body if keep_request else None, target, message_id=message_id, headers=headers
+        )
+        translation.lenient_tool_input = heal is not None
+        if attempt == len(targets) - 1 and heal is None:
             request_body = None
         payload = upstream.encode_body(translation.upstream)
         _note_target(tape, target, translation, payload)
@@ -117,9 +124,11 @@ async def _serve_messages(routed: Routed, *, message_id: str) -> HttpResponse:
             if isinstance(tape.client_request, orjson.Fragment):  # its bytes: a copy, ~1 us for 80 KB
                 translation.input_estimate = tokens.estimate_from_size(len(orjson.dumps(tape.client_request)))
             translator = dialect.stream_translator(translation)
-            return _sse_response(relay(reply=reply, first=first, translator=translator, tape=tape))
+            return _sse_response(relay(reply=reply, first=first, translator=translator, tape=tape, heal=heal))
         await reply.aclose()
-        return _answer(body=first, dialect_name=target.dialect, translation=translation, tape=tape)
+        return await _answer(
+            body=first, dialect_name=target.dialect, translation=translation, tape=tape, heal=heal
+        )
     assert last_error is not None, "routing returned no target"
     return _refuse(tape, last_error.error_type, last_error.message, last_error.status, last_error.retry_after)
 
@@ -184,7 +193,9 @@ async def serve_count_tokens(*, decision: Decision, headers: dict[str, str], tap
     return HttpResponse(orjson.dumps(counted), content_type="application/json")
 
 
-def _answer(*, body: bytes, dialect_name: str, translation: Translation, tape: Tape) -> HttpResponse:
+async def _answer(
+    *, body: bytes, dialect_name: str, translation: Translation, tape: Tape, heal: healing.Healing | None
+) -> HttpResponse:
     tape.upstream_chunks = [body]
     try:
         message = DIALECTS[dialect_name].parse_response(orjson.loads(body), translation)
@@ -192,6 +203,8 @@ def _answer(*, body: bytes, dialect_name: str, translation: Translation, tape: T
         return _refuse(tape, exc.error_type, exc.message, exc.status)
     except orjson.JSONDecodeError:
         return _refuse(tape, "api_error", f"upstream returned a body that is not JSON: {body[:200]!r}", 500)
+    if heal is not None:
+        message = await healing.heal_message(heal, message, tape)
     tape.client_message = message
     tape.usage = dict(message.get("usage") or {})
     tape.status = "ok"
@@ -201,10 +214,17 @@ def _answer(*, body: bytes, dialect_name: str, translation: Translation, tape: T
 
 
 async def relay(
-    *, reply: upstream.Reply, first: bytes, translator: StreamTranslator, tape: Tape
+    *,
+    reply: upstream.Reply,
+    first: bytes,
+    translator: StreamTranslator,
+    tape: Tape,
+    heal: healing.Healing | None = None,
 ) -> AsyncIterator[bytes]:
-    """Upstream SSE bytes (the first chunk read already) -> translated Anthropic SSE frames, one by one."""
+    """Upstream SSE bytes (the first chunk read already) -> translated Anthropic SSE frames, one by one.
+    With `heal`, the events pass the healing stage: tool calls are judged before the client sees them."""
     decoder = SSEDecoder()
+    healer = heal.healer() if heal is not None else None
     chunks = tape.upstream_chunks
     sent = Accumulator()  # what the client got, folded in as it goes: the events themselves are not kept
     progress.watch(tape, sent)  # read once a second by the progress ticker, never written here
@@ -216,6 +236,8 @@ async def relay(
                 out = []
                 for event in decoder.feed(chunk):
                     out.extend(translator.feed(event))
+                if healer is not None:
+                    out = _through(healer, out)
                 if out:
                     if tape.first_token_at is None and any(e["type"] == "content_block_delta" for e in out):
                         tape.first_token_at = time.perf_counter()
@@ -229,10 +251,17 @@ async def relay(
             for event in decoder.flush():
                 out.extend(translator.feed(event))
             out.extend(translator.finish())
+            if healer is not None:
+                out = _through(healer, out)
             if out:
                 for event in out:
                     sent.feed(event)
                 yield b"".join([encode_event(e) for e in out])
+            if healer is not None and heal is not None:
+                # Broken calls' retries (pings while they run), then what waited behind them.
+                async for event in healing.heal_stream(heal, healer, tape):
+                    sent.feed(event)
+                    yield encode_event(event)
             if getattr(translator, "usage_estimated", False):
                 tape.changes.append(
                     {
@@ -257,12 +286,21 @@ async def relay(
         raise
     finally:
         tape.usage = dict(getattr(translator, "usage", None) or {})
+        if healer is not None:
+            healing.note_stream(tape, healer)
         if sent.started:
             tape.client_message = sent.message()
         tape.done_at = time.perf_counter()
         progress.forget(tape)
         await reply.aclose()
         recorder.finish(tape)
+
+
+def _through(healer: ToolCallHealer, events: list[StreamEvent]) -> list[StreamEvent]:
+    out: list[StreamEvent] = []
+    for event in events:
+        out.extend(healer.feed(event))
+    return out
 
 
 def _sse_response(stream: AsyncIterator[bytes]) -> StreamingHttpResponse:

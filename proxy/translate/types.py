@@ -117,6 +117,9 @@ class Target:
     total_timeout: float = 0.0
     # $ per million tokens from the provider's settings (input_price, output_price, cache_read_price, ...)
     prices: tuple[tuple[str, float], ...] = ()
+    # Tool-call healing (issue #15): check every call against its tool's schema, repair or retry it.
+    heal_tool_calls: bool = True
+    tool_call_retries: int = 1  # retries per broken call; 0: repairs only
 
     def option_value(self, prefix: str) -> str | None:
         """Value of a `name=value` option, or None."""
@@ -165,3 +168,7 @@ class Translation:
     input_estimate: int = 0
     # Anything else a dialect's response side needs from its request side.
     state: JSONDict = field(default_factory=dict)
+    # Set by serving when tool-call healing is on (issue #15): tool arguments that are not JSON do not
+    # raise; a stream passes their text on as input_json_delta, a plain reply puts the parsed object in
+    # `input` when it parses, else the raw argument string, for healing to fix before the client sees it.
+    lenient_tool_input: bool = False

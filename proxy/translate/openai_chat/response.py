@@ -171,6 +171,18 @@ def parse_tool_input(arguments: object, *, name: str) -> JSONDict:
     return value
 
 
+def lenient_tool_input(arguments: object) -> JSONDict | str:
+    """With healing on: the arguments as an object when they parse as one, else their text as sent."""
+    if isinstance(arguments, dict):
+        return arguments
+    text = arguments if isinstance(arguments, str) else ""
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text
+    return value if isinstance(value, dict) else text
+
+
 def tool_use_block(*, upstream_id: str | None, name: str, ordinal: int, translation: Translation) -> JSONDict:
     """A tool_use block's start (input {}): client-safe id and the client's original tool name."""
     return {
@@ -238,7 +250,11 @@ def parse_response(body: JSONDict, translation: Translation) -> Message:
         block = tool_use_block(
             upstream_id=call.get("id"), name=name, ordinal=ordinal, translation=translation
         )
-        block["input"] = parse_tool_input(function.get("arguments"), name=name)
+        arguments = function.get("arguments")
+        if translation.lenient_tool_input:
+            block["input"] = lenient_tool_input(arguments)
+        else:
+            block["input"] = parse_tool_input(arguments, name=name)
         content.append(block)
 
     stop_reason: StopReason

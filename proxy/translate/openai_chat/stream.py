@@ -369,7 +369,8 @@ class OpenAIStreamTranslator:
         elif block.call is not None:
             call = self._calls[block.call]
             call.state = "closed"
-            parse_tool_input("".join(call.arguments), name=call.name)  # raises on arguments that are not JSON
+            if not self.translation.lenient_tool_input:  # else healing judges them, downstream
+                parse_tool_input("".join(call.arguments), name=call.name)  # raises on arguments not JSON
         events.append({"type": "content_block_stop", "index": block.index})
         self.open_block = None
         self.phase = Phase.BETWEEN_BLOCKS
