@@ -259,9 +259,9 @@ async def relay(
                 yield b"".join([encode_event(e) for e in out])
             if healer is not None and heal is not None:
                 # Broken calls' retries (pings while they run), then what waited behind them.
-                async for event in healing.heal_stream(heal, healer, tape):
-                    sent.feed(event)
-                    yield encode_event(event)
+                async for late in healing.heal_stream(heal, healer, tape):
+                    sent.feed(late)
+                    yield encode_event(late)
             if getattr(translator, "usage_estimated", False):
                 tape.changes.append(
                     {

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from ..types import JSONDict, StreamEvent, Usage
+from ..types import JSONDict, StreamEvent
 from .decide import ToolSet, Verdict, decide
 
 USAGE_KEYS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
@@ -53,7 +53,7 @@ class ToolCallHealer:
         self.tools = tools
         self.retries = retries
         self.changes: list[JSONDict] = []  # recorded on the exchange
-        self.extra_usage: Usage = {}  # the retries' tokens, added to what the client is told
+        self.extra_usage: dict[str, int] = {}  # the retries' tokens, added to what the client is told
         self.healed_by_retry = 0
         self._queue: list[StreamEvent | HeldCall] = []
         self._open: HeldCall | None = None
@@ -67,11 +67,11 @@ class ToolCallHealer:
         kind = event.get("type")
         block = event.get("content_block")
         if kind == "content_block_start" and isinstance(block, dict) and block.get("type") == "tool_use":
-            call = HeldCall(
+            held = HeldCall(
                 index=int(event.get("index") or 0), block=dict(block), name=str(block.get("name"))
             )
-            self._open = call
-            self._queue.append(call)
+            self._open = held
+            self._queue.append(held)
             return self._flush()
         call = self._open
         if call is not None and event.get("index") == call.index:
@@ -120,7 +120,7 @@ class ToolCallHealer:
         call.retries += 1
         for key in USAGE_KEYS:
             if usage and isinstance(usage.get(key), int):
-                self.extra_usage[key] = self.extra_usage.get(key, 0) + usage[key]  # type: ignore[literal-required]
+                self.extra_usage[key] = self.extra_usage.get(key, 0) + usage[key]
         if retried is not None and retried.input is not None:
             after = orjson.dumps(retried.input).decode()
             self._record("tool_call_retried", call, f"{retried.name}: healed by a retry", after)
