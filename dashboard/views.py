@@ -110,7 +110,12 @@ def tool_matrix(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "dashboard/tools.html",
-        {"matrix": report.matrix(), "analysed": report.analysed, "window": toolcalls.WINDOW},
+        {
+            "matrix": report.matrix(),
+            "healing": report.healing_rows(),
+            "analysed": report.analysed,
+            "window": toolcalls.WINDOW,
+        },
     )
 
 
