@@ -89,8 +89,16 @@ class RuleForm(ModelForm):
             "overrides",
             "fallbacks",
             "aliases",
+            "heal_tool_calls",
+            "tool_call_retries",
         ]
-        help_texts = {"model": "the backend model id; empty keeps the client's model (Anthropic passthrough)"}
+        labels = {"heal_tool_calls": "Heal tool calls", "tool_call_retries": "Tool-call retries"}
+        help_texts = {
+            "model": "the backend model id; empty keeps the client's model (Anthropic passthrough)",
+            "heal_tool_calls": "check every tool call against its tool's schema; repair it, or retry it; "
+            "unknown: the provider's setting (this rule's wins, for its fallbacks too)",
+            "tool_call_retries": "retries per broken call (0: repairs only); empty: the provider's",
+        }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -143,6 +151,8 @@ class ProviderForm(ModelForm):
             "idle_timeout",
             "total_timeout",
             "model_settings",
+            "heal_tool_calls",
+            "tool_call_retries",
         ]
         labels = {
             "api_key_env": "API key from env var",
@@ -150,12 +160,17 @@ class ProviderForm(ModelForm):
             "first_byte_timeout": "First-byte timeout (s)",
             "idle_timeout": "Idle timeout (s)",
             "total_timeout": "Total timeout (s)",
+            "heal_tool_calls": "Heal tool calls",
+            "tool_call_retries": "Tool-call retries",
         }
         help_texts = {
             "api_key_env": "preferred: the name of an environment variable holding the key",
             "first_byte_timeout": "request sent to the backend's first byte; 0 = no limit",
             "idle_timeout": "the longest silence between two chunks of the answer; 0 = no limit",
             "total_timeout": "the whole answer; 0 = no limit",
+            "heal_tool_calls": "check every tool call against its tool's schema before the client sees it: "
+            "repair what is certain, else retry the call (not on Anthropic passthrough)",
+            "tool_call_retries": "retries per broken call, to this backend (0: repairs only)",
             # Repointing a provider is how a key would be stolen: say what goes there.
             "base_url": "requests go here; with no key set, each client's own API key is forwarded to it",
         }
