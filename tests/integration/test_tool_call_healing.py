@@ -5,13 +5,17 @@ with a fixed call); what the client got, the backend requests made, and what was
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
 from typing import Any
 
 import anthropic
 import httpx
 import pytest
 
-from tests.conftest import Server
+from tests.conftest import ROOT, Server, start_server, stop_server
 from tests.fakes.openai_upstream import FakeOpenAI, Reply, chunk, completion, tool_stream, usage_chunk
 
 BASH = {
@@ -190,6 +194,13 @@ def test_stream_retries_a_call_missing_a_required_property_and_sends_only_the_fi
     (attempt,) = [a for a in row["attempts"] if a.get("purpose") == "tool_call_retry"]
     assert attempt["status"] == 200 and attempt["tool"] == "Write"
     assert row["output_tokens"] == 20 and row["input_tokens"] == 100
+    metrics = httpx.get(f"{server.url}/metrics", timeout=5).text
+    healed = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith('switchboard_tool_calls_healed_total{how="retry"}')
+    ]
+    assert healed and float(healed[0].split()[-1]) >= 1
 
 
 def test_a_failed_retry_sends_the_original_call_in_a_form_the_tool_refuses(
@@ -282,3 +293,77 @@ def test_create_retries_arguments_that_are_not_json(
     assert len(upstream.requests) == 2 and not upstream.requests[1].get("stream")
     row = record(server, message._request_id or "")
     assert [c["kind"] for c in healing_changes(row)] == ["tool_call_retried"]
+
+
+CONFIG = """
+[[providers]]
+name = "unhealed"
+base_url = "{url}"
+api_key_env = "OPENAI_API_KEY"
+heal_tool_calls = false
+
+[[providers]]
+name = "healed"
+base_url = "{url}"
+api_key_env = "OPENAI_API_KEY"
+
+[[rules]]
+name = "repairs-only"
+provider = "healed"
+model = "small"
+conditions = {{ model = "haiku" }}
+tool_call_retries = 0
+
+[[rules]]
+name = "everything"
+provider = "unhealed"
+model = "big"
+default = true
+"""
+
+
+@pytest.fixture(scope="module")
+def configured(fake_openai: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server whose routes come from a TOML file with the fixed keys, imported as a user would."""
+    tmp = tmp_path_factory.mktemp("healing-config")
+    data_dir, config = tmp / "data", tmp / "routes.toml"
+    config.write_text(CONFIG.format(url=fake_openai.url))
+    env = {**os.environ, "SWITCHBOARD_DATA_DIR": str(data_dir), "OPENAI_API_KEY": "sk-heal"}
+    for command in (["migrate", "-v", "0"], ["routes", "import", str(config)]):
+        subprocess.run(
+            [sys.executable, "manage.py", *command], cwd=ROOT, env=env, check=True, capture_output=True
+        )
+    srv = start_server(tmp, {"SWITCHBOARD_DATA_DIR": str(data_dir), "OPENAI_API_KEY": "sk-heal"})
+    yield srv
+    stop_server(srv)
+
+
+def test_with_healing_off_a_broken_call_fails_as_it_did_before(
+    configured: Server, upstream: FakeOpenAI
+) -> None:
+    upstream.script(tool_stream([("call_1", "Bash", pieces('```json\n{"command": "ls"}\n```'))]))
+    body = {"model": "claude-opus-4-8", "max_tokens": 100, "stream": True, "tools": TOOLS,
+            "messages": [{"role": "user", "content": "go"}]}  # fmt: skip
+    with httpx.stream("POST", f"{configured.url}/v1/messages", json=body, timeout=10) as response:
+        text = response.read().decode()
+    assert "event: error" in text and "invalid JSON arguments for tool 'Bash'" in text
+    assert len(upstream.requests) == 1
+    row = record(configured, response.headers["request-id"])
+    assert healing_changes(row) == [] and row["status"] == "error"
+
+
+def test_with_no_retries_a_call_that_needs_one_goes_out_as_the_backend_wrote_it(
+    configured: Server, upstream: FakeOpenAI
+) -> None:
+    upstream.script(tool_stream([("call_1", "Write", pieces('{"file_path": "/tmp/a"}'))]))
+    client = anthropic.Anthropic(base_url=configured.url, api_key="sk-client-key", max_retries=0)
+    with client.messages.stream(
+        model="claude-haiku-4-5", max_tokens=100, tools=TOOLS,  # type: ignore[arg-type]
+        messages=[{"role": "user", "content": "go"}],
+    ) as stream:  # fmt: skip
+        final = stream.get_final_message()
+        request_id = stream.response.headers["request-id"]
+    assert final.content[0].input == {"file_path": "/tmp/a"}  # type: ignore[union-attr]
+    assert len(upstream.requests) == 1
+    (change,) = healing_changes(record(configured, request_id))
+    assert change["kind"] == "tool_call_unrepairable"
