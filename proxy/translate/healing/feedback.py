@@ -28,7 +28,7 @@ def retry_request(
     tool_input = parsed if isinstance(parsed, dict) else {"raw_arguments": raw_arguments}
     tool = intended or name
     text = (
-        f"Error: the call to {name} could not be used, nothing was run. {error}\n"
+        f"The call to {name} could not be used, nothing was run. {error}\n"
         f"The arguments sent were: {raw_arguments[:4000]}\n"
         f"Call {tool} again now, with arguments that are one JSON object matching its input schema."
     )
