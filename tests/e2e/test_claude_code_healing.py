@@ -126,6 +126,6 @@ def test_a_write_missing_its_content_is_retried_and_the_file_is_right(harness: H
     retries = [a for r in rows for a in r["attempts"] or [] if a.get("purpose") == "tool_call_retry"]
     assert len(retries) == 1 and retries[0]["status"] == 200
     # The backend saw the retry: the broken call's request, the retry, then the turn after the Write.
-    feedback = [r for r in harness.upstream.received() if "The call to Write could not be used" in json.dumps(r.body)]
+    said = "The call to Write could not be used"
+    feedback = [r for r in harness.upstream.received() if said in json.dumps(r.body)]
     assert len(feedback) == 1
-
