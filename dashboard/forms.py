@@ -183,8 +183,13 @@ class ProviderForm(ModelForm):
         self.fields["dialect"] = forms.ChoiceField(choices=[(d, d) for d in dialect_names()])
         allowed = ", ".join(settings.API_KEY_ENV_ALLOWED)
         self.fields["api_key_env"].help_text += f" (allowed names: {allowed})"
+        self.fields["tool_call_retries"].required = False  # empty: the default, one retry
         # Secret extra headers are write-only too: shown as "[stored]", which keeps them on save.
         self.initial["extra_headers"] = masked_headers(self.instance.extra_headers or {})
+
+    def clean_tool_call_retries(self) -> int:
+        value = self.cleaned_data.get("tool_call_retries")
+        return 1 if value is None else int(value)
 
     def clean_api_key_env(self) -> str:
         name = self.cleaned_data.get("api_key_env", "").strip()
