@@ -9,6 +9,7 @@ import orjson
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
 from proxy.http.errors import error_response
@@ -27,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 
 @csrf_exempt
-async def messages(request: HttpRequest) -> HttpResponse:
+async def messages(request: HttpRequest) -> HttpResponseBase:
     if request.method != "POST":
         return error_response("not_found_error", f"{request.method} /v1/messages: use POST", status=405)
     routed = await _route(request, endpoint="messages")
@@ -42,7 +43,7 @@ async def messages(request: HttpRequest) -> HttpResponse:
 
 
 @csrf_exempt
-async def count_tokens(request: HttpRequest) -> HttpResponse:
+async def count_tokens(request: HttpRequest) -> HttpResponseBase:
     if request.method != "POST":
         return error_response("not_found_error", "use POST /v1/messages/count_tokens", status=405)
     routed = await _route(request, endpoint="count_tokens")

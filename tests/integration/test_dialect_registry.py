@@ -3,7 +3,6 @@ the routes editor's form and the TOML import (issue 13: a new dialect touches no
 
 from __future__ import annotations
 
-import asyncio
 import io
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from proxy.routing import snapshot
 from proxy.routing.rules import ConfigError, ProviderSpec, RuleSpec, validate_config
 from proxy.routing.seed import ensure_seeded
 from proxy.translate.dialects import DIALECTS
+from tests.conftest import run_async
 
 pytestmark = pytest.mark.django_db(transaction=True)
 HX = {"HTTP_HX_REQUEST": "true"}
@@ -97,5 +97,5 @@ def test_a_toml_import_accepts_a_registered_dialect(dummy: str, tmp_path: Path) 
     path.write_text(TOML.format(dialect=dummy))
     call_command("routes", "import", str(path), stderr=io.StringIO())
     assert Provider.objects.get(name="third").dialect == "dummy"
-    decision = asyncio.run(snapshot.decide({"model": "claude-x", "messages": [], "max_tokens": 1}, {}))
+    decision = run_async(snapshot.decide({"model": "claude-x", "messages": [], "max_tokens": 1}, {}))
     assert (decision.targets[0].provider, decision.targets[0].dialect) == ("third", "dummy")
