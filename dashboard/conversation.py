@@ -324,14 +324,14 @@ def _changes(value: Any) -> list[dict[str, Any]]:
 
 def _healing(c: dict[str, Any]) -> dict[str, Any]:
     """A healed call's record (issue #15) in known shapes: raw arguments, error, each edit as text."""
-    edits = []
+    edits: list[dict[str, Any]] = []
     for d in shapes.items(c.get("edits"))[:50]:
         d = shapes.obj(d) or {}
         # A value at a path as JSON ("120" -> 120 must show its quotes); the whole input as its text.
         whole = not shapes.text(d.get("path"))
         before, after = (cut_to(_compact(d.get(k), text=whole), 2000) for k in ("before", "after"))
-        edit = {"repair": shapes.text(d.get("repair"))[:100], "path": shapes.text(d.get("path"))[:500],
-                "before": before, "after": after}  # fmt: skip
+        repair, where = shapes.text(d.get("repair"))[:100], shapes.text(d.get("path"))[:500]
+        edit: dict[str, Any] = {"repair": repair, "path": where, "before": before, "after": after}
         # Several syntax repairs of one text share its before and after: shown once.
         edit["same"] = bool(edits) and all(edits[-1][k] == edit[k] for k in ("path", "before", "after"))
         edits.append(edit)

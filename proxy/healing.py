@@ -24,12 +24,11 @@ from proxy.translate.dialects import DIALECTS
 from proxy.translate.healing.decide import ToolSet, Verdict
 from proxy.translate.healing.feedback import message_events, retried_call, retry_request
 from proxy.translate.healing.stream import HeldCall, ToolCallHealer
-from proxy.translate.types import Message, MessagesRequest, Target
+from proxy.translate.types import Message, MessagesRequest, StreamEvent, Target
 
 logger = logging.getLogger(__name__)
 
 PING_INTERVAL_S = 5.0  # a ping this often while a retry runs: Claude Code gives up on a silent stream
-PASSTHROUGH_DIALECTS = frozenset({"anthropic"})  # Anthropic's own answers are not ours to judge
 
 
 def wants_healing(request: MessagesRequest | None, targets: tuple[Target, ...]) -> bool:
@@ -38,7 +37,8 @@ def wants_healing(request: MessagesRequest | None, targets: tuple[Target, ...]) 
 
 
 def _heals(target: Target) -> bool:
-    return target.heal_tool_calls and target.dialect not in PASSTHROUGH_DIALECTS
+    dialect = DIALECTS.get(target.dialect)  # passthrough is not healed: its capabilities say so
+    return target.heal_tool_calls and dialect is not None and dialect.capabilities.heals_tool_calls
 
 
 @dataclass(slots=True)
@@ -125,7 +125,7 @@ class Healing:
         return found, usage
 
 
-async def heal_stream(healing: Healing, healer: ToolCallHealer, tape: Tape) -> AsyncIterator[dict[str, Any]]:
+async def heal_stream(healing: Healing, healer: ToolCallHealer, tape: Tape) -> AsyncIterator[StreamEvent]:
     """Once the upstream ended: run each pending call's retries (pings meanwhile), then the rest of the
     held events. Cancelled with the stream when the client leaves (the retry's request with it)."""
     while (call := healer.pending) is not None:
@@ -148,7 +148,7 @@ async def heal_stream(healing: Healing, healer: ToolCallHealer, tape: Tape) -> A
 async def heal_message(healing: Healing, message: Message, tape: Tape) -> Message:
     """A plain reply healed with the stream's stage: its blocks as events through it, accumulated back."""
     healer = healing.healer()
-    events = []
+    events: list[StreamEvent] = []
     for event in message_events(message):
         events += healer.feed(event)
     events += [e async for e in heal_stream(healing, healer, tape) if e["type"] != "ping"]

@@ -100,9 +100,9 @@ def observe(fields: dict[str, Any]) -> None:
     if failed := fields.get("tool_call_errors"):
         TOOL_CALLS_FAILED.labels(*route).inc(failed)
     for change in fields.get("changes") or ():
-        kind = change.get("kind") if isinstance(change, dict) else None
-        if kind in _HEALED:
-            TOOL_CALLS_HEALED.labels(how=_HEALED[kind]).inc()
+        how = _HEALED.get(str(change.get("kind"))) if isinstance(change, dict) else None
+        if how is not None:
+            TOOL_CALLS_HEALED.labels(how=how).inc()
 
 
 class RecorderCollector(Collector):

@@ -8,11 +8,11 @@ forced to the tool meant (the dialect maps it, or drops it where the backend has
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
-from ..types import JSONDict, Message, MessagesRequest
+from ..types import JSONDict, Message, MessagesRequest, StreamEvent
 from .decide import ToolSet, Verdict, decide
 
 
@@ -70,7 +70,7 @@ def retried_call(message: Message, *, intended: str, tools: ToolSet) -> Verdict 
     return None
 
 
-def message_events(message: Message) -> list[JSONDict]:
+def message_events(message: Message) -> list[StreamEvent]:
     """A whole message as the stream events that would have carried it (for healing a plain reply
     with the stream's own stage)."""
     start = {**message, "content": [], "stop_reason": None, "stop_sequence": None}
@@ -95,4 +95,4 @@ def message_events(message: Message) -> list[JSONDict]:
     delta = {"stop_reason": message.get("stop_reason"), "stop_sequence": message.get("stop_sequence")}
     events.append({"type": "message_delta", "delta": delta, "usage": dict(message.get("usage") or {})})
     events.append({"type": "message_stop"})
-    return events
+    return cast(list[StreamEvent], events)

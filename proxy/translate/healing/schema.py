@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
-from jsonschema.exceptions import SchemaError, ValidationError  # type: ignore[import-untyped]
-from jsonschema.protocols import Validator  # type: ignore[import-untyped]
-from jsonschema.validators import validator_for  # type: ignore[import-untyped]
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError, ValidationError
+from jsonschema.protocols import Validator
+from jsonschema.validators import validator_for
 
 from ..types import JSONDict
 
@@ -53,10 +53,9 @@ class ValidatorCache:
         if not isinstance(schema, dict):
             return None
         key = orjson.dumps(schema)
-        found = self._validators.get(key, False)
-        if found is not False:
+        if key in self._validators:
             self._validators.move_to_end(key)
-            return found
+            return self._validators[key]
         self.compiled += 1
         compiled: Validator | None
         try:
@@ -77,7 +76,7 @@ class ValidatorCache:
 VALIDATORS = ValidatorCache()
 
 
-def first_errors(validator: Validator, value: object, limit: int = 3) -> list[ValidationError]:
+def first_errors(validator: Validator, value: Any, limit: int = 3) -> list[ValidationError]:
     """The validation errors of `value`, most relevant first (jsonschema's own ranking), at most `limit`."""
     try:
         errors = sorted(validator.iter_errors(value), key=lambda e: e.path)
@@ -129,7 +128,7 @@ def _fix(validator: Validator, err: ValidationError, root: JSONDict) -> Edit | N
                 del parent[path[-1]]
                 return Edit("null_dropped", pointer, None, "(removed)")
             wanted = err.validator_value
-            types = [wanted] if isinstance(wanted, str) else list(wanted or [])
+            types = [wanted] if isinstance(wanted, str) else list(wanted) if isinstance(wanted, list) else []
             for kind, candidate in _candidates(instance):
                 if _type_name(candidate) in types or (kind == "string_to_integer" and "number" in types):
                     parent[path[-1]] = candidate

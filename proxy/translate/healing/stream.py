@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -62,8 +62,10 @@ class ToolCallHealer:
 
     # -- input ---------------------------------------------------------------------------------------
 
-    def feed(self, event: StreamEvent) -> list[StreamEvent]:
+    def feed(self, typed: StreamEvent) -> list[StreamEvent]:
         """One translated event in; the events the client may have now out."""
+        # Read as a plain dict: the stage passes every kind on, and looks into three of them.
+        event = cast(JSONDict, typed)
         kind = event.get("type")
         block = event.get("content_block")
         if kind == "content_block_start" and isinstance(block, dict) and block.get("type") == "tool_use":
@@ -91,7 +93,7 @@ class ToolCallHealer:
             for held in self._calls():
                 if held.closed and held.final is None:
                     self._judge(held, finished=finished, last=True)
-        self._queue.append(event)
+        self._queue.append(typed)
         return self._flush()
 
     def finish(self) -> list[StreamEvent]:
@@ -198,24 +200,25 @@ class ToolCallHealer:
             self._queue.pop(0)
         return out
 
-    def _patched(self, event: StreamEvent) -> StreamEvent:
+    def _patched(self, typed: StreamEvent) -> StreamEvent:
         """message_delta with the retries' tokens added (what was billed), and a tool_use stop when a
         retry completed a turn the backend had cut at its token limit."""
+        event = cast(JSONDict, typed)
         if event.get("type") != "message_delta" or not (self.extra_usage or self.healed_by_retry):
-            return event
+            return typed
         usage = dict(event.get("usage") or {})
         for key, value in self.extra_usage.items():
             usage[key] = int(usage.get(key) or 0) + int(value)
         delta = dict(event.get("delta") or {})
         if self.healed_by_retry and delta.get("stop_reason") == "max_tokens":
             delta["stop_reason"] = "tool_use"
-        return {**event, "delta": delta, "usage": usage}
+        return cast(StreamEvent, {**event, "delta": delta, "usage": usage})
 
 
 def _call_events(call: HeldCall) -> list[StreamEvent]:
     assert call.final is not None
     block = {**call.block, "name": call.name, "input": {}}
-    return [
+    events: list[JSONDict] = [
         {"type": "content_block_start", "index": call.index, "content_block": block},
         {
             "type": "content_block_delta",
@@ -224,3 +227,4 @@ def _call_events(call: HeldCall) -> list[StreamEvent]:
         },
         {"type": "content_block_stop", "index": call.index},
     ]
+    return cast(list[StreamEvent], events)
