@@ -129,7 +129,7 @@ async def heal_stream(healing: Healing, healer: ToolCallHealer, tape: Tape) -> A
     """Once the upstream ended: run each pending call's retries (pings meanwhile), then the rest of the
     held events. Cancelled with the stream when the client leaves (the retry's request with it)."""
     while (call := healer.pending) is not None:
-        task = asyncio.ensure_future(healing.retry(call, tape))
+        task = asyncio.create_task(healing.retry(call, tape))
         try:
             while not task.done():
                 await asyncio.wait({task}, timeout=PING_INTERVAL_S)
@@ -138,7 +138,11 @@ async def heal_stream(healing: Healing, healer: ToolCallHealer, tape: Tape) -> A
         finally:
             if not task.done():
                 task.cancel()
-        verdict, usage = task.result()
+        try:
+            verdict, usage = task.result()
+        except Exception:  # our own bug in a retry: the call goes out as it came, never a stream error
+            logger.exception("tool-call retry failed for %s", tape.request_id)
+            verdict, usage = None, None
         for event in healer.resolve(call, verdict, usage=usage):
             yield event
     for event in healer.finish():
