@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from . import anthropic, openai_chat
+from . import anthropic, gemini, openai_chat
 from .base import Dialect
 
 DIALECTS: dict[str, Dialect] = {
     "openai": openai_chat.DIALECT,
     "anthropic": anthropic.DIALECT,
+    "gemini": gemini.DIALECT,
 }
