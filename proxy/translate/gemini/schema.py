@@ -39,11 +39,18 @@ class SchemaCleaner:
 
     def __init__(self, tool: str) -> None:
         self.tool = tool
-        self.changes: list[Change] = []
+        self.notes: list[str] = []
         self._defs: JSONDict = {}
 
+    @property
+    def changes(self) -> list[Change]:
+        """One change per tool, naming every adaptation (a request resends the same tools each turn)."""
+        if not self.notes:
+            return []
+        return [Change("schema_adapted", f"{self.tool}: " + "; ".join(self.notes)[:1000])]
+
     def note(self, path: str, what: str) -> None:
-        self.changes.append(Change("schema_adapted", f"{self.tool}: {path or '<root>'}: {what}"))
+        self.notes.append(f"{path or '<root>'}: {what}")
 
     # -- parametersJsonSchema ----------------------------------------------------------------------
 
