@@ -134,8 +134,8 @@ _PART_DATA = {
     "codeExecutionResult",
 }
 _GENERATION = {"stopSequences", "responseMimeType", "responseSchema", "responseJsonSchema", "candidateCount",
-               "maxOutputTokens", "temperature", "topP", "topK", "seed", "presencePenalty", "frequencyPenalty",
-               "thinkingConfig", "responseModalities", "mediaResolution"}  # fmt: skip
+               "maxOutputTokens", "temperature", "topP", "topK", "seed", "presencePenalty",
+               "frequencyPenalty", "thinkingConfig", "responseModalities", "mediaResolution"}  # fmt: skip
 _THINKING = {"includeThoughts", "thinkingBudget", "thinkingLevel"}
 _DECLARATION = {
     "name",
@@ -183,12 +183,14 @@ def _schema(node: Any, where: str) -> None:
     kind = node.get("type")
     if kind is not None and str(kind).upper() not in _TYPES:
         raise Problem(
-            f"Invalid value at '{where}.type' (type.googleapis.com/google.ai.generativelanguage.v1beta.Type), \"{kind}\""
+            f"Invalid value at '{where}.type' "
+            f'(type.googleapis.com/google.ai.generativelanguage.v1beta.Type), "{kind}"'
         )
     fmt = node.get("format")
     if fmt is not None and fmt not in _FORMATS.get(str(kind).upper(), set()):
         raise Problem(
-            f"* GenerateContentRequest.{where}.format: only 'enum' and 'date-time' are supported for STRING type"
+            f"* GenerateContentRequest.{where}.format: "
+            "only 'enum' and 'date-time' are supported for STRING type"
         )
     if "enum" in node and not all(isinstance(v, str) for v in node["enum"]):
         raise Problem(f"Invalid value at '{where}.enum[0]' (TYPE_STRING)")
@@ -296,7 +298,8 @@ def _signatures(contents: list[JSON], model: str) -> None:
             raise Problem(
                 "Function call is missing a thought_signature in functionCall parts. This is required for "
                 "tools to work correctly, and missing thought_signature may lead to degraded model "
-                f"performance. Additional data, function call `default_api:{first['functionCall']['name']}` , "
+                "performance. Additional data, function call "
+                f"`default_api:{first['functionCall']['name']}` , "
                 f"position {i + 1}. Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures "
                 "for more details."
             )
@@ -380,7 +383,8 @@ class FakeGemini:
                 error(
                     403,
                     "PERMISSION_DENIED",
-                    "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API.",
+                    "Method doesn't allow unregistered callers (callers without established identity). "
+                    "Please use API Key or other form of API consumer identity to call this API.",
                 ).body,
                 status=403,
             )

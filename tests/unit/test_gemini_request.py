@@ -171,8 +171,9 @@ def test_a_carried_signature_goes_back_on_exactly_its_function_call_and_response
     assert model["role"] == "model"
     assert model["parts"][0] == {"text": "Reading."}
     assert model["parts"][1] == {
-        "functionCall": {"name": "Read", "args": {"file_path": "/a"}, "id": "fc-1"}, "thoughtSignature": signature(3),
-    }  # fmt: skip
+        "functionCall": {"name": "Read", "args": {"file_path": "/a"}, "id": "fc-1"},
+        "thoughtSignature": signature(3),
+    }
     assert "thoughtSignature" not in model["parts"][2]
     user = body["contents"][2]["parts"]
     assert user[0] == {"functionResponse": {"name": "Read", "response": {"error": "A"}, "id": "fc-1"}}

@@ -106,8 +106,11 @@ def test_text_usage_counts_thoughts_as_output_and_cache_reads_apart() -> None:
     assert message["stop_reason"] == "end_turn"
     # promptTokenCount 120 of which 100 cached; candidates 30 + thoughts 40
     assert message["usage"] == {
-        "input_tokens": 20, "output_tokens": 70, "cache_read_input_tokens": 100, "cache_creation_input_tokens": 0,
-    }  # fmt: skip
+        "input_tokens": 20,
+        "output_tokens": 70,
+        "cache_read_input_tokens": 100,
+        "cache_creation_input_tokens": 0,
+    }
     # The text's signature arrived with its last piece: a thinking block after the text carries it back.
     assert [b["type"] for b in message["content"]] == ["text", "thinking"]
     assert carried_by(message["content"][1]) == ("p", signature(1))
@@ -168,7 +171,7 @@ def test_a_signature_on_an_empty_last_part_belongs_to_the_text_before_it() -> No
 
 
 def test_gemini_call_ids_map_to_toolu_ids_and_renamed_tools_get_their_names_back() -> None:
-    (thinking, call) = accumulate(replay("ids"))["content"]
+    (_thinking, call) = accumulate(replay("ids"))["content"]
     assert call["name"] == "mcp__server__do.thing"
     from proxy.translate.ids import tool_id_to_upstream
 
@@ -177,7 +180,7 @@ def test_gemini_call_ids_map_to_toolu_ids_and_renamed_tools_get_their_names_back
 
 def test_thoughts_are_not_shown_when_the_client_did_not_ask_but_signatures_still_ride() -> None:
     message = accumulate(replay("thinking_tool", reasoning=False))
-    thinking, call = message["content"]
+    thinking, _call = message["content"]
     assert thinking["thinking"] == "" and carried_by(thinking) == ("n", signature(2))
 
 
