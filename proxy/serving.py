@@ -24,7 +24,6 @@ from proxy.recording.progress import progress
 from proxy.recording.tape import Tape, is_secret_header
 from proxy.recording.writer import recorder
 from proxy.routing.snapshot import Decision
-from proxy.translate import anthropic as anthropic_dialect
 from proxy.translate import tokens
 from proxy.translate.accumulate import Accumulator
 from proxy.translate.base import StreamTranslator, TranslationError, UpstreamError
@@ -34,7 +33,6 @@ from proxy.translate.types import Target, Translation
 
 logger = logging.getLogger(__name__)
 
-RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 529})
 _MAX_RETRY_AFTER_S = 5.0  # honour retry-after between fallbacks, but never stall a client longer
 
 
@@ -108,7 +106,7 @@ async def _serve_messages(routed: Routed, *, message_id: str) -> HttpResponse:
         except UpstreamError as exc:
             last_error = exc
             _note_attempt(tape, attempt, target, started, error=last_error)
-            if exc.upstream_status is not None and exc.upstream_status not in RETRYABLE_STATUSES:
+            if not exc.retryable:
                 break  # the backend refused the request itself (400, 401...): another would too
             continue
         _note_attempt(tape, attempt, target, started, error=None)
@@ -151,14 +149,13 @@ async def _attempt(
 
 
 async def serve_count_tokens(*, decision: Decision, headers: dict[str, str], tape: Tape) -> HttpResponse:
-    """The official Anthropic API counts exactly: ask it. Everywhere else, count locally (an estimate)."""
+    """A backend that counts exactly (its dialect builds the request) is asked; else counted locally."""
     target = decision.targets[0]
     tape.provider, tape.dialect = target.provider, target.dialect
     tape.backend_model = target.model or tape.client_model
-    if target.dialect == "anthropic" and anthropic_dialect.is_official(target):
-        outbound = anthropic_dialect.DIALECT.build_count_tokens_request(
-            decision.body, target, client_headers=headers
-        )
+    dialect = DIALECTS[target.dialect]
+    outbound = dialect.build_count_tokens_request(decision.body, target, client_headers=headers)
+    if outbound is not None:
         reply: upstream.Reply | None = None
         try:
             reply = await upstream.open_request(outbound, timeouts=upstream.Timeouts.of(target))
@@ -171,9 +168,9 @@ async def serve_count_tokens(*, decision: Decision, headers: dict[str, str], tap
         tape.first_byte_at = time.perf_counter()
         tape.upstream_chunks = [body]
         if reply.status_code >= 400:
-            err = anthropic_dialect.DIALECT.parse_error(reply.status_code, body, dict(reply.headers))
+            err = dialect.parse_error(reply.status_code, body, dict(reply.headers))
             return _refuse(tape, err.error_type, err.message, err.status, err.retry_after)
-        counted = orjson.loads(body)
+        counted = dialect.parse_count_tokens(orjson.loads(body))
     else:
         # ~10 ms for a 110 KB body: off the event loop, so streams in flight don't stall.
         counted = {"input_tokens": await asyncio.to_thread(tokens.count_tokens, decision.body)}
@@ -222,7 +219,7 @@ async def relay(
                     for event in out:
                         sent.feed(event)
                     yield b"".join([encode_event(e) for e in out])
-                if getattr(translator, "done", False):
+                if translator.done:
                     break  # e.g. a stop sequence matched locally: stop paying for tokens nobody reads
                 chunk = await reply.next_chunk()
             out = []
@@ -233,7 +230,7 @@ async def relay(
                 for event in out:
                     sent.feed(event)
                 yield b"".join([encode_event(e) for e in out])
-            if getattr(translator, "usage_estimated", False):
+            if translator.usage_estimated:
                 tape.changes.append(
                     {
                         "kind": "usage_estimated",
@@ -256,7 +253,7 @@ async def relay(
         tape.error_message = "client disconnected mid-stream"
         raise
     finally:
-        tape.usage = dict(getattr(translator, "usage", None) or {})
+        tape.usage = dict(translator.usage)
         if sent.started:
             tape.client_message = sent.message()
         tape.done_at = time.perf_counter()

@@ -17,17 +17,21 @@ import orjson
 import zstandard
 
 from proxy.http.request_ids import new_request_id
+from proxy.translate.dialects import DIALECTS
 from proxy.translate.types import JSONDict, Message
 
 _keys = count(1)
 
-# Header names whose values are secrets: never stored, never shown.
+# Header names whose values are secrets: never stored, never shown. Besides these hints, each dialect
+# declares the headers it authenticates with (`capabilities.secret_headers`).
 _SECRET_HINTS = ("key", "token", "secret", "authorization", "cookie", "password")
 
 
 def is_secret_header(name: str) -> bool:
     """`name` lower-case: authorization, x-api-key, api-key, x-goog-api-key, a provider's own x-…-token."""
-    return any(h in name for h in _SECRET_HINTS)
+    return any(h in name for h in _SECRET_HINTS) or any(
+        name in dialect.capabilities.secret_headers for dialect in DIALECTS.values()
+    )
 
 
 def safe_headers(headers: dict[str, str]) -> dict[str, str]:
