@@ -388,6 +388,8 @@ class FakeGemini:
                 ).body,
                 status=403,
             )
+        if method == "countTokens":
+            return self._count(body, model)
         if method not in ("generateContent", "streamGenerateContent"):
             return web.json_response(error(404, "NOT_FOUND", f"Method not found: {method}").body, status=404)
         if (method == "streamGenerateContent") != (request.query.get("alt") == "sse"):
@@ -424,6 +426,21 @@ class FakeGemini:
                 await asyncio.sleep(reply.delay_s)
         await out.write_eof()
         return out
+
+    def _count(self, body: JSON, model: str) -> web.StreamResponse:
+        """countTokens: `{"generateContentRequest": {...}}` in, `{"totalTokens": n}` out (4 bytes a token)."""
+        _keys(body, {"contents", "generateContentRequest"}, "")
+        inner = body.get("generateContentRequest") or {"contents": body.get("contents")}
+        if inner.get("model") not in (None, f"models/{model}"):
+            problem = f"generateContentRequest.model {inner.get('model')!r} is not models/{model}"
+        else:
+            problem = gemini_request_problem(
+                {k: v for k, v in inner.items() if k != "model"}, model, self.issued
+            )
+        if problem is not None:
+            self.rejections.append(problem)
+            return web.json_response(error(400, "INVALID_ARGUMENT", problem).body, status=400)
+        return web.json_response({"totalTokens": len(json.dumps(inner)) // 4})
 
     def wait_for_requests(self, n: int, timeout: float = 5.0) -> None:
         deadline = time.monotonic() + timeout

@@ -361,3 +361,16 @@ def test_a_malformed_function_call_mid_stream_is_an_error_event_not_an_empty_tur
         lambda e: e["dialect"] == "gemini" and e["stream"] and e["status"] == "error"
     )
     assert "MALFORMED_FUNCTION_CALL" in row["error_message"]
+
+
+def test_count_tokens_asks_geminis_count_tokens(gemini_server: Server, gemini: FakeGemini) -> None:
+    counted = client(gemini_server).messages.count_tokens(
+        model="claude-opus-4-8",
+        system="Be brief.",
+        tools=TOOLS,
+        messages=[{"role": "user", "content": "hi"}],  # type: ignore[arg-type]
+    )
+    assert gemini.paths[-1] == "/v1beta/models/gemini-3-flash-preview:countTokens"
+    inner = gemini.requests[-1]["generateContentRequest"]
+    assert inner["model"] == "models/gemini-3-flash-preview" and inner["systemInstruction"]
+    assert counted.input_tokens == len(json.dumps(inner)) // 4

@@ -6,10 +6,10 @@ reads replies and errors; stream.py is the SSE state machine. This module ties t
 
 from __future__ import annotations
 
-from ..base import UpstreamError
-from ..types import JSONDict, Message, MessagesRequest, Target, Translation
+from ..base import Capabilities, TranslationError, UpstreamError
+from ..types import JSONDict, Message, MessagesRequest, Target, Translation, UpstreamRequest
 from . import response
-from .request import build_request
+from .request import build_request, endpoint
 from .response import MalformedFunctionCall
 from .stream import GeminiStreamTranslator
 
@@ -18,8 +18,8 @@ __all__ = ["DIALECT", "GeminiDialect", "GeminiStreamTranslator", "MalformedFunct
 
 class GeminiDialect:
     name = "gemini"
-    # Header names whose values are secrets, for the record (tape.py already matches any "key").
-    secret_headers = frozenset({"x-goog-api-key"})
+    # Gemini counts exactly (`:countTokens`); its key header is never recorded.
+    capabilities = Capabilities(counts_tokens=True, secret_headers=frozenset({"x-goog-api-key"}))
 
     def build_request(
         self,
@@ -30,6 +30,30 @@ class GeminiDialect:
         client_headers: dict[str, str],
     ) -> Translation:
         return build_request(request, target, message_id=message_id, client_headers=client_headers)
+
+    def build_count_tokens_request(
+        self, request: JSONDict, target: Target, *, client_headers: dict[str, str]
+    ) -> UpstreamRequest | None:
+        """`:countTokens` over the same contents, system instruction and tools a message would send."""
+        try:
+            translation = build_request(
+                {**request, "max_tokens": request.get("max_tokens") or 1, "stream": False},  # type: ignore[typeddict-item]
+                target,
+                message_id="msg_count",
+                client_headers=client_headers,
+            )
+        except TranslationError:
+            return None  # a partial conversation Gemini would refuse: counted locally instead
+        sent = translation.upstream
+        model = target.model or str(request.get("model"))
+        inner = {k: v for k, v in sent.body.items() if k in ("contents", "systemInstruction", "tools")}
+        url = endpoint(target.base_url, model, stream=False).removesuffix(":generateContent") + ":countTokens"
+        body = {"generateContentRequest": {"model": f"models/{model.removeprefix('models/')}", **inner}}
+        return UpstreamRequest(method="POST", url=url, headers=sent.headers, body=body, stream=False)
+
+    def parse_count_tokens(self, body: JSONDict) -> JSONDict:
+        total = body.get("totalTokens")
+        return {"input_tokens": total if isinstance(total, int) else 0}
 
     def parse_response(self, body: JSONDict, translation: Translation) -> Message:
         return response.parse_response(body, translation)

@@ -50,7 +50,7 @@ class GeminiStreamTranslator:
         self._finish: str | None = None
         self._text_signature: str | None = None  # the open text's signature: sent once the text ends
         self._thinking_signed = False  # the open thinking block carries a Gemini signature already
-        self._lenient = bool(getattr(translation, "lenient_tool_input", False))
+        self._lenient = translation.lenient_tool_input  # tool-call healing downstream takes what comes
 
     @property
     def done(self) -> bool:
