@@ -203,7 +203,7 @@ def test_a_three_turn_tool_loop_with_thinking_keeps_every_signature_on_its_part(
                 }
             )
     assert final.stop_reason == "end_turn" and final.content[0].text == "All done."  # type: ignore[union-attr]
-    assert [b.type for b in final.content] == ["text", "thinking"]
+    assert [b.type for b in final.content] == ["text"]  # the answer stays last
     # What Gemini got on the third turn: each signature on exactly the part it came with.
     contents = gemini.requests[-1]["contents"]
     model_turns = [c["parts"] for c in contents if c["role"] == "model"]

@@ -111,9 +111,9 @@ def test_text_usage_counts_thoughts_as_output_and_cache_reads_apart() -> None:
         "cache_read_input_tokens": 100,
         "cache_creation_input_tokens": 0,
     }
-    # The text's signature arrived with its last piece: a thinking block after the text carries it back.
-    assert [b["type"] for b in message["content"]] == ["text", "thinking"]
-    assert carried_by(message["content"][1]) == ("p", signature(1))
+    # The signature on the turn's last text is not carried: a thinking block after the answer would be
+    # the message's last block, which Claude Code prints as the answer (Gemini checks calls only).
+    assert [b["type"] for b in message["content"]] == ["text"]
 
 
 def test_a_function_call_after_thoughts_is_tool_use_and_its_signature_rides_on_the_thinking_block() -> None:
@@ -164,10 +164,31 @@ def test_a_stream_that_ends_before_its_finish_reason_is_an_error() -> None:
         replay("truncated")
 
 
-def test_a_signature_on_an_empty_last_part_belongs_to_the_text_before_it() -> None:
+def test_a_signature_on_an_empty_last_part_leaves_the_answer_last() -> None:
     message = accumulate(replay("signature_only_end"))
-    assert [b["type"] for b in message["content"]] == ["text", "thinking"]
-    assert carried_by(message["content"][1]) == ("p", signature(4))
+    assert [b["type"] for b in message["content"]] == ["text"]
+
+
+def test_a_texts_signature_is_carried_after_it_when_a_call_follows() -> None:
+    chunks = [
+        {"candidates": [{"content": {"parts": [{"text": "Looking", "thoughtSignature": signature(6)}]}}]},
+        {
+            "candidates": [
+                {
+                    "content": {"parts": [{"functionCall": {"name": "Read", "args": {}}}]},
+                    "finishReason": "STOP",
+                }
+            ]
+        },
+    ]
+    machine = DIALECT.stream_translator(translation())
+    events = [e for c in chunks for e in machine.feed(SSEEvent(data=orjson.dumps(c).decode()))]
+    text, carrier, call = accumulate(events)["content"]
+    assert (
+        text["text"] == "Looking"
+        and carried_by(carrier) == ("p", signature(6))
+        and call["type"] == "tool_use"
+    )
 
 
 def test_gemini_call_ids_map_to_toolu_ids_and_renamed_tools_get_their_names_back() -> None:

@@ -140,11 +140,9 @@ class GeminiStreamTranslator:
             if matched is not None:
                 return events + self._stop("stop_sequence", sequence=matched)
         if signature is not None:
-            if self.writer.block is not None and self.writer.block.kind == "text":
-                self._text_signature = signature  # a text's signature: carried once the text ends
-            else:
-                # A signature on an empty text part (the end of a turn): it belongs to what came before.
-                events += self._sign("p", signature, own_block=True)
+            # A text's signature (or one on an empty last part: it belongs to what came before) is carried
+            # once more content follows; see _end_text.
+            self._text_signature = signature
         return events
 
     def _on_call(self, call: Any, signature: str | None) -> list[StreamEvent]:
@@ -184,9 +182,15 @@ class GeminiStreamTranslator:
         self._thinking_signed = True
         return events
 
-    def _end_text(self) -> list[StreamEvent]:
-        """The open text ended: text held for a stop sequence goes out, then the text's signature."""
+    def _end_text(self, *, last: bool = False) -> list[StreamEvent]:
+        """The open text ended: text held for a stop sequence goes out, then the text's signature.
+
+        At the end of the turn the signature is dropped: a thinking block after the last text would
+        be the message's last block, which Claude Code takes for the answer (`-p` prints it, empty),
+        and Gemini checks signatures on function calls only (on a final text it is a recommendation)."""
         events = self.writer.text(self._stops.flush()) if self._stops else []
+        if last:
+            self._text_signature = None
         if self._text_signature is not None:
             signature, self._text_signature = self._text_signature, None
             events += self._sign("p", signature, own_block=True)
@@ -197,7 +201,7 @@ class GeminiStreamTranslator:
     def _end(self, finish: str, candidate: JSONDict) -> list[StreamEvent]:
         if finish in ("MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL"):
             raise MalformedFunctionCall(finish, str(candidate.get("finishMessage") or ""))
-        events = self._end_text()
+        events = self._end_text(last=True)
         reason = stop_reason_for(finish, has_calls=self._calls > 0, candidate=candidate)
         return events + self._stop(reason)
 
