@@ -233,3 +233,23 @@ def test_local_stop_sequences_cut_the_text() -> None:
     message = accumulate(events)
     assert message["content"][0]["text"] == "Hell" and message["stop_reason"] == "stop_sequence"
     assert message["stop_sequence"] == "o w"
+
+
+def test_search_grounding_becomes_anthropics_web_search_blocks() -> None:
+    body = {
+        "candidates": [{
+            "content": {"parts": [{"text": "Spain won."}]},
+            "finishReason": "STOP",
+            "groundingMetadata": {
+                "webSearchQueries": ["euro 2024 winner"],
+                "groundingChunks": [{"web": {"uri": "https://search.example/x", "title": "uefa.com"}}],
+            },
+        }],
+        "usageMetadata": {"promptTokenCount": 5, "candidatesTokenCount": 3},
+    }  # fmt: skip
+    message = DIALECT.parse_response(body, translation())
+    text, use, found = message["content"]
+    assert text == {"type": "text", "text": "Spain won."}
+    assert use["type"] == "server_tool_use" and use["input"] == {"query": "euro 2024 winner"}
+    assert found["tool_use_id"] == use["id"] and found["content"][0]["title"] == "uefa.com"
+    assert message["stop_reason"] == "end_turn"

@@ -50,6 +50,7 @@ class GeminiStreamTranslator:
         self._finish: str | None = None
         self._text_signature: str | None = None  # the open text's signature: sent once the text ends
         self._thinking_signed = False  # the open thinking block carries a Gemini signature already
+        self._grounding: JSONDict | None = None
         self._lenient = translation.lenient_tool_input  # tool-call healing downstream takes what comes
 
     @property
@@ -98,6 +99,8 @@ class GeminiStreamTranslator:
                 events += self._on_part(part)
             if self.phase is Phase.STOPPED:  # a local stop sequence matched
                 return events
+        if isinstance(candidate.get("groundingMetadata"), dict):  # search grounding: the last one is whole
+            self._grounding = candidate["groundingMetadata"]
         finish = candidate.get("finishReason")
         if isinstance(finish, str) and finish:
             self._finish = finish
@@ -201,9 +204,33 @@ class GeminiStreamTranslator:
     def _end(self, finish: str, candidate: JSONDict) -> list[StreamEvent]:
         if finish in ("MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL"):
             raise MalformedFunctionCall(finish, str(candidate.get("finishMessage") or ""))
-        events = self._end_text(last=True)
+        events = self._end_text(last=True) + self._search_results()
         reason = stop_reason_for(finish, has_calls=self._calls > 0, candidate=candidate)
         return events + self._stop(reason)
+
+    def _search_results(self) -> list[StreamEvent]:
+        """Gemini's search grounding as Anthropic's web search blocks, so a client lists the sources (as
+        Claude Code's WebSearch tool does). Gemini reports it once the answer is written: they come last."""
+        meta = self._grounding
+        chunks = meta.get("groundingChunks") if meta else None
+        if not meta or not isinstance(chunks, list) or not chunks:
+            return []
+        queries = [q for q in meta.get("webSearchQueries") or [] if isinstance(q, str)]
+        tool_id = "srvtoolu_" + synthetic_tool_id(self.translation.message_id, 10_000).removeprefix("toolu_")
+        results = [
+            {"type": "web_search_result", "url": str(web.get("uri", "")), "title": str(web.get("title", "")),
+             "encrypted_content": "", "page_age": None}
+            for web in (c.get("web") for c in chunks if isinstance(c, dict))
+            if isinstance(web, dict) and web.get("uri")
+        ]  # fmt: skip
+        use = {
+            "type": "server_tool_use",
+            "id": tool_id,
+            "name": "web_search",
+            "input": {"query": " | ".join(queries)},
+        }
+        found = {"type": "web_search_tool_result", "tool_use_id": tool_id, "content": results}
+        return self.writer.block_start(use) + self.writer.block_start(found)
 
     def _stop(self, reason: StopReason, *, sequence: str | None = None) -> list[StreamEvent]:
         if sequence is not None and not self.usage["output_tokens"]:
