@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import count
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 import zstandard
@@ -79,6 +79,18 @@ class Packed:
     def unpack(self) -> orjson.Fragment | str:
         raw = _codec.decompressor.decompress(self.data)
         return raw.decode("utf-8", errors="replace") if self.text else orjson.Fragment(raw)
+
+
+Outcome = Literal["ok", "error", "cancelled"]
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why an exchange did not end well, as the client was told."""
+
+    error_type: str  # Anthropic's error type ("" for a cancelled exchange: nobody was told)
+    message: str
+    http_status: int | None = None  # None: the status already sent stands (a stream's 200)
 
 
 @dataclass(slots=True)
@@ -149,9 +161,17 @@ class Tape:
     def ms(self, stamp: float | None) -> float | None:
         return None if stamp is None else round((stamp - self.t0) * 1000, 3)
 
-    def fail(self, error_type: str, message: str, http_status: int | None = None) -> None:
-        self.status = "error"
-        self.error_type = error_type
-        self.error_message = message
-        if http_status is not None:
-            self.http_status = http_status
+    def end(self, status: Outcome, error: Failure | None = None) -> None:
+        """The exchange is over: stamp its outcome and time, and hand the tape to the writer. The one way a
+        tape is finished; only the first call counts (a `finally` may follow a refusal that ended it)."""
+        if self.finished:
+            return
+        self.done_at = time.perf_counter()
+        self.status = status
+        if error is not None:
+            self.error_type, self.error_message = error.error_type, error.message
+            if error.http_status is not None:
+                self.http_status = error.http_status
+        from proxy.recording.writer import recorder  # the writer imports this module
+
+        recorder.finish(self)

@@ -10,3 +10,8 @@ DIALECTS: dict[str, Dialect] = {
     "anthropic": anthropic.DIALECT,
     "gemini": gemini.DIALECT,
 }
+
+
+def dialect_names() -> tuple[str, ...]:
+    """The registered dialects' names, read when called (so everything outside translate/ sees one added)."""
+    return tuple(DIALECTS)
