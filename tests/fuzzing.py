@@ -207,9 +207,9 @@ def _targets() -> list[Target]:
         ),
         Target(provider="anthropic", dialect="anthropic", base_url="https://api.anthropic.com", model=""),
         Target(provider="compat", dialect="anthropic", base_url="http://127.0.0.1:9/anthropic", model="m"),
-        Target(provider="gemini", dialect="gemini", base_url=gemini, model="gemini-3-flash-preview", api_key="k"),
+        Target(provider="gemini", dialect="gemini", base_url=gemini, model="gemini-3-flash", api_key="k"),
         # An older model: tool schemas rewritten into Gemini's OpenAPI subset, budget-based thinking.
-        Target(provider="gemini-old", dialect="gemini", base_url=gemini, model="gemini-2.0-flash", api_key="k"),
+        Target(provider="gemini2", dialect="gemini", base_url=gemini, model="gemini-2.0-flash", api_key=""),
     ]
 
 
