@@ -253,3 +253,50 @@ def test_search_grounding_becomes_anthropics_web_search_blocks() -> None:
     assert use["type"] == "server_tool_use" and use["input"] == {"query": "euro 2024 winner"}
     assert found["tool_use_id"] == use["id"] and found["content"][0]["title"] == "uefa.com"
     assert message["stop_reason"] == "end_turn"
+
+
+def test_googles_refusals_are_worded_as_anthropic_words_them() -> None:
+    def refused(status: int, code: str, message: str, details: list[Any] | None = None) -> Any:
+        body = {"error": {"code": status, "status": code, "message": message, "details": details or []}}
+        return DIALECT.parse_error(status, orjson.dumps(body), {})
+
+    over = refused(
+        400,
+        "INVALID_ARGUMENT",
+        "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).",
+    )
+    assert over.message.startswith("prompt is too long: 1200000 tokens > 1048576 maximum")
+    output = refused(
+        400,
+        "INVALID_ARGUMENT",
+        "Unable to submit request because it has a maxOutputTokens value of 64000 but the supported range "
+        "is from 1 (inclusive) to 8193 (exclusive). Update the value and try again.",
+    )
+    assert (
+        output.message
+        == "max_tokens: 64000 > 8192, which is the maximum allowed number of output tokens for this model"
+    )
+    key = refused(
+        400,
+        "INVALID_ARGUMENT",
+        "API key not valid. Please pass a valid API key.",
+        [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}],
+    )
+    assert (key.error_type, key.status, key.retryable) == ("authentication_error", 401, False)
+    limited = DIALECT.parse_error(
+        429,
+        orjson.dumps(
+            {
+                "error": {
+                    "code": 429,
+                    "status": "RESOURCE_EXHAUSTED",
+                    "message": "quota",
+                    "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "0.4s"}],
+                }
+            }
+        ),
+        {},
+    )
+    assert (limited.error_type, limited.retry_after, limited.retryable) == ("rate_limit_error", "1", True)
+    html = DIALECT.parse_error(502, b"<html><title>Bad Gateway</title></html>", {"Retry-After": "3"})
+    assert (html.error_type, html.status, html.retry_after) == ("api_error", 500, "3")

@@ -62,6 +62,10 @@ _HTTP: dict[int, tuple[ErrorType, int]] = {
 _CONTEXT_OVERFLOW = re.compile(
     r"input token count \(?(\d+)\)? exceeds the maximum number of tokens allowed \(?(\d+)"
 )
+# "…has a maxOutputTokens value of 64000 but the supported range is from 1 (inclusive) to 8193 (exclusive)"
+_OUTPUT_LIMIT = re.compile(
+    r"maxOutputTokens value of (\d+) but the supported range is from 1 \(inclusive\) to (\d+)"
+)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")  # google.protobuf.Duration in JSON: "43s", "0.5s"
 
 
@@ -159,6 +163,14 @@ def error_from_body(data: JSONDict, *, where: str, http_status: int | None = Non
         actual, limit = overflow.groups()
         return UpstreamError(
             f"prompt is too long: {actual} tokens > {limit} maximum ({where}: {message})",
+            error_type="invalid_request_error", status=400, upstream_status=code,
+        )  # fmt: skip
+    if (limit := _OUTPUT_LIMIT.search(message)) and int(limit.group(1)) >= int(limit.group(2)):
+        # Anthropic's wording: Claude Code then resends with max_tokens at the stated maximum.
+        asked, most = int(limit.group(1)), int(limit.group(2)) - 1
+        return UpstreamError(
+            f"max_tokens: {asked} > {most}, "
+            "which is the maximum allowed number of output tokens for this model",
             error_type="invalid_request_error", status=400, upstream_status=code,
         )  # fmt: skip
     return UpstreamError(
