@@ -101,6 +101,9 @@ def test_thinking_budget_or_effort_becomes_thinking_config_per_model_generation(
         == -1
     )
     assert "thinkingConfig" not in build(base).upstream.body["generationConfig"]
+    big = {**base, "thinking": {"type": "enabled", "budget_tokens": 31999}}
+    config = build(big, "gemini-2.5-flash").upstream.body["generationConfig"]["thinkingConfig"]
+    assert config["thinkingBudget"] == 24576  # Flash's most
 
 
 def test_stop_sequences_over_five_are_matched_locally() -> None:

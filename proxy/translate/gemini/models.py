@@ -52,3 +52,14 @@ def thinking_levels(model: str) -> tuple[str, ...]:
     if "pro" in model.lower():
         return ("low", "high")
     return ("minimal", "low", "medium", "high")
+
+
+def thinking_budget_range(model: str) -> tuple[int, int]:
+    """The thinkingBudget a Gemini 2.5 model accepts (ai.google.dev/gemini-api/docs/thinking): Pro
+    128-32768, Flash 0-24576, Flash-Lite 512-24576; outside it the request is refused."""
+    lowered = model.lower()
+    if "pro" in lowered:
+        return (128, 32768)
+    if "lite" in lowered:
+        return (512, 24576)
+    return (1, 24576)

@@ -330,9 +330,15 @@ def _thinking(request: MessagesRequest, *, overrides: JSONDict, generation: JSON
             level = next((lv for lv in order[order.index(level) :] if lv in allowed), "high")
         config["thinkingLevel"] = level
         mapped = f"thinkingLevel {level}"
+    elif budget is None:
+        config["thinkingBudget"] = -1  # the model decides
+        mapped = "thinkingBudget -1 (dynamic)"
     else:
-        config["thinkingBudget"] = budget if budget is not None else -1  # -1: the model decides
+        low, high = models.thinking_budget_range(ctx.model)
+        config["thinkingBudget"] = min(max(budget, low), high)
         mapped = f"thinkingBudget {config['thinkingBudget']}"
+        if config["thinkingBudget"] != budget:
+            mapped += f" (the model takes {low}-{high})"
     generation["thinkingConfig"] = config
     ctx.changes.append(Change("thinking_mapped", f"{source} -> {mapped}"))
     return True
