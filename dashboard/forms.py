@@ -103,7 +103,9 @@ class RuleForm(ModelForm):
             if self.instance.is_default:  # it is tried last whatever the number says: do not offer one
                 self.fields["position"].disabled = True
                 self.fields["position"].help_text = "the default rule is always tried last"
-        self.fields["provider"].empty_label = None
+        provider = self.fields["provider"]
+        assert isinstance(provider, forms.ModelChoiceField)  # the model's foreign key
+        provider.empty_label = None
 
     def clean_position(self) -> int:
         shown = self.cleaned_data.get("position")

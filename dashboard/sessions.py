@@ -116,6 +116,7 @@ def _request(e: Exchange) -> dict[str, Any]:
     """The client request, shaped once per exchange (recorded bodies can hold anything)."""
     shaped = getattr(e, "_shaped_request", None)
     if shaped is None:
+        # A memo on this instance only (the model does not declare it), for the pages that read it again.
         shaped = e._shaped_request = shapes.request(e.client_request)  # type: ignore[attr-defined]
     return shaped
 
@@ -298,8 +299,9 @@ def session_totals(roots: list[Thread]) -> dict[str, float]:
 def recent_sessions(limit: int = 100) -> list[dict[str, Any]]:
     """Sessions by most recent activity, with what tells runs apart (first prompt, project directory,
     CLI version, title, models) beside request counts, tokens, cost and failures."""
-    rows = list(
-        Exchange.objects.exclude(session_id="")
+    rows: list[dict[str, Any]] = [
+        dict(row)
+        for row in Exchange.objects.exclude(session_id="")
         .values("session_id")
         .annotate(
             first=Min("created_at"),
@@ -318,7 +320,7 @@ def recent_sessions(limit: int = 100) -> list[dict[str, Any]]:
             first_id=Min("id"),
         )
         .order_by("-last")[:limit]
-    )
+    ]  # plain dicts: the page's own fields are added below
     ids = [r["session_id"] for r in rows]
     models: dict[str, list[str]] = {}
     pairs = Exchange.objects.filter(session_id__in=ids).exclude(backend_model="")

@@ -102,14 +102,14 @@ def normalize_error(text: str) -> str:
 
 def _schema_errors(schema: dict[str, Any], value: Any, cache: dict[str, Any]) -> list[str]:
     key = hashlib.sha1(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)).hexdigest()
-    validator = cache.get(key)
-    if validator is None:
+    if key not in cache:
         try:
             cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-            validator = cache[key] = cls(schema)
+            cache[key] = cls(schema)
         except Exception:  # a schema we cannot compile validates nothing
-            validator = cache[key] = False
-    if validator is False:
+            cache[key] = None
+    validator = cache[key]
+    if validator is None:
         return []
     try:
         errors = list(validator.iter_errors(value))

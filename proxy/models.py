@@ -12,7 +12,8 @@ class Provider(models.Model):
     """A backend endpoint: one wire dialect, one base URL, one key."""
 
     name = models.SlugField(max_length=64, unique=True)
-    dialect = models.CharField(max_length=32, default="openai")  # key of proxy.translate.DIALECTS
+    # A key of proxy.translate.dialects.DIALECTS, checked by routing: no choices, so no migration per dialect.
+    dialect = models.CharField(max_length=32, default="openai")
     base_url = models.CharField(max_length=500)
     # The key is either the name of an environment variable (preferred: nothing secret in the DB)
     # or a secret stored here that the UI never shows again. Neither set = forward the client's key.

@@ -18,6 +18,7 @@ from typing import Literal, cast
 
 import orjson
 from django.http import HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 
 from proxy import upstream
 from proxy.http.errors import error_frame, error_response
@@ -52,17 +53,17 @@ class Routed:
 class _Result:
     """A response and how the exchange went; `streams`: the relay ends the tape, not `_ended`."""
 
-    response: HttpResponse
+    response: HttpResponseBase
     error: Failure | None = None
     streams: bool = False
 
 
-async def serve_messages(routed: Routed, *, message_id: str) -> HttpResponse:
+async def serve_messages(routed: Routed, *, message_id: str) -> HttpResponseBase:
     """Try the decision's targets in order; fall back only before the client got a byte."""
     return await _ended(routed.tape, _serve_messages(routed, message_id=message_id), doing="serving")
 
 
-async def _ended(tape: Tape, serving: Awaitable[_Result], *, doing: str) -> HttpResponse:
+async def _ended(tape: Tape, serving: Awaitable[_Result], *, doing: str) -> HttpResponseBase:
     """Await `serving` and end the tape with its outcome, whatever happens (a stream's relay ends it)."""
     status: Outcome = "cancelled"  # the client hung up (or the server is stopping) before the response
     error: Failure | None = Failure("", "client disconnected before the response began")
@@ -86,7 +87,8 @@ async def _ended(tape: Tape, serving: Awaitable[_Result], *, doing: str) -> Http
 async def _serve_messages(routed: Routed, *, message_id: str) -> _Result:
     tape, headers, decision = routed.tape, routed.headers, routed.decision
     assert decision is not None, "a Routed request is served once"
-    targets, request_body = decision.targets, decision.body
+    targets = decision.targets
+    request_body: MessagesRequest | None = decision.body
     # From here only this frame holds the parsed request, and only until the last target's translation:
     # a request waiting for its upstream (or streaming for minutes) then keeps just the bytes it sent
     # and received, not a parsed copy of a 100 KB prompt (~2x its size; peak memory at c=200).
@@ -166,7 +168,7 @@ async def _attempt(
     return reply, first
 
 
-async def serve_count_tokens(*, decision: Decision, headers: dict[str, str], tape: Tape) -> HttpResponse:
+async def serve_count_tokens(*, decision: Decision, headers: dict[str, str], tape: Tape) -> HttpResponseBase:
     """A backend that counts exactly (its dialect builds the request) is asked; else counted locally."""
     counting = _count_tokens(decision=decision, headers=headers, tape=tape)
     return await _ended(tape, counting, doing="counting tokens")
@@ -207,7 +209,7 @@ async def _count_tokens(*, decision: Decision, headers: dict[str, str], tape: Ta
 class Served:
     """A stored request answered again: the response, and the new exchange's record to find it by."""
 
-    response: HttpResponse
+    response: HttpResponse  # not streamed
     request_id: str  # the new exchange's (its row: Exchange.request_id)
     backend_model: str
     ms: float  # how long it took, as its record says
@@ -233,6 +235,7 @@ async def serve_stored(
     recorder.start(tape)
     decision = Decision(targets, rule, reason, "", agent, cast(MessagesRequest, body))
     response = await serve_messages(Routed(tape, decision, headers), message_id=new_message_id())
+    assert isinstance(response, HttpResponse), "a stored request is answered whole"
     return Served(response, tape.request_id, tape.backend_model, tape.ms(tape.done_at) or 0.0)
 
 
@@ -265,8 +268,8 @@ async def relay(
             while chunk is not None:
                 chunks.append(chunk)
                 out = []
-                for event in decoder.feed(chunk):
-                    out.extend(translator.feed(event))
+                for received in decoder.feed(chunk):
+                    out.extend(translator.feed(received))
                 if out:
                     if tape.first_token_at is None and any(e["type"] == "content_block_delta" for e in out):
                         tape.first_token_at = time.perf_counter()
@@ -277,8 +280,8 @@ async def relay(
                     break  # e.g. a stop sequence matched locally: stop paying for tokens nobody reads
                 chunk = await reply.next_chunk()
             out = []
-            for event in decoder.flush():
-                out.extend(translator.feed(event))
+            for received in decoder.flush():
+                out.extend(translator.feed(received))
             out.extend(translator.finish())
             if out:
                 for event in out:

@@ -118,6 +118,14 @@ def export_toml(providers: Sequence[ProviderSpec], rules: Sequence[RuleSpec]) ->
 # --- reading TOML ------------------------------------------------------------------------------------
 
 
+_DEFAULTS = ProviderSpec(name="", dialect="", base_url="")
+
+
+def _timeout(row: Mapping[str, Any], key: str) -> float:
+    """A provider's timeout from the file, else the default one."""
+    return float(row.get(key, getattr(_DEFAULTS, key)))
+
+
 def parse_toml(text: str) -> tuple[list[ProviderSpec], list[RuleSpec]]:
     """Providers and rules from an exported file; ConfigError for a malformed one (not yet validated)."""
     try:
@@ -129,7 +137,6 @@ def parse_toml(text: str) -> tuple[list[ProviderSpec], list[RuleSpec]]:
     for i, row in enumerate(data.get("providers", [])):
         row = {_OLD_PROVIDER_KEYS.get(k, k): v for k, v in row.items()}
         problems += [f"providers[{i}]: unknown key '{k}'" for k in row if k not in PROVIDER_KEYS]
-        defaults = ProviderSpec(name="", dialect="", base_url="")
         try:
             providers.append(
                 ProviderSpec(
@@ -138,7 +145,10 @@ def parse_toml(text: str) -> tuple[list[ProviderSpec], list[RuleSpec]]:
                     base_url=str(row["base_url"]),
                     api_key_env=str(row.get("api_key_env", "")),
                     extra_headers=dict(row.get("extra_headers", {})),
-                    **{key: float(row.get(key, getattr(defaults, key))) for key in TIMEOUT_KEYS},
+                    connect_timeout=_timeout(row, "connect_timeout"),
+                    first_byte_timeout=_timeout(row, "first_byte_timeout"),
+                    idle_timeout=_timeout(row, "idle_timeout"),
+                    total_timeout=_timeout(row, "total_timeout"),
                     model_settings=dict(row.get("model_settings", {})),
                 )
             )

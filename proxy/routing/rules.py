@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from proxy.catalog import lookup
 from proxy.http.model_names import display_name
 from proxy.routing.detect import Facts, TokenCounter, request_facts
-from proxy.translate.dialects import dialect_names
+from proxy.translate.dialects import DIALECTS, dialect_names
 from proxy.translate.types import JSONDict, MessagesRequest, Target
 
 TASKS = ("background", "think", "long_context", "web_search", "image")
@@ -372,7 +372,8 @@ def _check_target(where: str, provider: str, model: str, providers: Mapping[str,
         return [f"{where}: empty target (no provider)"]
     if provider not in providers:
         return [f"{where}: unknown provider '{provider}'"]
-    if not model and providers[provider].dialect != "anthropic":
+    dialect = DIALECTS.get(providers[provider].dialect)  # an unknown one is reported with its provider
+    if not model and not (dialect is not None and dialect.capabilities.keeps_client_model):
         return [f"{where}: empty target (no model for {providers[provider].dialect} provider '{provider}')"]
     return []
 

@@ -124,7 +124,7 @@ class Dialect(Protocol):
         ...
 
     def build_count_tokens_request(
-        self, request: JSONDict, target: Target, *, client_headers: dict[str, str]
+        self, request: MessagesRequest, target: Target, *, client_headers: dict[str, str]
     ) -> UpstreamRequest | None:
         """The backend's own token count for a count_tokens body; None = count locally (an estimate)."""
         ...

@@ -19,6 +19,7 @@ ROUTINE_KINDS = frozenset(
         "cache_control_stripped",  # Anthropic's cache breakpoints; other backends cache by prefix
         "model_mapped",
         "max_tokens_lowered",  # to the model's real output limit
+        "max_tokens_raised",  # to a backend's minimum (the Responses API refuses under 16)
         "thinking_budget_lowered",
         "thinking_disabled",  # max_tokens left no room for it: a setting, not content
         "thinking_mapped",  # thinking -> reasoning_effort

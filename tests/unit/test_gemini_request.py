@@ -14,6 +14,7 @@ from proxy.translate.base import TranslationError
 from proxy.translate.gemini import DIALECT
 from proxy.translate.gemini.schema import SchemaCleaner
 from proxy.translate.gemini.signatures import PLACEHOLDER, carry
+from proxy.translate.gemini.state import gemini_state
 from proxy.translate.ids import tool_id_to_client
 from proxy.translate.types import Target, Translation
 from tests.conftest import load_fixture
@@ -115,7 +116,7 @@ def test_stop_sequences_over_five_are_matched_locally() -> None:
     }
     translation = build(request)
     assert translation.upstream.body["generationConfig"]["stopSequences"] == list("abcde")
-    assert translation.state["local_stop_sequences"] == ["f", "g"]
+    assert gemini_state(translation).local_stop_sequences == ("f", "g")
     assert "stop_sequences_local" in kinds(translation)
 
 

@@ -20,6 +20,7 @@ from proxy.translate.accumulate import accumulate
 from proxy.translate.base import UpstreamError
 from proxy.translate.gemini import DIALECT, MalformedFunctionCall
 from proxy.translate.gemini.signatures import carried
+from proxy.translate.gemini.state import GeminiState
 from proxy.translate.sse import SSEDecoder
 from proxy.translate.types import SSEEvent, Translation, UpstreamRequest
 from tests.fakes.gemini_upstream import signature
@@ -35,7 +36,7 @@ def translation(**state: Any) -> Translation:
         client_model="claude-opus-4-8",
         message_id="msg_01GeminiStream000000000",
         tool_names={"mcp__server__do_thing_8f2a": "mcp__server__do.thing"},
-        state={"provider": PROVIDER, "reasoning": True, **state},
+        state=GeminiState(**{"provider": PROVIDER, "reasoning": True, **state}),
     )
 
 
@@ -229,7 +230,7 @@ def test_a_blocked_prompt_is_a_refusal() -> None:
 
 
 def test_local_stop_sequences_cut_the_text() -> None:
-    events = replay("text", local_stop_sequences=["o w"], request={"model": "m", "messages": []})
+    events = replay("text", local_stop_sequences=("o w",), request={"model": "m", "messages": []})
     message = accumulate(events)
     assert message["content"][0]["text"] == "Hell" and message["stop_reason"] == "stop_sequence"
     assert message["stop_sequence"] == "o w"

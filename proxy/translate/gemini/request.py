@@ -16,6 +16,7 @@ from . import models
 from .contents import Context, build_contents, text_of
 from .schema import SchemaCleaner
 from .signatures import DIALECT
+from .state import GeminiState
 
 _KNOWN_FIELDS = frozenset(
     {
@@ -98,12 +99,12 @@ def build_request(
         changes=ctx.changes,
         tool_names=ctx.names.renamed(),
         stop_sequences=tuple(request.get("stop_sequences") or ()),
-        state={
-            "reasoning": wants_thinking,
-            "provider": target.provider,
-            "local_stop_sequences": local_stops,
-            **({"request": request} if local_stops else {}),
-        },
+        state=GeminiState(
+            provider=target.provider,
+            reasoning=wants_thinking,
+            local_stop_sequences=tuple(local_stops),
+            request=request if local_stops else None,
+        ),
     )
 
 

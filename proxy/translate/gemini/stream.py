@@ -22,6 +22,7 @@ from ..tokens import usage_estimate
 from ..types import JSONDict, SSEEvent, StopReason, StreamEvent, Translation, Usage
 from .response import MalformedFunctionCall, error_from_body, stop_reason_for, usage_from_gemini
 from .signatures import carry
+from .state import gemini_state
 
 
 class Phase(enum.Enum):
@@ -43,9 +44,11 @@ class GeminiStreamTranslator:
         self.usage: Usage = zero_usage()
         self.usage_estimated = False
         self.stop_reason: StopReason | None = None
-        self._provider = str(translation.state.get("provider", ""))
-        self._thinking = bool(translation.state.get("reasoning", False))
-        self._stops = StopFilter(translation.state.get("local_stop_sequences") or ())
+        state = gemini_state(translation)
+        self._request = state.request
+        self._provider = state.provider
+        self._thinking = state.reasoning
+        self._stops = StopFilter(state.local_stop_sequences)
         self._calls = 0
         self._finish: str | None = None
         self._text_signature: str | None = None  # the open text's signature: sent once the text ends
@@ -241,9 +244,7 @@ class GeminiStreamTranslator:
 
     def _estimate_usage(self) -> None:
         """A local stop sequence cut the stream before Gemini's usage: count locally (flagged)."""
-        input_tokens, output_tokens = usage_estimate(
-            self.translation.state.get("request"), "".join(self._stops.generated)
-        )
+        input_tokens, output_tokens = usage_estimate(self._request, "".join(self._stops.generated))
         self.usage = {**self.usage, "input_tokens": input_tokens, "output_tokens": output_tokens}
         self.usage_estimated = True
 
