@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import messages_request as read
 from ..base import TranslationError
 from ..ids import tool_id_to_upstream
 from ..tool_names import ToolNameMap
@@ -53,24 +54,6 @@ class _Call:
     upstream_id: str | None  # Gemini's own id, when it gave one
 
 
-def text_of(content: Any, *, path: str, ctx: Context) -> str:
-    """A system prompt (string or text blocks) as one string."""
-    if isinstance(content, str):
-        return content
-    if not isinstance(content, list):
-        raise TranslationError(f"{path}: must be a string or a list of text blocks")
-    texts = []
-    for i, block in enumerate(content):
-        if not isinstance(block, dict):
-            raise TranslationError(f"{path}.{i}: must be an object")
-        ctx.see(block)
-        if block.get("type") != "text":
-            ctx.drop(f"{path}.{i}: type {block.get('type')}")
-            continue
-        texts.append(_text(block, f"{path}.{i}"))
-    return "\n\n".join(t for t in texts if t)
-
-
 def build_contents(messages: list[Any], ctx: Context) -> list[JSONDict]:
     contents: list[JSONDict] = []
     calls: dict[str, _Call] = {}  # the last model turn's calls awaiting results, by client id
@@ -81,12 +64,12 @@ def build_contents(messages: list[Any], ctx: Context) -> list[JSONDict]:
             raise TranslationError(f"{path}: must be an object")
         role = message.get("role")
         if role == "system":  # mid-conversation system message: the model reads it as the user's
-            text = text_of(message.get("content"), path=f"{path}.content", ctx=ctx)
+            text = read.text_of(message.get("content"), path=f"{path}.content", notes=ctx)
             if text:
                 contents.append({"role": "user", "parts": [{"text": text}]})
                 ctx.changes.append(Change("system_message_converted", f"{path}: as a user turn"))
             continue
-        blocks = _blocks(message.get("content"), path)
+        blocks = read.blocks(message.get("content"), path)
         if role == "user":
             parts = _user_parts(blocks, path=path, calls=calls, order=order, ctx=ctx)
             calls, order = {}, []
@@ -105,24 +88,6 @@ def _unanswered(calls: dict[str, _Call]) -> None:
     if calls:
         client_id = next(iter(calls))
         raise TranslationError(f"tool_use {client_id} has no tool_result in the next user message")
-
-
-def _text(block: JSONDict, path: str) -> str:
-    text = block.get("text")
-    if not isinstance(text, str):
-        raise TranslationError(f"{path}.text: must be a string")
-    return text
-
-
-def _blocks(content: Any, path: str) -> list[JSONDict]:
-    if isinstance(content, str):
-        return [{"type": "text", "text": content}]
-    if not isinstance(content, list):
-        raise TranslationError(f"{path}.content: must be a string or a list of blocks")
-    for i, block in enumerate(content):
-        if not isinstance(block, dict) or not isinstance(block.get("type"), str):
-            raise TranslationError(f"{path}.content.{i}: must be an object with a type")
-    return content
 
 
 # --- the model's turns ------------------------------------------------------------------------------
@@ -157,7 +122,7 @@ def _model_parts(
                         {"text": block["thinking"], "thought": True, "thoughtSignature": found.signature}
                     )
             case "text":
-                if text := _text(block, bpath):
+                if text := read.text(block, bpath):
                     part = {"text": text}
             case "tool_use":
                 part, call = _function_call(block, path=bpath, ctx=ctx)
@@ -225,7 +190,7 @@ def _user_parts(
                 assert isinstance(client_id, str)
                 responses[client_id] = _function_response(block, call=call, path=bpath, moved=moved, ctx=ctx)
             case "text":
-                if text := _text(block, bpath):
+                if text := read.text(block, bpath):
                     parts.append({"text": text})
             case "image" | "document":
                 parts.extend(media_parts(block, path=bpath, ctx=ctx))
@@ -257,7 +222,7 @@ def _function_response(
                 raise TranslationError(f"{ipath}: must be an object")
             match item.get("type"):
                 case "text":
-                    texts.append(_text(item, ipath))
+                    texts.append(read.text(item, ipath))
                 case "image" | "document":
                     for part in media_parts(item, path=ipath, ctx=ctx):
                         (texts.append(part["text"]) if "text" in part else media.append(part))

@@ -11,22 +11,14 @@ from typing import Any
 
 from ..base import TranslationError
 from ..claude_code import without_billing_header
+from ..messages_request import KNOWN_FIELDS, TOOL_KEYS, number, required, text_of
 from ..types import Change, JSONDict, MessagesRequest, Target, Translation, UpstreamRequest
 from . import models
-from .contents import Context, build_contents, text_of
+from .contents import Context, build_contents
 from .schema import SchemaCleaner
 from .signatures import DIALECT
 from .state import GeminiState
 
-_KNOWN_FIELDS = frozenset(
-    {
-        "model", "messages", "system", "max_tokens", "stream", "tools", "tool_choice", "thinking",
-        "output_config", "metadata", "stop_sequences", "temperature", "top_p", "top_k", "cache_control",
-    }
-)  # fmt: skip
-_TOOL_KEYS = frozenset(
-    {"name", "description", "input_schema", "cache_control", "type", "defer_loading", "strict"}
-)
 _MAX_STOP_SEQUENCES = 5  # GenerationConfig.stopSequences: "up to 5"
 # Anthropic server tools -> Gemini's own grounding tools (Gemini runs them, as Anthropic would have).
 _GROUNDING = {"web_search": "googleSearch", "web_fetch": "urlContext"}
@@ -36,20 +28,13 @@ def build_request(
     request: MessagesRequest, target: Target, *, message_id: str, client_headers: dict[str, str]
 ) -> Translation:
     """The Gemini request for `request` on `target`, with every change it made."""
-    if not isinstance(request, dict):
-        raise TranslationError("body: must be a JSON object")
-    model = request.get("model")
-    if not isinstance(model, str) or not model:
-        raise TranslationError("model: required")
-    messages = request.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise TranslationError("messages: must be a non-empty list")
+    model, messages = required(request)
     upstream_model = target.model or model
     ctx = Context(target=target, model=upstream_model)
     if "cache_control" in request:
         ctx.cache_controls += 1
     for key in request:
-        if key not in _KNOWN_FIELDS:
+        if key not in KNOWN_FIELDS:
             ctx.drop(key)
 
     body: JSONDict = {}
@@ -145,7 +130,7 @@ def _system(system: Any, ctx: Context) -> str:
     system, dropped = without_billing_header(system)  # it would defeat Gemini's implicit prefix cache
     for header in dropped:
         ctx.changes.append(Change("billing_header_dropped", header[:200]))
-    return text_of(system, path="system", ctx=ctx)
+    return text_of(system, path="system", notes=ctx)
 
 
 def _max_tokens(value: Any, *, target: Target, overrides: JSONDict, ctx: Context) -> int:
@@ -231,7 +216,7 @@ def _declaration(tool: JSONDict, *, path: str, json_schema: bool, ctx: Context) 
     if tool.get("defer_loading"):
         ctx.changes.append(Change("defer_loading_ignored", name))
     for key in tool:
-        if key not in _TOOL_KEYS:
+        if key not in TOOL_KEYS:
             ctx.drop(f"{path}.{key}")
     return declaration
 
@@ -279,12 +264,9 @@ def _stop(value: Any, generation: JSONDict) -> list[str]:
 
 def _sampling(request: MessagesRequest, *, overrides: JSONDict, generation: JSONDict) -> None:
     for key, wire in (("temperature", "temperature"), ("top_p", "topP")):
-        value = overrides.get(key, request.get(key))
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise TranslationError(f"{key}: must be a number")
-        generation[wire] = value
+        value = overrides.get(key, number(request, key))
+        if value is not None:
+            generation[wire] = value
     top_k = request.get("top_k")
     if top_k is not None:
         if isinstance(top_k, bool) or not isinstance(top_k, int):
