@@ -36,6 +36,10 @@ ROUTINE_KINDS = frozenset(
         "stop_sequences_local",  # matched by the proxy instead
         "param_dropped",  # a sampling parameter the model refuses (temperature, top_k)
         "usage_estimated",  # a note on the record, not a change to the request
+        "reasoning_placeholder",  # a tool call Gemini did not make sent with Google's placeholder signature
+        "schema_adapted",  # a tool schema rewritten into the form the backend reads, meaning kept
+        "system_message_converted",  # a mid-conversation system message sent as a user turn
+        "server_tool_mapped",  # web search/fetch run by the backend's own grounding tool
     }
 )
 # Content the backend never saw.
