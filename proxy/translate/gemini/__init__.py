@@ -32,12 +32,12 @@ class GeminiDialect:
         return build_request(request, target, message_id=message_id, client_headers=client_headers)
 
     def build_count_tokens_request(
-        self, request: JSONDict, target: Target, *, client_headers: dict[str, str]
+        self, request: MessagesRequest, target: Target, *, client_headers: dict[str, str]
     ) -> UpstreamRequest | None:
         """`:countTokens` over the same contents, system instruction and tools a message would send."""
         try:
             translation = build_request(
-                {**request, "max_tokens": request.get("max_tokens") or 1, "stream": False},  # type: ignore[typeddict-item]
+                {**request, "max_tokens": request.get("max_tokens") or 1, "stream": False},
                 target,
                 message_id="msg_count",
                 client_headers=client_headers,
