@@ -19,6 +19,7 @@ ROUTINE_KINDS = frozenset(
         "cache_control_stripped",  # Anthropic's cache breakpoints; other backends cache by prefix
         "model_mapped",
         "max_tokens_lowered",  # to the model's real output limit
+        "max_tokens_raised",  # to a backend's minimum (the Responses API refuses under 16)
         "thinking_budget_lowered",
         "thinking_disabled",  # max_tokens left no room for it: a setting, not content
         "thinking_mapped",  # thinking -> reasoning_effort
@@ -40,6 +41,10 @@ ROUTINE_KINDS = frozenset(
         "tool_call_repaired",
         "tool_call_retried",
         "tool_call_unrepairable",
+        "reasoning_placeholder",  # a tool call Gemini did not make sent with Google's placeholder signature
+        "schema_adapted",  # a tool schema rewritten into the form the backend reads, meaning kept
+        "system_message_converted",  # a mid-conversation system message sent as a user turn
+        "server_tool_mapped",  # web search/fetch run by the backend's own grounding tool
     }
 )
 # Content the backend never saw.

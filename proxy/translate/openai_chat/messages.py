@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from .. import messages_request as read
 from ..base import TranslationError
 from ..claude_code import without_billing_header
 from ..ids import tool_id_to_upstream
@@ -21,51 +22,14 @@ from .documents import document_parts, search_result_part
 from .wire import REASONING_FIELDS, SIGNATURE_PREFIX
 
 
-def _text_of(content: Any, *, path: str, ctx: Context) -> str:
-    """A system prompt (string or text blocks) as one string: the form every server accepts."""
-    if isinstance(content, str):
-        return content
-    if not isinstance(content, list):
-        raise TranslationError(f"{path}: must be a string or a list of text blocks")
-    texts: list[str] = []
-    for i, block in enumerate(content):
-        if not isinstance(block, dict):
-            raise TranslationError(f"{path}.{i}: must be an object")
-        ctx.see(block)
-        if block.get("type") != "text":
-            ctx.drop(f"{path}.{i}: type {block.get('type')}")
-            continue
-        texts.append(_text(block, f"{path}.{i}"))
-    return "\n\n".join(t for t in texts if t)
-
-
 def system_messages(system: Any, ctx: Context) -> list[JSONDict]:
     if system is None:
         return []
     system, dropped = without_billing_header(system)  # it would defeat the backend's prefix cache
     for header in dropped:
         ctx.changes.append(Change("billing_header_dropped", header[:200]))
-    text = _text_of(system, path="system", ctx=ctx)
+    text = read.text_of(system, path="system", notes=ctx)
     return [{"role": "system", "content": text}] if text else []
-
-
-def _text(block: JSONDict, path: str) -> str:
-    text = block.get("text")
-    if not isinstance(text, str):
-        raise TranslationError(f"{path}.text: must be a string")
-    return text
-
-
-def _blocks(content: Any, path: str) -> list[JSONDict]:
-    """Message content as a list of blocks (a string is one text block)."""
-    if isinstance(content, str):
-        return [{"type": "text", "text": content}]
-    if not isinstance(content, list):
-        raise TranslationError(f"{path}.content: must be a string or a list of blocks")
-    for i, block in enumerate(content):
-        if not isinstance(block, dict) or not isinstance(block.get("type"), str):
-            raise TranslationError(f"{path}.content.{i}: must be an object with a type")
-    return content
 
 
 @dataclass(slots=True)
@@ -85,12 +49,12 @@ def chat_messages(messages: list[Any], ctx: Context) -> list[JSONDict]:
             raise TranslationError(f"{path}: must be an object")
         role = message.get("role")
         if role == "system":  # mid-conversation system message (Claude Code beta): keep it in place
-            text = _text_of(message.get("content"), path=f"{path}.content", ctx=ctx)
+            text = read.text_of(message.get("content"), path=f"{path}.content", notes=ctx)
             if text:
                 # Chat Completions wants tool messages right after their assistant turn: hold it until then.
                 (pending.deferred if pending.ids else out).append({"role": "system", "content": text})
             continue
-        blocks = _blocks(message.get("content"), path)
+        blocks = read.blocks(message.get("content"), path)
         if role == "user":
             out.extend(_user_message(blocks, path=path, pending=pending, ctx=ctx))
         elif role == "assistant":
@@ -109,23 +73,11 @@ def _unanswered(pending: _Pending) -> None:
 
 
 def _image_part(block: JSONDict, *, path: str, ctx: Context) -> JSONDict | None:
-    source = block.get("source")
-    if not isinstance(source, dict):
-        raise TranslationError(f"{path}.source: required")
-    match source.get("type"):
-        case "base64":
-            media_type, data = source.get("media_type"), source.get("data")
-            if not isinstance(media_type, str) or not isinstance(data, str):
-                raise TranslationError(f"{path}.source: media_type and data required")
-            return {"type": "image_url", "image_url": {"url": f"data:{media_type};base64,{data}"}}
-        case "url":
-            url = source.get("url")
-            if not isinstance(url, str):
-                raise TranslationError(f"{path}.source.url: must be a string")
-            return {"type": "image_url", "image_url": {"url": url}}
-        case other:  # e.g. Files API ids: nothing a Chat Completions server can fetch
-            ctx.drop_content(f"{path}: image with a {other} source")
-            return None
+    url, kind = read.image_url(block, path=path)
+    if url is None:  # e.g. Files API ids: nothing a Chat Completions server can fetch
+        ctx.drop_content(f"{path}: image with a {kind} source")
+        return None
+    return {"type": "image_url", "image_url": {"url": url}}
 
 
 def _user_message(blocks: list[JSONDict], *, path: str, pending: _Pending, ctx: Context) -> list[JSONDict]:
@@ -149,7 +101,7 @@ def _user_message(blocks: list[JSONDict], *, path: str, pending: _Pending, ctx: 
                         _moved_from_tool_result(attached, upstream_id=upstream_id, path=bpath, ctx=ctx)
                     )
             case "text":
-                if text := _text(block, bpath):
+                if text := read.text(block, bpath):
                     parts.append({"type": "text", "text": text})
             case "image":
                 if image := _image_part(block, path=bpath, ctx=ctx):
@@ -213,7 +165,7 @@ def _tool_result_content(block: JSONDict, *, path: str, ctx: Context) -> tuple[s
             ctx.see(item)
             match item.get("type"):
                 case "text":
-                    texts.append(_text(item, ipath))
+                    texts.append(read.text(item, ipath))
                 case "image":
                     if image := _image_part(item, path=ipath, ctx=ctx):
                         images.append(image)
@@ -252,7 +204,7 @@ def _assistant_message(
         ctx.see(block)
         match block["type"]:
             case "text":
-                if text := _text(block, bpath):
+                if text := read.text(block, bpath):
                     texts.append(text)
             case "tool_use":
                 tool_calls.append(_tool_call(block, path=bpath, ctx=ctx))

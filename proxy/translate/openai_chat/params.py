@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .. import messages_request as read
 from ..base import TranslationError
 from ..types import Change, JSONDict, MessagesRequest, Target
 from .context import Context
@@ -153,23 +154,14 @@ def stop_param(value: Any, *, body: JSONDict, ctx: Context) -> tuple[tuple[str, 
     return tuple(value), tuple(s for s in local if s)
 
 
-def _number(request: MessagesRequest, key: str) -> float | None:
-    value = request.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TranslationError(f"{key}: must be a number")
-    return value
-
-
 def sampling(request: MessagesRequest, *, overrides: JSONDict, body: JSONDict, ctx: Context) -> None:
-    temperature = overrides.get("temperature", _number(request, "temperature"))
+    temperature = overrides.get("temperature", read.number(request, "temperature"))
     if temperature is not None:
         if ctx.quirks.no_temperature:  # e.g. OpenAI reasoning models reject it
             ctx.changes.append(Change("param_dropped", "temperature"))
         else:
             body["temperature"] = temperature
-    top_p = _number(request, "top_p")
+    top_p = read.number(request, "top_p")
     if top_p is not None:
         body["top_p"] = top_p
     top_k = request.get("top_k")

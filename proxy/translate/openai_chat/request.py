@@ -9,7 +9,7 @@ Wire format: https://platform.openai.com/docs/api-reference/chat/create
 
 from __future__ import annotations
 
-from ..base import TranslationError
+from .. import messages_request as read
 from ..types import Change, JSONDict, MessagesRequest, Target, Translation, UpstreamRequest
 from .context import Context
 from .messages import chat_messages, system_messages
@@ -17,35 +17,18 @@ from .params import max_tokens, reasoning_effort, response_format, sampling, sto
 from .state import ChatState
 from .tools import tool_choice, tool_definitions
 
-# Top-level fields this module maps; anything else (context_management, safeguards, container,
-# mcp_servers, service_tier, …) is Anthropic-only or unknown: dropped and listed, never forwarded.
-_KNOWN_FIELDS = frozenset(
-    {
-        "model", "messages", "system", "max_tokens", "stream", "tools", "tool_choice", "thinking",
-        "output_config", "metadata", "stop_sequences", "temperature", "top_p", "top_k", "cache_control",
-    }
-)  # fmt: skip
-
 
 def build_request(
     request: MessagesRequest, target: Target, *, message_id: str, client_headers: dict[str, str]
 ) -> Translation:
     """The Chat Completions request for `request` on `target`, with every change it made."""
     # client_headers are not needed: this dialect authenticates with the target's own key.
-    if not isinstance(request, dict):
-        raise TranslationError("body: must be a JSON object")
-    model = request.get("model")
-    if not isinstance(model, str) or not model:
-        raise TranslationError("model: required")
-    messages = request.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise TranslationError("messages: must be a non-empty list")
-
+    model, messages = read.required(request)
     ctx = Context.of(target)
     if "cache_control" in request:  # top-level automatic caching
         ctx.cache_controls += 1
     for key in request:
-        if key not in _KNOWN_FIELDS:
+        if key not in read.KNOWN_FIELDS:
             ctx.drop(key)
 
     overrides = dict(target.overrides)

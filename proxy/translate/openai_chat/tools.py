@@ -4,48 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import messages_request as read
 from ..base import TranslationError
 from ..types import Change, JSONDict
 from .context import Context
 
-_TOOL_KEYS = frozenset(
-    {"name", "description", "input_schema", "cache_control", "type", "defer_loading", "strict"}
-)
-
 
 def tool_definitions(tools: Any, ctx: Context) -> list[JSONDict]:
-    if tools is None:
-        return []
-    if not isinstance(tools, list):
-        raise TranslationError("tools: must be a list")
     out: list[JSONDict] = []
-    for i, tool in enumerate(tools):
-        path = f"tools.{i}"
-        if not isinstance(tool, dict):
-            raise TranslationError(f"{path}: must be an object")
-        ctx.see(tool)
-        if "input_schema" not in tool and tool.get("type") not in (None, "custom"):
-            # A server tool (web_search_20250305, code_execution…): Anthropic runs it, no backend here can.
-            ctx.drop(f"{path}: server tool {tool.get('type')} ({tool.get('name')})")
-            continue
-        name, schema = tool.get("name"), tool.get("input_schema")
-        if not isinstance(name, str) or not name:
-            raise TranslationError(f"{path}.name: required")
-        if not isinstance(schema, dict):
-            raise TranslationError(f"{path}.input_schema: must be an object")
-        function: JSONDict = {"name": ctx.names.upstream(name)}
-        if isinstance(tool.get("description"), str):
-            function["description"] = tool["description"]
-        function["parameters"] = schema  # unchanged: $schema and additionalProperties included
-        if isinstance(tool.get("strict"), bool):  # structured outputs: the backend holds to the schema
-            function["strict"] = tool["strict"]
+    for found in read.client_tools(tools, ctx):
+        function: JSONDict = {"name": ctx.names.upstream(found.name)}
+        if isinstance(found.tool.get("description"), str):
+            function["description"] = found.tool["description"]
+        function["parameters"] = found.schema  # unchanged: $schema and additionalProperties included
+        if isinstance(found.tool.get("strict"), bool):  # structured outputs: the backend holds to the schema
+            function["strict"] = found.tool["strict"]
         out.append({"type": "function", "function": function})
-        if tool.get("defer_loading"):
+        if found.tool.get("defer_loading"):
             # Tool search has no Chat Completions equivalent: the tool is simply sent up front.
-            ctx.changes.append(Change("defer_loading_ignored", name))
-        for key in tool:
-            if key not in _TOOL_KEYS:
-                ctx.drop(f"{path}.{key}")
+            ctx.changes.append(Change("defer_loading_ignored", found.name))
     return out
 
 
