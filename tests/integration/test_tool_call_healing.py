@@ -367,3 +367,67 @@ def test_with_no_retries_a_call_that_needs_one_goes_out_as_the_backend_wrote_it(
     assert len(upstream.requests) == 1
     (change,) = healing_changes(record(configured, request_id))
     assert change["kind"] == "tool_call_unrepairable"
+
+
+# -- any translated dialect: Gemini sends arguments as objects, so only the schema can be wrong ---------
+
+GEMINI_KEY = "AIza-healing-key"
+GEMINI_CONFIG = """
+[[providers]]
+name = "gemini"
+dialect = "gemini"
+base_url = "{url}"
+api_key_env = "GEMINI_API_KEY"
+
+[[rules]]
+name = "main"
+provider = "gemini"
+model = "gemini-3-flash-preview"
+default = true
+"""
+
+
+@pytest.fixture(scope="module")
+def gemini() -> Iterator[Any]:
+    from tests.fakes.gemini_upstream import FakeGemini
+
+    with FakeGemini(key=GEMINI_KEY) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def gemini_server(gemini: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    tmp = tmp_path_factory.mktemp("healing-gemini")
+    data_dir, config = tmp / "data", tmp / "routes.toml"
+    config.write_text(GEMINI_CONFIG.format(url=gemini.url))
+    env = {**os.environ, "SWITCHBOARD_DATA_DIR": str(data_dir), "GEMINI_API_KEY": GEMINI_KEY}
+    for command in (["migrate", "-v", "0"], ["routes", "import", str(config)]):
+        subprocess.run(
+            [sys.executable, "manage.py", *command], cwd=ROOT, env=env, check=True, capture_output=True
+        )
+    srv = start_server(tmp, {"SWITCHBOARD_DATA_DIR": str(data_dir), "GEMINI_API_KEY": GEMINI_KEY})
+    yield srv
+    stop_server(srv)
+
+
+def test_a_gemini_call_is_healed_by_the_same_stage(gemini_server: Server, gemini: Any) -> None:
+    from tests.fakes.gemini_upstream import chunk, response, stream
+
+    gemini.reset()
+    call = {"functionCall": {"name": "bash", "args": {"command": "ls", "timeout": "30"}}}
+    gemini.script(stream(chunk([{"text": "Listing."}]), chunk([call], finish="STOP")))
+    sdk = anthropic.Anthropic(base_url=gemini_server.url, api_key="sk-ant-client", max_retries=0)
+    final = stream_final(sdk)
+    assert final.content[1].name == "Bash"  # type: ignore[union-attr]
+    assert final.content[1].input == {"command": "ls", "timeout": 30}  # type: ignore[union-attr]
+    (change,) = healing_changes(record(gemini_server, final._request_id or ""))
+    assert [e["repair"] for e in change["edits"]] == ["tool_name", "string_to_integer"]
+    # A required property missing: retried on Gemini, answered with the fixed call.
+    gemini.reset()
+    gemini.script(
+        stream(chunk([{"functionCall": {"name": "Write", "args": {"file_path": "/a"}}}], finish="STOP")),
+        response([{"functionCall": {"name": "Write", "args": {"file_path": "/a", "content": "x"}}}]),
+    )
+    final = stream_final(sdk)
+    assert final.content[0].input == {"file_path": "/a", "content": "x"}  # type: ignore[union-attr]
+    assert len(gemini.requests) == 2 and not gemini.rejections
