@@ -36,6 +36,11 @@ ROUTINE_KINDS = frozenset(
         "stop_sequences_local",  # matched by the proxy instead
         "param_dropped",  # a sampling parameter the model refuses (temperature, top_k)
         "usage_estimated",  # a note on the record, not a change to the request
+        # Tool-call healing (issue #15): the backend's own call, repaired or retried before the client saw
+        # it (its raw arguments are on the change); an unrepairable one goes out as it was written.
+        "tool_call_repaired",
+        "tool_call_retried",
+        "tool_call_unrepairable",
         "reasoning_placeholder",  # a tool call Gemini did not make sent with Google's placeholder signature
         "schema_adapted",  # a tool schema rewritten into the form the backend reads, meaning kept
         "system_message_converted",  # a mid-conversation system message sent as a user turn
