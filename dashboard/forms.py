@@ -90,8 +90,16 @@ class RuleForm(ModelForm):
             "overrides",
             "fallbacks",
             "aliases",
+            "heal_tool_calls",
+            "tool_call_retries",
         ]
-        help_texts = {"model": "the backend model id; empty keeps the client's model (Anthropic passthrough)"}
+        labels = {"heal_tool_calls": "Heal tool calls", "tool_call_retries": "Tool-call retries"}
+        help_texts = {
+            "model": "the backend model id; empty keeps the client's model (Anthropic passthrough)",
+            "heal_tool_calls": "check every tool call against its tool's schema; repair it, or retry it; "
+            "unknown: the provider's setting (this rule's wins, for its fallbacks too)",
+            "tool_call_retries": "retries per broken call (0: repairs only); empty: the provider's",
+        }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -146,6 +154,8 @@ class ProviderForm(ModelForm):
             "idle_timeout",
             "total_timeout",
             "model_settings",
+            "heal_tool_calls",
+            "tool_call_retries",
             "quirks",
         ]
         labels = {
@@ -154,12 +164,17 @@ class ProviderForm(ModelForm):
             "first_byte_timeout": "First-byte timeout (s)",
             "idle_timeout": "Idle timeout (s)",
             "total_timeout": "Total timeout (s)",
+            "heal_tool_calls": "Heal tool calls",
+            "tool_call_retries": "Tool-call retries",
         }
         help_texts = {
             "api_key_env": "preferred: the name of an environment variable holding the key",
             "first_byte_timeout": "request sent to the backend's first byte; 0 = no limit",
             "idle_timeout": "the longest silence between two chunks of the answer; 0 = no limit",
             "total_timeout": "the whole answer; 0 = no limit",
+            "heal_tool_calls": "check every tool call against its tool's schema before the client sees it: "
+            "repair what is certain, else retry the call (not on Anthropic passthrough)",
+            "tool_call_retries": "retries per broken call, to this backend (0: repairs only)",
             "quirks": "what this endpoint lacks, which Switchboard covers (comma separated): no_tool_choice, "
             "tool_choice_any_is_auto, no_images, no_documents, tool_ids=functions, no_count_tokens, "
             "replay_reasoning, thought_signatures, top_k",
@@ -174,6 +189,7 @@ class ProviderForm(ModelForm):
         self.fields["dialect"] = forms.ChoiceField(choices=[(d, d) for d in dialect_names()])
         allowed = ", ".join(settings.API_KEY_ENV_ALLOWED)
         self.fields["api_key_env"].help_text += f" (allowed names: {allowed})"
+        self.fields["tool_call_retries"].required = False  # empty: the default, one retry
         # Secret extra headers are write-only too: shown as "[stored]", which keeps them on save.
         self.initial["extra_headers"] = masked_headers(self.instance.extra_headers or {})
         self.fields["quirks"] = forms.CharField(
@@ -188,6 +204,10 @@ class ProviderForm(ModelForm):
 
     def clean_quirks(self) -> list[str]:
         return [q.strip() for q in self.cleaned_data.get("quirks", "").split(",") if q.strip()]
+
+    def clean_tool_call_retries(self) -> int:
+        value = self.cleaned_data.get("tool_call_retries")
+        return 1 if value is None else int(value)
 
     def clean_api_key_env(self) -> str:
         name = self.cleaned_data.get("api_key_env", "").strip()

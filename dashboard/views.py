@@ -112,7 +112,12 @@ def tool_matrix(request: HtmxHttpRequest) -> HttpResponse:
     return render(
         request,
         "dashboard/tools.html",
-        {"matrix": report.matrix(), "analysed": report.analysed, "window": toolcalls.WINDOW},
+        {
+            "matrix": report.matrix(),
+            "healing": report.healing_rows(),
+            "analysed": report.analysed,
+            "window": toolcalls.WINDOW,
+        },
     )
 
 

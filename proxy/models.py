@@ -31,6 +31,9 @@ class Provider(models.Model):
     # {model_id: {"max_output_tokens": int, "context_window": int, "input_price": $/Mtok,
     #  "output_price": $/Mtok, "cache_read_price": $/Mtok, "options": [..]}}: overrides of built-in tables.
     model_settings = models.JSONField(default=dict, blank=True)
+    # Tool-call healing (issue #15): every call checked against its tool's schema, repaired or retried.
+    heal_tool_calls = models.BooleanField(default=True)
+    tool_call_retries = models.PositiveSmallIntegerField(default=1)  # per broken call; 0: repairs only
     # The endpoint's capability profile, as Target.options for every model it serves ("no_tool_choice",
     # "tool_ids=functions", ...): filled from a preset (proxy/routing/presets.py), editable.
     quirks = models.JSONField(default=list, blank=True)
@@ -58,6 +61,9 @@ class Rule(models.Model):
     # Virtual claude-… model ids this rule answers to, listed in GET /v1/models.
     aliases = models.JSONField(default=list, blank=True)
     is_default = models.BooleanField(default=False)
+    # None: the provider's setting
+    heal_tool_calls = models.BooleanField(null=True, blank=True, default=None)
+    tool_call_retries = models.PositiveSmallIntegerField(null=True, blank=True, default=None)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -20,7 +20,7 @@ import orjson
 from django.http import HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 
-from proxy import upstream
+from proxy import healing, upstream
 from proxy.http.errors import error_frame, error_response
 from proxy.http.request_ids import new_message_id
 from proxy.ops import shutdown
@@ -32,8 +32,9 @@ from proxy.translate import tokens
 from proxy.translate.accumulate import Accumulator
 from proxy.translate.base import StreamTranslator, TranslationError, UpstreamError
 from proxy.translate.dialects import DIALECTS
+from proxy.translate.healing.stream import ToolCallHealer
 from proxy.translate.sse import SSEDecoder, encode_event
-from proxy.translate.types import JSONDict, MessagesRequest, Target, Translation
+from proxy.translate.types import JSONDict, MessagesRequest, StreamEvent, Target, Translation
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +92,9 @@ async def _serve_messages(routed: Routed, *, message_id: str) -> _Result:
     request_body: MessagesRequest | None = decision.body
     # From here only this frame holds the parsed request, and only until the last target's translation:
     # a request waiting for its upstream (or streaming for minutes) then keeps just the bytes it sent
-    # and received, not a parsed copy of a 100 KB prompt (~2x its size; peak memory at c=200).
+    # and received, not a parsed copy of a 100 KB prompt (~2x its size; peak memory at c=200). A request
+    # with tools that may be healed keeps it: a broken call's retry is that request plus the error.
+    keep_request = healing.wants_healing(request_body, targets)
     routed.decision = decision = None
     if shutdown.draining():  # a request on a connection opened before the server began to stop
         return _refuse("api_error", shutdown.STOPPING_MESSAGE, 503)
@@ -112,7 +115,11 @@ async def _serve_messages(routed: Routed, *, message_id: str) -> _Result:
             translation = await asyncio.to_thread(build) if tape.documents else build()
         except TranslationError as exc:
             return _refuse(exc.error_type, exc.message, exc.status)
-        if attempt == len(targets) - 1:
+        heal = healing.Healing.of(
+            request_body if keep_request else None, target, message_id=message_id, headers=headers
+        )
+        translation.lenient_tool_input = heal is not None
+        if attempt == len(targets) - 1 and heal is None:
             request_body = None
         payload = upstream.encode_body(translation.upstream)
         _note_target(tape, target, translation, payload)
@@ -134,10 +141,12 @@ async def _serve_messages(routed: Routed, *, message_id: str) -> _Result:
             if isinstance(tape.client_request, orjson.Fragment):  # its bytes: a copy, ~1 us for 80 KB
                 translation.input_estimate = tokens.estimate_from_size(len(orjson.dumps(tape.client_request)))
             translator = dialect.stream_translator(translation)
-            stream = relay(reply=reply, first=first, translator=translator, tape=tape)
+            stream = relay(reply=reply, first=first, translator=translator, tape=tape, heal=heal)
             return _Result(_sse_response(stream), streams=True)
         await reply.aclose()
-        return _answer(body=first, dialect_name=target.dialect, translation=translation, tape=tape)
+        return await _answer(
+            body=first, dialect_name=target.dialect, translation=translation, tape=tape, heal=heal
+        )
     assert last_error is not None, "routing returned no target"
     return _refuse(last_error.error_type, last_error.message, last_error.status, last_error.retry_after)
 
@@ -239,7 +248,9 @@ async def serve_stored(
     return Served(response, tape.request_id, tape.backend_model, tape.ms(tape.done_at) or 0.0)
 
 
-def _answer(*, body: bytes, dialect_name: str, translation: Translation, tape: Tape) -> _Result:
+async def _answer(
+    *, body: bytes, dialect_name: str, translation: Translation, tape: Tape, heal: healing.Healing | None
+) -> _Result:
     tape.upstream_chunks = [body]
     try:
         message = DIALECTS[dialect_name].parse_response(orjson.loads(body), translation)
@@ -247,16 +258,25 @@ def _answer(*, body: bytes, dialect_name: str, translation: Translation, tape: T
         return _refuse(exc.error_type, exc.message, exc.status)
     except orjson.JSONDecodeError:
         return _refuse("api_error", f"upstream returned a body that is not JSON: {body[:200]!r}", 500)
+    if heal is not None:  # the same stage as a stream's, over the reply's blocks (retries included)
+        message = await healing.heal_message(heal, message, tape)
     tape.client_message = message
     tape.usage = dict(message.get("usage") or {})
     return _Result(HttpResponse(orjson.dumps(message), content_type="application/json"))
 
 
 async def relay(
-    *, reply: upstream.Reply, first: bytes, translator: StreamTranslator, tape: Tape
+    *,
+    reply: upstream.Reply,
+    first: bytes,
+    translator: StreamTranslator,
+    tape: Tape,
+    heal: healing.Healing | None = None,
 ) -> AsyncIterator[bytes]:
-    """Upstream SSE bytes (the first chunk read already) -> translated Anthropic SSE frames, one by one."""
+    """Upstream SSE bytes (the first chunk read already) -> translated Anthropic SSE frames, one by one.
+    With `heal`, the events pass the healing stage: tool calls are judged before the client sees them."""
     decoder = SSEDecoder()
+    healer = heal.healer() if heal is not None else None
     chunks = tape.upstream_chunks
     sent = Accumulator()  # what the client got, folded in as it goes: the events themselves are not kept
     progress.watch(tape, sent)  # read once a second by the progress ticker, never written here
@@ -270,6 +290,8 @@ async def relay(
                 out = []
                 for received in decoder.feed(chunk):
                     out.extend(translator.feed(received))
+                if healer is not None:
+                    out = _through(healer, out)
                 if out:
                     if tape.first_token_at is None and any(e["type"] == "content_block_delta" for e in out):
                         tape.first_token_at = time.perf_counter()
@@ -283,10 +305,17 @@ async def relay(
             for received in decoder.flush():
                 out.extend(translator.feed(received))
             out.extend(translator.finish())
+            if healer is not None:
+                out = _through(healer, out)
             if out:
                 for event in out:
                     sent.feed(event)
                 yield b"".join([encode_event(e) for e in out])
+            if healer is not None and heal is not None:
+                # Broken calls' retries (pings while they run), then what waited behind them.
+                async for late in healing.heal_stream(heal, healer, tape):
+                    sent.feed(late)
+                    yield encode_event(late)
             if translator.usage_estimated:
                 tape.changes.append(
                     {
@@ -307,11 +336,20 @@ async def relay(
             yield error_frame("api_error", message, request_id=tape.request_id)
     finally:  # also on a hang-up (CancelledError, GeneratorExit): `status` says cancelled then
         tape.usage = dict(translator.usage)
+        if healer is not None:
+            healing.note_stream(tape, healer)
         if sent.started:
             tape.client_message = sent.message()
         progress.forget(tape)
         tape.end(status, error)
         await reply.aclose()
+
+
+def _through(healer: ToolCallHealer, events: list[StreamEvent]) -> list[StreamEvent]:
+    out: list[StreamEvent] = []
+    for event in events:
+        out.extend(healer.feed(event))
+    return out
 
 
 def _sse_response(stream: AsyncIterator[bytes]) -> StreamingHttpResponse:

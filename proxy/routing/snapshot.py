@@ -106,6 +106,8 @@ def provider_spec(p: Any) -> ProviderSpec:
         idle_timeout=p.idle_timeout,
         total_timeout=p.total_timeout,
         model_settings=dict(p.model_settings or {}),
+        heal_tool_calls=p.heal_tool_calls,
+        tool_call_retries=p.tool_call_retries,
         quirks=list(p.quirks or []),
     )
 
@@ -121,6 +123,8 @@ def rule_spec(r: Any) -> RuleSpec:
         aliases=list(r.aliases or []),
         enabled=r.enabled,
         is_default=r.is_default,
+        heal_tool_calls=r.heal_tool_calls,
+        tool_call_retries=r.tool_call_retries,
     )
 
 

@@ -148,6 +148,7 @@ class AnthropicDialect:
         forwards_client_credentials=True,
         counts_tokens=True,  # the official API only: build_count_tokens_request says None elsewhere
         secret_headers=frozenset({"x-api-key", "authorization"}),
+        heals_tool_calls=False,
     )
 
     def build_request(

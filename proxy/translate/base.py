@@ -78,6 +78,9 @@ class Capabilities:
     # Header names (lower-case) this dialect authenticates with, never recorded, on top of the generic
     # hints in proxy/recording/tape.py (e.g. "x-goog-api-key").
     secret_headers: frozenset[str] = frozenset()
+    # Tool calls in its answers are checked and healed (issue #15): a translated answer is ours to check;
+    # a passthrough's is the vendor's own, and its tools are the vendor's business.
+    heals_tool_calls: bool = True
 
 
 class StreamTranslator(Protocol):

@@ -28,7 +28,6 @@ ROUTINE_KINDS = frozenset(
         "reasoning_dropped",
         # Another backend's opaque reasoning (reasoning.py): only its maker can read it back.
         "foreign_reasoning_dropped",
-        "thought_signature_placeholder",  # Google's documented value for a call another model made
         "tool_choice_emulated",  # a server without (full) tool_choice: by name or as an instruction
         "tool_renamed",  # renamed back in the answer
         "tool_result_image_moved",  # moved to a user message, still sent
@@ -40,6 +39,15 @@ ROUTINE_KINDS = frozenset(
         "stop_sequences_local",  # matched by the proxy instead
         "param_dropped",  # a sampling parameter the model refuses (temperature, top_k)
         "usage_estimated",  # a note on the record, not a change to the request
+        # Tool-call healing (issue #15): the backend's own call, repaired or retried before the client saw
+        # it (its raw arguments are on the change); an unrepairable one goes out as it was written.
+        "tool_call_repaired",
+        "tool_call_retried",
+        "tool_call_unrepairable",
+        "reasoning_placeholder",  # a tool call Gemini did not make sent with Google's placeholder signature
+        "schema_adapted",  # a tool schema rewritten into the form the backend reads, meaning kept
+        "system_message_converted",  # a mid-conversation system message sent as a user turn
+        "server_tool_mapped",  # web search/fetch run by the backend's own grounding tool
     }
 )
 # Content the backend never saw.

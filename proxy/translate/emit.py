@@ -11,7 +11,7 @@ Every method returns the events it produced (possibly none), to be sent in order
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from .types import (
@@ -130,6 +130,18 @@ class AnthropicStreamWriter:
             return []
         events = self._ensure("thinking", signature=signature)
         return [*events, self._delta({"type": "thinking_delta", "thinking": text})]
+
+    def sign_thinking(self, signature: str, *, own_block: bool = False) -> list[StreamEvent]:
+        """Set the signature of the open thinking block (a backend may sign reasoning only once the next
+        part arrives), or, with no thinking block open or `own_block`, open an empty one that carries it."""
+        if self.stopped:
+            return []
+        block = self.block
+        if block is not None and block.kind == "thinking" and not own_block:
+            self.block = replace(block, signature=signature)
+            return []
+        empty: JSONDict = {"type": "thinking", "thinking": "", "signature": ""}
+        return self._open("thinking", empty, signature=signature)
 
     def opaque_thinking(self, signature: str) -> list[StreamEvent]:
         """A thinking block with no text, only a signature: state the client must send back next turn

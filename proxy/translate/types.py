@@ -194,6 +194,9 @@ class Target:
     total_timeout: float = 0.0
     # $ per million tokens from the provider's settings (input_price, output_price, cache_read_price, ...)
     prices: tuple[tuple[str, float], ...] = ()
+    # Tool-call healing (issue #15): check every call against its tool's schema, repair or retry it.
+    heal_tool_calls: bool = True
+    tool_call_retries: int = 1  # retries per broken call; 0: repairs only
 
     def option_value(self, prefix: str) -> str | None:
         """Value of a `name=value` option, or None."""

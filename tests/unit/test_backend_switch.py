@@ -335,4 +335,4 @@ def test_gemini_openai_endpoint_gets_the_placeholder_on_a_call_another_model_mad
     translation, _ = _turn(gemini, messages)
     call = translation.upstream.body["messages"][1]["tool_calls"][0]
     assert call["extra_content"] == {"google": {"thought_signature": "skip_thought_signature_validator"}}
-    assert "thought_signature_placeholder" in [c.kind for c in translation.changes]
+    assert "reasoning_placeholder" in [c.kind for c in translation.changes]

@@ -269,7 +269,7 @@ def _signed_calls(
             call = with_thought_signature(call, signatures[client_id])
         elif i == 0 and wants_thought_signatures(ctx.target):
             call = with_thought_signature(call, THOUGHT_PLACEHOLDER)
-            ctx.changes.append(Change("thought_signature_placeholder", f"{path}: {client_id}"))
+            ctx.changes.append(Change("reasoning_placeholder", f"{path}: {client_id}"))
         out.append(call)
     return out
 
