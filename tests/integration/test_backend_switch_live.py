@@ -19,6 +19,7 @@ import pytest
 from proxy.routing.presets import BY_KEY
 from tests.conftest import ROOT, Server, start_server, stop_server
 from tests.fakes.compatible_upstream import FakeCompatible
+from tests.fakes.gemini_upstream import FakeGemini, response, signature
 from tests.fakes.openai_upstream import FakeOpenAI, completion
 
 KINDS = ("anthropic", "ollama", "deepseek", "minimax", "kimi")
@@ -28,7 +29,10 @@ TOOLS = [
 THINKING = {"type": "enabled", "budget_tokens": 2048}
 
 
-def _config(fakes: dict[str, FakeCompatible], chat: FakeOpenAI) -> str:
+GEMINI_KEY = "gemini-test-key"
+
+
+def _config(fakes: dict[str, FakeCompatible], chat: FakeOpenAI, gemini: FakeGemini) -> str:
     quirks = {"anthropic": ("anthropic_api",)} | {
         k: BY_KEY[k].quirks for k in ("ollama", "deepseek", "minimax")
     }
@@ -41,6 +45,10 @@ def _config(fakes: dict[str, FakeCompatible], chat: FakeOpenAI) -> str:
         if kind != "anthropic":
             lines += ["[[rules]]", f'name = "{kind}"', f'provider = "{kind}"', f'model = "{kind}-model"',
                       f'conditions = {{ model = "claude-{kind}-*" }}', ""]  # fmt: skip
+    lines += ["[[providers]]", 'name = "gemini"', 'dialect = "gemini"', f'base_url = "{gemini.url}"',
+              'api_key_env = "GEMINI_API_KEY"', "",
+              "[[rules]]", 'name = "gemini"', 'provider = "gemini"', 'model = "gemini-3-pro-preview"',
+              'conditions = { model = "claude-gemini-*" }', ""]  # fmt: skip
     lines += ["[[providers]]", 'name = "chat"', 'dialect = "openai"', f'base_url = "{chat.url}"', "",
               "[[rules]]", 'name = "chat"', 'provider = "chat"', 'model = "deepseek-reasoner"',
               'conditions = { model = "claude-chat-*" }', "",
@@ -65,15 +73,24 @@ def chat() -> Iterator[FakeOpenAI]:
 
 
 @pytest.fixture(scope="module")
+def gemini() -> Iterator[FakeGemini]:
+    with FakeGemini(key=GEMINI_KEY) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
 def server(
-    fakes: dict[str, FakeCompatible], chat: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory
+    fakes: dict[str, FakeCompatible],
+    chat: FakeOpenAI,
+    gemini: FakeGemini,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("switch")
     data = tmp / "data"
-    srv = start_server(tmp, {"SWITCHBOARD_DATA_DIR": str(data)})
+    srv = start_server(tmp, {"SWITCHBOARD_DATA_DIR": str(data), "GEMINI_API_KEY": GEMINI_KEY})
     try:
         path = tmp / "routes.toml"
-        path.write_text(_config(fakes, chat))
+        path.write_text(_config(fakes, chat, gemini))
         env = {
             k: v
             for k, v in os.environ.items()
@@ -91,8 +108,8 @@ def server(
 
 
 @pytest.fixture
-def reset(fakes: dict[str, FakeCompatible], chat: FakeOpenAI) -> Iterator[None]:
-    for fake in [*fakes.values(), chat]:
+def reset(fakes: dict[str, FakeCompatible], chat: FakeOpenAI, gemini: FakeGemini) -> Iterator[None]:
+    for fake in [*fakes.values(), chat, gemini]:
         fake.reset()
     yield
 
@@ -168,6 +185,27 @@ def test_a_session_that_changes_backend_sends_each_backend_only_its_own_reasonin
     assert claude.rejections == []
     assert "chat thought" not in str(claude.requests[-1])
     assert any("minted by openai provider 'chat'" in c for c in changes(server, "anthropic"))
+
+
+def test_gemini_gets_the_placeholder_for_another_models_call_and_nobody_gets_its_signatures(
+    server: Server, fakes: dict[str, FakeCompatible], gemini: FakeGemini, reset: None
+) -> None:
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "list the files"}]
+    first = blocks(ask(server, "claude-deepseek-1", messages))  # DeepSeek's call, DeepSeek's thinking
+    messages += [{"role": "assistant", "content": first}, tool_result(first)]
+    # Gemini 3 refuses a function-call turn without a signature, and a signature it never issued.
+    call = {"functionCall": {"name": "Bash", "args": {"command": "ls -a"}}, "thoughtSignature": signature(1)}
+    gemini.script(response([call]))
+    second = blocks(ask(server, "claude-gemini-1", messages))
+    assert gemini.rejections == []
+    sent = str(gemini.requests[-1])
+    assert "skip_thought_signature_validator" in sent and "deepseek-sig" not in sent
+    assert any("minted by anthropic provider 'deepseek'" in c for c in changes(server, "gemini"))
+    # Back on Anthropic: Gemini's signature stays out (it would be an "Invalid signature" there).
+    messages += [{"role": "assistant", "content": second}, tool_result(second)]
+    ask(server, "claude-sonnet-4-5", messages)
+    assert fakes["anthropic"].rejections == []
+    assert signature(1) not in str(fakes["anthropic"].requests[-1])
 
 
 def test_deepseek_gets_thinking_off_for_a_tool_loop_turn_anthropic_made(
