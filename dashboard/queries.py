@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from proxy.models import Exchange
-from proxy.recording import blobs
+from proxy.recording import blobs, fulltext
 
 PAGE_SIZE = 50
 
@@ -145,7 +145,47 @@ def search_q(term: str) -> Q:
     return q
 
 
-def filter_exchanges(qs: QuerySet[Exchange], f: FeedFilters) -> QuerySet[Exchange]:
+SEARCH_BUDGET = 1000  # ids asked of each index per page: a common term fills it from the newest rows
+
+
+def indexed_search_q(term: str, *, before: int | None) -> Q:
+    """What search_q finds, below `before`, asked of the full-text indexes (recording/fulltext.py).
+
+    Each part (the bodies' text, the request id, the session prefix, the blobs and the rows that stored
+    or refer to them) gives its newest SEARCH_BUDGET ids below `before`: exactly the matches in the range
+    down to the highest id where a part had more. Below that, the rows are read as before, which only
+    happens for a term so common that a page is found quickly, or with filters that exclude most hits.
+    A term shorter than three characters (no trigram) is searched the old way."""
+    if len(term) < fulltext.MIN_CHARS or not fulltext.available(connection):
+        return search_q(term)
+    variants = {term, json.dumps(term)[1:-1]}
+    found, complete = fulltext.matching_blobs(connection, variants, limit=SEARCH_BUDGET)
+    if not complete:  # a term in very many stored blobs: the rows are read as before
+        return search_q(term)
+    below = Q(id__lt=before) if before is not None else Q()
+    newest = Exchange.objects.filter(below).order_by("-id").values_list("id", flat=True)
+    parts = [
+        fulltext.text_ids(connection, variants, before=before, limit=SEARCH_BUDGET),
+        list(newest.filter(request_id=term)[:SEARCH_BUDGET]),
+        list(newest.filter(session_prefix_q(term))[:SEARCH_BUDGET]) if term.strip() else [],
+        fulltext.referring_ids(
+            connection, [sha for sha, _ in found[:20]], before=before, limit=SEARCH_BUDGET
+        ),
+    ]
+    senders = [first for _, first in found if before is None or first < before]  # every one of them
+    floor = max((min(p) for p in parts if len(p) >= SEARCH_BUDGET), default=None)
+    hits = sorted({i for p in [*parts, senders] for i in p if floor is None or i >= floor})
+    q = Q(pk__in=hits)
+    if floor is not None:
+        q |= Q(pk__lt=floor) & search_q(term)
+    return q
+
+
+def filter_exchanges(
+    qs: QuerySet[Exchange], f: FeedFilters, *, before: int | None = None, indexed: bool = True
+) -> QuerySet[Exchange]:
+    """The feed's filters. `indexed`: search by the full-text indexes, for a page below `before`; else by
+    reading each row (one row's live update: cheaper than asking the indexes)."""
     if f.status:
         qs = qs.filter(status=f.status)
     if f.model:
@@ -173,7 +213,7 @@ def filter_exchanges(qs: QuerySet[Exchange], f: FeedFilters) -> QuerySet[Exchang
             _req_text=Cast("client_request", TextField()),
             _resp_text=Cast("client_response", TextField()),
             _up_req_text=Cast("upstream_request", TextField()),
-        ).filter(search_q(f.q))
+        ).filter(indexed_search_q(f.q, before=before) if indexed else search_q(f.q))
     return qs
 
 
@@ -188,7 +228,7 @@ def feed_page(
 
 
 def feed_query(f: FeedFilters, *, before: int | None = None) -> QuerySet[Exchange]:
-    qs = filter_exchanges(Exchange.objects.only(*ROW_FIELDS), f)
+    qs = filter_exchanges(Exchange.objects.only(*ROW_FIELDS), f, before=before)
     if before is not None:
         qs = qs.filter(id__lt=before)
     return qs.order_by("-id")
@@ -196,7 +236,7 @@ def feed_query(f: FeedFilters, *, before: int | None = None) -> QuerySet[Exchang
 
 def row_if_matching(pk: int, f: FeedFilters) -> Exchange | None:
     """The row for a live update, or None if this page's filters exclude it."""
-    qs = filter_exchanges(Exchange.objects.only(*ROW_FIELDS), f)
+    qs = filter_exchanges(Exchange.objects.only(*ROW_FIELDS), f, indexed=False)
     return qs.filter(pk=pk).first()
 
 

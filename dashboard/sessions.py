@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from django.db import connection
 from django.db.models import Count, Max, Min, Q, Sum, TextField
 from django.db.models.functions import Cast
 
 from dashboard import shapes
 from dashboard.costs import UNPRICED
-from proxy.models import Exchange
+from proxy.models import Exchange, SessionUsage
 from proxy.recording import blobs
 from proxy.recording.rows import invalid_tool_input
 from proxy.translate.claude_code import is_call_failure
@@ -298,7 +299,49 @@ def session_totals(roots: list[Thread]) -> dict[str, float]:
 def recent_sessions(limit: int = 100) -> list[dict[str, Any]]:
     """Sessions by most recent activity, with what tells runs apart (first prompt, project directory,
     CLI version, title, models) beside request counts, tokens, cost and failures."""
+    if connection.vendor in ("sqlite", "postgresql"):
+        rows = _rolled_up_sessions(limit)
+    else:  # no rollups there: every row grouped
+        rows = sessions_from_rows(limit)
+    return _describe(rows)
+
+
+def _rolled_up_sessions(limit: int) -> list[dict[str, Any]]:
+    """The newest sessions' sums from SessionUsage (a row per session and endpoint, added up here)."""
+    newest = SessionUsage.objects.order_by("-last_at", "-last_id").values_list("session_id", flat=True)
+    ids = list(dict.fromkeys(newest[: limit * 3]))[:limit]  # a session has a row per endpoint it used
     rows = list(
+        SessionUsage.objects.filter(session_id__in=ids)
+        .values("session_id")
+        .annotate(
+            first=Min("first_at"),
+            last=Max("last_at"),
+            requests=Sum("requests"),
+            input=Sum("input_tokens"),
+            cache_read=Sum("cache_read_tokens"),
+            output=Sum("output_tokens"),
+            cost_sum=Sum("cost_usd"),
+            priced=Sum("priced"),
+            claude_sum=Sum("claude_cost_usd"),
+            claude_priced=Sum("claude_priced"),
+            unpriced=Sum("unpriced"),
+            tool_failures=Sum("tool_call_errors"),
+            tool_errors=Sum("tool_result_errors"),
+            errors=Sum("errors"),
+            user_agent=Max("user_agent"),
+            first_id=Min("first_id"),
+        )
+        .order_by("-last")
+    )
+    for r in rows:  # unknown is not $0: None when no exchange of the session has a price
+        r["cost"] = r.pop("cost_sum") if r.pop("priced") else None
+        r["claude_cost"] = r.pop("claude_sum") if r.pop("claude_priced") else None
+    return rows
+
+
+def sessions_from_rows(limit: int = 100) -> list[dict[str, Any]]:
+    """The sessions list's sums from every row: the reference the rollups are tested against."""
+    return list(
         Exchange.objects.exclude(session_id="")
         .values("session_id")
         .annotate(
@@ -319,6 +362,9 @@ def recent_sessions(limit: int = 100) -> list[dict[str, Any]]:
         )
         .order_by("-last")[:limit]
     )
+
+
+def _describe(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ids = [r["session_id"] for r in rows]
     models: dict[str, list[str]] = {}
     pairs = Exchange.objects.filter(session_id__in=ids).exclude(backend_model="")

@@ -64,4 +64,3 @@ def manage(argv: list[str]) -> int:
 
     execute_from_command_line(["switchboard", *argv])
     return 0
-

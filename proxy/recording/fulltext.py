@@ -75,7 +75,9 @@ def install(connection: Any) -> None:
                     f"CREATE INDEX IF NOT EXISTS proxy_exchange_{column}_trgm ON {EXCHANGE} "
                     f"USING gin (({expression}) gin_trgm_ops)"
                 )
-            cursor.execute(f"CREATE INDEX IF NOT EXISTS proxy_blob_data_trgm ON {BLOB} USING gin (data gin_trgm_ops)")
+            cursor.execute(
+                f"CREATE INDEX IF NOT EXISTS proxy_blob_data_trgm ON {BLOB} USING gin (data gin_trgm_ops)"
+            )
 
 
 def uninstall(connection: Any) -> None:
@@ -143,10 +145,13 @@ def text_ids(connection: Any, variants: set[str], *, before: int | None, limit: 
                 )
                 ids.update(row[0] for row in cursor.fetchall())
             return sorted(ids, reverse=True)[:limit]
-        ors = " OR ".join(f"{expression} ILIKE %s" for expression in PG_EXPRESSIONS.values() for _ in variants)
+        ors = " OR ".join(
+            f"{expression} ILIKE %s" for expression in PG_EXPRESSIONS.values() for _ in variants
+        )
         params = [_like(v) for _ in PG_EXPRESSIONS for v in sorted(variants)]
         cursor.execute(
-            f"SELECT id FROM {EXCHANGE} WHERE ({ors}) AND id < %s ORDER BY id DESC LIMIT %s", [*params, below, limit]
+            f"SELECT id FROM {EXCHANGE} WHERE ({ors}) AND id < %s ORDER BY id DESC LIMIT %s",
+            [*params, below, limit],
         )
         return [row[0] for row in cursor.fetchall()]
 
@@ -168,11 +173,14 @@ def referring_ids(connection: Any, shas: list[str], *, before: int | None, limit
                 ids.update(row[0] for row in cursor.fetchall())
             return sorted(ids, reverse=True)[:limit]
         ors = " OR ".join(
-            f"{PG_EXPRESSIONS[column]} LIKE %s" for column in ("client_request", "upstream_request") for _ in shas
+            f"{PG_EXPRESSIONS[column]} LIKE %s"
+            for column in ("client_request", "upstream_request")
+            for _ in shas
         )
         params = [_like(sha) for _ in range(2) for sha in shas]
         cursor.execute(
-            f"SELECT id FROM {EXCHANGE} WHERE ({ors}) AND id < %s ORDER BY id DESC LIMIT %s", [*params, below, limit]
+            f"SELECT id FROM {EXCHANGE} WHERE ({ors}) AND id < %s ORDER BY id DESC LIMIT %s",
+            [*params, below, limit],
         )
         return [row[0] for row in cursor.fetchall()]
 

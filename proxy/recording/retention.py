@@ -26,6 +26,7 @@ from django.db.models import Min, QuerySet, Sum
 from django.utils import timezone
 
 from proxy.models import Blob, Exchange, Retention
+from proxy.recording import fulltext, rollups
 
 logger = logging.getLogger(__name__)
 
@@ -155,7 +156,10 @@ def prune_step(policy: Policy | None = None, *, now: datetime | None = None) -> 
     if not ids:
         return Pruned()
     with transaction.atomic():
+        sessions = set(Exchange.objects.filter(pk__in=ids).values_list("session_id", flat=True))
+        # The rollups' triggers take each row's sums out; its sessions' first/last seen are read again.
         deleted = Exchange.objects.filter(pk__in=ids).delete()[0]
+        rollups.refresh_sessions(sessions)
         blobs = _blobs_left_unreferenced(ids).delete()[0]
     logger.info(
         "retention: deleted %d exchanges and %d blobs (keeping %s)", deleted, blobs, policy.describe()
@@ -176,6 +180,7 @@ def vacuum() -> None:
     with connection.cursor() as cursor:
         if connection.vendor == "sqlite":
             cursor.execute("VACUUM")
+            fulltext.after_vacuum(connection)
             cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         elif connection.vendor == "postgresql":
             for model in (Exchange, Blob):

@@ -49,7 +49,11 @@ WATCHED = (
     "provider", "rule", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
     "cost_usd", "claude_cost_usd", "tool_calls", "tool_call_errors", "tool_result_errors",
 )  # fmt: skip
-_SESSION_LAST = (("last_provider", "provider"), ("last_backend_model", "backend_model"), ("last_rule", "rule"))
+_SESSION_LAST = (
+    ("last_provider", "provider"),
+    ("last_backend_model", "backend_model"),
+    ("last_rule", "rule"),
+)
 
 
 def _day(vendor: str, r: str) -> str:
@@ -64,7 +68,9 @@ def _least(vendor: str) -> tuple[str, str]:
 def _add_daily(vendor: str, r: str) -> str:
     keys = ", ".join(DAILY_KEYS)
     sums = ", ".join(SUMS)
-    values = ", ".join([_day(vendor, r), *(f"{r}.{k}" for k in DAILY_KEYS), *(e.format(r=r) for e in SUMS.values())])
+    values = ", ".join(
+        [_day(vendor, r), *(f"{r}.{k}" for k in DAILY_KEYS), *(e.format(r=r) for e in SUMS.values())]
+    )
     updates = ", ".join(f"{s} = {DAILY}.{s} + excluded.{s}" for s in SUMS)
     return (
         f"INSERT INTO {DAILY} (day, {keys}, {sums}) SELECT {values} WHERE {r}.endpoint = 'messages' "
@@ -81,7 +87,10 @@ def _take_daily(vendor: str, r: str) -> list[str]:
     """The row's share out of its day's bucket, and the bucket gone once it counts nothing."""
     updates = ", ".join(f"{s} = {s} - ({e.format(r=r)})" for s, e in SUMS.items())
     match = _daily_match(vendor, r)
-    return [f"UPDATE {DAILY} SET {updates} WHERE {match}", f"DELETE FROM {DAILY} WHERE {match} AND requests <= 0"]
+    return [
+        f"UPDATE {DAILY} SET {updates} WHERE {match}",
+        f"DELETE FROM {DAILY} WHERE {match} AND requests <= 0",
+    ]
 
 
 def _add_session(vendor: str, r: str) -> str:
@@ -151,7 +160,9 @@ def install_statements(vendor: str) -> list[str]:
 
 def uninstall_statements(vendor: str) -> list[str]:
     if vendor == "sqlite":
-        return [f"DROP TRIGGER IF EXISTS proxy_exchange_usage_{event}" for event in ("insert", "update", "delete")]
+        return [
+            f"DROP TRIGGER IF EXISTS proxy_exchange_usage_{event}" for event in ("insert", "update", "delete")
+        ]
     return [
         f"DROP TRIGGER IF EXISTS proxy_exchange_usage ON {EXCHANGE}",
         "DROP FUNCTION IF EXISTS proxy_exchange_usage()",
