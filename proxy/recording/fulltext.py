@@ -197,8 +197,9 @@ def matching_blobs(connection: Any, variants: set[str], *, limit: int) -> tuple[
             )
         else:
             ors = " OR ".join("data ILIKE %s" for _ in variants)
+            # No ORDER BY: the table's own order, as the search read them before (its "first 20").
             cursor.execute(
-                f"SELECT sha256, first_id FROM {BLOB} WHERE {ors} ORDER BY created_at, sha256 LIMIT %s",
+                f"SELECT sha256, first_id FROM {BLOB} WHERE {ors} LIMIT %s",
                 [*(_like(v) for v in sorted(variants)), limit + 1],
             )
         rows = [(sha, int(first)) for sha, first in cursor.fetchall()]
