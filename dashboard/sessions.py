@@ -424,14 +424,17 @@ def _run_facts(first_ids: dict[str, int]) -> dict[str, dict[str, str]]:
 def _titles(session_ids: list[str]) -> dict[str, str]:
     """The title Claude Code had a background call write for each run (a JSON {"title": …} answer)."""
     qs = (
-        Exchange.objects.filter(session_id__in=session_ids, endpoint="messages", status="ok", tool_calls=0)
+        Exchange.objects.filter(endpoint="messages", status="ok", tool_calls=0)
         .filter(output_tokens__lt=_TITLE_MAX_TOKENS)
         .annotate(resp=Cast("client_response", TextField()))
         .order_by("-id")
         .values_list("session_id", "resp")
     )
     titles: dict[str, str] = {}
-    for sid, text in qs[: 20 * max(1, len(session_ids))]:
+    # A session at a time, by its index: the newest 20 background answers of each. One query for all
+    # of them walked the table from its newest row until it had 20 per session (0.6 s at 1,000,000 rows).
+    answers = (row for sid in session_ids for row in qs.filter(session_id=sid)[:20])
+    for sid, text in answers:
         if sid in titles or not text or "title" not in text:
             continue
         try:
