@@ -334,7 +334,9 @@ def _rolled_up_sessions(limit: int) -> list[dict[str, Any]]:
         .order_by("-last")
     )
     for r in rows:  # unknown is not $0: None when no exchange of the session has a price
-        cost, priced, claude_cost, claude_priced = (r.pop(k) for k in ("cost_sum", "priced", "claude_sum", "claude_priced"))
+        cost, priced, claude_cost, claude_priced = (
+            r.pop(k) for k in ("cost_sum", "priced", "claude_sum", "claude_priced")
+        )
         r["cost"] = cost if priced else None
         r["claude_cost"] = claude_cost if claude_priced else None
     return rows

@@ -161,6 +161,8 @@ def prune_step(policy: Policy | None = None, *, now: datetime | None = None) -> 
         deleted = Exchange.objects.filter(pk__in=ids).delete()[0]
         rollups.refresh_sessions(sessions)
         blobs = _blobs_left_unreferenced(ids).delete()[0]
+        if policy.max_gb:  # the next step measures the size again: the search index must have shrunk too
+            fulltext.compact(connection)
     logger.info(
         "retention: deleted %d exchanges and %d blobs (keeping %s)", deleted, blobs, policy.describe()
     )
@@ -179,6 +181,7 @@ def vacuum() -> None:
     """Give the free pages back to the disk (SQLite: rewrites the file; PostgreSQL: VACUUM the tables)."""
     with connection.cursor() as cursor:
         if connection.vendor == "sqlite":
+            fulltext.compact(connection)  # the deleted rows' index entries go first, then the file shrinks
             cursor.execute("VACUUM")
             fulltext.after_vacuum(connection)
             cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -36,8 +36,10 @@ SUMS: dict[str, str] = {
     "priced": "CASE WHEN {r}.cost_usd IS NOT NULL THEN 1 ELSE 0 END",
     "claude_cost_usd": "COALESCE({r}.claude_cost_usd, 0)",
     "claude_priced": "CASE WHEN {r}.claude_cost_usd IS NOT NULL THEN 1 ELSE 0 END",
-    "claude_cost_priced_usd": "CASE WHEN {r}.cost_usd IS NOT NULL THEN COALESCE({r}.claude_cost_usd, 0) ELSE 0 END",
-    "claude_priced_both": "CASE WHEN {r}.cost_usd IS NOT NULL AND {r}.claude_cost_usd IS NOT NULL THEN 1 ELSE 0 END",
+    "claude_cost_priced_usd": "CASE WHEN {r}.cost_usd IS NOT NULL THEN COALESCE({r}.claude_cost_usd, 0)"
+    " ELSE 0 END",
+    "claude_priced_both": "CASE WHEN {r}.cost_usd IS NOT NULL AND {r}.claude_cost_usd IS NOT NULL THEN 1"
+    " ELSE 0 END",
     "tool_calls": "{r}.tool_calls",
     "tool_call_errors": "{r}.tool_call_errors",
     "tool_result_errors": "{r}.tool_result_errors",
@@ -58,7 +60,9 @@ _SESSION_LAST = (
 
 def _day(vendor: str, r: str) -> str:
     # UTC days (settings.TIME_ZONE is UTC): what TruncDate grouped by on the costs page.
-    return f"date({r}.created_at)" if vendor == "sqlite" else f"({r}.created_at AT TIME ZONE 'UTC')::date"
+    if vendor == "sqlite":  # Django writes 'YYYY-MM-DD HH:MM:SS'; any other text still has a day (never NULL)
+        return f"COALESCE(date({r}.created_at), substr({r}.created_at, 1, 10))"
+    return f"({r}.created_at AT TIME ZONE 'UTC')::date"
 
 
 def _least(vendor: str) -> tuple[str, str]:
@@ -99,7 +103,8 @@ def _add_session(vendor: str, r: str) -> str:
     lasts = ", ".join(last for last, _ in _SESSION_LAST)
     values = ", ".join([
         f"{r}.session_id", f"{r}.endpoint", f"{r}.created_at", f"{r}.created_at", f"{r}.id", f"{r}.id",
-        f"{r}.user_agent", *(f"{r}.{column}" for _, column in _SESSION_LAST), *(e.format(r=r) for e in SUMS.values()),
+        f"{r}.user_agent", *(f"{r}.{column}" for _, column in _SESSION_LAST),
+        *(e.format(r=r) for e in SUMS.values()),
     ])  # fmt: skip
     s = SESSIONS
     updates = ", ".join([
@@ -114,7 +119,8 @@ def _add_session(vendor: str, r: str) -> str:
         *(f"{x} = {s}.{x} + excluded.{x}" for x in SUMS),
     ])  # fmt: skip
     return (
-        f"INSERT INTO {s} (session_id, endpoint, first_at, last_at, first_id, last_id, user_agent, {lasts}, {sums}) "
+        f"INSERT INTO {s} (session_id, endpoint, first_at, last_at, first_id, last_id, user_agent, {lasts}, "
+        f"{sums}) "
         f"SELECT {values} WHERE {r}.session_id <> '' "
         f"ON CONFLICT (session_id, endpoint) DO UPDATE SET {updates}"
     )
@@ -143,7 +149,8 @@ def install_statements(vendor: str) -> list[str]:
         old = [s.replace("{r}", "OLD") for s in take]
         return [
             f"CREATE TRIGGER proxy_exchange_usage_insert AFTER INSERT ON {EXCHANGE} {body(*new)}",
-            f"CREATE TRIGGER proxy_exchange_usage_update AFTER UPDATE OF {watched} ON {EXCHANGE} {body(*old, *new)}",
+            f"CREATE TRIGGER proxy_exchange_usage_update AFTER UPDATE OF {watched} ON {EXCHANGE} "
+            + body(*old, *new),
             f"CREATE TRIGGER proxy_exchange_usage_delete AFTER DELETE ON {EXCHANGE} {body(*old)}",
         ]
     old_sql = " ".join(f"{s.replace('{r}', 'OLD')};" for s in take)
@@ -188,8 +195,9 @@ def rebuild(connection: Any = None) -> None:
         )
         cursor.execute(f"DELETE FROM {SESSIONS}")
         cursor.execute(
-            f"INSERT INTO {SESSIONS} (session_id, endpoint, first_at, last_at, first_id, last_id, user_agent, "
-            f"{lasts}, {columns}) SELECT e.session_id, e.endpoint, MIN(e.created_at), MAX(e.created_at), "
+            f"INSERT INTO {SESSIONS} (session_id, endpoint, first_at, last_at, first_id, last_id, "
+            f"user_agent, {lasts}, {columns}) SELECT e.session_id, e.endpoint, MIN(e.created_at), "
+            "MAX(e.created_at), "
             f"MIN(e.id), MAX(e.id), MAX(e.user_agent), {blanks}, {sums} "
             f"FROM {EXCHANGE} e WHERE e.session_id <> '' GROUP BY e.session_id, e.endpoint"
         )

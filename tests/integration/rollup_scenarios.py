@@ -31,7 +31,9 @@ def _setup() -> None:
 
 def _close(a: Any, b: Any, where: str) -> None:
     """Equal, floats to 1e-9 (sums added in another order differ in the last bits)."""
-    if isinstance(a, float) and isinstance(b, (float, int)) or isinstance(b, float) and isinstance(a, int):
+    if (isinstance(a, float) and isinstance(b, (float, int))) or (
+        isinstance(b, float) and isinstance(a, int)
+    ):
         assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12), f"{where}: {a} != {b}"
     elif isinstance(a, dict) and isinstance(b, dict):
         assert set(a) == set(b), f"{where}: keys {sorted(set(a) ^ set(b))}"
@@ -45,8 +47,11 @@ def _close(a: Any, b: Any, where: str) -> None:
         assert a == b, f"{where}: {a!r} != {b!r}"
 
 
-ROUTES = [("openrouter", "deepseek-chat", "claude-opus-4-8", "opus"), ("local", "qwen3", "claude-haiku-4-5", "haiku"),
-          ("openrouter", "unpriced-model", "claude-sonnet-4-5", "default")]  # fmt: skip
+ROUTES = [
+    ("openrouter", "deepseek-chat", "claude-opus-4-8", "opus"),
+    ("local", "qwen3", "claude-haiku-4-5", "haiku"),
+    ("openrouter", "unpriced-model", "claude-sonnet-4-5", "default"),
+]
 
 
 def _rows(n: int, rng: random.Random) -> list[Any]:
@@ -148,7 +153,8 @@ def _write_through_recorder(rng: random.Random) -> None:
         body = {"model": "claude-opus-4-8", "system": [{"type": "text", "text": "you code. " * 80}],
                 "messages": [{"role": "user", "content": f"turn {i} " + rng.choice(WORDS)}]}  # fmt: skip
         return {"created_at": at, "session_id": f"w{i // 5}", "client_model": "claude-opus-4-8",
-                "backend_model": "deepseek-chat", "provider": "openrouter", "rule": "opus", "status": "pending",
+                "backend_model": "deepseek-chat", "provider": "openrouter", "rule": "opus",
+                "status": "pending",
                 "client_request": body, **more}  # fmt: skip
 
     with transaction.atomic():
@@ -189,7 +195,8 @@ def search() -> None:
         body = {"model": "claude-opus-4-8", "system": system, "messages": history}
         rows.append({
             "created_at": timezone.now(), "request_id": f"req_{i:04d}", "session_id": f"sess-{i // 40:03d}",
-            "status": "error" if i % 50 == 7 else "ok", "error_message": "upstream said: overloaded" if i % 50 == 7 else "",
+            "status": "error" if i % 50 == 7 else "ok",
+            "error_message": "upstream said: overloaded" if i % 50 == 7 else "",
             "client_request": body, "client_response": {"content": [{"type": "text", "text": f"answer {i}"}]},
             "upstream_response": f"data: chunk {i}",
         })  # fmt: skip
@@ -199,11 +206,14 @@ def search() -> None:
             write_exchanges(rows[start : start + 50], updates=[])
     assert Exchange.objects.count() == 400
     terms = ["zebracorn", "wombatword", "quokkaprompt", "parser", 'a "quoted"', "naïve", "file.py",
-             "req_0042", "sess-003", "overloaded", "answer 17", "chunk 399", "pa", "nothing-like-this"]  # fmt: skip
+             "req_0042", "sess-003", "overloaded", "answer 17", "chunk 399", "pa",
+             "nothing-like-this"]  # fmt: skip
     for budget in (1000, 7):  # 7: the floor below which the rows are read, on every page
         queries.SEARCH_BUDGET = budget
         for term in terms:
-            _close(_pages(FeedFilters(q=term), indexed=True), _pages(FeedFilters(q=term), indexed=False), term)
+            _close(
+                _pages(FeedFilters(q=term), indexed=True), _pages(FeedFilters(q=term), indexed=False), term
+            )
     print("ok")
 
 

@@ -34,13 +34,15 @@ def backend(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
 
 
 COLUMNS = (
-    "id, created_at, endpoint, status, session_id, agent, user_agent, client_model, backend_model, provider, rule, "
-    "input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, claude_cost_usd, tool_calls, "
-    "tool_call_errors, tool_result_errors"
+    "id, created_at, endpoint, status, session_id, agent, user_agent, client_model, backend_model, provider, "
+    "rule, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, claude_cost_usd, "
+    "tool_calls, tool_call_errors, tool_result_errors"
 )
 
 
-def recount(server: Server) -> tuple[dict[tuple[Any, ...], dict[str, Any]], dict[tuple[Any, ...], dict[str, Any]]]:
+def recount(
+    server: Server,
+) -> tuple[dict[tuple[Any, ...], dict[str, Any]], dict[tuple[Any, ...], dict[str, Any]]]:
     """The rollups as they should be, from the exchange rows (read as another program would)."""
     daily: dict[tuple[Any, ...], dict[str, Any]] = defaultdict(lambda: defaultdict(int))
     sessions: dict[tuple[Any, ...], dict[str, Any]] = defaultdict(lambda: defaultdict(int))
@@ -50,7 +52,8 @@ def recount(server: Server) -> tuple[dict[tuple[Any, ...], dict[str, Any]], dict
         sums = {
             "requests": 1,
             "errors": int(e["status"] == "error"),
-            "unpriced": int(e["cost_usd"] is None and bool(e["input_tokens"] or e["output_tokens"] or e["cache_read_tokens"])),
+            "unpriced": int(e["cost_usd"] is None
+                            and bool(e["input_tokens"] or e["output_tokens"] or e["cache_read_tokens"])),
             **{k: e[k] for k in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")},
             **{k: e[k] for k in ("tool_calls", "tool_call_errors", "tool_result_errors")},
             "cost_usd": round(e["cost_usd"] or 0, 9),
@@ -58,7 +61,9 @@ def recount(server: Server) -> tuple[dict[tuple[Any, ...], dict[str, Any]], dict
         }  # fmt: skip
         buckets = []
         if e["endpoint"] == "messages":
-            buckets.append(daily[(day, e["provider"], e["backend_model"], e["client_model"], e["rule"], e["agent"])])
+            buckets.append(
+                daily[(day, e["provider"], e["backend_model"], e["client_model"], e["rule"], e["agent"])]
+            )
         if e["session_id"]:
             s = sessions[(e["session_id"], e["endpoint"])]
             s["last_backend_model"] = e["backend_model"]  # rows in id order: the newest last
@@ -71,13 +76,18 @@ def recount(server: Server) -> tuple[dict[tuple[Any, ...], dict[str, Any]], dict
     return {k: dict(v) for k, v in daily.items()}, {k: dict(v) for k, v in sessions.items()}
 
 
-def rolled_up(server: Server) -> tuple[dict[tuple[Any, ...], dict[str, Any]], dict[tuple[Any, ...], dict[str, Any]]]:
-    sums = "requests, errors, unpriced, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, " \
-        "tool_calls, tool_call_errors, tool_result_errors, cost_usd, priced"  # fmt: skip
+def rolled_up(
+    server: Server,
+) -> tuple[dict[tuple[Any, ...], dict[str, Any]], dict[tuple[Any, ...], dict[str, Any]]]:
+    sums = (
+        "requests, errors, unpriced, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, "
+        "tool_calls, tool_call_errors, tool_result_errors, cost_usd, priced"
+    )
     names = [c.strip() for c in sums.split(",")]
     daily = {
         (str(r[0])[:10], *r[1:6]): {**dict(zip(names, r[6:], strict=True)), "cost_usd": round(r[16], 9)}
-        for r in sql(server, f"SELECT day, provider, backend_model, client_model, rule, agent, {sums} FROM proxy_dailyusage")
+        for r in sql(server, "SELECT day, provider, backend_model, client_model, rule, agent, "
+                     f"{sums} FROM proxy_dailyusage")
     }  # fmt: skip
     sessions = {
         (r[0], r[1]): {**dict(zip(names, r[5:], strict=True)), "cost_usd": round(r[15], 9),
@@ -106,7 +116,8 @@ def test_rollups_equal_a_recount_after_writes_failures_cancellations_and_prunes(
     tmp_path: Path, fake_openai: FakeOpenAI, backend: dict[str, str]
 ) -> None:
     server = start_server(
-        tmp_path, {"OPENAI_BASE_URL": fake_openai.url, "OPENAI_API_KEY": "sk-up", "BIG_MODEL": "big", **backend}
+        tmp_path,
+        {"OPENAI_BASE_URL": fake_openai.url, "OPENAI_API_KEY": "sk-up", "BIG_MODEL": "big", **backend},
     )
     try:
         for i in range(6):
@@ -117,8 +128,11 @@ def test_rollups_equal_a_recount_after_writes_failures_cancellations_and_prunes(
         long = text_stream(*[f"word{i} " for i in range(200)])
         long.delay_s = 0.02  # outlives the pending-row delay: written pending, then finished (an update)
         fake_openai.script(long)
-        with httpx.stream("POST", f"{server.url}/v1/messages", json=ask("long", stream=True),
-                          headers={"x-api-key": "k", "x-claude-code-session-id": "s1"}, timeout=30) as response:  # fmt: skip
+        headers = {"x-api-key": "k", "x-claude-code-session-id": "s1"}
+        body = ask("long", stream=True)
+        with httpx.stream(
+            "POST", f"{server.url}/v1/messages", json=body, headers=headers, timeout=30
+        ) as response:
             for line in response.iter_lines():
                 if "word3" in line:
                     break  # the client hangs up: cancelled
@@ -126,11 +140,17 @@ def test_rollups_equal_a_recount_after_writes_failures_cancellations_and_prunes(
         # A tool call, then the client reporting it failed: the recorder credits the earlier row.
         fake_openai.script(tool_stream([("call_1", "Read", ['{"path": 1}'])]))
         assert post(server, ask("read it", stream=True), session="s2") == 200
+        answer = server.wait_for_exchange(lambda e: e["session_id"] == "s2")["client_response"]
+        call = next(b["id"] for b in answer["content"] if b["type"] == "tool_use")
         refused = [
             {"role": "user", "content": "read it"},
-            {"role": "assistant", "content": [{"type": "tool_use", "id": "call_1", "name": "Read", "input": {}}]},
-            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "call_1", "is_error": True,
-                                          "content": "<tool_use_error>InputValidationError: bad</tool_use_error>"}]},
+            {"role": "assistant", "content": [
+                {"type": "tool_use", "id": call, "name": "Read", "input": {}},
+            ]},
+            {"role": "user", "content": [{
+                "type": "tool_result", "tool_use_id": call, "is_error": True,
+                "content": "<tool_use_error>InputValidationError: bad</tool_use_error>",
+            }]},
         ]  # fmt: skip
         fake_openai.script(text_stream("sorry"))
         assert post(server, ask("", stream=True, messages=refused), session="s2") == 200

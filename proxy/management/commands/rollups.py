@@ -14,8 +14,8 @@ from proxy.recording import rollups
 
 class Command(BaseCommand):
     help = (
-        "Recount the rollups the costs page and the sessions list read (triggers keep them as rows are written;"
-        " this is for rows written around them, e.g. restored from a backup without the triggers)."
+        "Recount the rollups the costs page and the sessions list read (triggers keep them as rows are"
+        " written; this is for rows written around them, e.g. restored from a backup without the triggers)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -26,6 +26,6 @@ class Command(BaseCommand):
         with transaction.atomic():  # the pages see the old sums or the new ones, never none
             rollups.rebuild(connection)
         self.stdout.write(
-            f"rollups rebuilt in {time.monotonic() - started:.1f} s: {DailyUsage.objects.count():,} day buckets,"
-            f" {SessionUsage.objects.count():,} session buckets"
+            f"rollups rebuilt in {time.monotonic() - started:.1f} s: {DailyUsage.objects.count():,} day"
+            f" buckets, {SessionUsage.objects.count():,} session buckets"
         )
