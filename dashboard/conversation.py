@@ -14,6 +14,7 @@ import orjson
 
 from dashboard import shapes
 from proxy.models import Exchange
+from proxy.translate.tokens import count_breakdown
 
 logger = logging.getLogger(__name__)
 
@@ -254,10 +255,6 @@ def _shell_safe(value: Any) -> str:
 def context_breakdown(request: dict[str, Any] | None) -> list[tuple[str, int]]:
     """Estimated tokens per part of the prompt (system, tools, messages, tool results), if available."""
     if not request:
-        return []
-    try:
-        from proxy.translate.tokens import count_breakdown
-    except ImportError:
         return []
     try:
         parts = count_breakdown(request)  # type: ignore[arg-type]

@@ -11,11 +11,7 @@ from proxy import catalog
 from proxy.models import Exchange
 from proxy.routing import snapshot
 from proxy.routing.rules import RuleSpec, choose_target, compile_config, needs_token_count
-
-try:
-    from proxy.translate.tokens import count_tokens
-except ImportError:  # pragma: no cover - written in parallel by another engineer
-    count_tokens = None  # type: ignore[assignment]
+from proxy.translate.tokens import count_tokens
 
 
 @dataclass(slots=True)
@@ -61,10 +57,8 @@ def with_rule(
 def dry_run(rules: list[RuleSpec], *, last_n: int = 200) -> DryRun:
     """Raises snapshot.ConfigError when the edited configuration would not serve."""
     providers, _ = snapshot.load_specs()
-    compiled = compile_config(
-        providers, rules, dialects=snapshot.known_dialects(), own_port=snapshot.own_port()
-    )
-    counter: Any = count_tokens if count_tokens is not None and needs_token_count(compiled) else None
+    compiled = compile_config(providers, rules, own_port=snapshot.own_port())
+    counter: Any = count_tokens if needs_token_count(compiled) else None
     result = DryRun()
     fields = (
         "id",

@@ -15,6 +15,7 @@ from django.contrib.auth.forms import AuthenticationForm
 from proxy.models import Provider, Rule
 from proxy.security.access import key_env_problem
 from proxy.security.redact import masked_headers, unmasked_headers
+from proxy.translate.dialects import dialect_names
 
 
 class Form(forms.Form):
@@ -160,11 +161,11 @@ class ProviderForm(ModelForm):
             "base_url": "requests go here; with no key set, each client's own API key is forwarded to it",
         }
 
-    def __init__(
-        self, *args: Any, dialects: tuple[str, ...] = ("openai", "anthropic"), **kwargs: Any
-    ) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["dialect"] = forms.ChoiceField(choices=[(d, d) for d in dialects])
+        # The registry's names, read per form: the model's field has no choices, so a new dialect
+        # needs no migration.
+        self.fields["dialect"] = forms.ChoiceField(choices=[(d, d) for d in dialect_names()])
         allowed = ", ".join(settings.API_KEY_ENV_ALLOWED)
         self.fields["api_key_env"].help_text += f" (allowed names: {allowed})"
         # Secret extra headers are write-only too: shown as "[stored]", which keeps them on save.

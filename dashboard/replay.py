@@ -11,14 +11,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from django.http import HttpResponse
 
-from proxy.http.views import new_message_id
+from proxy import serving
 from proxy.models import Exchange
-from proxy.recording.tape import Tape, safe_headers
 from proxy.recording.writer import recorder
 from proxy.routing import snapshot
-from proxy.routing.rules import Decision
-from proxy.serving import Routed, serve_messages
 
 logger = logging.getLogger(__name__)
 
@@ -43,36 +41,31 @@ async def replay(original: Exchange, rule_name: str) -> ReplayResult:
     rule = next((r for r in (*snap.rules, snap.default) if r is not None and r.name == rule_name), None)
     if rule is None or not isinstance(original.client_request, dict):
         return ReplayResult(rule_name, None, "no such enabled rule, or no stored request", None)
-    body = {**original.client_request, "stream": False}
     headers = {k: v for k, v in (original.client_headers or {}).items() if k != "x-claude-code-session-id"}
-    reason = f"replay of exchange {original.pk} through rule '{rule.name}'"
-    tape = Tape(
-        endpoint="messages", client_request=body, client_headers=safe_headers(headers), origin="replay"
+    served = await serving.serve_stored(
+        original.client_request,
+        targets=rule.targets,
+        rule=rule.name,
+        reason=f"replay of exchange {original.pk} through rule '{rule.name}'",
+        origin="replay",
+        headers=headers,
+        agent=original.agent,
     )
-    tape.client_model, tape.rule, tape.route_reason, tape.agent = (
-        body["model"],
-        rule.name,
-        reason,
-        original.agent,
-    )
-    recorder.start(tape)
-    decision = Decision(rule.targets, rule.name, reason, "", original.agent, body)  # type: ignore[arg-type]
-    response = await serve_messages(Routed(tape, decision, headers), message_id=new_message_id())
+    payload = _json(served.response)
+    await recorder.drain()  # so the replay's own row can be linked
+    row = await Exchange.objects.filter(request_id=served.request_id).values_list("id", flat=True).afirst()
+    if served.response.status_code != 200:
+        error = (payload.get("error") or {}).get("message") or f"HTTP {served.response.status_code}"
+        return ReplayResult(rule.name, None, error, row, served.backend_model)
+    return ReplayResult(rule.name, payload, "", row, served.backend_model)
+
+
+def _json(response: HttpResponse) -> dict[str, Any]:
     try:
         payload = orjson.loads(response.content)
-    except (orjson.JSONDecodeError, AttributeError):
-        payload = {}
-    await recorder.drain()  # so the replay's own row can be linked
-    row = (
-        await Exchange.objects.filter(route_reason=reason)
-        .order_by("-id")
-        .values_list("id", flat=True)
-        .afirst()
-    )
-    if response.status_code != 200:
-        error = (payload.get("error") or {}).get("message") or f"HTTP {response.status_code}"
-        return ReplayResult(rule.name, None, error, row, tape.backend_model)
-    return ReplayResult(rule.name, payload, "", row, tape.backend_model)
+    except orjson.JSONDecodeError:
+        return {}
+    return payload if isinstance(payload, dict) else {}
 
 
 @dataclass(slots=True)
@@ -96,17 +89,10 @@ async def test_rule_target(rule_name: str) -> TargetCheck:
         "messages": [{"role": "user", "content": "Reply with one word."}],
     }
     reason = f"test of rule '{rule.name}' target {target.provider}/{target.model or model}"
-    tape = Tape(endpoint="messages", client_request=body, client_headers={}, origin="test")
-    tape.client_model, tape.rule, tape.route_reason = model, rule.name, reason
-    recorder.start(tape)
-    decision = Decision((target,), rule.name, reason, "", "", body)  # type: ignore[arg-type]
-    response = await serve_messages(Routed(tape, decision, {}), message_id=new_message_id())
-    ms = round((tape.done_at or tape.t0) * 1000 - tape.t0 * 1000)
-    try:
-        payload = orjson.loads(response.content)
-    except (orjson.JSONDecodeError, AttributeError):
-        payload = {}
-    if response.status_code != 200:
-        error = (payload.get("error") or {}).get("message") or f"HTTP {response.status_code}"
+    served = await serving.serve_stored(body, targets=(target,), rule=rule.name, reason=reason, origin="test")
+    ms = round(served.ms)
+    payload = _json(served.response)
+    if served.response.status_code != 200:
+        error = (payload.get("error") or {}).get("message") or f"HTTP {served.response.status_code}"
         return TargetCheck(False, f"{target.provider}/{target.model or model}: {error}", ms)
     return TargetCheck(True, f"{target.provider}/{target.model or model} answered", ms)

@@ -125,11 +125,10 @@ def rule_form(request: HttpRequest, pk: int | None = None) -> HttpResponse:
 def provider_form(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     provider = get_object_or_404(Provider, pk=pk) if pk else None
     action = f"/routes/providers/{pk}" if pk else "/routes/providers/new"
-    dialects = snapshot.known_dialects()
     if request.method != "POST":
-        form = ProviderForm(instance=provider, dialects=dialects)
+        form = ProviderForm(instance=provider)
         return _form_response(request, form, kind="provider", action=action)
-    form = ProviderForm(request.POST, instance=provider, dialects=dialects)
+    form = ProviderForm(request.POST, instance=provider)
     if _save(form, request):
         return _config_response(request)
     return _form_response(request, form, kind="provider", action=action)

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path, register_converter
 
-from . import data_views, key_views, route_views, views
+from . import api, data_views, key_views, route_views, views
 from .forms import LoginForm
 
 
@@ -20,6 +20,9 @@ class IdConverter:
 register_converter(IdConverter, "id")
 
 urlpatterns = [
+    # JSON for scripts and tests: a client key is enough when a login is required (security/access.py)
+    path("api/exchanges", api.exchanges, name="api_exchanges"),
+    path("api/route/explain", api.explain, name="api_route_explain"),
     path("", views.feed, name="feed"),
     path("exchanges/<id:pk>", views.exchange_detail, name="exchange"),
     path("exchanges/<id:pk>/replay", views.exchange_replay, name="exchange_replay"),

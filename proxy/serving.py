@@ -1,7 +1,8 @@
 """Serving one Messages request: try each routed target in turn, then answer or relay the stream.
 
-The only loop that touches the client's socket. Recording goes in `finally:` so a client hang-up
-(Django cancels the generator) or an upstream failure is still recorded.
+The only loop that touches the client's socket, and the one owner of a tape's end: a plain answer (or a
+refusal) is recorded in `_ended`'s `finally:`, a stream in the relay's, so a client hang-up (Django
+cancels the generator) or an upstream failure is still recorded, with its duration.
 """
 
 from __future__ import annotations
@@ -11,30 +12,30 @@ import dataclasses
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
+from typing import Literal, cast
 
 import orjson
 from django.http import HttpResponse, StreamingHttpResponse
 
 from proxy import upstream
 from proxy.http.errors import error_frame, error_response
+from proxy.http.request_ids import new_message_id
 from proxy.ops import shutdown
 from proxy.recording.progress import progress
-from proxy.recording.tape import Tape, is_secret_header
+from proxy.recording.tape import Failure, Outcome, Tape, is_secret_header, safe_headers
 from proxy.recording.writer import recorder
 from proxy.routing.snapshot import Decision
-from proxy.translate import anthropic as anthropic_dialect
 from proxy.translate import tokens
 from proxy.translate.accumulate import Accumulator
 from proxy.translate.base import StreamTranslator, TranslationError, UpstreamError
 from proxy.translate.dialects import DIALECTS
 from proxy.translate.sse import SSEDecoder, encode_event
-from proxy.translate.types import Target, Translation
+from proxy.translate.types import JSONDict, MessagesRequest, Target, Translation
 
 logger = logging.getLogger(__name__)
 
-RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 529})
 _MAX_RETRY_AFTER_S = 5.0  # honour retry-after between fallbacks, but never stall a client longer
 
 
@@ -47,28 +48,42 @@ class Routed:
     headers: dict[str, str]
 
 
+@dataclass(frozen=True, slots=True)
+class _Result:
+    """A response and how the exchange went; `streams`: the relay ends the tape, not `_ended`."""
+
+    response: HttpResponse
+    error: Failure | None = None
+    streams: bool = False
+
+
 async def serve_messages(routed: Routed, *, message_id: str) -> HttpResponse:
     """Try the decision's targets in order; fall back only before the client got a byte."""
-    tape = routed.tape
+    return await _ended(routed.tape, _serve_messages(routed, message_id=message_id), doing="serving")
+
+
+async def _ended(tape: Tape, serving: Awaitable[_Result], *, doing: str) -> HttpResponse:
+    """Await `serving` and end the tape with its outcome, whatever happens (a stream's relay ends it)."""
+    status: Outcome = "cancelled"  # the client hung up (or the server is stopping) before the response
+    error: Failure | None = Failure("", "client disconnected before the response began")
+    result: _Result | None = None
     try:
-        return await _serve_messages(routed, message_id=message_id)
-    except asyncio.CancelledError:
-        # The client hung up (or the server is stopping) before the response began: still recorded.
-        if not tape.finished:
-            tape.status = "cancelled"
-            tape.error_message = "client disconnected before the response began"
-            tape.done_at = time.perf_counter()
-            recorder.finish(tape)
-        raise
-    except Exception as exc:  # our own bug: the client gets a 500 from the handler, the record says why
-        if not tape.finished:
-            tape.fail("api_error", f"the proxy failed before the response began: {exc!r}", 500)
-            tape.done_at = time.perf_counter()
-            recorder.finish(tape)
-        raise
+        result = await serving
+        status, error = ("ok", None) if result.error is None else ("error", result.error)
+        return result.response
+    except Exception as exc:  # our own bug: a 500 still, recorded with why
+        logger.exception("%s %s failed", doing, tape.request_id)
+        status, error = (
+            "error",
+            Failure("api_error", f"internal error in the proxy while {doing}: {exc!r}", 500),
+        )
+        return error_response(error.error_type, error.message, status=500)
+    finally:
+        if result is None or not result.streams:
+            tape.end(status, error)
 
 
-async def _serve_messages(routed: Routed, *, message_id: str) -> HttpResponse:
+async def _serve_messages(routed: Routed, *, message_id: str) -> _Result:
     tape, headers, decision = routed.tape, routed.headers, routed.decision
     assert decision is not None, "a Routed request is served once"
     targets, request_body = decision.targets, decision.body
@@ -77,7 +92,7 @@ async def _serve_messages(routed: Routed, *, message_id: str) -> HttpResponse:
     # and received, not a parsed copy of a 100 KB prompt (~2x its size; peak memory at c=200).
     routed.decision = decision = None
     if shutdown.draining():  # a request on a connection opened before the server began to stop
-        return _refuse(tape, "api_error", shutdown.STOPPING_MESSAGE, 503)
+        return _refuse("api_error", shutdown.STOPPING_MESSAGE, 503)
     last_error: UpstreamError | None = None
     for attempt, target in enumerate(targets):
         if last_error is not None and shutdown.draining():
@@ -94,7 +109,7 @@ async def _serve_messages(routed: Routed, *, message_id: str) -> HttpResponse:
             # streams in flight go on meanwhile. Every other request translates inline (~100 us).
             translation = await asyncio.to_thread(build) if tape.documents else build()
         except TranslationError as exc:
-            return _refuse(tape, exc.error_type, exc.message, exc.status)
+            return _refuse(exc.error_type, exc.message, exc.status)
         if attempt == len(targets) - 1:
             request_body = None
         payload = upstream.encode_body(translation.upstream)
@@ -108,7 +123,7 @@ async def _serve_messages(routed: Routed, *, message_id: str) -> HttpResponse:
         except UpstreamError as exc:
             last_error = exc
             _note_attempt(tape, attempt, target, started, error=last_error)
-            if exc.upstream_status is not None and exc.upstream_status not in RETRYABLE_STATUSES:
+            if not exc.retryable:
                 break  # the backend refused the request itself (400, 401...): another would too
             continue
         _note_attempt(tape, attempt, target, started, error=None)
@@ -117,11 +132,12 @@ async def _serve_messages(routed: Routed, *, message_id: str) -> HttpResponse:
             if isinstance(tape.client_request, orjson.Fragment):  # its bytes: a copy, ~1 us for 80 KB
                 translation.input_estimate = tokens.estimate_from_size(len(orjson.dumps(tape.client_request)))
             translator = dialect.stream_translator(translation)
-            return _sse_response(relay(reply=reply, first=first, translator=translator, tape=tape))
+            stream = relay(reply=reply, first=first, translator=translator, tape=tape)
+            return _Result(_sse_response(stream), streams=True)
         await reply.aclose()
         return _answer(body=first, dialect_name=target.dialect, translation=translation, tape=tape)
     assert last_error is not None, "routing returned no target"
-    return _refuse(tape, last_error.error_type, last_error.message, last_error.status, last_error.retry_after)
+    return _refuse(last_error.error_type, last_error.message, last_error.status, last_error.retry_after)
 
 
 async def _attempt(
@@ -151,53 +167,86 @@ async def _attempt(
 
 
 async def serve_count_tokens(*, decision: Decision, headers: dict[str, str], tape: Tape) -> HttpResponse:
-    """The official Anthropic API counts exactly: ask it. Everywhere else, count locally (an estimate)."""
+    """A backend that counts exactly (its dialect builds the request) is asked; else counted locally."""
+    counting = _count_tokens(decision=decision, headers=headers, tape=tape)
+    return await _ended(tape, counting, doing="counting tokens")
+
+
+async def _count_tokens(*, decision: Decision, headers: dict[str, str], tape: Tape) -> _Result:
     target = decision.targets[0]
     tape.provider, tape.dialect = target.provider, target.dialect
     tape.backend_model = target.model or tape.client_model
-    if target.dialect == "anthropic" and anthropic_dialect.is_official(target):
-        outbound = anthropic_dialect.DIALECT.build_count_tokens_request(
-            decision.body, target, client_headers=headers
-        )
+    dialect = DIALECTS[target.dialect]
+    outbound = dialect.build_count_tokens_request(decision.body, target, client_headers=headers)
+    if outbound is not None:
         reply: upstream.Reply | None = None
         try:
             reply = await upstream.open_request(outbound, timeouts=upstream.Timeouts.of(target))
             body = await reply.read()
         except UpstreamError as exc:
-            return _refuse(tape, exc.error_type, exc.message, exc.status)
+            return _refuse(exc.error_type, exc.message, exc.status)
         finally:
             if reply is not None:
                 await reply.aclose()
         tape.first_byte_at = time.perf_counter()
         tape.upstream_chunks = [body]
         if reply.status_code >= 400:
-            err = anthropic_dialect.DIALECT.parse_error(reply.status_code, body, dict(reply.headers))
-            return _refuse(tape, err.error_type, err.message, err.status, err.retry_after)
-        counted = orjson.loads(body)
+            err = dialect.parse_error(reply.status_code, body, dict(reply.headers))
+            return _refuse(err.error_type, err.message, err.status, err.retry_after)
+        counted = dialect.parse_count_tokens(orjson.loads(body))
     else:
         # ~10 ms for a 110 KB body: off the event loop, so streams in flight don't stall.
         counted = {"input_tokens": await asyncio.to_thread(tokens.count_tokens, decision.body)}
     tape.usage = {"input_tokens": int(counted.get("input_tokens") or 0)}
     tape.client_message = None
-    tape.status, tape.http_status, tape.done_at = "ok", 200, time.perf_counter()
-    recorder.finish(tape)
-    return HttpResponse(orjson.dumps(counted), content_type="application/json")
+    tape.http_status = 200
+    return _Result(HttpResponse(orjson.dumps(counted), content_type="application/json"))
 
 
-def _answer(*, body: bytes, dialect_name: str, translation: Translation, tape: Tape) -> HttpResponse:
+@dataclass(frozen=True, slots=True)
+class Served:
+    """A stored request answered again: the response, and the new exchange's record to find it by."""
+
+    response: HttpResponse
+    request_id: str  # the new exchange's (its row: Exchange.request_id)
+    backend_model: str
+    ms: float  # how long it took, as its record says
+
+
+async def serve_stored(
+    body: JSONDict,
+    *,
+    targets: tuple[Target, ...],
+    rule: str,
+    reason: str,
+    origin: Literal["replay", "test"],
+    headers: dict[str, str] | None = None,
+    agent: str = "",
+) -> Served:
+    """Answer a request the proxy did not receive from a client (a replay of a stored one, the routes
+    editor's test) through `targets`, not streamed, on the same serving path: recorded as an exchange of
+    its own, marked with `origin`."""
+    headers = headers or {}
+    body = {**body, "stream": False}
+    tape = Tape(endpoint="messages", client_request=body, client_headers=safe_headers(headers), origin=origin)
+    tape.client_model, tape.rule, tape.route_reason, tape.agent = str(body["model"]), rule, reason, agent
+    recorder.start(tape)
+    decision = Decision(targets, rule, reason, "", agent, cast(MessagesRequest, body))
+    response = await serve_messages(Routed(tape, decision, headers), message_id=new_message_id())
+    return Served(response, tape.request_id, tape.backend_model, tape.ms(tape.done_at) or 0.0)
+
+
+def _answer(*, body: bytes, dialect_name: str, translation: Translation, tape: Tape) -> _Result:
     tape.upstream_chunks = [body]
     try:
         message = DIALECTS[dialect_name].parse_response(orjson.loads(body), translation)
     except UpstreamError as exc:
-        return _refuse(tape, exc.error_type, exc.message, exc.status)
+        return _refuse(exc.error_type, exc.message, exc.status)
     except orjson.JSONDecodeError:
-        return _refuse(tape, "api_error", f"upstream returned a body that is not JSON: {body[:200]!r}", 500)
+        return _refuse("api_error", f"upstream returned a body that is not JSON: {body[:200]!r}", 500)
     tape.client_message = message
     tape.usage = dict(message.get("usage") or {})
-    tape.status = "ok"
-    tape.done_at = time.perf_counter()
-    recorder.finish(tape)
-    return HttpResponse(orjson.dumps(message), content_type="application/json")
+    return _Result(HttpResponse(orjson.dumps(message), content_type="application/json"))
 
 
 async def relay(
@@ -209,6 +258,8 @@ async def relay(
     sent = Accumulator()  # what the client got, folded in as it goes: the events themselves are not kept
     progress.watch(tape, sent)  # read once a second by the progress ticker, never written here
     chunk: bytes | None = first
+    status: Outcome = "cancelled"
+    error: Failure | None = Failure("", "client disconnected mid-stream")
     try:
         try:
             while chunk is not None:
@@ -222,7 +273,7 @@ async def relay(
                     for event in out:
                         sent.feed(event)
                     yield b"".join([encode_event(e) for e in out])
-                if getattr(translator, "done", False):
+                if translator.done:
                     break  # e.g. a stop sequence matched locally: stop paying for tokens nobody reads
                 chunk = await reply.next_chunk()
             out = []
@@ -233,7 +284,7 @@ async def relay(
                 for event in out:
                     sent.feed(event)
                 yield b"".join([encode_event(e) for e in out])
-            if getattr(translator, "usage_estimated", False):
+            if translator.usage_estimated:
                 tape.changes.append(
                     {
                         "kind": "usage_estimated",
@@ -242,27 +293,22 @@ async def relay(
                         "backend reported usage: tokens estimated locally",
                     }
                 )
-            tape.status = "ok"
+            status, error = "ok", None
         except UpstreamError as exc:
-            tape.fail(exc.error_type, exc.message)
+            status, error = "error", Failure(exc.error_type, exc.message)
             yield error_frame(exc.error_type, exc.message, request_id=tape.request_id)
         except Exception as exc:  # our own bug: still an error event for the client, and recorded
             logger.exception("relay failed")
             message = f"the proxy failed while translating the stream: {exc!r}"
-            tape.fail("api_error", message)
+            status, error = "error", Failure("api_error", message)
             yield error_frame("api_error", message, request_id=tape.request_id)
-    except (asyncio.CancelledError, GeneratorExit):
-        tape.status = "cancelled"
-        tape.error_message = "client disconnected mid-stream"
-        raise
-    finally:
-        tape.usage = dict(getattr(translator, "usage", None) or {})
+    finally:  # also on a hang-up (CancelledError, GeneratorExit): `status` says cancelled then
+        tape.usage = dict(translator.usage)
         if sent.started:
             tape.client_message = sent.message()
-        tape.done_at = time.perf_counter()
         progress.forget(tape)
+        tape.end(status, error)
         await reply.aclose()
-        recorder.finish(tape)
 
 
 def _sse_response(stream: AsyncIterator[bytes]) -> StreamingHttpResponse:
@@ -272,13 +318,9 @@ def _sse_response(stream: AsyncIterator[bytes]) -> StreamingHttpResponse:
     return response
 
 
-def _refuse(
-    tape: Tape, error_type: str, message: str, status: int, retry_after: str | None = None
-) -> HttpResponse:
-    tape.fail(error_type, message, status)
-    tape.done_at = time.perf_counter()
-    recorder.finish(tape)
-    return error_response(error_type, message, status=status, retry_after=retry_after)
+def _refuse(error_type: str, message: str, status: int, retry_after: str | None = None) -> _Result:
+    response = error_response(error_type, message, status=status, retry_after=retry_after)
+    return _Result(response, Failure(error_type, message, status))
 
 
 def _note_target(tape: Tape, target: Target, translation: Translation, payload: bytes) -> None:

@@ -1,6 +1,5 @@
 from django.urls import include, path
 
-from proxy import api
 from proxy.http import views
 from proxy.ops import endpoints
 
@@ -9,8 +8,6 @@ urlpatterns = [
     path("v1/messages/count_tokens", views.count_tokens, name="count_tokens"),
     path("v1/models", views.models, name="models"),
     path("v1/models/<str:model_id>", views.model, name="model"),
-    path("api/exchanges", views.exchanges, name="api_exchanges"),
-    path("api/route/explain", api.explain, name="api_route_explain"),
     path("api/sessions/<str:session_id>/summary", endpoints.session_summary, name="api_session_summary"),
     path("healthz", endpoints.healthz, name="healthz"),
     path("readyz", endpoints.readyz, name="readyz"),

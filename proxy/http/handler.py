@@ -69,16 +69,13 @@ def refuse_unsent_body(*, path: str, headers: dict[str, str], length: int) -> by
     """The whole HTTP 413 for a request that announced a body over the limit and waits for `100 Continue`
     before sending it (curl does, past 1 MB): it is answered at once, the body never sent, and recorded."""
     from proxy.http.views import too_large
-    from proxy.recording.tape import Tape, safe_headers
-    from proxy.recording.writer import recorder
+    from proxy.recording.tape import Failure, Tape, safe_headers
 
     refusal = too_large(length)
     endpoint = "count_tokens" if path.rstrip("/").endswith("count_tokens") else "messages"
     tape = Tape(endpoint=endpoint, client_request=None, client_headers=safe_headers(headers))
     tape.user_agent = headers.get("user-agent", "")
-    tape.fail(refusal.error_type, refusal.message, 413)
-    tape.done_at = tape.t0
-    recorder.finish(tape)
+    tape.end("error", Failure(refusal.error_type, refusal.message, 413))
     body = orjson.dumps(error_body(refusal.error_type, refusal.message))
     head = (
         "HTTP/1.1 413 Content Too Large\r\ncontent-type: application/json\r\n"

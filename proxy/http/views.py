@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from typing import Any
 
 import orjson
@@ -18,7 +16,7 @@ from proxy.http.request_ids import new_message_id, new_request_id
 from proxy.http.validation import NestedTooDeep, validate_request
 from proxy.recording.progress import progress
 from proxy.recording.rows import failed_tool_results
-from proxy.recording.tape import Tape, safe_headers
+from proxy.recording.tape import Failure, Tape, safe_headers
 from proxy.recording.writer import recorder
 from proxy.routing import snapshot
 from proxy.security import clientkeys
@@ -51,14 +49,7 @@ async def count_tokens(request: HttpRequest) -> HttpResponse:
     if isinstance(routed, HttpResponse):
         return routed
     assert routed.decision is not None
-    try:
-        return await serve_count_tokens(decision=routed.decision, headers=routed.headers, tape=routed.tape)
-    except Exception as exc:  # our own bug: a 500 still, but recorded with why (as serve_messages does)
-        if routed.tape.finished:
-            raise
-        logger.exception("counting tokens for %s failed", routed.tape.request_id)
-        message = f"internal error in the proxy while counting tokens: {exc!r}"
-        return _refuse_request(routed.tape, request, "api_error", message, 500)
+    return await serve_count_tokens(decision=routed.decision, headers=routed.headers, tape=routed.tape)
 
 
 async def _route(request: HttpRequest, *, endpoint: str) -> Routed | HttpResponse:
@@ -176,9 +167,7 @@ def _refuse_request(
             raw = b""
         if raw:  # as text: the record's field holds JSON, and this body is not JSON
             tape.client_request = raw.decode("utf-8", errors="replace")
-    tape.fail(error_type, message, status)
-    tape.done_at = time.perf_counter()
-    recorder.finish(tape)
+    tape.end("error", Failure(error_type, message, status))
     return error_response(error_type, message, status=status, retry_after=retry_after)
 
 
@@ -290,75 +279,3 @@ def session_id(body: dict[str, object], headers: dict[str, str]) -> str:
         if isinstance(parsed, dict) and isinstance(parsed.get("session_id"), str):
             return parsed["session_id"][:100]
     return ""
-
-
-_EXCHANGE_FIELDS = (
-    "id",
-    "request_id",
-    "created_at",
-    "finished_at",
-    "endpoint",
-    "status",
-    "http_status",
-    "error_type",
-    "error_message",
-    "stream",
-    "session_id",
-    "agent",
-    "user_agent",
-    "client_model",
-    "backend_model",
-    "provider",
-    "dialect",
-    "rule",
-    "client_key",
-    "route_reason",
-    "task",
-    "client_request",
-    "upstream_request",
-    "upstream_response",
-    "client_response",
-    "changes",
-    "attempts",
-    "upstream_first_byte_ms",
-    "first_token_ms",
-    "duration_ms",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "cost_usd",
-    "claude_cost_usd",
-    "tool_calls",
-    "tool_call_errors",
-    "tool_result_errors",
-    "origin",
-)
-
-
-async def exchanges(request: HttpRequest) -> HttpResponse:
-    """GET /api/exchanges?limit=N[&session=…][&request_id=req_…][&settle=1]: the newest recorded
-    exchanges as JSON (scripts, tests), and `recorder`: what waits for the database and what could not be
-    recorded. With settle=1 it answers once everything this process finished so far is written: a script
-    that just got its last reply sees that exchange without polling (rows are written in batches)."""
-    from proxy.models import Exchange
-
-    try:
-        limit = max(1, min(int(request.GET.get("limit", "50")), 500))
-    except ValueError:
-        return error_response("invalid_request_error", "limit: must be an integer")
-    if request.GET.get("settle") in ("1", "true"):
-        try:
-            async with asyncio.timeout(10):
-                await recorder.drain()
-        except TimeoutError:
-            return error_response("api_error", "the recorder did not catch up within 10 s; try again")
-    rows = Exchange.objects.order_by("-id")
-    if session := request.GET.get("session", "").replace("\x00", ""):  # PostgreSQL refuses NUL
-        rows = rows.filter(session_id=session)
-    if request_id := request.GET.get("request_id", "").replace("\x00", ""):
-        rows = rows.filter(request_id=request_id)
-    data = [row async for row in rows.values(*_EXCHANGE_FIELDS)[:limit]]
-    # What this process's recorder holds and could not keep: `dropped` and `lost` are never silent.
-    body = {"data": data, "recorder": recorder.status()}
-    return HttpResponse(orjson.dumps(body), content_type="application/json")

@@ -11,23 +11,27 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import count
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 import zstandard
 
 from proxy.http.request_ids import new_request_id
+from proxy.translate.dialects import DIALECTS
 from proxy.translate.types import JSONDict, Message
 
 _keys = count(1)
 
-# Header names whose values are secrets: never stored, never shown.
+# Header names whose values are secrets: never stored, never shown. Besides these hints, each dialect
+# declares the headers it authenticates with (`capabilities.secret_headers`).
 _SECRET_HINTS = ("key", "token", "secret", "authorization", "cookie", "password")
 
 
 def is_secret_header(name: str) -> bool:
     """`name` lower-case: authorization, x-api-key, api-key, x-goog-api-key, a provider's own x-…-token."""
-    return any(h in name for h in _SECRET_HINTS)
+    return any(h in name for h in _SECRET_HINTS) or any(
+        name in dialect.capabilities.secret_headers for dialect in DIALECTS.values()
+    )
 
 
 def safe_headers(headers: dict[str, str]) -> dict[str, str]:
@@ -75,6 +79,18 @@ class Packed:
     def unpack(self) -> orjson.Fragment | str:
         raw = _codec.decompressor.decompress(self.data)
         return raw.decode("utf-8", errors="replace") if self.text else orjson.Fragment(raw)
+
+
+Outcome = Literal["ok", "error", "cancelled"]
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why an exchange did not end well, as the client was told."""
+
+    error_type: str  # Anthropic's error type ("" for a cancelled exchange: nobody was told)
+    message: str
+    http_status: int | None = None  # None: the status already sent stands (a stream's 200)
 
 
 @dataclass(slots=True)
@@ -145,9 +161,17 @@ class Tape:
     def ms(self, stamp: float | None) -> float | None:
         return None if stamp is None else round((stamp - self.t0) * 1000, 3)
 
-    def fail(self, error_type: str, message: str, http_status: int | None = None) -> None:
-        self.status = "error"
-        self.error_type = error_type
-        self.error_message = message
-        if http_status is not None:
-            self.http_status = http_status
+    def end(self, status: Outcome, error: Failure | None = None) -> None:
+        """The exchange is over: stamp its outcome and time, and hand the tape to the writer. The one way a
+        tape is finished; only the first call counts (a `finally` may follow a refusal that ended it)."""
+        if self.finished:
+            return
+        self.done_at = time.perf_counter()
+        self.status = status
+        if error is not None:
+            self.error_type, self.error_message = error.error_type, error.message
+            if error.http_status is not None:
+                self.http_status = error.http_status
+        from proxy.recording.writer import recorder  # the writer imports this module
+
+        recorder.finish(self)

@@ -187,6 +187,9 @@ THINK_NOTE = (
     "thinking field there, but Claude Code now sends adaptive thinking on every main turn: those go to "
     "the default rule"
 )
+# The transformers of claude-code-router's format that are carried over as a dialect: its config names
+# them, so they are spelled here (everywhere else the dialects come from proxy.translate.dialects).
+_CCR_DIALECT_TRANSFORMERS = frozenset({"anthropic", "openai"})
 _CCR_IGNORED = {"LOG", "LOG_LEVEL", "HOST", "PORT", "NON_INTERACTIVE_MODE", "StatusLine"}
 
 
@@ -208,7 +211,7 @@ def _ccr_provider(entry: Mapping[str, Any], timeout: float, notes: list[str]) ->
         dialect, base_url = "anthropic", re.sub(r"/v1/messages$", "", url)
     else:
         dialect, base_url = "openai", re.sub(r"/chat/completions$", "", url)
-    other = sorted(uses - {"anthropic", "openai"})
+    other = sorted(uses - _CCR_DIALECT_TRANSFORMERS)
     if other:
         notes.append(
             f"provider '{name}': transformers {', '.join(other)} were not carried over "

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from proxy.catalog import lookup
 from proxy.http.model_names import display_name
 from proxy.routing.detect import Facts, TokenCounter, request_facts
+from proxy.translate.dialects import dialect_names
 from proxy.translate.types import JSONDict, MessagesRequest, Target
 
 TASKS = ("background", "think", "long_context", "web_search", "image")
@@ -261,12 +262,12 @@ def is_own_address(base_url: str, own_port: int | None) -> bool:
     return (parts.hostname or "").lower() in LOCAL_HOSTS and port == own_port
 
 
-def _check_provider(p: ProviderSpec, dialects: Collection[str], own_port: int | None) -> list[str]:
+def _check_provider(p: ProviderSpec, own_port: int | None) -> list[str]:
     where = f"provider '{p.name}'"
     problems = []
     if not _SLUG.match(p.name or ""):
         problems.append(f"{where}: the name must be letters, digits, - or _")
-    if p.dialect not in dialects:
+    if p.dialect not in (dialects := dialect_names()):  # the registry: a new dialect is known everywhere
         problems.append(f"{where}: unknown dialect '{p.dialect}' (known: {', '.join(sorted(dialects))})")
     parts = urlsplit(p.base_url or "")
     if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -424,11 +425,10 @@ def validate_config(
     providers: Sequence[ProviderSpec],
     rules: Sequence[RuleSpec],
     *,
-    dialects: Collection[str] = ("openai", "anthropic"),
     own_port: int | None = None,
 ) -> None:
     """Raise ConfigError listing every problem; return None when the configuration can serve."""
-    compile_config(providers, rules, dialects=dialects, own_port=own_port)
+    compile_config(providers, rules, own_port=own_port)
 
 
 # $ per million tokens a provider's model_settings may set; they win over genai-prices in cost estimates.
@@ -440,7 +440,6 @@ def compile_config(
     rules: Sequence[RuleSpec],
     *,
     version: int = 0,
-    dialects: Collection[str] = ("openai", "anthropic"),
     own_port: int | None = None,
     environ: Mapping[str, str] | None = None,
     max_output_tokens: Callable[[str, JSONDict | None], int | None] | None = None,
@@ -453,7 +452,7 @@ def compile_config(
         if p.name in by_provider:
             problems.append(f"two providers are named '{p.name}'")
         by_provider[p.name] = p
-        problems += _check_provider(p, dialects, own_port)
+        problems += _check_provider(p, own_port)
     problems += _check_rules(rules, by_provider)
     compiled_conditions = {r.name: _compile_conditions(r, problems) for r in rules}
     if problems:

@@ -32,6 +32,7 @@ import orjson
 from django.db import connection, transaction
 from django.db.models import F
 
+from proxy import catalog
 from proxy.routing.detect import TokenCounter
 from proxy.routing.rules import (
     ConfigError,
@@ -45,6 +46,7 @@ from proxy.routing.rules import (
 )
 from proxy.security import access, clientkeys, redact
 from proxy.security.crypto import UnreadableSecret
+from proxy.translate import tokens
 from proxy.translate.base import TranslationError
 from proxy.translate.types import MessagesRequest
 
@@ -63,28 +65,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-try:  # written in parallel by another engineer: routing works (without limits) until it lands
-    from proxy.catalog import max_output_tokens as _catalog_max_output
-    from proxy.catalog import model_options as _catalog_options
-except ImportError:  # pragma: no cover
-    _catalog_max_output = None  # type: ignore[assignment]
-    _catalog_options = None  # type: ignore[assignment]
-
-try:
-    from proxy.translate.tokens import count_tokens as _count_tokens
-except ImportError:  # pragma: no cover
-
-    def _count_tokens(request: MessagesRequest) -> int:
-        return len(str(request)) // 4
-
-
-def known_dialects() -> tuple[str, ...]:
-    try:
-        from proxy.translate.dialects import DIALECTS
-    except ImportError:  # pragma: no cover
-        return ("openai", "anthropic")
-    return tuple(DIALECTS)
 
 
 def own_port() -> int | None:
@@ -164,7 +144,7 @@ def validate_config(providers: list[ProviderSpec], rules: list[RuleSpec]) -> Non
         if (problem := access.key_env_problem(p.api_key_env)) is not None
     ]
     try:
-        compile_config(providers, rules, dialects=known_dialects(), own_port=own_port())
+        compile_config(providers, rules, own_port=own_port())
     except ConfigError as exc:
         problems = exc.problems + problems
     if problems:
@@ -178,11 +158,10 @@ def build_snapshot(version: int) -> Snapshot:
         providers,
         rules,
         version=version,
-        dialects=known_dialects(),
         own_port=own_port(),
         environ=access.key_environ(),  # only allowed names: a stored name outside them sends nothing
-        max_output_tokens=_catalog_max_output,
-        model_options=_catalog_options,
+        max_output_tokens=catalog.max_output_tokens,
+        model_options=catalog.model_options,
     )
     # Every key a provider has is redacted wherever it might be echoed (proxy/security/redact.py).
     keys = [os.environ.get(p.api_key_env, "") if p.api_key_env else p.api_key_secret for p in providers]
@@ -396,7 +375,7 @@ async def decide(body: MessagesRequest, headers: dict[str, str], *, snap: Snapsh
     `snap`: a snapshot this request already read (one version check per request, not two)."""
     if snap is None:
         snap = await checked_snapshot()
-    counter: TokenCounter | None = _count_tokens if needs_token_count(snap) else None
+    counter: TokenCounter | None = tokens.count_tokens if needs_token_count(snap) else None
     decision = choose_target(snap, body, headers, count_tokens=counter)
     if decision is None or not decision.targets:
         raise TranslationError(f"no routing rule serves model '{body.get('model', '')}' (no default rule)")

@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from .base import UpstreamError
+from . import upstream_errors
+from .base import Capabilities, UpstreamError
 from .claude_code import without_billing_header
 from .types import (
     ERROR_STATUS,
@@ -138,8 +139,12 @@ class AnthropicDialect:
     """The passthrough dialect: build_request / parse_response / stream_translator / parse_error."""
 
     name = "anthropic"
-    supports_images = True
-    supports_thinking = True
+    capabilities = Capabilities(
+        keeps_client_model=True,
+        forwards_client_credentials=True,
+        counts_tokens=True,  # the official API only: build_count_tokens_request says None elsewhere
+        secret_headers=frozenset({"x-api-key", "authorization"}),
+    )
 
     def build_request(
         self, request: MessagesRequest, target: Target, *, message_id: str, client_headers: dict[str, str]
@@ -175,22 +180,25 @@ class AnthropicDialect:
 
     def build_count_tokens_request(
         self, request: JSONDict, target: Target, *, client_headers: dict[str, str]
-    ) -> UpstreamRequest:
-        """POST /v1/messages/count_tokens passed through: model mapped, Anthropic-only fields kept off."""
+    ) -> UpstreamRequest | None:
+        """POST /v1/messages/count_tokens passed through (model mapped) to the official API, which counts
+        exactly; None for compatible servers (most lack the endpoint): counted locally."""
+        if not is_official(target):
+            return None
         body: JSONDict = dict(request)
         if target.model:
             body["model"] = target.model
-        official = is_official(target)
-        if not official:
-            for name in ANTHROPIC_ONLY_FIELDS:
-                body.pop(name, None)
         return UpstreamRequest(
             method="POST",
             url=count_tokens_url(target.base_url, client_headers.get(":query", "")),
-            headers=build_headers(target, client_headers, official=official),
+            headers=build_headers(target, client_headers, official=True),
             body=body,
             stream=False,
         )
+
+    def parse_count_tokens(self, body: JSONDict) -> JSONDict:
+        """Already Anthropic's answer."""
+        return body
 
     def parse_response(self, body: JSONDict, translation: Translation) -> Message:
         """The reply is already a Message; only the model id is the client's own."""
@@ -202,7 +210,7 @@ class AnthropicDialect:
 
     def parse_error(self, status: int, body: bytes, headers: dict[str, str]) -> UpstreamError:
         """Anthropic error bodies keep their type and status; anything else becomes an api_error."""
-        retry_after = _header(headers, "retry-after")
+        retry_after = upstream_errors.retry_after(headers)
         error_type, message = _error_from_body(status, body)
         return UpstreamError(
             message, error_type=error_type, status=status, retry_after=retry_after, upstream_status=status
@@ -212,11 +220,13 @@ class AnthropicDialect:
 class AnthropicStreamTranslator:
     """Relays upstream events one by one, decoded, echoing the client's model id.
 
-    Attributes read by the relay: `usage` (message_start usage merged with message_delta usage),
-    `stop_reason`, `stop_sequence`, `done` (True once message_stop arrived).
+    The StreamTranslator members: `usage` (message_start usage merged with message_delta usage, the
+    backend's own: never estimated), `done` (True once message_stop arrived); also `stop_reason`,
+    `stop_sequence`.
     """
 
     __slots__ = ("_client_model", "_errored", "done", "stop_reason", "stop_sequence", "usage")
+    usage_estimated = False
 
     def __init__(self, *, client_model: str) -> None:
         self._client_model = client_model
@@ -285,15 +295,6 @@ class AnthropicStreamTranslator:
             # message_delta usage is cumulative; nested objects (cache_creation, server_tool_use) are skipped.
             if isinstance(value, int) and not isinstance(value, bool):
                 self.usage[key] = value
-
-
-def _header(headers: dict[str, str], name: str) -> str | None:
-    value = headers.get(name)
-    if value is None:
-        for key, candidate in headers.items():
-            if key.lower() == name:
-                return candidate
-    return value
 
 
 def _error_type(raw: object, status: int) -> ErrorType:

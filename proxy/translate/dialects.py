@@ -9,3 +9,8 @@ DIALECTS: dict[str, Dialect] = {
     "openai": openai_chat.DIALECT,
     "anthropic": anthropic.DIALECT,
 }
+
+
+def dialect_names() -> tuple[str, ...]:
+    """The registered dialects' names, read when called (so everything outside translate/ sees one added)."""
+    return tuple(DIALECTS)

@@ -163,5 +163,9 @@ class Translation:
     # The request's input tokens estimated from its size: a translated stream's message_start carries it,
     # since the backend's count comes only with its last chunk (message_delta then has the real one).
     input_estimate: int = 0
+    # Set by serving when tool calls are healed downstream: tool arguments that are not JSON are passed
+    # on as they came (a stream's input_json_delta, a reply's `input` as the raw string) instead of
+    # failing the response as an upstream error.
+    lenient_tool_input: bool = False
     # Anything else a dialect's response side needs from its request side.
     state: JSONDict = field(default_factory=dict)

@@ -130,6 +130,9 @@ def test_replay_through_another_rule_shows_both_answers_with_tool_calls(
     expect(columns.nth(1).locator(".block.tool_use")).to_contain_text("/tmp/b.txt")
     assert upstream.requests[-1]["model"] == "small-model"
     expect(result.locator("a", has_text="exchange")).to_be_visible()
+    [replayed] = [e for e in server.exchanges(5) if e["origin"] == "replay"]  # the link: its own row
+    assert result.locator("a", has_text="exchange").get_attribute("href") == f"/exchanges/{replayed['id']}"
+    assert replayed["route_reason"] == f"replay of exchange {row['id']} through rule 'haiku'"
     screenshot("replay", docs=True)
 
 

@@ -99,6 +99,30 @@ def test_an_error_in_the_middle_of_a_stream_names_the_request_id(
     assert recorded(server, request_id)["status"] == "error"
 
 
+def _model_not_found() -> Reply:
+    message = "The model `gpt-none` does not exist or you do not have access to it."
+    error = {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": None}}
+    return Reply(status=404, body=error)
+
+
+@pytest.mark.parametrize(
+    ("content", "status", "error_type"),
+    [
+        (b"{broken", 400, "invalid_request_error"),  # refused while reading
+        (json.dumps({**HELLO, "max_tokens": -1}).encode(), 400, "invalid_request_error"),  # by validation
+        (json.dumps(HELLO).encode(), 404, "not_found_error"),  # the backend knows no such model
+    ],
+)
+def test_a_refused_request_is_recorded_with_its_duration(
+    server: Server, upstream: FakeOpenAI, content: bytes, status: int, error_type: str
+) -> None:
+    upstream.script(_model_not_found())  # only the last case reaches the backend
+    request_id = assert_anthropic_error(post(server, content), status, error_type)["request_id"]
+    row = recorded(server, request_id)
+    assert (row["status"], row["http_status"], row["error_type"]) == ("error", status, error_type)
+    assert row["finished_at"] is not None and row["duration_ms"] > 0
+
+
 # --- bodies that are not what they should be -----------------------------------------------------------
 
 

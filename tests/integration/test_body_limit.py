@@ -92,4 +92,5 @@ def test_a_client_waiting_for_100_continue_is_refused_before_it_sends_the_body(
     [row] = server.exchanges(limit=1)
     assert (row["http_status"], row["error_type"]) == (413, "request_too_large")
     assert row["user_agent"] == "curl/8.5.0"
+    assert row["duration_ms"] > 0  # ended as every exchange is (Tape.end), not stamped at its start
     assert upstream.requests == []

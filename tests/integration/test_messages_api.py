@@ -314,7 +314,7 @@ def test_client_hang_up_mid_stream_is_recorded_as_cancelled_and_closes_upstream(
             if "text_delta" in line:
                 break  # hang up after the first token
     row = server.wait_for_exchange(lambda e: e["client_request"]["messages"][0]["content"] == "long please")
-    assert row["status"] == "cancelled"
+    assert row["status"] == "cancelled" and row["duration_ms"] >= row["first_token_ms"] > 0
     assert "word0" in row["upstream_response"]
     assert "word199" not in row["upstream_response"]  # the upstream request was closed, not read to the end
     # The backend's usage never came, but it billed the prompt and what it generated: counted locally.
@@ -393,7 +393,7 @@ def test_client_hang_up_before_the_response_began_is_recorded_as_cancelled(
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(f"{server.url}/v1/messages", json=body, timeout=httpx.Timeout(10.0, read=0.5))
     row = server.wait_for_exchange(lambda e: e["client_request"]["messages"][0]["content"] == "slow one")
-    assert row["status"] == "cancelled"
+    assert row["status"] == "cancelled" and row["duration_ms"] >= 400  # the client waited 0.5 s
     assert row["error_message"] == "client disconnected before the response began"
     assert row["upstream_request"]["body"]["messages"][-1]["content"] == "slow one"
 

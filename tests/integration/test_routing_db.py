@@ -13,7 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
 from django.test import AsyncRequestFactory
 
-from proxy import api
+from dashboard import api
 from proxy.models import ConfigVersion, Provider, Rule
 from proxy.routing import snapshot
 from proxy.routing.rules import ConfigError

@@ -269,20 +269,26 @@ def test_build_count_tokens_request_targets_count_endpoint_with_query():
     upstream = DIALECT.build_count_tokens_request(
         body, make_target(api_key="sk-ant-ours"), client_headers=CLIENT_HEADERS
     )
+    assert upstream is not None
     assert upstream.url == "https://api.anthropic.com/v1/messages/count_tokens?beta=true"
     assert upstream.body == body
     assert upstream.headers["x-api-key"] == "sk-ant-ours"
     assert upstream.stream is False
 
 
-def test_build_count_tokens_request_maps_model_and_drops_fields_for_compatible_target():
-    body = {"model": "claude-opus-4-8", "messages": [], "context_management": {"edits": []}}
+def test_build_count_tokens_request_maps_model_for_official_target():
+    body = {"model": "claude-opus-4-8", "messages": []}
     upstream = DIALECT.build_count_tokens_request(
-        body, make_target(base_url="https://openrouter.ai/api/v1", model="x/y"), client_headers={}
+        body, make_target(model="claude-sonnet-5"), client_headers={}
     )
-    assert upstream.url == "https://openrouter.ai/api/v1/messages/count_tokens"
-    assert upstream.body == {"model": "x/y", "messages": []}
-    assert "context_management" in body
+    assert upstream is not None and upstream.body == {"model": "claude-sonnet-5", "messages": []}
+    assert body["model"] == "claude-opus-4-8"
+
+
+def test_build_count_tokens_request_is_none_for_compatible_target_so_it_is_counted_locally():
+    body = {"model": "claude-opus-4-8", "messages": [], "context_management": {"edits": []}}
+    target = make_target(base_url="https://openrouter.ai/api/v1", model="x/y")
+    assert DIALECT.build_count_tokens_request(body, target, client_headers={}) is None
 
 
 # parse_response

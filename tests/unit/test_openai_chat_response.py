@@ -17,12 +17,11 @@ from proxy.translate.base import UpstreamError
 from proxy.translate.openai_chat import DIALECT
 from proxy.translate.openai_chat.response import (
     SIGNATURE_PREFIX,
-    find_stop_sequence,
-    held_back_length,
     parse_error,
     parse_response,
     thinking_signature,
 )
+from proxy.translate.stops import find_stop_sequence, held_back_length
 from proxy.translate.tool_names import shorten
 from proxy.translate.types import Target, Translation, UpstreamRequest
 
@@ -270,6 +269,19 @@ def test_tool_arguments_that_are_json_but_not_an_object_raise(arguments: str) ->
     body = completion({"tool_calls": [call("c1", "Bash", arguments)]}, "tool_calls")
     with pytest.raises(UpstreamError, match="invalid JSON arguments for tool 'Bash'"):
         parse_response(body, make_translation())
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [('{"command": "ls', '{"command": "ls'), ("[1, 2]", "[1, 2]"), ('{"command": "ls"}', {"command": "ls"})],
+)
+def test_lenient_tool_input_keeps_the_parsed_object_else_the_raw_arguments(
+    arguments: str, expected: Any
+) -> None:
+    body = completion({"tool_calls": [call("c1", "Bash", arguments)]}, "tool_calls")
+    translation = make_translation()
+    translation.lenient_tool_input = True
+    assert parse_response(body, translation)["content"][0]["input"] == expected
 
 
 def test_legacy_function_call_becomes_a_tool_use_with_a_synthetic_id() -> None:

@@ -703,3 +703,29 @@ def test_malformed_chunks_raise_upstream_error(bad: dict) -> None:
     translator = OpenAIStreamTranslator(make_translation())
     with pytest.raises(UpstreamError, match="malformed"):
         feed_chunks(translator, [bad])
+
+
+def test_lenient_tool_input_passes_invalid_arguments_on_as_they_came() -> None:
+    translation = translation_for("invalid_args")
+    translation.lenient_tool_input = True
+    translator, events = translate("invalid_args", translation)
+    deltas = [e["delta"] for e in events if e["type"] == "content_block_delta"]
+    assert deltas == [{"type": "input_json_delta", "partial_json": '{"command": "ls'}]
+    assert translator.done and translator.usage_estimated is False
+    assert events[-2]["delta"]["stop_reason"] == "tool_use"
+    assert_valid_anthropic_stream(events)
+
+
+def test_content_after_the_finish_chunk_is_closed_before_the_message_stops() -> None:
+    translator = OpenAIStreamTranslator(make_translation())
+    events = feed_chunks(
+        translator,
+        [
+            chunk({"content": "a"}, "stop"),
+            chunk({"content": "b"}),  # a backend that goes on after its finish_reason
+            {"id": "chatcmpl-x", "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2}},
+        ],
+    )
+    assert translator.done
+    assert_valid_anthropic_stream(events)
+    assert [e["delta"]["text"] for e in events if e["type"] == "content_block_delta"] == ["a", "b"]

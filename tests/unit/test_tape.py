@@ -35,3 +35,18 @@ def test_a_packed_body_holds_only_its_compressed_size() -> None:
     assert len(packs[0].data) < len(BODY) / 3
     # Held, not just reported: a compressor's output can keep the allocation of the whole input.
     assert held / len(packs) < 1.2 * len(packs[0].data) + 200
+
+
+def test_a_dialects_declared_auth_header_is_secret_even_without_a_hint_in_its_name(monkeypatch) -> None:
+    from proxy.recording.tape import is_secret_header, safe_headers
+    from proxy.translate.base import Capabilities
+    from proxy.translate.dialects import DIALECTS
+
+    class Dummy:
+        name = "dummy"
+        capabilities = Capabilities(secret_headers=frozenset({"x-goog-credential"}))
+
+    assert not is_secret_header("x-goog-credential")
+    monkeypatch.setitem(DIALECTS, "dummy", Dummy())
+    assert is_secret_header("x-goog-credential") and is_secret_header("x-api-key")
+    assert safe_headers({"x-goog-credential": "s3cret", "accept": "*/*"}) == {"accept": "*/*"}

@@ -6,8 +6,8 @@ state machine. This module only ties them into the `Dialect` the registry lists.
 
 from __future__ import annotations
 
-from ..base import UpstreamError
-from ..types import JSONDict, Message, MessagesRequest, Target, Translation
+from ..base import Capabilities, UpstreamError
+from ..types import JSONDict, Message, MessagesRequest, Target, Translation, UpstreamRequest
 from . import response
 from .request import build_request
 from .stream import OpenAIStreamTranslator
@@ -17,6 +17,7 @@ __all__ = ["DIALECT", "OpenAIChatDialect", "OpenAIStreamTranslator"]
 
 class OpenAIChatDialect:
     name = "openai"
+    capabilities = Capabilities(secret_headers=frozenset({"authorization"}))
 
     def build_request(
         self,
@@ -27,6 +28,14 @@ class OpenAIChatDialect:
         client_headers: dict[str, str],
     ) -> Translation:
         return build_request(request, target, message_id=message_id, client_headers=client_headers)
+
+    def build_count_tokens_request(
+        self, request: JSONDict, target: Target, *, client_headers: dict[str, str]
+    ) -> UpstreamRequest | None:
+        return None  # Chat Completions has no counting endpoint: counted locally
+
+    def parse_count_tokens(self, body: JSONDict) -> JSONDict:
+        raise AssertionError("never called: build_count_tokens_request returns None")
 
     def parse_response(self, body: JSONDict, translation: Translation) -> Message:
         return response.parse_response(body, translation)
