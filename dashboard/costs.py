@@ -91,7 +91,7 @@ def latency(qs: QuerySet[Exchange], key: str) -> dict[str, dict[str, float | Non
     }  # fmt: skip
 
 
-LATENCY_SAMPLE = 20_000  # the window's newest exchanges that the latency percentiles are read from
+LATENCY_SAMPLE = 10_000  # the window's newest exchanges that the latency percentiles are read from
 
 
 def report_from_rows(range_key: str) -> dict[str, Any]:
@@ -211,7 +211,17 @@ def _summed(qs: QuerySet[Exchange], keys: tuple[str, ...]) -> list[dict[str, Any
 
 def _total(cells: list[dict[str, Any]]) -> dict[str, Any]:
     """One row of the page from the sums of some cells (what `_SUMS` gave over their rows)."""
-    sums = {name: sum(c[name] for c in cells) for name in _ROW_SUMS}
+    return _row(_summed_cells(cells))
+
+
+def _summed_cells(cells: list[dict[str, Any]]) -> dict[str, Any]:
+    totals = [0] * len(_ROW_SUMS)
+    for c in cells:  # one pass, in plain lists: ~20,000 cells and six groupings at a year of use
+        totals = [t + c[name] for t, name in zip(totals, _ROW_SUMS, strict=True)]
+    return dict(zip(_ROW_SUMS, totals, strict=True))
+
+
+def _row(sums: dict[str, Any]) -> dict[str, Any]:
     return _with_rates(
         [
             {
@@ -239,10 +249,17 @@ def _ranked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _group(
     cells: list[dict[str, Any]], keys: tuple[str, ...], limit: int | None = 50
 ) -> list[dict[str, Any]]:
-    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
+    names = tuple(_ROW_SUMS)
+    groups: dict[tuple[Any, ...], list[Any]] = {}
     for c in cells:
-        groups[tuple(c[k] for k in keys)].append(c)
-    rows = [{**dict(zip(keys, key, strict=True)), **_total(group)} for key, group in groups.items()]
+        key = tuple(c[k] for k in keys)
+        values = [c[name] for name in names]
+        held = groups.get(key)
+        groups[key] = values if held is None else [a + b for a, b in zip(held, values, strict=True)]
+    rows = [
+        {**dict(zip(keys, key, strict=True)), **_row(dict(zip(names, sums, strict=True)))}
+        for key, sums in groups.items()
+    ]
     return _ranked(rows)[:limit]
 
 
