@@ -402,12 +402,14 @@ def _run_facts(first_ids: dict[str, int]) -> dict[str, dict[str, str]]:
     for sid, first in first_ids.items():
         if (sid, first) in _FACTS:
             continue
-        texts = (
+        texts = list(
             Exchange.objects.filter(session_id=sid, endpoint="messages", agent="", id__gte=first)
             .annotate(req=Cast("client_request", TextField()))
             .order_by("id")
             .values_list("req", flat=True)[:_FIRST_LOOKED_AT]
         )
+        if len(texts) == _FIRST_LOOKED_AT:  # its first requests are all there: what they say stays so
+            _FACTS[(sid, first)] = {"prompt": "", "project": ""}
         for text in texts:
             try:
                 req = blobs.loads(text)  # earlier turns may be stored once, in blobs
