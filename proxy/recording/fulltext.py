@@ -36,15 +36,32 @@ PG_EXPRESSIONS = {
     "error_message": "error_message",
 }
 MIN_CHARS = 3  # a trigram index cannot answer shorter terms: those are searched by reading rows
+# Blobs larger than this are not indexed but read by each search (images, whole files: few, and indexing
+# a 20 MB image took the writer 9 s of CPU).
+INDEXED_BLOB_BYTES = 1024 * 1024
 
 
-def _sqlite_table(name: str, columns: tuple[str, ...], content: str, rowid: str) -> list[str]:
+def _sqlite_table(name: str, columns: tuple[str, ...], content: str, rowid: str, when: str = "") -> list[str]:
     cols = ", ".join(columns)
     new = ", ".join(f"new.{c}" for c in columns)
     old = ", ".join(f"old.{c}" for c in columns)
     # The 'delete' command needs the values that were indexed: the trigger has them as OLD.
     drop = f"INSERT INTO {name} ({name}, rowid, {cols}) VALUES ('delete', old.{rowid}, {old});"
     add = f"INSERT INTO {name} (rowid, {cols}) VALUES (new.{rowid}, {new});"
+    if when:  # only the rows `when` holds for are indexed (blobs: up to INDEXED_BLOB_BYTES)
+        old_when, new_when = when.format(r="old"), when.format(r="new")
+        return [
+            f"CREATE VIRTUAL TABLE {name} USING fts5({cols}, content='{content}', content_rowid='{rowid}', "
+            "tokenize='trigram', detail=none)",
+            f"CREATE TRIGGER {name}_insert AFTER INSERT ON {content} WHEN {new_when} BEGIN {add} END",
+            f"CREATE TRIGGER {name}_delete AFTER DELETE ON {content} WHEN {old_when} BEGIN {drop} END",
+            # A blob's value never changes (its hash is its key), should a row be rewritten anyway:
+            f"CREATE TRIGGER {name}_update AFTER UPDATE OF {cols} ON {content} BEGIN "
+            f"INSERT INTO {name} ({name}, rowid, {cols}) SELECT 'delete', old.{rowid}, {old} "
+            f"WHERE {old_when}; "
+            f"INSERT INTO {name} (rowid, {cols}) SELECT new.{rowid}, {new} WHERE {new_when}; END",
+            _fill_blobs_sql(name, cols, rowid, when.format(r=content)),
+        ]
     return [
         f"CREATE VIRTUAL TABLE {name} USING fts5({cols}, content='{content}', content_rowid='{rowid}', "
         # detail=none: no positions (a third of the CPU and a fraction of the size of the full index), so
@@ -57,6 +74,13 @@ def _sqlite_table(name: str, columns: tuple[str, ...], content: str, rowid: str)
     ]
 
 
+BLOB_WHEN = f"{{r}}.size <= {INDEXED_BLOB_BYTES}"
+
+
+def _fill_blobs_sql(name: str, cols: str, rowid: str, when: str) -> str:
+    return f"INSERT INTO {name} (rowid, {cols}) SELECT {rowid}, {cols} FROM {BLOB} WHERE {when}"
+
+
 def install(connection: Any) -> None:
     """Create the indexes and fill them from the rows already there (migration 0009)."""
     with connection.cursor() as cursor:
@@ -65,7 +89,7 @@ def install(connection: Any) -> None:
                 *_sqlite_table(REQUEST_FTS, REQUEST_COLUMNS, EXCHANGE, "id"),
                 *_sqlite_table(ANSWER_FTS, ANSWER_COLUMNS, EXCHANGE, "id"),
                 # The blob table's rowid: stable except across VACUUM, after which vacuum() rebuilds it.
-                *_sqlite_table(BLOB_FTS, ("data",), BLOB, "rowid"),
+                *_sqlite_table(BLOB_FTS, ("data",), BLOB, "rowid", when=BLOB_WHEN),
             ]
             for statement in statements:
                 cursor.execute(statement)
@@ -134,7 +158,8 @@ def after_vacuum(connection: Any) -> None:
     """VACUUM may renumber the blob table's rowids (it has no integer primary key): index them again."""
     if connection.vendor == "sqlite":
         with connection.cursor() as cursor:
-            cursor.execute(f"INSERT INTO {BLOB_FTS} ({BLOB_FTS}) VALUES ('rebuild')")
+            cursor.execute(f"INSERT INTO {BLOB_FTS} ({BLOB_FTS}) VALUES ('delete-all')")
+            cursor.execute(_fill_blobs_sql(BLOB_FTS, "data", "rowid", BLOB_WHEN.format(r=BLOB)))
 
 
 def _phrase(variants: set[str]) -> str:
@@ -214,10 +239,13 @@ def matching_blobs(connection: Any, variants: set[str], *, limit: int) -> tuple[
         if connection.vendor == "sqlite":
             # The index finds the blobs holding every trigram; LIKE (as search_q's) checks their text.
             likes = " OR ".join("b.data LIKE %s ESCAPE '\\'" for _ in variants)
+            patterns = [_like(v) for v in sorted(variants)]
             cursor.execute(
-                f"SELECT b.sha256, b.first_id FROM {BLOB_FTS} f JOIN {BLOB} b ON b.rowid = f.rowid "
-                f"WHERE {BLOB_FTS} MATCH %s AND ({likes}) ORDER BY f.rowid LIMIT %s",
-                [_phrase(variants), *(_like(v) for v in sorted(variants)), limit + 1],
+                f"SELECT sha256, first_id FROM (SELECT b.rowid AS r, b.sha256, b.first_id FROM {BLOB_FTS} f "
+                f"JOIN {BLOB} b ON b.rowid = f.rowid WHERE {BLOB_FTS} MATCH %s AND ({likes}) "
+                f"UNION ALL SELECT b.rowid, b.sha256, b.first_id FROM {BLOB} b "
+                f"WHERE b.size > {INDEXED_BLOB_BYTES} AND ({likes})) ORDER BY r LIMIT %s",
+                [_phrase(variants), *patterns, *patterns, limit + 1],
             )
         else:
             ors = " OR ".join("data ILIKE %s" for _ in variants)

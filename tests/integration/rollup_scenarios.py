@@ -191,6 +191,8 @@ def search() -> None:
     rows = []
     for i in range(400):
         said = rng.choice(WORDS) if i != 123 else "the one wombatword in a turn"
+        if i == 200:  # a value too large for the blobs' index (read by each search instead)
+            said = "a whole file: bigblobword " + "x" * 1_100_000
         history = [*history[-6:], {"role": "user", "content": f"{said} #{i} " + "padding text " * 60}]
         body = {"model": "claude-opus-4-8", "system": system, "messages": history}
         rows.append({
@@ -205,7 +207,12 @@ def search() -> None:
         with transaction.atomic():
             write_exchanges(rows[start : start + 50], updates=[])
     assert Exchange.objects.count() == 400
-    terms = ["zebracorn", "wombatword", "quokkaprompt", "parser", 'a "quoted"', "naïve", "file.py",
+    from proxy.models import Blob
+    from proxy.recording.fulltext import INDEXED_BLOB_BYTES
+
+    assert Blob.objects.filter(size__gt=INDEXED_BLOB_BYTES).exists()  # the one left out of the index
+    terms = ["zebracorn", "wombatword", "bigblobword", "quokkaprompt", "parser",
+             'a "quoted"', "naïve", "file.py",
              "req_0042", "sess-003", "overloaded", "answer 17", "chunk 399", "pa",
              "nothing-like-this"]  # fmt: skip
     for budget in (1000, 7):  # 7: the floor below which the rows are read, on every page

@@ -131,7 +131,7 @@ def test_prune_by_size_keeps_the_newest_within_the_limit(srv: Server) -> None:
     assert would and f"deleted {would.group(1)} of" in out  # the dry run said what the prune did
     kept = sorted(r["id"] for r in srv.exchanges(100))
     assert kept == ids[-len(kept) :]  # the newest are kept, the oldest went
-    assert 3 <= len(kept) < 20
+    assert 2 <= len(kept) < 20  # the search index's and the rollups' tables take ~0.3 MB of the 2
     # Each message went to a blob of its own (over 64 KB), swept with its exchange.
     assert sql(srv, "SELECT count(*) FROM proxy_blob")[0][0] <= blobs - (len(ids) - len(kept))
     sizes = json.loads(manage(srv, "shell", "-c", SIZE).splitlines()[-1])
