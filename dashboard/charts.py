@@ -55,7 +55,7 @@ def bar_chart(
     for i, label in enumerate(labels):
         used = bar_w * (1 if stacked else len(series))
         x0 = LEFT + group_w * i + (group_w - used) / 2
-        base = TOP + plot_h
+        base: float = TOP + plot_h
         for j, (name, values) in enumerate(series):
             v = values[i]
             h = plot_h * v / top if top else 0

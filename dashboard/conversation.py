@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
 from dashboard import shapes
 from proxy.models import Exchange
 from proxy.translate.tokens import count_breakdown
+from proxy.translate.types import MessagesRequest
 
 logger = logging.getLogger(__name__)
 
@@ -257,7 +258,7 @@ def context_breakdown(request: dict[str, Any] | None) -> list[tuple[str, int]]:
     if not request:
         return []
     try:
-        parts = count_breakdown(request)  # type: ignore[arg-type]
+        parts = count_breakdown(cast(MessagesRequest, request))  # a recorded body: any shape, hence the guard
     except Exception:  # an estimate must never break the page
         logger.exception("context breakdown failed")
         return []
@@ -308,12 +309,43 @@ def _side(e: Exchange, slug: str, title: str, name: str) -> dict[str, Any]:
             "size": len(text), "cut": len(text) - len(shown)}  # fmt: skip
 
 
-def _changes(value: Any) -> list[dict[str, str]]:
+def _changes(value: Any) -> list[dict[str, Any]]:
     out = []
     for c in shapes.items(value)[:500]:
         c = shapes.obj(c) or {"kind": "?", "detail": c}
-        out.append({"kind": shapes.text(c.get("kind"))[:200], "detail": shapes.text(c.get("detail"))[:2000]})
+        change: dict[str, Any] = {
+            "kind": shapes.text(c.get("kind"))[:200], "detail": shapes.text(c.get("detail"))[:2000]
+        }  # fmt: skip
+        if change["kind"].startswith("tool_call_"):
+            change.update(_healing(c))
+        out.append(change)
     return out
+
+
+def _healing(c: dict[str, Any]) -> dict[str, Any]:
+    """A healed call's record (issue #15) in known shapes: raw arguments, error, each edit as text."""
+    edits: list[dict[str, Any]] = []
+    for d in shapes.items(c.get("edits"))[:50]:
+        d = shapes.obj(d) or {}
+        # A value at a path as JSON ("120" -> 120 must show its quotes); the whole input as its text.
+        whole = not shapes.text(d.get("path"))
+        before, after = (cut_to(_compact(d.get(k), text=whole), 2000) for k in ("before", "after"))
+        repair, where = shapes.text(d.get("repair"))[:100], shapes.text(d.get("path"))[:500]
+        edit: dict[str, Any] = {"repair": repair, "path": where, "before": before, "after": after}
+        # Several syntax repairs of one text share its before and after: shown once.
+        edit["same"] = bool(edits) and all(edits[-1][k] == edit[k] for k in ("path", "before", "after"))
+        edits.append(edit)
+    return {
+        "tool": shapes.text(c.get("tool"))[:200],
+        "tool_use_id": shapes.text(c.get("tool_use_id"))[:200],
+        "raw_arguments": cut_to(shapes.text(c.get("raw_arguments")), NOTE_SLICE),
+        "error": shapes.text(c.get("error"))[:2000],
+        "edits": edits,
+    }
+
+
+def _compact(value: Any, *, text: bool) -> str:
+    return value if text and isinstance(value, str) else orjson.dumps(value, default=str).decode()
 
 
 def detail_context(e: Exchange, *, host: str, scheme: str) -> dict[str, Any]:

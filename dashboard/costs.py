@@ -61,7 +61,7 @@ def by(qs: QuerySet[Exchange], *keys: str, limit: int = 50) -> list[dict[str, An
 
 def per_day(qs: QuerySet[Exchange]) -> list[dict[str, Any]]:
     rows = qs.annotate(day=TruncDate("created_at")).values("day").annotate(**_SUMS).order_by("day")
-    return _with_rates(list(rows))
+    return _with_rates([dict(r) for r in rows])
 
 
 def percentile(values: list[float], p: float) -> float | None:

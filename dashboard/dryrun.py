@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from proxy import catalog
 from proxy.models import Exchange
 from proxy.routing import snapshot
 from proxy.routing.rules import RuleSpec, choose_target, compile_config, needs_token_count
 from proxy.translate.tokens import count_tokens
+from proxy.translate.types import MessagesRequest
 
 
 @dataclass(slots=True)
@@ -83,7 +84,8 @@ def dry_run(rules: list[RuleSpec], *, last_n: int = 200) -> DryRun:
         if not isinstance(e.client_request, dict):
             continue
         result.considered += 1
-        decision = choose_target(compiled, e.client_request, e.client_headers or {}, count_tokens=counter)
+        request = cast(MessagesRequest, e.client_request)  # the recorded body, routed as it was sent
+        decision = choose_target(compiled, request, e.client_headers or {}, count_tokens=counter)
         if decision is None or not decision.targets:
             result.unroutable += 1
             continue

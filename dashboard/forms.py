@@ -90,8 +90,16 @@ class RuleForm(ModelForm):
             "overrides",
             "fallbacks",
             "aliases",
+            "heal_tool_calls",
+            "tool_call_retries",
         ]
-        help_texts = {"model": "the backend model id; empty keeps the client's model (Anthropic passthrough)"}
+        labels = {"heal_tool_calls": "Heal tool calls", "tool_call_retries": "Tool-call retries"}
+        help_texts = {
+            "model": "the backend model id; empty keeps the client's model (Anthropic passthrough)",
+            "heal_tool_calls": "check every tool call against its tool's schema; repair it, or retry it; "
+            "unknown: the provider's setting (this rule's wins, for its fallbacks too)",
+            "tool_call_retries": "retries per broken call (0: repairs only); empty: the provider's",
+        }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -103,7 +111,9 @@ class RuleForm(ModelForm):
             if self.instance.is_default:  # it is tried last whatever the number says: do not offer one
                 self.fields["position"].disabled = True
                 self.fields["position"].help_text = "the default rule is always tried last"
-        self.fields["provider"].empty_label = None
+        provider = self.fields["provider"]
+        assert isinstance(provider, forms.ModelChoiceField)  # the model's foreign key
+        provider.empty_label = None
 
     def clean_position(self) -> int:
         shown = self.cleaned_data.get("position")
@@ -144,6 +154,8 @@ class ProviderForm(ModelForm):
             "idle_timeout",
             "total_timeout",
             "model_settings",
+            "heal_tool_calls",
+            "tool_call_retries",
         ]
         labels = {
             "api_key_env": "API key from env var",
@@ -151,12 +163,17 @@ class ProviderForm(ModelForm):
             "first_byte_timeout": "First-byte timeout (s)",
             "idle_timeout": "Idle timeout (s)",
             "total_timeout": "Total timeout (s)",
+            "heal_tool_calls": "Heal tool calls",
+            "tool_call_retries": "Tool-call retries",
         }
         help_texts = {
             "api_key_env": "preferred: the name of an environment variable holding the key",
             "first_byte_timeout": "request sent to the backend's first byte; 0 = no limit",
             "idle_timeout": "the longest silence between two chunks of the answer; 0 = no limit",
             "total_timeout": "the whole answer; 0 = no limit",
+            "heal_tool_calls": "check every tool call against its tool's schema before the client sees it: "
+            "repair what is certain, else retry the call (not on Anthropic passthrough)",
+            "tool_call_retries": "retries per broken call, to this backend (0: repairs only)",
             # Repointing a provider is how a key would be stolen: say what goes there.
             "base_url": "requests go here; with no key set, each client's own API key is forwarded to it",
         }
@@ -168,8 +185,13 @@ class ProviderForm(ModelForm):
         self.fields["dialect"] = forms.ChoiceField(choices=[(d, d) for d in dialect_names()])
         allowed = ", ".join(settings.API_KEY_ENV_ALLOWED)
         self.fields["api_key_env"].help_text += f" (allowed names: {allowed})"
+        self.fields["tool_call_retries"].required = False  # empty: the default, one retry
         # Secret extra headers are write-only too: shown as "[stored]", which keeps them on save.
         self.initial["extra_headers"] = masked_headers(self.instance.extra_headers or {})
+
+    def clean_tool_call_retries(self) -> int:
+        value = self.cleaned_data.get("tool_call_retries")
+        return 1 if value is None else int(value)
 
     def clean_api_key_env(self) -> str:
         name = self.cleaned_data.get("api_key_env", "").strip()

@@ -12,11 +12,12 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from dashboard.htmx import HtmxHttpRequest
 from proxy.models import ClientKey, Exchange
 from proxy.routing import snapshot
 from proxy.security import access, clientkeys
@@ -75,13 +76,13 @@ def _changed() -> None:
     snapshot.bump_version()
 
 
-def keys_page(request: HttpRequest) -> HttpResponse:
+def keys_page(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, PAGE, {**_context(), "form": KeyForm()})
 
 
 @require_POST
 @access.admin_only
-def key_new(request: HttpRequest) -> HttpResponse:
+def key_new(request: HtmxHttpRequest) -> HttpResponse:
     form = KeyForm(request.POST)
     made = admin_password = ""
     if form.is_valid():
@@ -111,7 +112,7 @@ def key_new(request: HttpRequest) -> HttpResponse:
     return response
 
 
-def _first_admin(request: HttpRequest) -> str:
+def _first_admin(request: HtmxHttpRequest) -> str:
     """A key in force turns the dashboard login on (security/access.py). If nobody could log in yet, make the
     first admin as `serve` does, log this browser in as it (so the key's maker is not locked out), and
     return its password to show once; "" when a user already exists."""
@@ -126,7 +127,7 @@ def _first_admin(request: HttpRequest) -> str:
 
 @require_POST
 @access.admin_only
-def key_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+def key_revoke(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     key = get_object_or_404(ClientKey, pk=pk)
     if key.revoked_at is None:
         with transaction.atomic():

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection
-from django.db.models import Q, QuerySet, TextField
+from django.db.models import Field, Q, QuerySet, TextField
 from django.db.models.functions import Cast
 from django.http import QueryDict
 from django.utils import timezone
@@ -244,7 +244,9 @@ def filter_choices() -> dict[str, list[str]]:
     """Distinct values for the filter drop-downs (small indexed columns only)."""
 
     def distinct(name: str) -> list[str]:
-        return _distinct_values(Exchange._meta.get_field(name).column)
+        field = Exchange._meta.get_field(name)
+        assert isinstance(field, Field) and field.column, name  # one of the row's own columns
+        return _distinct_values(field.column)
 
     models = sorted(set(distinct("client_model")) | set(distinct("backend_model")))
     return {

@@ -8,26 +8,40 @@ re-read it before its next request.
 from __future__ import annotations
 
 import re
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
 import orjson
 from asgiref.sync import sync_to_async
 from django.db.models import ProtectedError
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 from django_htmx.http import retarget
 
 from dashboard import dryrun
 from dashboard.forms import ExplainForm, ProviderForm, RuleForm
+from dashboard.htmx import HtmxHttpRequest
 from proxy.models import Exchange, Provider, Rule
 from proxy.routing import snapshot
-from proxy.routing.order import order_warnings
+from proxy.routing.order import OrderWarning, order_warnings
 from proxy.security import access
+from proxy.translate.types import MessagesRequest
 
 PAGE = "dashboard/routes.html"
 ID = re.compile(r"[0-9]{1,18}")  # an id that fits the database's 64-bit integer
 FORM_PAGE = "dashboard/route_form.html"
+
+
+@dataclass(frozen=True, slots=True)
+class RuleRow:
+    """A rule as the routes page lists it: where it stands among the rules tried, what it may do."""
+
+    rule: Rule
+    shown_position: int
+    can_move_up: bool
+    can_move_down: bool
+    order_warnings: list[OrderWarning]
 
 
 def _config_context() -> dict[str, Any]:
@@ -35,22 +49,27 @@ def _config_context() -> dict[str, Any]:
     rules = list(Rule.objects.select_related("provider").order_by("is_default", "position", "id"))
     movable = [r for r in rules if not r.is_default]
     warnings = order_warnings([snapshot.rule_spec(r) for r in rules])
-    for index, rule in enumerate(rules):
-        rule.shown_position = index + 1
-        rule.can_move_up = not rule.is_default and index > 0
-        rule.can_move_down = not rule.is_default and index < len(movable) - 1
-        rule.order_warnings = [w for w in warnings if w.rule == rule.name]
-    return {"rules": rules, "providers": Provider.objects.order_by("name"),
+    rows = [
+        RuleRow(
+            rule,
+            shown_position=index + 1,
+            can_move_up=not rule.is_default and index > 0,
+            can_move_down=not rule.is_default and index < len(movable) - 1,
+            order_warnings=[w for w in warnings if w.rule == rule.name],
+        )
+        for index, rule in enumerate(rules)
+    ]
+    return {"rules": rows, "providers": Provider.objects.order_by("name"),
             "order_warnings": [w.message for w in warnings]}  # fmt: skip
 
 
-def _config_response(request: HttpRequest) -> HttpResponse:
+def _config_response(request: HtmxHttpRequest) -> HttpResponse:
     if not request.htmx:
         return redirect("/routes")
     return render(request, PAGE + "#config", _config_context())
 
 
-def routes_page(request: HttpRequest) -> HttpResponse:
+def routes_page(request: HtmxHttpRequest) -> HttpResponse:
     exchange = request.GET.get("exchange", "")
     initial = {"exchange": int(exchange)} if ID.fullmatch(exchange) else {}
     notes = [] if initial or not exchange else [f"exchange: {exchange[:60]!r} is not an exchange id; ignored"]
@@ -74,7 +93,7 @@ def _place(saved: Rule) -> None:
         Rule.objects.filter(pk=rule.pk).exclude(position=position).update(position=position)
 
 
-def _save(form: RuleForm | ProviderForm, request: HttpRequest) -> bool:
+def _save(form: RuleForm | ProviderForm, request: HtmxHttpRequest) -> bool:
     """Save inside a validated configuration edit; on failure the problems land on the form."""
     if not form.is_valid():
         return False
@@ -94,7 +113,7 @@ def _save(form: RuleForm | ProviderForm, request: HttpRequest) -> bool:
 
 
 def _form_response(
-    request: HttpRequest, form: Any, *, kind: str, action: str, status: int = 200
+    request: HtmxHttpRequest, form: Any, *, kind: str, action: str, status: int = 200
 ) -> HttpResponse:
     key = form.instance.pk or "new"
     partial = PAGE + f"#{kind}-form"
@@ -108,7 +127,7 @@ def _form_response(
 
 
 @access.admin_only
-def rule_form(request: HttpRequest, pk: int | None = None) -> HttpResponse:
+def rule_form(request: HtmxHttpRequest, pk: int | None = None) -> HttpResponse:
     rule = get_object_or_404(Rule, pk=pk) if pk else None
     action = f"/routes/rules/{pk}" if pk else "/routes/rules/new"
     if request.method != "POST":
@@ -122,7 +141,7 @@ def rule_form(request: HttpRequest, pk: int | None = None) -> HttpResponse:
 
 
 @access.admin_only
-def provider_form(request: HttpRequest, pk: int | None = None) -> HttpResponse:
+def provider_form(request: HtmxHttpRequest, pk: int | None = None) -> HttpResponse:
     provider = get_object_or_404(Provider, pk=pk) if pk else None
     action = f"/routes/providers/{pk}" if pk else "/routes/providers/new"
     if request.method != "POST":
@@ -136,7 +155,7 @@ def provider_form(request: HttpRequest, pk: int | None = None) -> HttpResponse:
 
 @require_POST
 @access.admin_only
-def rule_move(request: HttpRequest, pk: int, direction: str) -> HttpResponse:
+def rule_move(request: HtmxHttpRequest, pk: int, direction: str) -> HttpResponse:
     if direction not in ("up", "down"):
         return HttpResponseBadRequest("direction: up or down")
     if not Rule.objects.filter(pk=pk).exists():
@@ -155,7 +174,7 @@ def rule_move(request: HttpRequest, pk: int, direction: str) -> HttpResponse:
 
 @require_POST
 @access.admin_only
-def rule_delete(request: HttpRequest, pk: int) -> HttpResponse:
+def rule_delete(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     try:
         with snapshot.config_edit(actor=access.actor(request)):
             Rule.objects.filter(pk=pk).delete()
@@ -166,7 +185,7 @@ def rule_delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @access.admin_only
-def provider_delete(request: HttpRequest, pk: int) -> HttpResponse:
+def provider_delete(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     try:
         with snapshot.config_edit(actor=access.actor(request)):
             Provider.objects.filter(pk=pk).delete()
@@ -177,18 +196,18 @@ def provider_delete(request: HttpRequest, pk: int) -> HttpResponse:
     return _config_response(request)
 
 
-def _error(request: HttpRequest, problems: list[str]) -> HttpResponse:
+def _error(request: HtmxHttpRequest, problems: list[str]) -> HttpResponse:
     response = render(request, PAGE + "#config", {**_config_context(), "problems": problems})
     return response if request.htmx else HttpResponse(response.content, status=400)
 
 
 @require_POST
-def rule_dry_run(request: HttpRequest, pk: int | None = None) -> HttpResponse:
+def rule_dry_run(request: HtmxHttpRequest, pk: int | None = None) -> HttpResponse:
     rule = get_object_or_404(Rule, pk=pk) if pk else None
     form = RuleForm(request.POST, instance=rule)
     context: dict[str, Any] = {"key": pk or "new"}
     if not form.is_valid():
-        context["problems"] = [f"{k}: {' '.join(v)}" for k, v in form.errors.items()]
+        context["problems"] = [f"{k}: {' '.join(map(str, v))}" for k, v in form.errors.items()]
         return render(request, PAGE + "#dry-run", context)
     spec = snapshot.rule_spec(form.save(commit=False))  # the edited rule, unsaved
     _, rules = snapshot.load_specs()
@@ -220,16 +239,17 @@ def _explain_body(form: ExplainForm) -> tuple[dict[str, Any] | None, dict[str, s
     return body, {}, ""
 
 
-async def explain(request: HttpRequest) -> HttpResponse:
+async def explain(request: HtmxHttpRequest) -> HttpResponse:
     form = ExplainForm(request.POST or None)
     context: dict[str, Any] = {}
     if request.method == "POST" and not await sync_to_async(form.is_valid)():
-        context["problem"] = " ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())
+        context["problem"] = " ".join(f"{k}: {' '.join(map(str, v))}" for k, v in form.errors.items())
     elif request.method == "POST":
         body, headers, problem = await sync_to_async(_explain_body)(form)
         if body is not None:
             try:
-                decision = await snapshot.decide(body, headers)  # type: ignore[arg-type]
+                # A body the form checked names a model (_explain_body); routing reads it as a request.
+                decision = await snapshot.decide(cast(MessagesRequest, body), headers)
                 context["decision"] = decision
                 context["model"] = body["model"]
                 _, rules = await sync_to_async(snapshot.load_specs)()
@@ -243,7 +263,7 @@ async def explain(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-async def rule_test(request: HttpRequest, pk: int) -> HttpResponse:
+async def rule_test(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     from dashboard import replay  # the proxy's serving path, imported only when a test is asked for
 
     name = await Rule.objects.filter(pk=pk).values_list("name", flat=True).afirst()

@@ -117,6 +117,7 @@ def _request(e: Exchange) -> dict[str, Any]:
     """The client request, shaped once per exchange (recorded bodies can hold anything)."""
     shaped = getattr(e, "_shaped_request", None)
     if shaped is None:
+        # A memo on this instance only (the model does not declare it), for the pages that read it again.
         shaped = e._shaped_request = shapes.request(e.client_request)  # type: ignore[attr-defined]
     return shaped
 
@@ -344,8 +345,9 @@ def _rolled_up_sessions(limit: int) -> list[dict[str, Any]]:
 
 def sessions_from_rows(limit: int = 100) -> list[dict[str, Any]]:
     """The sessions list's sums from every row: the reference the rollups are tested against."""
-    return list(
-        Exchange.objects.exclude(session_id="")
+    return [
+        dict(row)  # plain dicts: the page's own fields are added in _describe
+        for row in Exchange.objects.exclude(session_id="")
         .values("session_id")
         .annotate(
             first=Min("created_at"),
@@ -364,7 +366,7 @@ def sessions_from_rows(limit: int = 100) -> list[dict[str, Any]]:
             first_id=Min("id"),
         )
         .order_by("-last")[:limit]
-    )
+    ]
 
 
 def _describe(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -60,12 +60,34 @@ class Cell:
 
 
 @dataclass(slots=True)
+class HealCell:
+    """Tool-call healing per provider x model x tool (issue #15): what the backend sent, and what we did."""
+
+    calls: int = 0
+    valid: int = 0  # valid as sent
+    repaired: int = 0  # healed without another request
+    retried: int = 0  # healed by a retry
+    failed: int = 0  # still failed: unrepairable, or the client refused it
+
+    @property
+    def healed_rate(self) -> float:
+        broken = self.repaired + self.retried + self.failed
+        return (self.repaired + self.retried) / broken if broken else 0.0
+
+
+@dataclass(slots=True)
 class Report:
     cells: dict[tuple[str, str, str], Cell] = field(default_factory=lambda: defaultdict(Cell))
     failures: dict[tuple[str, str, str], list[Failure]] = field(default_factory=lambda: defaultdict(list))
     # The same counts per rule, agent and session (and "" -> all), for the costs page.
     by: dict[str, dict[str, Cell]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(Cell)))
+    healing: dict[tuple[str, str, str], HealCell] = field(default_factory=lambda: defaultdict(HealCell))
     analysed: int = 0
+
+    def healing_rows(self) -> list[tuple[str, str, str, HealCell]]:
+        """(provider, model, tool, counts), most calls first: the evidence for choosing a model."""
+        rows = [(*key, cell) for key, cell in self.healing.items()]
+        return sorted(rows, key=lambda r: (-r[3].calls, r[0], r[1], r[2]))
 
     def matrix(self, max_tools: int = 16) -> dict[str, Any]:
         tool_calls: dict[str, int] = defaultdict(int)
@@ -102,14 +124,14 @@ def normalize_error(text: str) -> str:
 
 def _schema_errors(schema: dict[str, Any], value: Any, cache: dict[str, Any]) -> list[str]:
     key = hashlib.sha1(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)).hexdigest()
-    validator = cache.get(key)
-    if validator is None:
+    if key not in cache:
         try:
             cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-            validator = cache[key] = cls(schema)
+            cache[key] = cls(schema)
         except Exception:  # a schema we cannot compile validates nothing
-            validator = cache[key] = False
-    if validator is False:
+            cache[key] = None
+    validator = cache[key]
+    if validator is None:
         return []
     try:
         errors = list(validator.iter_errors(value))
@@ -160,6 +182,7 @@ class Summary:
 
     calls: tuple[tuple[str, str, tuple[str, str] | None, str], ...]  # (tool_use id, name, problem, args)
     results: tuple[tuple[str, bool, str], ...]  # (tool_use id, is_error, text)
+    healed: tuple[tuple[str, str], ...] = ()  # (tool_use id, recorded healing kind)
 
 
 # Keyed by (id, created_at): an id alone could come back after a database is reset.
@@ -174,6 +197,7 @@ _SUMMARY_FIELDS = (
     "backend_model",
     "client_model",
     "status",
+    "provider",
 )
 
 
@@ -181,7 +205,7 @@ def _indented(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_INDENT_2, default=str).decode()
 
 
-def summarize(request: Any, response: Any, schema_cache: dict[str, Any]) -> Summary:
+def summarize(request: Any, response: Any, schema_cache: dict[str, Any], changes: Any = None) -> Summary:
     request = shapes.request(request)  # recorded bodies can hold any JSON: read them in known shapes
     blocks = [b for b in shapes.answer_blocks(response) if b.get("type") == "tool_use"]
     offered = {shapes.text(t.get("name")): t.get("input_schema") for t in request.get("tools") or []}
@@ -196,7 +220,12 @@ def summarize(request: Any, response: Any, schema_cache: dict[str, Any]) -> Summ
         problem = call_problem(call, offered, schema_cache)
         calls.append((shapes.text(call.get("id")), shapes.text(call.get("name", "?")), problem, args_text))
     results = tuple((k, v[0], v[1]) for k, v in last_tool_results(request).items())
-    return Summary(calls=tuple(calls), results=results)
+    healed = tuple(
+        (shapes.text(c.get("tool_use_id")), str(c["kind"]))
+        for c in (changes if isinstance(changes, list) else ())
+        if isinstance(c, dict) and str(c.get("kind", "")).startswith("tool_call_")
+    )
+    return Summary(calls=tuple(calls), results=results, healed=healed)
 
 
 def _dimension_cells(report: Report, e: Exchange) -> list[Cell]:
@@ -208,13 +237,17 @@ def analyse(exchanges: list[Exchange], summaries: dict[int, Summary] | None = No
     """Exchanges in any order -> the report. Results are joined to calls by tool_use id."""
     schema_cache: dict[str, Any] = {}
     if summaries is None:
-        summaries = {e.pk: summarize(e.client_request, e.client_response, schema_cache) for e in exchanges}
+        summaries = {
+            e.pk: summarize(e.client_request, e.client_response, schema_cache, getattr(e, "changes", None))
+            for e in exchanges
+        }
     report = Report(analysed=len(exchanges))
     results = {
         tool_id: (is_error, text) for e in exchanges for tool_id, is_error, text in summaries[e.pk].results
     }
     for e in exchanges:
         key_base = (e.agent or "main", e.backend_model or e.client_model)
+        healed = dict(summaries[e.pk].healed)
         broke = e.status in ("error", "cancelled")
         for tool_id, name, problem, args_text in summaries[e.pk].calls:
             key = (*key_base, name)
@@ -232,6 +265,7 @@ def analyse(exchanges: list[Exchange], summaries: dict[int, Summary] | None = No
                 if is_error:
                     problem = (normalize_error(text), text[:2000])
                     by_tool = not is_call_failure(text)
+            _count_healing(report, e, name, healed.get(tool_id), failed=problem is not None and not by_tool)
             if problem is None:
                 continue
             for cell in (report.cells[key], *_dimension_cells(report, e)):
@@ -242,6 +276,19 @@ def analyse(exchanges: list[Exchange], summaries: dict[int, Summary] | None = No
             report.failures[key].append(Failure(exchange_id=e.pk, tool=name, group=problem[0], args=args_text,
                                                 detail=problem[1], by_tool=by_tool))  # fmt: skip
     return report
+
+
+def _count_healing(report: Report, e: Exchange, tool: str, kind: str | None, *, failed: bool) -> None:
+    cell = report.healing[(e.provider or "?", e.backend_model or e.client_model, tool)]
+    cell.calls += 1
+    if failed:  # the model's failure in the end (an unrepairable call is refused by its tool's schema)
+        cell.failed += 1
+    elif kind == "tool_call_repaired":
+        cell.repaired += 1
+    elif kind == "tool_call_retried":
+        cell.retried += 1
+    else:
+        cell.valid += 1
 
 
 def _loads(text: str | None) -> Any:
@@ -300,10 +347,10 @@ def recent_report(window: int = WINDOW, base: QuerySet[Exchange] | None = None) 
         batch = (
             Exchange.objects.filter(pk__in=missing[start : start + 200])
             .annotate(req=Cast("client_request", TextField()), resp=Cast("client_response", TextField()))
-            .values_list("id", "created_at", "status", "req", "resp")
+            .values_list("id", "created_at", "status", "req", "resp", "changes")
         )
-        for pk, created_at, status, req, resp in batch:
-            fresh[pk] = summarize(_loads(req), _loads(resp), schema_cache)
+        for pk, created_at, status, req, resp, changes in batch:
+            fresh[pk] = summarize(_loads(req), _loads(resp), schema_cache, changes)
             if status != "pending":  # a pending exchange's answer is not complete yet
                 _SUMMARIES[(pk, created_at)] = fresh[pk]
     while len(_SUMMARIES) > _SUMMARY_LIMIT:

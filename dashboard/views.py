@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django_htmx.http import push_url
 
 from dashboard import charts, conversation, costs, queries, sessions, toolcalls
+from dashboard.htmx import HtmxHttpRequest
 from proxy.models import Exchange, Rule
 
 ID = re.compile(r"[0-9]{1,18}")  # an id that fits the database's 64-bit integer
 
 
-def _id_param(request: HttpRequest, name: str, notes: list[str]) -> int | None:
+def _id_param(request: HtmxHttpRequest, name: str, notes: list[str]) -> int | None:
     """An id from the query string; anything else is ignored, with a note for the page."""
     value = queries.param(request.GET, name)
     if not value:
@@ -26,12 +28,12 @@ def _id_param(request: HttpRequest, name: str, notes: list[str]) -> int | None:
     return None
 
 
-def feed(request: HttpRequest) -> HttpResponse:
+def feed(request: HtmxHttpRequest) -> HttpResponse:
     filters = queries.parse_filters(request.GET)
     notes = queries.filter_notes(request.GET, filters)
     before = _id_param(request, "before", notes)
     rows, next_before = queries.feed_page(filters, before=before)
-    context = {
+    context: dict[str, Any] = {
         "param_notes": notes,
         "rows": rows,
         "next_before": next_before,
@@ -51,7 +53,7 @@ def feed(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard/exchanges.html", context)
 
 
-def exchange_raw(request: HttpRequest, pk: int, side: str) -> HttpResponse:
+def exchange_raw(request: HtmxHttpRequest, pk: int, side: str) -> HttpResponse:
     """One side of an exchange as recorded: shown in the browser, or saved with ?download=1."""
     field = conversation.SIDE_FIELDS.get(side)
     if field is None:
@@ -70,12 +72,12 @@ def exchange_raw(request: HttpRequest, pk: int, side: str) -> HttpResponse:
     return response
 
 
-def exchange_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def exchange_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     try:
         exchange = Exchange.objects.get(pk=pk)
     except Exchange.DoesNotExist as exc:
         raise Http404("no such exchange") from exc
-    context = conversation.detail_context(exchange, host=request.get_host(), scheme=request.scheme)
+    context = conversation.detail_context(exchange, host=request.get_host(), scheme=request.scheme or "http")
     context["price_link"] = costs.price_link(exchange)
     context["rules"] = list(
         # in the order tried: the default last, as the routes page lists them
@@ -86,11 +88,11 @@ def exchange_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "dashboard/exchange_detail.html", context)
 
 
-def session_list(request: HttpRequest) -> HttpResponse:
+def session_list(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, "dashboard/sessions.html", {"sessions": sessions.recent_sessions()})
 
 
-def session_detail(request: HttpRequest, session_id: str) -> HttpResponse:
+def session_detail(request: HtmxHttpRequest, session_id: str) -> HttpResponse:
     if "\x00" in session_id or len(session_id) > 100:  # no such column value: refused before the query
         raise Http404("no such session")
     roots, exchanges = sessions.build_tree(session_id)
@@ -105,16 +107,21 @@ def session_detail(request: HttpRequest, session_id: str) -> HttpResponse:
     return render(request, "dashboard/session.html", context)
 
 
-def tool_matrix(request: HttpRequest) -> HttpResponse:
+def tool_matrix(request: HtmxHttpRequest) -> HttpResponse:
     report = toolcalls.recent_report()
     return render(
         request,
         "dashboard/tools.html",
-        {"matrix": report.matrix(), "analysed": report.analysed, "window": toolcalls.WINDOW},
+        {
+            "matrix": report.matrix(),
+            "healing": report.healing_rows(),
+            "analysed": report.analysed,
+            "window": toolcalls.WINDOW,
+        },
     )
 
 
-def tool_failures(request: HttpRequest) -> HttpResponse:
+def tool_failures(request: HtmxHttpRequest) -> HttpResponse:
     agent, model, tool = (queries.param(request.GET, k) for k in ("agent", "model", "tool"))
     report = toolcalls.recent_report()
     context = {
@@ -136,7 +143,7 @@ def _tok(v: float) -> str:
     return f"{v / 1e6:.1f}M" if v >= 1e6 else f"{v / 1e3:.0f}k" if v >= 1e3 else f"{v:.0f}"
 
 
-def cost_report(request: HttpRequest) -> HttpResponse:
+def cost_report(request: HtmxHttpRequest) -> HttpResponse:
     range_key = queries.param(request.GET, "range") or "30d"
     notes = []
     if range_key not in costs.RANGES:
@@ -176,7 +183,7 @@ def cost_report(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard/costs.html", context)
 
 
-async def exchange_replay(request: HttpRequest, pk: int) -> HttpResponse:
+async def exchange_replay(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     from dashboard import replay  # imports the proxy's serving path: only when a replay is asked for
 
     original = await Exchange.objects.filter(pk=pk).afirst()

@@ -12,7 +12,8 @@ class Provider(models.Model):
     """A backend endpoint: one wire dialect, one base URL, one key."""
 
     name = models.SlugField(max_length=64, unique=True)
-    dialect = models.CharField(max_length=32, default="openai")  # key of proxy.translate.DIALECTS
+    # A key of proxy.translate.dialects.DIALECTS, checked by routing: no choices, so no migration per dialect.
+    dialect = models.CharField(max_length=32, default="openai")
     base_url = models.CharField(max_length=500)
     # The key is either the name of an environment variable (preferred: nothing secret in the DB)
     # or a secret stored here that the UI never shows again. Neither set = forward the client's key.
@@ -30,6 +31,9 @@ class Provider(models.Model):
     # {model_id: {"max_output_tokens": int, "context_window": int, "input_price": $/Mtok,
     #  "output_price": $/Mtok, "cache_read_price": $/Mtok, "options": [..]}}: overrides of built-in tables.
     model_settings = models.JSONField(default=dict, blank=True)
+    # Tool-call healing (issue #15): every call checked against its tool's schema, repaired or retried.
+    heal_tool_calls = models.BooleanField(default=True)
+    tool_call_retries = models.PositiveSmallIntegerField(default=1)  # per broken call; 0: repairs only
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -54,6 +58,9 @@ class Rule(models.Model):
     # Virtual claude-… model ids this rule answers to, listed in GET /v1/models.
     aliases = models.JSONField(default=list, blank=True)
     is_default = models.BooleanField(default=False)
+    # None: the provider's setting
+    heal_tool_calls = models.BooleanField(null=True, blank=True, default=None)
+    tool_call_retries = models.PositiveSmallIntegerField(null=True, blank=True, default=None)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

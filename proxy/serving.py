@@ -18,8 +18,9 @@ from typing import Literal, cast
 
 import orjson
 from django.http import HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 
-from proxy import upstream
+from proxy import healing, upstream
 from proxy.http.errors import error_frame, error_response
 from proxy.http.request_ids import new_message_id
 from proxy.ops import shutdown
@@ -31,8 +32,9 @@ from proxy.translate import tokens
 from proxy.translate.accumulate import Accumulator
 from proxy.translate.base import StreamTranslator, TranslationError, UpstreamError
 from proxy.translate.dialects import DIALECTS
+from proxy.translate.healing.stream import ToolCallHealer
 from proxy.translate.sse import SSEDecoder, encode_event
-from proxy.translate.types import JSONDict, MessagesRequest, Target, Translation
+from proxy.translate.types import JSONDict, MessagesRequest, StreamEvent, Target, Translation
 
 logger = logging.getLogger(__name__)
 
@@ -52,17 +54,17 @@ class Routed:
 class _Result:
     """A response and how the exchange went; `streams`: the relay ends the tape, not `_ended`."""
 
-    response: HttpResponse
+    response: HttpResponseBase
     error: Failure | None = None
     streams: bool = False
 
 
-async def serve_messages(routed: Routed, *, message_id: str) -> HttpResponse:
+async def serve_messages(routed: Routed, *, message_id: str) -> HttpResponseBase:
     """Try the decision's targets in order; fall back only before the client got a byte."""
     return await _ended(routed.tape, _serve_messages(routed, message_id=message_id), doing="serving")
 
 
-async def _ended(tape: Tape, serving: Awaitable[_Result], *, doing: str) -> HttpResponse:
+async def _ended(tape: Tape, serving: Awaitable[_Result], *, doing: str) -> HttpResponseBase:
     """Await `serving` and end the tape with its outcome, whatever happens (a stream's relay ends it)."""
     status: Outcome = "cancelled"  # the client hung up (or the server is stopping) before the response
     error: Failure | None = Failure("", "client disconnected before the response began")
@@ -86,10 +88,13 @@ async def _ended(tape: Tape, serving: Awaitable[_Result], *, doing: str) -> Http
 async def _serve_messages(routed: Routed, *, message_id: str) -> _Result:
     tape, headers, decision = routed.tape, routed.headers, routed.decision
     assert decision is not None, "a Routed request is served once"
-    targets, request_body = decision.targets, decision.body
+    targets = decision.targets
+    request_body: MessagesRequest | None = decision.body
     # From here only this frame holds the parsed request, and only until the last target's translation:
     # a request waiting for its upstream (or streaming for minutes) then keeps just the bytes it sent
-    # and received, not a parsed copy of a 100 KB prompt (~2x its size; peak memory at c=200).
+    # and received, not a parsed copy of a 100 KB prompt (~2x its size; peak memory at c=200). A request
+    # with tools that may be healed keeps it: a broken call's retry is that request plus the error.
+    keep_request = healing.wants_healing(request_body, targets)
     routed.decision = decision = None
     if shutdown.draining():  # a request on a connection opened before the server began to stop
         return _refuse("api_error", shutdown.STOPPING_MESSAGE, 503)
@@ -110,7 +115,11 @@ async def _serve_messages(routed: Routed, *, message_id: str) -> _Result:
             translation = await asyncio.to_thread(build) if tape.documents else build()
         except TranslationError as exc:
             return _refuse(exc.error_type, exc.message, exc.status)
-        if attempt == len(targets) - 1:
+        heal = healing.Healing.of(
+            request_body if keep_request else None, target, message_id=message_id, headers=headers
+        )
+        translation.lenient_tool_input = heal is not None
+        if attempt == len(targets) - 1 and heal is None:
             request_body = None
         payload = upstream.encode_body(translation.upstream)
         _note_target(tape, target, translation, payload)
@@ -132,10 +141,12 @@ async def _serve_messages(routed: Routed, *, message_id: str) -> _Result:
             if isinstance(tape.client_request, orjson.Fragment):  # its bytes: a copy, ~1 us for 80 KB
                 translation.input_estimate = tokens.estimate_from_size(len(orjson.dumps(tape.client_request)))
             translator = dialect.stream_translator(translation)
-            stream = relay(reply=reply, first=first, translator=translator, tape=tape)
+            stream = relay(reply=reply, first=first, translator=translator, tape=tape, heal=heal)
             return _Result(_sse_response(stream), streams=True)
         await reply.aclose()
-        return _answer(body=first, dialect_name=target.dialect, translation=translation, tape=tape)
+        return await _answer(
+            body=first, dialect_name=target.dialect, translation=translation, tape=tape, heal=heal
+        )
     assert last_error is not None, "routing returned no target"
     return _refuse(last_error.error_type, last_error.message, last_error.status, last_error.retry_after)
 
@@ -166,7 +177,7 @@ async def _attempt(
     return reply, first
 
 
-async def serve_count_tokens(*, decision: Decision, headers: dict[str, str], tape: Tape) -> HttpResponse:
+async def serve_count_tokens(*, decision: Decision, headers: dict[str, str], tape: Tape) -> HttpResponseBase:
     """A backend that counts exactly (its dialect builds the request) is asked; else counted locally."""
     counting = _count_tokens(decision=decision, headers=headers, tape=tape)
     return await _ended(tape, counting, doing="counting tokens")
@@ -207,7 +218,7 @@ async def _count_tokens(*, decision: Decision, headers: dict[str, str], tape: Ta
 class Served:
     """A stored request answered again: the response, and the new exchange's record to find it by."""
 
-    response: HttpResponse
+    response: HttpResponse  # not streamed
     request_id: str  # the new exchange's (its row: Exchange.request_id)
     backend_model: str
     ms: float  # how long it took, as its record says
@@ -233,10 +244,13 @@ async def serve_stored(
     recorder.start(tape)
     decision = Decision(targets, rule, reason, "", agent, cast(MessagesRequest, body))
     response = await serve_messages(Routed(tape, decision, headers), message_id=new_message_id())
+    assert isinstance(response, HttpResponse), "a stored request is answered whole"
     return Served(response, tape.request_id, tape.backend_model, tape.ms(tape.done_at) or 0.0)
 
 
-def _answer(*, body: bytes, dialect_name: str, translation: Translation, tape: Tape) -> _Result:
+async def _answer(
+    *, body: bytes, dialect_name: str, translation: Translation, tape: Tape, heal: healing.Healing | None
+) -> _Result:
     tape.upstream_chunks = [body]
     try:
         message = DIALECTS[dialect_name].parse_response(orjson.loads(body), translation)
@@ -244,16 +258,25 @@ def _answer(*, body: bytes, dialect_name: str, translation: Translation, tape: T
         return _refuse(exc.error_type, exc.message, exc.status)
     except orjson.JSONDecodeError:
         return _refuse("api_error", f"upstream returned a body that is not JSON: {body[:200]!r}", 500)
+    if heal is not None:  # the same stage as a stream's, over the reply's blocks (retries included)
+        message = await healing.heal_message(heal, message, tape)
     tape.client_message = message
     tape.usage = dict(message.get("usage") or {})
     return _Result(HttpResponse(orjson.dumps(message), content_type="application/json"))
 
 
 async def relay(
-    *, reply: upstream.Reply, first: bytes, translator: StreamTranslator, tape: Tape
+    *,
+    reply: upstream.Reply,
+    first: bytes,
+    translator: StreamTranslator,
+    tape: Tape,
+    heal: healing.Healing | None = None,
 ) -> AsyncIterator[bytes]:
-    """Upstream SSE bytes (the first chunk read already) -> translated Anthropic SSE frames, one by one."""
+    """Upstream SSE bytes (the first chunk read already) -> translated Anthropic SSE frames, one by one.
+    With `heal`, the events pass the healing stage: tool calls are judged before the client sees them."""
     decoder = SSEDecoder()
+    healer = heal.healer() if heal is not None else None
     chunks = tape.upstream_chunks
     sent = Accumulator()  # what the client got, folded in as it goes: the events themselves are not kept
     progress.watch(tape, sent)  # read once a second by the progress ticker, never written here
@@ -265,8 +288,10 @@ async def relay(
             while chunk is not None:
                 chunks.append(chunk)
                 out = []
-                for event in decoder.feed(chunk):
-                    out.extend(translator.feed(event))
+                for received in decoder.feed(chunk):
+                    out.extend(translator.feed(received))
+                if healer is not None:
+                    out = _through(healer, out)
                 if out:
                     if tape.first_token_at is None and any(e["type"] == "content_block_delta" for e in out):
                         tape.first_token_at = time.perf_counter()
@@ -277,13 +302,20 @@ async def relay(
                     break  # e.g. a stop sequence matched locally: stop paying for tokens nobody reads
                 chunk = await reply.next_chunk()
             out = []
-            for event in decoder.flush():
-                out.extend(translator.feed(event))
+            for received in decoder.flush():
+                out.extend(translator.feed(received))
             out.extend(translator.finish())
+            if healer is not None:
+                out = _through(healer, out)
             if out:
                 for event in out:
                     sent.feed(event)
                 yield b"".join([encode_event(e) for e in out])
+            if healer is not None and heal is not None:
+                # Broken calls' retries (pings while they run), then what waited behind them.
+                async for late in healing.heal_stream(heal, healer, tape):
+                    sent.feed(late)
+                    yield encode_event(late)
             if translator.usage_estimated:
                 tape.changes.append(
                     {
@@ -304,11 +336,20 @@ async def relay(
             yield error_frame("api_error", message, request_id=tape.request_id)
     finally:  # also on a hang-up (CancelledError, GeneratorExit): `status` says cancelled then
         tape.usage = dict(translator.usage)
+        if healer is not None:
+            healing.note_stream(tape, healer)
         if sent.started:
             tape.client_message = sent.message()
         progress.forget(tape)
         tape.end(status, error)
         await reply.aclose()
+
+
+def _through(healer: ToolCallHealer, events: list[StreamEvent]) -> list[StreamEvent]:
+    out: list[StreamEvent] = []
+    for event in events:
+        out.extend(healer.feed(event))
+    return out
 
 
 def _sse_response(stream: AsyncIterator[bytes]) -> StreamingHttpResponse:

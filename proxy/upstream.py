@@ -15,8 +15,9 @@ import logging
 import math
 import socket
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -28,6 +29,7 @@ from proxy.translate.base import UpstreamError
 from proxy.translate.types import Target, UpstreamRequest
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _transport: AiohttpTransport | None = None
 _open_replies: set[Reply] = set()  # answers being read, for abort_all() at shutdown
@@ -162,14 +164,14 @@ class Reply:
             "(the provider's idle timeout)"
         )
 
-    async def _guarded(self, awaitable: object) -> object:
+    async def _guarded(self, awaitable: Coroutine[Any, Any, T]) -> T:
         """Await one read from the backend under the current deadline; failures as UpstreamError."""
         if self._expired is not None:  # aborted between two reads
-            awaitable.close()  # type: ignore[attr-defined]
+            awaitable.close()
             raise self._expired
         self._start_read()
         try:
-            return await awaitable  # type: ignore[misc]
+            return await awaitable
         except asyncio.CancelledError:
             if self._expired is None:
                 raise
@@ -190,7 +192,6 @@ class Reply:
     async def open(self, request: httpx.Request) -> None:
         """Send the request; return once the response headers are in."""
         response = await self._guarded(transport().handle_async_request(request))
-        assert isinstance(response, httpx.Response)
         self.response = response
         self._chunks = response.aiter_bytes()
 

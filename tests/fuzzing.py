@@ -194,6 +194,7 @@ def random_requests() -> st.SearchStrategy[Any]:
 
 def _targets() -> list[Target]:
     openai = "https://api.openai.com/v1"
+    gemini = "https://generativelanguage.googleapis.com"
     return [
         Target(provider="openai", dialect="openai", base_url=openai, model="gpt-4o", api_key="k"),
         Target(
@@ -206,6 +207,9 @@ def _targets() -> list[Target]:
         ),
         Target(provider="anthropic", dialect="anthropic", base_url="https://api.anthropic.com", model=""),
         Target(provider="compat", dialect="anthropic", base_url="http://127.0.0.1:9/anthropic", model="m"),
+        Target(provider="gemini", dialect="gemini", base_url=gemini, model="gemini-3-flash", api_key="k"),
+        # An older model: tool schemas rewritten into Gemini's OpenAPI subset, budget-based thinking.
+        Target(provider="gemini2", dialect="gemini", base_url=gemini, model="gemini-2.0-flash", api_key=""),
     ]
 
 
@@ -262,6 +266,7 @@ def upstream_streams() -> tuple[tuple[str, bytes], ...]:
     """(dialect, raw SSE) for every recorded upstream stream."""
     out = [("openai", p.read_bytes()) for p in sorted((FIXTURES / "openai").glob("*.sse"))]
     out += [("anthropic", p.read_bytes()) for p in sorted((FIXTURES / "anthropic").glob("*.sse"))]
+    out += [("gemini", p.read_bytes()) for p in sorted((FIXTURES / "gemini").glob("*.sse"))]
     return tuple(out)
 
 

@@ -106,6 +106,45 @@ def is_loss(change: Any) -> bool:
 
 
 @register.filter
+def fallbacks(attempts: Any) -> list[dict[str, Any]]:
+    """The attempts that tried a target (the first, then fallbacks): a tool call's retry is not one."""
+    return (
+        [a for a in attempts if isinstance(a, dict) and a.get("purpose") != "tool_call_retry"]
+        if isinstance(attempts, list)
+        else []
+    )
+
+
+HEALING_KINDS = {
+    "tool_call_repaired": "repaired",
+    "tool_call_retried": "retried",
+    "tool_call_unrepairable": "failed",
+}
+
+
+@register.filter
+def healing(changes: Any) -> list[dict[str, Any]]:
+    """The tool calls healing touched (issue #15), each with `how`: repaired, retried or failed."""
+    return (
+        [
+            {**c, "how": HEALING_KINDS[c["kind"]]}
+            for c in changes
+            if isinstance(c, dict) and c.get("kind") in HEALING_KINDS
+        ]
+        if isinstance(changes, list)
+        else []
+    )
+
+
+@register.filter
+def healed_summary(changes: Any) -> str:
+    """One line for the feed's tool cell: `2 healed` (repaired or retried); failed ones are counted apart."""
+    calls = healing(changes)
+    healed = sum(1 for c in calls if c["how"] != "failed")
+    return f"{healed} healed" if healed else ""
+
+
+@register.filter
 def attempts_summary(attempts: Any) -> str:
     """The upstream attempts of an exchange on one line each: what failed before the answer came."""
     out = []

@@ -7,6 +7,8 @@ import os
 
 from django.conf import settings
 
+from proxy.translate.dialects import DIALECTS
+
 WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 
 
@@ -20,10 +22,11 @@ def client_url(host: str, port: int) -> str:
 def data_location() -> str:
     """The database, without its password: a SQLite file, or the server and database name."""
     db = settings.DATABASES["default"]
-    if db["ENGINE"].endswith("sqlite3"):
+    engine = str(db["ENGINE"])
+    if engine.endswith("sqlite3"):
         return f"{db['NAME']} (SQLite; SWITCHBOARD_DATA_DIR moves it)"
     where = f"{db.get('HOST') or 'localhost'}:{db.get('PORT') or 'default port'}/{db.get('NAME')}"
-    return f"{db['ENGINE'].rsplit('.', 1)[-1]} at {where} (DATABASE_URL)"
+    return f"{engine.rsplit('.', 1)[-1]} at {where} (DATABASE_URL)"
 
 
 def routing_source(seeded: str) -> list[str]:
@@ -68,7 +71,9 @@ def start_banner(*, host: str, port: int, seeded: str) -> str:
 
     url = client_url(host, port)
     default = Rule.objects.filter(is_default=True, enabled=True).select_related("provider").first()
-    passthrough = default is not None and default.provider.dialect == "anthropic" and not default.model
+    passthrough = False  # the default rule sends the client's own model id
+    if default is not None and (dialect := DIALECTS.get(default.provider.dialect)) is not None:
+        passthrough = dialect.capabilities.keeps_client_model and not default.model
     everywhere = f" (bound to {host}: every interface)" if host in WILDCARD_HOSTS else ""
     lines = [
         f"Switchboard is listening on {url}{everywhere}",

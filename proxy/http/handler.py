@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-from typing import Any
+from typing import IO, Any
 
 import orjson
 from django.conf import settings
@@ -37,8 +37,8 @@ class BoundedBody:
     that (`keep` 0: a body refused by its Content-Length, kept not at all). The file-like interface is
     what Twisted and daphne use (serve.py puts it in place)."""
 
-    def __init__(self, inner: Any, keep: int) -> None:
-        self._inner = inner if inner is not None else io.BytesIO()
+    def __init__(self, inner: IO[bytes] | None, keep: int) -> None:
+        self._inner: IO[bytes] = inner if inner is not None else io.BytesIO()
         self._room = keep
         self.received = 0
 
@@ -49,13 +49,13 @@ class BoundedBody:
             self._room -= len(data)
 
     def read(self, size: int = -1) -> bytes:
-        return self._inner.read(size)  # type: ignore[no-any-return]
+        return self._inner.read(size)
 
     def seek(self, offset: int, whence: int = 0) -> int:
-        return self._inner.seek(offset, whence)  # type: ignore[no-any-return]
+        return self._inner.seek(offset, whence)
 
     def tell(self) -> int:
-        return self._inner.tell()  # type: ignore[no-any-return]
+        return self._inner.tell()
 
     def close(self) -> None:
         self._inner.close()
@@ -213,6 +213,7 @@ class ApiHandler(ASGIHandler):
         await self.send_response(response, send)
 
     async def _dispatch(self, request: HttpRequest) -> HttpResponse:
+        # request_id: set on this request in _serve (HttpRequest does not declare it)
         return with_request_id(await self._answer(request), request.request_id)  # type: ignore[attr-defined]
 
     async def _answer(self, request: HttpRequest) -> HttpResponse:

@@ -10,12 +10,12 @@ not match any of the expected tags: ...`, `model: Field required`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
 from proxy.translate.base import TranslationError
-from proxy.translate.types import JSONDict
+from proxy.translate.types import JSONDict, MessagesRequest
 
 _ROLES = ("user", "assistant", "system")  # system: Claude Code's mid-conversation system messages
 
@@ -186,11 +186,11 @@ def _optional(body: JSONDict, key: str, kind: type | tuple[type, ...], what: str
 
 @dataclass(frozen=True, slots=True)
 class Validated:
-    body: JSONDict  # the request, unchanged
+    body: MessagesRequest  # the request, unchanged
     documents: bool  # it holds document blocks (their translation may read a PDF: off the event loop)
 
 
-def validate_messages_request(body: object, *, needs_max_tokens: bool = True) -> JSONDict:
+def validate_messages_request(body: object, *, needs_max_tokens: bool = True) -> MessagesRequest:
     """`body` itself when it is a Messages request Anthropic would accept the shape of; else the 400."""
     return validate_request(body, needs_max_tokens=needs_max_tokens).body
 
@@ -231,7 +231,7 @@ def validate_request(body: object, *, needs_max_tokens: bool = True) -> Validate
         _optional(body, key, (int, float), "a valid number")
     _optional(body, "top_k", int, "a valid integer")
     _encodable(body)
-    return Validated(body, documents)
+    return Validated(cast(MessagesRequest, body), documents)  # its shape is checked above
 
 
 # Translation nests a request's values a few levels deeper than they came (tools.N.input_schema becomes

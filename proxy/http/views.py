@@ -9,6 +9,7 @@ import orjson
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
 from proxy.http.errors import error_response
@@ -22,12 +23,13 @@ from proxy.routing import snapshot
 from proxy.security import clientkeys
 from proxy.serving import Routed, serve_count_tokens, serve_messages
 from proxy.translate.base import TranslationError
+from proxy.translate.claude_code import session_id
 
 logger = logging.getLogger(__name__)
 
 
 @csrf_exempt
-async def messages(request: HttpRequest) -> HttpResponse:
+async def messages(request: HttpRequest) -> HttpResponseBase:
     if request.method != "POST":
         return error_response("not_found_error", f"{request.method} /v1/messages: use POST", status=405)
     routed = await _route(request, endpoint="messages")
@@ -42,7 +44,7 @@ async def messages(request: HttpRequest) -> HttpResponse:
 
 
 @csrf_exempt
-async def count_tokens(request: HttpRequest) -> HttpResponse:
+async def count_tokens(request: HttpRequest) -> HttpResponseBase:
     if request.method != "POST":
         return error_response("not_found_error", "use POST /v1/messages/count_tokens", status=405)
     routed = await _route(request, endpoint="count_tokens")
@@ -263,19 +265,3 @@ def client_headers(request: HttpRequest) -> dict[str, str]:
     if query:
         headers[":query"] = query
     return headers
-
-
-def session_id(body: dict[str, object], headers: dict[str, str]) -> str:
-    """Claude Code's session: its header, else the session_id inside metadata.user_id (a JSON string)."""
-    if headers.get("x-claude-code-session-id"):
-        return headers["x-claude-code-session-id"][:100]
-    metadata = body.get("metadata")
-    user_id = metadata.get("user_id") if isinstance(metadata, dict) else None
-    if isinstance(user_id, str) and user_id.startswith("{"):
-        try:
-            parsed = orjson.loads(user_id)
-        except orjson.JSONDecodeError:
-            return ""
-        if isinstance(parsed, dict) and isinstance(parsed.get("session_id"), str):
-            return parsed["session_id"][:100]
-    return ""

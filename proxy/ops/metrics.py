@@ -59,12 +59,14 @@ TOOL_CALLS = Counter("switchboard_tool_calls", "Tool calls in the answers.", _RO
 TOOL_CALLS_FAILED = Counter(
     "switchboard_tool_calls_failed", "Tool calls whose arguments are not a JSON object.", _ROUTE
 )
-# Stays 0 until tool-call healing lands; the healing code counts here (how: repair | retry).
+# Calls healed before the client saw them, counted from the row's changes (how: repair | retry).
 TOOL_CALLS_HEALED = Counter(
     "switchboard_tool_calls_healed", "Broken tool calls the proxy healed before the client saw them.", ["how"]
 )
 for _how in ("repair", "retry"):
     TOOL_CALLS_HEALED.labels(how=_how)
+
+_HEALED = {"tool_call_repaired": "repair", "tool_call_retried": "retry"}
 
 _TOKEN_FIELDS = (
     ("input", "input_tokens"),
@@ -97,6 +99,10 @@ def observe(fields: dict[str, Any]) -> None:
         TOOL_CALLS.labels(*route).inc(calls)
     if failed := fields.get("tool_call_errors"):
         TOOL_CALLS_FAILED.labels(*route).inc(failed)
+    for change in fields.get("changes") or ():
+        how = _HEALED.get(str(change.get("kind"))) if isinstance(change, dict) else None
+        if how is not None:
+            TOOL_CALLS_HEALED.labels(how=how).inc()
 
 
 class RecorderCollector(Collector):

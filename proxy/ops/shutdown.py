@@ -22,7 +22,7 @@ _AFTER_ABORT_S = 3.0  # for aborted requests to send their error and be recorded
 
 _draining = False
 _hurry = False  # a second signal: no more grace
-in_flight = 0  # API requests being answered (api_handler counts them)
+in_flight = 0  # API requests being answered (proxy/http/handler.py counts them)
 
 
 def draining() -> bool:

@@ -22,6 +22,7 @@ from typing import Literal
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.backends.utils import CursorWrapper
 from django.db.models import Min, QuerySet, Sum
 from django.utils import timezone
 
@@ -270,7 +271,7 @@ def _blobs_left_unreferenced(deleted: list[int]) -> QuerySet[Blob]:
     return Blob.objects.filter(last_id__lt=kept)
 
 
-def _pragma(cursor, name: str) -> int:  # type: ignore[no-untyped-def]
+def _pragma(cursor: CursorWrapper, name: str) -> int:
     cursor.execute(f"PRAGMA {name}")
     return int(cursor.fetchone()[0])
 

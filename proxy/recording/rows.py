@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -12,7 +12,7 @@ from proxy import catalog
 from proxy.recording.tape import Packed, Tape
 from proxy.translate import tokens
 from proxy.translate.claude_code import is_call_failure, tool_result_head
-from proxy.translate.types import JSONDict
+from proxy.translate.types import JSONDict, MessagesRequest
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def finished_fields(tape: Tape) -> dict[str, Any]:
     }
 
 
-def failed_tool_results(request: JSONDict) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def failed_tool_results(request: MessagesRequest) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The tool_use ids that a request's newest user turn reports failed (`is_error` results), split in
     two: calls the client refused to run (the model's failure: bad arguments, unknown tool) and tools
     that ran, or were stopped, and reported an error (a failing test run is the tool's result).
@@ -175,9 +175,9 @@ def _estimated_usage(tape: Tape) -> dict[str, int]:
                 generated.append(block.get("thinking", ""))
             case "tool_use":
                 generated.append(orjson.dumps(block.get("input", {})).decode())
-    input_tokens, output_tokens = tokens.usage_estimate(
-        request if isinstance(request, dict) else None, "".join(generated)
-    )
+    # A request that reached its backend (cancelled after the first byte): validated, so a Messages request.
+    served = cast(MessagesRequest, request) if isinstance(request, dict) else None
+    input_tokens, output_tokens = tokens.usage_estimate(served, "".join(generated))
     return {"input_tokens": input_tokens, "output_tokens": output_tokens}
 
 

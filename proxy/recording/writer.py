@@ -239,7 +239,7 @@ class Recorder:
             finally:
                 for _ in batch:
                     queue.task_done()
-                batch = changed = []  # don't keep the last batch's tapes alive while idle
+                batch, changed = [], []  # don't keep the last batch's tapes alive while idle
                 metrics.publish_recorder_state(queue.qsize(), self.dropped + self.lost, len(self._open))
 
     def prune_soon(self) -> None:
@@ -429,8 +429,8 @@ def write_exchanges(rows: list[dict[str, Any]], *, updates: list[tuple[int, dict
 
     _blob_writer.begin_batch()  # what a failed batch left is not this one's
     if connection.vendor not in ("sqlite", "postgresql"):  # anything else: the ORM, one row at a time
-        for pk, fields in updates:
-            Exchange.objects.filter(pk=pk).update(**_unpacked(fields))
+        for pk, update in updates:
+            Exchange.objects.filter(pk=pk).update(**_unpacked(update))
         made = [row.pk for row in Exchange.objects.bulk_create([Exchange(**_unpacked(f)) for f in rows])]
         with connection.cursor() as cursor:
             _blob_writer.store(cursor, connection, pks=[*(pk for pk, _ in updates), *made])
@@ -438,8 +438,11 @@ def write_exchanges(rows: list[dict[str, Any]], *, updates: list[tuple[int, dict
     meta = Exchange._meta
     fields = [f for f in meta.concrete_fields if not f.primary_key]
     quote = connection.ops.quote_name
+    assert meta.pk is not None and meta.pk.column  # Exchange's own id
     table, pk_column = quote(meta.db_table), quote(meta.pk.column)
-    columns = ", ".join(quote(f.column) for f in fields)
+    named = [(f.name, f.column) for f in fields if f.column]  # a concrete field always has its column
+    assert len(named) == len(fields)
+    columns = ", ".join(quote(column) for _, column in named)
 
     def values(row: dict[str, Any]) -> list[Any]:
         # Unpacked here, a statement at a time (see _statements), not for the whole batch at once.
@@ -467,7 +470,7 @@ def write_exchanges(rows: list[dict[str, Any]], *, updates: list[tuple[int, dict
         changed = set(updates[0][1]) if updates else set()
         assert all(set(row) == changed for _, row in updates), "updates must carry the same fields"
         assignments = ", ".join(
-            f"{quote(f.column)} = excluded.{quote(f.column)}" for f in fields if f.name in changed
+            f"{quote(column)} = excluded.{quote(column)}" for name, column in named if name in changed
         )
         for chunk in _statements(([pk, *values(row)] for pk, row in updates), len(fields) + 1):
             placeholders = ", ".join(["(" + ", ".join(["%s"] * (len(fields) + 1)) + ")"] * len(chunk))

@@ -20,8 +20,9 @@ from proxy.security.redact import masked_headers, unmasked_headers
 
 PROVIDER_KEYS = (
     "name", "dialect", "base_url", "api_key_env", "connect_timeout", "first_byte_timeout", "idle_timeout",
-    "total_timeout", "extra_headers", "model_settings",
+    "total_timeout", "extra_headers", "model_settings", "heal_tool_calls", "tool_call_retries",
 )  # fmt: skip
+HEALING_KEYS = ("heal_tool_calls", "tool_call_retries")  # issue #15: fixed names, on providers and rules
 TIMEOUT_KEYS = ("connect_timeout", "first_byte_timeout", "idle_timeout", "total_timeout")
 # Files exported before the timeouts were split: read_timeout was httpx's, the longest wait for a chunk.
 _OLD_PROVIDER_KEYS = {"read_timeout": "idle_timeout"}
@@ -35,6 +36,8 @@ RULE_KEYS = (
     "overrides",
     "fallbacks",
     "aliases",
+    "heal_tool_calls",
+    "tool_call_retries",
 )
 HEADER = (
     "# Switchboard routing configuration: `python manage.py routes import FILE` loads it back.\n"
@@ -90,6 +93,11 @@ def export_toml(providers: Sequence[ProviderSpec], rules: Sequence[RuleSpec]) ->
             "extra_headers": masked_headers(p.extra_headers),  # "[stored]" keeps the stored value on import
             "model_settings": dict(p.model_settings),
         }
+        # Only what differs from the defaults (healing on, one retry): files stay as short as before.
+        if not p.heal_tool_calls:
+            row["heal_tool_calls"] = False
+        if p.tool_call_retries != 1:
+            row["tool_call_retries"] = p.tool_call_retries
         lines += [f"{k} = {toml_value(v)}" for k, v in row.items() if v != "" and v != {}]
         lines.append("")
     warnings: dict[str, list[str]] = {}
@@ -109,13 +117,23 @@ def export_toml(providers: Sequence[ProviderSpec], rules: Sequence[RuleSpec]) ->
             "overrides": dict(r.overrides),
             "fallbacks": [dict(f) for f in r.fallbacks],
             "aliases": list(r.aliases),
+            "heal_tool_calls": r.heal_tool_calls,
+            "tool_call_retries": r.tool_call_retries,
         }
-        lines += [f"{k} = {toml_value(v)}" for k, v in row.items() if v not in ({}, [])]
+        lines += [f"{k} = {toml_value(v)}" for k, v in row.items() if v not in ({}, [], None)]
         lines.append("")
     return "\n".join(lines) + "\n"
 
 
 # --- reading TOML ------------------------------------------------------------------------------------
+
+
+_DEFAULTS = ProviderSpec(name="", dialect="", base_url="")
+
+
+def _timeout(row: Mapping[str, Any], key: str) -> float:
+    """A provider's timeout from the file, else the default one."""
+    return float(row.get(key, getattr(_DEFAULTS, key)))
 
 
 def parse_toml(text: str) -> tuple[list[ProviderSpec], list[RuleSpec]]:
@@ -129,7 +147,6 @@ def parse_toml(text: str) -> tuple[list[ProviderSpec], list[RuleSpec]]:
     for i, row in enumerate(data.get("providers", [])):
         row = {_OLD_PROVIDER_KEYS.get(k, k): v for k, v in row.items()}
         problems += [f"providers[{i}]: unknown key '{k}'" for k in row if k not in PROVIDER_KEYS]
-        defaults = ProviderSpec(name="", dialect="", base_url="")
         try:
             providers.append(
                 ProviderSpec(
@@ -138,8 +155,12 @@ def parse_toml(text: str) -> tuple[list[ProviderSpec], list[RuleSpec]]:
                     base_url=str(row["base_url"]),
                     api_key_env=str(row.get("api_key_env", "")),
                     extra_headers=dict(row.get("extra_headers", {})),
-                    **{key: float(row.get(key, getattr(defaults, key))) for key in TIMEOUT_KEYS},
+                    connect_timeout=_timeout(row, "connect_timeout"),
+                    first_byte_timeout=_timeout(row, "first_byte_timeout"),
+                    idle_timeout=_timeout(row, "idle_timeout"),
+                    total_timeout=_timeout(row, "total_timeout"),
                     model_settings=dict(row.get("model_settings", {})),
+                    **_healing(row, f"providers[{i}]", problems, default=(True, 1)),
                 )
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -158,6 +179,7 @@ def parse_toml(text: str) -> tuple[list[ProviderSpec], list[RuleSpec]]:
                     aliases=[str(a) for a in row.get("aliases", [])],
                     enabled=bool(row.get("enabled", True)),
                     is_default=bool(row.get("default", False)),
+                    **_healing(row, f"rules[{i}]", problems, default=(None, None)),
                 )
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -165,6 +187,20 @@ def parse_toml(text: str) -> tuple[list[ProviderSpec], list[RuleSpec]]:
     if problems:
         raise ConfigError(problems)
     return providers, rules
+
+
+def _healing(
+    row: Mapping[str, Any], where: str, problems: list[str], *, default: tuple[Any, Any]
+) -> dict[str, Any]:
+    """heal_tool_calls (a boolean) and tool_call_retries (an integer) as written, else `default`."""
+    heal, retries = row.get("heal_tool_calls", default[0]), row.get("tool_call_retries", default[1])
+    if heal is not None and not isinstance(heal, bool):
+        problems.append(f"{where}: heal_tool_calls must be true or false")
+        heal = default[0]
+    if retries is not None and (not isinstance(retries, int) or isinstance(retries, bool)):
+        problems.append(f"{where}: tool_call_retries must be an integer")
+        retries = default[1]
+    return {"heal_tool_calls": heal, "tool_call_retries": retries}
 
 
 # --- claude-code-router -------------------------------------------------------------------------------
@@ -343,7 +379,7 @@ def import_config(providers: Sequence[ProviderSpec], rules: Sequence[RuleSpec], 
                 row.api_key_secret = spec.api_key_secret  # an env reference replaces a stored secret
             row.extra_headers = unmasked_headers(spec.extra_headers, row.extra_headers or {})
             row.model_settings = dict(spec.model_settings)
-            for key in TIMEOUT_KEYS:
+            for key in (*TIMEOUT_KEYS, *HEALING_KEYS):
                 setattr(row, key, getattr(spec, key))
             row.save()
             by_name[spec.name] = row
@@ -361,4 +397,6 @@ def import_config(providers: Sequence[ProviderSpec], rules: Sequence[RuleSpec], 
                 fallbacks=[dict(f) for f in rule.fallbacks],
                 aliases=list(rule.aliases),
                 is_default=rule.is_default,
+                heal_tool_calls=rule.heal_tool_calls,
+                tool_call_retries=rule.tool_call_retries,
             )

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from proxy.catalog import lookup
 from proxy.http.model_names import display_name
 from proxy.routing.detect import Facts, TokenCounter, request_facts
-from proxy.translate.dialects import dialect_names
+from proxy.translate.dialects import DIALECTS, dialect_names
 from proxy.translate.types import JSONDict, MessagesRequest, Target
 
 TASKS = ("background", "think", "long_context", "web_search", "image")
@@ -61,6 +61,8 @@ class ProviderSpec:
     total_timeout: float = 0.0
     # {model_id: {"max_output_tokens": int, "options": [...], ...}}
     model_settings: Mapping[str, JSONDict] = field(default_factory=dict)
+    heal_tool_calls: bool = True  # issue #15: tool calls checked, repaired, retried
+    tool_call_retries: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +76,9 @@ class RuleSpec:
     aliases: Sequence[str] = ()
     enabled: bool = True
     is_default: bool = False
+    # None: the provider's setting (a rule's own wins over its providers', fallbacks included)
+    heal_tool_calls: bool | None = None
+    tool_call_retries: int | None = None
 
     def __post_init__(self) -> None:
         # Lists or tuples in, tuples kept: specs from the DB, TOML and code compare equal.
@@ -282,6 +287,8 @@ def _check_provider(p: ProviderSpec, own_port: int | None) -> list[str]:
         problems.append(f"{where}: the connect timeout must be positive")
     if min(p.first_byte_timeout, p.idle_timeout, p.total_timeout) < 0:
         problems.append(f"{where}: timeouts cannot be negative (0 means no limit)")
+    if not _retries_ok(p.tool_call_retries):
+        problems.append(f"{where}: tool_call_retries must be an integer from 0 to {MAX_TOOL_CALL_RETRIES}")
     if not isinstance(p.model_settings, Mapping) or not all(
         isinstance(v, Mapping) for v in p.model_settings.values()
     ):
@@ -345,6 +352,13 @@ def _check_overrides(rule: RuleSpec) -> list[str]:
     return problems
 
 
+MAX_TOOL_CALL_RETRIES = 5  # each retry is a whole request again: more would only cost
+
+
+def _retries_ok(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_TOOL_CALL_RETRIES
+
+
 def _chain(
     name: str, by_name: Mapping[str, RuleSpec], stack: tuple[str, ...], problems: list[str]
 ) -> list[tuple[str, str]]:
@@ -372,7 +386,8 @@ def _check_target(where: str, provider: str, model: str, providers: Mapping[str,
         return [f"{where}: empty target (no provider)"]
     if provider not in providers:
         return [f"{where}: unknown provider '{provider}'"]
-    if not model and providers[provider].dialect != "anthropic":
+    dialect = DIALECTS.get(providers[provider].dialect)  # an unknown one is reported with its provider
+    if not model and not (dialect is not None and dialect.capabilities.keeps_client_model):
         return [f"{where}: empty target (no model for {providers[provider].dialect} provider '{provider}')"]
     return []
 
@@ -393,6 +408,10 @@ def _check_rules(rules: Sequence[RuleSpec], providers: Mapping[str, ProviderSpec
         where = f"rule '{rule.name}'"
         problems += _check_target(where, rule.provider, rule.model, providers)
         problems += _check_overrides(rule)
+        if rule.tool_call_retries is not None and not _retries_ok(rule.tool_call_retries):
+            problems.append(
+                f"{where}: tool_call_retries must be an integer from 0 to {MAX_TOOL_CALL_RETRIES}"
+            )
         if rule.is_default and rule.conditions:
             problems.append(f"{where}: the default rule matches every request; remove its conditions")
         for alias in rule.aliases:
@@ -461,8 +480,8 @@ def compile_config(
     env = environ if environ is not None else {}
     by_name = {r.name: r for r in rules}
 
-    def target(provider: str, model: str, overrides: Mapping[str, Any]) -> Target:
-        p = by_provider[provider]
+    def target(provider: str, model: str, rule: RuleSpec) -> Target:
+        p, overrides = by_provider[provider], rule.overrides
         # Keys may be globs ("*" on a local server's provider: zero prices for every model it serves),
         # matched as the output limits are: the exact id first, then the longest matching pattern.
         settings = lookup(model, {k.lower(): v for k, v in p.model_settings.items()}) or {}
@@ -488,6 +507,10 @@ def compile_config(
             idle_timeout=p.idle_timeout,
             total_timeout=p.total_timeout,
             prices=tuple((k, float(v)) for k, v in settings.items() if k in PRICE_KEYS and v is not None),
+            heal_tool_calls=p.heal_tool_calls if rule.heal_tool_calls is None else rule.heal_tool_calls,
+            tool_call_retries=p.tool_call_retries
+            if rule.tool_call_retries is None
+            else rule.tool_call_retries,
         )
 
     compiled: list[CompiledRule] = []
@@ -500,7 +523,7 @@ def compile_config(
         chain = _chain(rule.name, by_name, (), [])
         c = CompiledRule(
             name=rule.name,
-            targets=tuple(target(p, m, rule.overrides) for p, m in chain),
+            targets=tuple(target(p, m, rule) for p, m in chain),
             aliases=frozenset(a.lower() for a in rule.aliases),
             **compiled_conditions[rule.name],
         )

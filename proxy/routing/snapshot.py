@@ -48,6 +48,7 @@ from proxy.security import access, clientkeys, redact
 from proxy.security.crypto import UnreadableSecret
 from proxy.translate import tokens
 from proxy.translate.base import TranslationError
+from proxy.translate.dialects import DIALECTS
 from proxy.translate.types import MessagesRequest
 
 __all__ = [
@@ -105,6 +106,8 @@ def provider_spec(p: Any) -> ProviderSpec:
         idle_timeout=p.idle_timeout,
         total_timeout=p.total_timeout,
         model_settings=dict(p.model_settings or {}),
+        heal_tool_calls=p.heal_tool_calls,
+        tool_call_retries=p.tool_call_retries,
     )
 
 
@@ -119,6 +122,8 @@ def rule_spec(r: Any) -> RuleSpec:
         aliases=list(r.aliases or []),
         enabled=r.enabled,
         is_default=r.is_default,
+        heal_tool_calls=r.heal_tool_calls,
+        tool_call_retries=r.tool_call_retries,
     )
 
 
@@ -441,6 +446,11 @@ def _key_destinations() -> dict[str, Destination]:
     }
 
 
+def _forwards_keys(dialect: str) -> bool:
+    known = DIALECTS.get(dialect)
+    return known is not None and known.capabilities.forwards_client_credentials
+
+
 def _destination_changes(
     before: dict[str, Destination], after: dict[str, Destination]
 ) -> list[tuple[int, str]]:
@@ -449,7 +459,7 @@ def _destination_changes(
     changes = []
     for name, (dialect, url, env, secret, headers) in after.items():
         old = before.get(name)
-        forwards = " (passthrough: it receives the clients' own API keys)" if dialect == "anthropic" else ""
+        forwards = " (passthrough: it receives the clients' own API keys)" if _forwards_keys(dialect) else ""
         if old is None:
             if before:  # the first configuration (the seed, a first import) says what it made itself
                 changes.append((logging.INFO, f"provider '{name}' added: base URL {url}{forwards}"))

@@ -39,7 +39,7 @@ class UnreadableSecret(str):
 
 @functools.cache
 def _fernet() -> MultiFernet:
-    keys = list(settings.ENCRYPTION_KEYS) or [_key_from_file()]
+    keys: list[str | bytes] = [*settings.ENCRYPTION_KEYS] or [_key_from_file()]
     try:
         return MultiFernet([Fernet(k) for k in keys])
     except ValueError as exc:

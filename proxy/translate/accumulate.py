@@ -15,12 +15,17 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable
+from typing import Literal, cast
 
 import orjson
 
 from .types import JSONDict, Message, StreamEvent
 
-_USAGE_KEYS = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+_USAGE_KEYS: tuple[Literal["input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"], ...] = (
+    "input_tokens",
+    "cache_creation_input_tokens",
+    "cache_read_input_tokens",
+)
 # Deltas that append to one string field of their block, by the block type they fit.
 _APPENDING = {"text_delta": ("text", "text"), "thinking_delta": ("thinking", "thinking")}
 
@@ -47,20 +52,24 @@ class Accumulator:
         self._chars = 0  # characters appended so far: read once a second for live progress
 
     def feed(self, event: StreamEvent) -> None:
-        kind = event.get("type")
+        # Read defensively, as plain JSON: a passthrough relays the upstream's own events, which may
+        # lack fields or carry kinds newer than StreamEvent.
+        data = cast(JSONDict, event)
+        kind = data.get("type")
         if self._message is None:
             if kind != "message_start":
                 raise ValueError("an Anthropic stream starts with message_start")
-            self._message = copy.deepcopy(event.get("message") or {})
-            self._content = self._message.setdefault("content", [])
+            message = cast(Message, copy.deepcopy(data.get("message") or {}))
+            self._content = message.setdefault("content", [])
+            self._message = message
             return
         match kind:
             case "content_block_start":
-                self._content.append(copy.deepcopy(event.get("content_block") or {}))
+                self._content.append(copy.deepcopy(data.get("content_block") or {}))
             case "content_block_delta":
-                self._apply_delta(event.get("index"), event.get("delta") or {})
+                self._apply_delta(data.get("index"), data.get("delta") or {})
             case "message_delta":
-                _apply_message_delta(self._message, event)
+                _apply_message_delta(self._message, data)
             case _:
                 # content_block_stop / message_stop / ping carry nothing to merge; an error frame ends the
                 # stream as it stands; event types newer than this code are skipped, as the SDK does.
@@ -81,9 +90,9 @@ class Accumulator:
         for index, (key, parts) in self._parts.items():
             block = self._content[index]
             if key:
-                block[key] = "".join(parts)  # type: ignore[literal-required]
+                block[key] = "".join(parts)
                 del parts[1:]
-                parts[0] = block[key]  # type: ignore[literal-required]
+                parts[0] = block[key]
                 continue
             text = "".join(parts)
             # No argument text at all: the {} from content_block_start stands (as in the SDK).
@@ -123,14 +132,14 @@ def _apply_message_delta(message: Message, event: JSONDict) -> None:
     message["stop_sequence"] = delta.get("stop_sequence")
     for key in ("stop_details", "container"):
         if delta.get(key) is not None:
-            message[key] = delta[key]  # type: ignore[literal-required,typeddict-unknown-key]
+            message[key] = delta[key]  # type: ignore[typeddict-unknown-key]
     usage = event.get("usage") or {}
     merged = message.setdefault("usage", {"input_tokens": 0, "output_tokens": 0})
     merged["output_tokens"] = usage.get("output_tokens", merged.get("output_tokens", 0))
     # Totals on message_delta are cumulative and overwrite; absent ones keep the message_start value.
     for key in _USAGE_KEYS:
         if usage.get(key) is not None:
-            merged[key] = usage[key]  # type: ignore[literal-required]
+            merged[key] = usage[key]
 
 
 def _tool_input(text: str) -> object:

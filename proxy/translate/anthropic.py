@@ -10,7 +10,7 @@ Wire format: https://docs.anthropic.com/en/api/messages-streaming and https://do
 
 from __future__ import annotations
 
-from typing import get_args
+from typing import cast, get_args
 from urllib.parse import urlsplit
 
 import orjson
@@ -30,6 +30,7 @@ from .types import (
     Target,
     Translation,
     UpstreamRequest,
+    Usage,
 )
 
 OFFICIAL_HOST = "api.anthropic.com"
@@ -144,6 +145,7 @@ class AnthropicDialect:
         forwards_client_credentials=True,
         counts_tokens=True,  # the official API only: build_count_tokens_request says None elsewhere
         secret_headers=frozenset({"x-api-key", "authorization"}),
+        heals_tool_calls=False,
     )
 
     def build_request(
@@ -179,7 +181,7 @@ class AnthropicDialect:
         )
 
     def build_count_tokens_request(
-        self, request: JSONDict, target: Target, *, client_headers: dict[str, str]
+        self, request: MessagesRequest, target: Target, *, client_headers: dict[str, str]
     ) -> UpstreamRequest | None:
         """POST /v1/messages/count_tokens passed through (model mapped) to the official API, which counts
         exactly; None for compatible servers (most lack the endpoint): counted locally."""
@@ -225,8 +227,8 @@ class AnthropicStreamTranslator:
     `stop_sequence`.
     """
 
-    __slots__ = ("_client_model", "_errored", "done", "stop_reason", "stop_sequence", "usage")
-    usage_estimated = False
+    __slots__ = ("_client_model", "_errored", "_usage", "done", "stop_reason", "stop_sequence")
+    usage_estimated = False  # the backend's own figures, always
 
     def __init__(self, *, client_model: str) -> None:
         self._client_model = client_model
@@ -234,7 +236,12 @@ class AnthropicStreamTranslator:
         self.done = False
         self.stop_reason: str | None = None
         self.stop_sequence: str | None = None
-        self.usage: dict[str, int] = {"input_tokens": 0, "output_tokens": 0}
+        # Every integer the API reports, kept even when newer than our Usage type.
+        self._usage: dict[str, int] = {"input_tokens": 0, "output_tokens": 0}
+
+    @property
+    def usage(self) -> Usage:
+        return cast(Usage, self._usage)
 
     def feed(self, event: SSEEvent) -> list[StreamEvent]:
         data = event.data
@@ -249,6 +256,8 @@ class AnthropicStreamTranslator:
             ) from exc
         if not isinstance(parsed, dict):
             raise UpstreamError(f"upstream sent an event that is not an object: {data[:200]!r}", status=502)
+        # Relayed as decoded: Anthropic's own events (a newer kind than StreamEvent's goes through too).
+        relayed = cast(StreamEvent, parsed)
         match parsed.get("type", event.event):
             case "message_start":
                 return [self._message_start(parsed)]
@@ -264,7 +273,7 @@ class AnthropicStreamTranslator:
             case _:
                 # Anthropic's versioning policy allows new event types: relay them, the client decides.
                 pass
-        return [parsed]
+        return [relayed]
 
     def finish(self) -> list[StreamEvent]:
         """Nothing to close in a passthrough; a stream cut before message_stop is an error."""
@@ -275,11 +284,11 @@ class AnthropicStreamTranslator:
     def _message_start(self, event: JSONDict) -> StreamEvent:
         message = event.get("message")
         if not isinstance(message, dict):
-            return event
+            return cast(StreamEvent, event)
         self._merge_usage(message.get("usage"))
         if message.get("model") == self._client_model:
-            return event
-        return {**event, "message": {**message, "model": self._client_model}}
+            return cast(StreamEvent, event)
+        return cast(StreamEvent, {**event, "message": {**message, "model": self._client_model}})
 
     def _message_delta(self, event: JSONDict) -> None:
         delta = event.get("delta")
@@ -294,7 +303,7 @@ class AnthropicStreamTranslator:
         for key, value in usage.items():
             # message_delta usage is cumulative; nested objects (cache_creation, server_tool_use) are skipped.
             if isinstance(value, int) and not isinstance(value, bool):
-                self.usage[key] = value
+                self._usage[key] = value
 
 
 def _error_type(raw: object, status: int) -> ErrorType:

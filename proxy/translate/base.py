@@ -78,6 +78,9 @@ class Capabilities:
     # Header names (lower-case) this dialect authenticates with, never recorded, on top of the generic
     # hints in proxy/recording/tape.py (e.g. "x-goog-api-key").
     secret_headers: frozenset[str] = frozenset()
+    # Tool calls in its answers are checked and healed (issue #15): a translated answer is ours to check;
+    # a passthrough's is the vendor's own, and its tools are the vendor's business.
+    heals_tool_calls: bool = True
 
 
 class StreamTranslator(Protocol):
@@ -124,7 +127,7 @@ class Dialect(Protocol):
         ...
 
     def build_count_tokens_request(
-        self, request: JSONDict, target: Target, *, client_headers: dict[str, str]
+        self, request: MessagesRequest, target: Target, *, client_headers: dict[str, str]
     ) -> UpstreamRequest | None:
         """The backend's own token count for a count_tokens body; None = count locally (an estimate)."""
         ...

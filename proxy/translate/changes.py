@@ -19,6 +19,7 @@ ROUTINE_KINDS = frozenset(
         "cache_control_stripped",  # Anthropic's cache breakpoints; other backends cache by prefix
         "model_mapped",
         "max_tokens_lowered",  # to the model's real output limit
+        "max_tokens_raised",  # to a backend's minimum (the Responses API refuses under 16)
         "thinking_budget_lowered",
         "thinking_disabled",  # max_tokens left no room for it: a setting, not content
         "thinking_mapped",  # thinking -> reasoning_effort
@@ -35,6 +36,15 @@ ROUTINE_KINDS = frozenset(
         "stop_sequences_local",  # matched by the proxy instead
         "param_dropped",  # a sampling parameter the model refuses (temperature, top_k)
         "usage_estimated",  # a note on the record, not a change to the request
+        # Tool-call healing (issue #15): the backend's own call, repaired or retried before the client saw
+        # it (its raw arguments are on the change); an unrepairable one goes out as it was written.
+        "tool_call_repaired",
+        "tool_call_retried",
+        "tool_call_unrepairable",
+        "reasoning_placeholder",  # a tool call Gemini did not make sent with Google's placeholder signature
+        "schema_adapted",  # a tool schema rewritten into the form the backend reads, meaning kept
+        "system_message_converted",  # a mid-conversation system message sent as a user turn
+        "server_tool_mapped",  # web search/fetch run by the backend's own grounding tool
     }
 )
 # Content the backend never saw.

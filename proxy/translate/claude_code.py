@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 BILLING_HEADER = "x-anthropic-billing-header:"
 
 
@@ -62,4 +64,23 @@ def tool_result_head(content: Any) -> str:
     for block in content if isinstance(content, list) else ():
         if isinstance(block, dict) and block.get("type") == "text":
             return str(block.get("text", ""))
+    return ""
+
+
+def session_id(body: Any, headers: dict[str, str]) -> str:
+    """Claude Code's session: its header, else the session_id inside metadata.user_id (a JSON string).
+
+    `headers` has lower-case names."""
+    if headers.get("x-claude-code-session-id"):
+        return headers["x-claude-code-session-id"][:100]
+    metadata = body.get("metadata") if isinstance(body, dict) else None
+    user_id = metadata.get("user_id") if isinstance(metadata, dict) else None
+    if isinstance(user_id, str) and user_id.startswith("{"):
+        try:
+            parsed = orjson.loads(user_id)
+        except orjson.JSONDecodeError:
+            return ""
+        found = parsed.get("session_id") if isinstance(parsed, dict) else None
+        if isinstance(found, str):
+            return found[:100]
     return ""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from . import anthropic, openai_chat
+from . import anthropic, gemini, openai_chat, openai_responses
 from .base import Dialect
 
 DIALECTS: dict[str, Dialect] = {
     "openai": openai_chat.DIALECT,
     "anthropic": anthropic.DIALECT,
+    "gemini": gemini.DIALECT,
+    "openai_responses": openai_responses.DIALECT,
 }
 
 

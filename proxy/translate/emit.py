@@ -11,10 +11,18 @@ Every method returns the events it produced (possibly none), to be sent in order
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
-from .types import JSONDict, StopReason, StreamEvent, Usage
+from .types import (
+    BlockDelta,
+    ContentBlockDeltaEvent,
+    JSONDict,
+    Message,
+    StopReason,
+    StreamEvent,
+    Usage,
+)
 
 BlockKind = Literal["text", "thinking", "tool_use"]
 
@@ -59,7 +67,7 @@ class AnthropicStreamWriter:
         if self.started:
             return []
         self.started = True
-        message: JSONDict = {
+        message: Message = {
             "id": self.message_id,
             "type": "message",
             "role": "assistant",
@@ -87,7 +95,7 @@ class AnthropicStreamWriter:
             {
                 "type": "message_delta",
                 "delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence},
-                "usage": dict(usage),
+                "usage": usage.copy(),
             }
         )
         events.append({"type": "message_stop"})
@@ -104,6 +112,15 @@ class AnthropicStreamWriter:
     def text(self, text: str) -> list[StreamEvent]:
         if not text or self.stopped:
             return []
+        block = self.block
+        if block is not None and block.kind == "text":  # the common case, once per streamed chunk
+            return [
+                {
+                    "type": "content_block_delta",
+                    "index": block.index,
+                    "delta": {"type": "text_delta", "text": text},
+                }
+            ]
         events = self._ensure("text")
         return [*events, self._delta({"type": "text_delta", "text": text})]
 
@@ -113,6 +130,26 @@ class AnthropicStreamWriter:
             return []
         events = self._ensure("thinking", signature=signature)
         return [*events, self._delta({"type": "thinking_delta", "thinking": text})]
+
+    def sign_thinking(self, signature: str, *, own_block: bool = False) -> list[StreamEvent]:
+        """Set the signature of the open thinking block (a backend may sign reasoning only once the next
+        part arrives), or, with no thinking block open or `own_block`, open an empty one that carries it."""
+        if self.stopped:
+            return []
+        block = self.block
+        if block is not None and block.kind == "thinking" and not own_block:
+            self.block = replace(block, signature=signature)
+            return []
+        empty: JSONDict = {"type": "thinking", "thinking": "", "signature": ""}
+        return self._open("thinking", empty, signature=signature)
+
+    def opaque_thinking(self, signature: str) -> list[StreamEvent]:
+        """A thinking block with no text, only a signature: state the client must send back next turn
+        (e.g. a thought signature a backend attached to a tool call), opened and closed at once."""
+        if self.stopped:
+            return []
+        empty: JSONDict = {"type": "thinking", "thinking": "", "signature": ""}
+        return self._open("thinking", empty, signature=signature) + self.close_block()
 
     def tool_use(self, *, tool_id: str, name: str, partial_json: str = "") -> list[StreamEvent]:
         """Open a tool_use block (closing the open one) and stream the first arguments, if any."""
@@ -143,6 +180,12 @@ class AnthropicStreamWriter:
             {"type": "content_block_start", "index": index, "content_block": content_block},
             {"type": "content_block_stop", "index": index},
         ]
+
+    def sign(self, signature: str) -> None:
+        """Set the open thinking block's signature, for backends that send it only after the text
+        (the Responses API's encrypted reasoning arrives with the item's end)."""
+        if self.block is not None and self.block.kind == "thinking":
+            self.block = OpenBlock(index=self.block.index, kind="thinking", signature=signature)
 
     def close_block(self) -> list[StreamEvent]:
         block = self.block
@@ -178,6 +221,6 @@ class AnthropicStreamWriter:
         )
         return events
 
-    def _delta(self, delta: JSONDict) -> StreamEvent:
+    def _delta(self, delta: BlockDelta) -> ContentBlockDeltaEvent:
         assert self.block is not None  # every caller opens a block first
         return {"type": "content_block_delta", "index": self.block.index, "delta": delta}

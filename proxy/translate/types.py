@@ -82,8 +82,85 @@ class Message(TypedDict, total=False):
     usage: Usage
 
 
-# An Anthropic stream event: {"type": "message_start" | "content_block_start" | ... , ...}
-StreamEvent = JSONDict
+# --- Anthropic stream events (https://docs.anthropic.com/en/api/messages-streaming), as the anthropic
+# SDK's RawMessageStreamEvent: a union told apart by `type`.
+
+
+class TextDelta(TypedDict):
+    type: Literal["text_delta"]
+    text: str
+
+
+class ThinkingDelta(TypedDict):
+    type: Literal["thinking_delta"]
+    thinking: str
+
+
+class SignatureDelta(TypedDict):
+    type: Literal["signature_delta"]
+    signature: str
+
+
+class InputJSONDelta(TypedDict):
+    type: Literal["input_json_delta"]
+    partial_json: str
+
+
+BlockDelta = TextDelta | ThinkingDelta | SignatureDelta | InputJSONDelta
+
+
+class MessageStartEvent(TypedDict):
+    type: Literal["message_start"]
+    message: Message
+
+
+class ContentBlockStartEvent(TypedDict):
+    type: Literal["content_block_start"]
+    index: int
+    content_block: JSONDict  # text / thinking / tool_use with empty content; whole for server blocks
+
+
+class ContentBlockDeltaEvent(TypedDict):
+    type: Literal["content_block_delta"]
+    index: int
+    delta: BlockDelta
+
+
+class ContentBlockStopEvent(TypedDict):
+    type: Literal["content_block_stop"]
+    index: int
+
+
+class MessageDeltaBody(TypedDict):
+    stop_reason: StopReason | None
+    stop_sequence: str | None
+
+
+class MessageDeltaEvent(TypedDict):
+    type: Literal["message_delta"]
+    delta: MessageDeltaBody
+    usage: Usage
+
+
+class MessageStopEvent(TypedDict):
+    type: Literal["message_stop"]
+
+
+class PingEvent(TypedDict):
+    type: Literal["ping"]
+
+
+# What translators emit. The passthrough relays Anthropic's own events, decoded, under this type too:
+# those may carry more (citations_delta, newer event types), which the consumers skip or pass on.
+StreamEvent = (
+    MessageStartEvent
+    | ContentBlockStartEvent
+    | ContentBlockDeltaEvent
+    | ContentBlockStopEvent
+    | MessageDeltaEvent
+    | MessageStopEvent
+    | PingEvent
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +194,9 @@ class Target:
     total_timeout: float = 0.0
     # $ per million tokens from the provider's settings (input_price, output_price, cache_read_price, ...)
     prices: tuple[tuple[str, float], ...] = ()
+    # Tool-call healing (issue #15): check every call against its tool's schema, repair or retry it.
+    heal_tool_calls: bool = True
+    tool_call_retries: int = 1  # retries per broken call; 0: repairs only
 
     def option_value(self, prefix: str) -> str | None:
         """Value of a `name=value` option, or None."""
@@ -167,5 +247,6 @@ class Translation:
     # on as they came (a stream's input_json_delta, a reply's `input` as the raw string) instead of
     # failing the response as an upstream error.
     lenient_tool_input: bool = False
-    # Anything else a dialect's response side needs from its request side.
-    state: JSONDict = field(default_factory=dict)
+    # What a dialect's response side needs from its request side: that dialect's own typed value
+    # (e.g. openai_chat.state.ChatState), opaque to everything else.
+    state: object = None

@@ -68,6 +68,7 @@ def _traffic(server: Server, upstream: FakeOpenAI) -> None:
     upstream.script(
         text_stream("Fine. " + unbroken, prompt=1200, completion=800),
         tool_stream([("call_1", LONG_TOOL, ['{"other": "' + unbroken + '"}'])], prompt=1500, completion=900),
+        completion("no call", prompt=1500, completion_tokens=2),  # healing's retry of the broken call
         completion("ok", prompt=100, completion_tokens=5),
         error(500, "upstream exploded: " + "e" * 4000),
         error(500, "the fallback exploded too: " + "f" * 4000),

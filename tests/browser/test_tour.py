@@ -53,6 +53,9 @@ def _session_traffic(client: anthropic.Anthropic, upstream: FakeOpenAI) -> None:
                 [("call_write", "Write", ['{"content": "hi from proxy"}'])], prompt=14500, completion=60
             )
         ),
+        # Switchboard retries the broken call once (issue #15); this model still gets it wrong, so the
+        # call goes out as written and Claude Code refuses it.
+        completion("I cannot tell which file.", prompt=14600, completion_tokens=8),
         text_stream("Sorry, retrying with the path.", prompt=15000, completion=40, cached=0),
     )
     send(client, load_fixture("background_title"), headers)
@@ -99,9 +102,11 @@ def _other_traffic(client: anthropic.Anthropic, upstream: FakeOpenAI) -> None:
             model="claude-haiku-4-5", max_tokens=100, tools=[read, grep], messages=look
         ) as s:
             s.get_final_message()
-    # Arguments cut off mid-JSON: the proxy ends the stream with an error event (recorded as an error).
+    # The backend drops the connection mid-call: the proxy ends the stream with an error event.
     bash = {"name": "Bash", "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}}}
-    upstream.script(tool_stream([("call_bash", "Bash", ['{"command": "ls -la'])], prompt=1800, completion=20))
+    cut = tool_stream([("call_bash", "Bash", ['{"command": "ls -la'])], prompt=1800, completion=20)
+    cut.break_after = 2
+    upstream.script(cut)
     with (
         pytest.raises(anthropic.APIStatusError),
         client.messages.stream(

@@ -312,3 +312,19 @@ class Harness:
             f"the upstream script did not fit the request: {self.upstream.errors}"
         )
         return run
+
+
+def assert_failure_reported(harness: Harness, scenario: Scenario) -> None:
+    """A backend failing mid-stream: Claude Code reports an API error within seconds (never hangs), and
+    every exchange of the run is recorded as failed, the streamed one with its error type."""
+    run = harness.run(scenario, "Write a file.", timeout=60)
+
+    assert run.returncode is not None, f"Claude Code still waiting after 60 s: {run.raw[-2000:]}"
+    assert run.returncode != 0
+    assert run.result["is_error"] is True
+    assert "API Error" in run.result["result"]
+    assert run.seconds < 45
+    rows = harness.server.settled(run.session)
+    assert rows and all(r["status"] == "error" for r in rows)
+    streamed = [r for r in rows if r["stream"]]
+    assert streamed and streamed[0]["error_type"]

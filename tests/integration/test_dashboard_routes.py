@@ -289,3 +289,27 @@ def test_dry_run_prices_the_new_target_with_its_providers_model_settings(config:
     )  # fmt: skip
     html = Client().post("/routes/rules/new/dry-run", rule_post(config), **HX).content.decode()
     assert "without a known price" not in html and "$0.500 → $1.000" in html
+
+
+def test_tool_call_healing_is_edited_on_providers_and_rules(config: dict[str, Any]) -> None:
+    # Issue #15: the editor has both settings; a rule's empty ones are its provider's.
+    pk = config["openai"].pk
+    data = {
+        "name": "openai", "dialect": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key_env": "",
+        "extra_headers": "", "model_settings": "", "connect_timeout": 10, "first_byte_timeout": 300,
+        "idle_timeout": 120, "total_timeout": 0, "tool_call_retries": 2,
+    }  # fmt: skip
+    client = Client()
+    form = client.get(f"/routes/providers/{pk}", **HX).content.decode()
+    assert "Heal tool calls" in form and "Tool-call retries" in form
+    assert client.post(f"/routes/providers/{pk}", data, **HX).status_code == 200  # the box left unticked
+    saved = Provider.objects.get(pk=pk)
+    assert (saved.heal_tool_calls, saved.tool_call_retries) == (False, 2)
+    assert "no healing" in client.get("/routes").content.decode()
+    page = client.post(f"/routes/providers/{pk}", {**data, "tool_call_retries": 9}, **HX).content.decode()
+    assert "tool_call_retries must be an integer from 0 to 5" in page
+    client.post("/routes/rules/new", rule_post(config, heal_tool_calls="true", tool_call_retries=0), **HX)
+    rule = Rule.objects.get(name="special")
+    assert (rule.heal_tool_calls, rule.tool_call_retries) == (True, 0)
+    target = snapshot.current_snapshot_sync().rules[0].targets[0]
+    assert (target.heal_tool_calls, target.tool_call_retries) == (True, 0)

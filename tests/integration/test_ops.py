@@ -103,7 +103,7 @@ def test_metrics_count_known_traffic(ops_server: Server, upstream: FakeOpenAI) -
     claude_cost = sum(r["claude_cost_usd"] or 0 for r in rows)
     assert claude_cost > 0
     assert value(samples, "switchboard_claude_cost_usd_total", **route) == pytest.approx(claude_cost)
-    for how in ("repair", "retry"):  # present, and 0 until tool-call healing lands
+    for how in ("repair", "retry"):  # present, and 0: no call here needed healing
         assert ("switchboard_tool_calls_healed_total", (("how", how),)) in samples
         assert value(samples, "switchboard_tool_calls_healed_total", how=how) == 0
     assert value(samples, "switchboard_recorder_queue_depth") == 0

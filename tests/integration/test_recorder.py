@@ -10,6 +10,7 @@ import pytest
 from proxy.models import Exchange
 from proxy.recording.tape import Tape
 from proxy.recording.writer import Recorder, Started
+from tests.conftest import run_async
 
 
 def finished_tape(model: str) -> Tape:
@@ -28,7 +29,7 @@ def test_one_bad_row_does_not_lose_the_rest_of_its_batch() -> None:
         recorder.finish(finished_tape("claude-after"))
         await recorder.drain()
 
-    asyncio.run(scenario())
+    run_async(scenario())
     assert sorted(Exchange.objects.values_list("client_model", flat=True)) == [
         "claude-after",
         "claude-before",
@@ -52,7 +53,7 @@ def test_a_long_exchange_is_inserted_pending_then_rewritten_finished() -> None:
         recorder.finish(tape)
         await recorder.drain()
 
-    asyncio.run(scenario())
+    run_async(scenario())
     row = Exchange.objects.get()
     assert (row.client_model, row.status) == ("claude-long", "ok")
     # The rewrite leaves the request as the pending insert wrote it.
@@ -141,7 +142,7 @@ def test_a_sealed_tape_waits_compressed_and_is_written_exactly_as_received(monke
         assert isinstance(tape.upstream_request, Packed) and tape.upstream_chunks == []
         await recorder.drain()
 
-    asyncio.run(scenario())
+    run_async(scenario())
     row = Exchange.objects.get()
     assert row.client_request == orjson.loads(body)
     assert row.upstream_request == {"method": "POST", "url": "http://up/v1", "body": orjson.loads(body)}
@@ -166,7 +167,7 @@ def test_bodies_are_compressed_only_while_the_writer_is_behind(monkeypatch) -> N
             recorder.finish(tape)
         await recorder.drain()
 
-    asyncio.run(scenario())
+    run_async(scenario())
     # Packed once 3 wait while at least 3 others are still in flight: a backlog at low concurrency (the
     # writer's own batching) is not worth compressing.
     packed = [isinstance(t.client_request, Packed) for t in tapes]
@@ -199,6 +200,6 @@ def test_a_long_exchange_started_while_the_writer_is_behind_keeps_its_request_co
         recorder.finish(tape)
         await recorder.drain()
 
-    asyncio.run(scenario())
+    run_async(scenario())
     row = Exchange.objects.get()
     assert (row.status, row.client_request) == ("ok", {"model": "claude-long", "max_tokens": 5})

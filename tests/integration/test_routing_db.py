@@ -19,7 +19,7 @@ from proxy.routing import snapshot
 from proxy.routing.rules import ConfigError
 from proxy.routing.seed import ensure_seeded
 from proxy.translate.base import TranslationError
-from tests.conftest import load_fixture
+from tests.conftest import load_fixture, run_async
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the snapshot reads on its own thread: commit for real
 
@@ -39,7 +39,7 @@ def fresh_snapshot(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 def decide(body: dict[str, Any], headers: dict[str, str] | None = None) -> snapshot.Decision:
-    return asyncio.run(snapshot.decide(body, headers or {}))
+    return run_async(snapshot.decide(body, headers or {}))
 
 
 def test_ensure_seeded_without_backend_is_an_anthropic_passthrough() -> None:
@@ -126,9 +126,9 @@ def test_decide_sees_an_edit_through_the_config_thread_as_on_postgres(
 
 def test_decide_keeps_the_snapshot_while_the_version_is_unchanged() -> None:
     ensure_seeded()
-    before = asyncio.run(snapshot.snapshot())
+    before = run_async(snapshot.snapshot())
     Rule.objects.filter(name="default").update(model="changed-without-bump")
-    after = asyncio.run(snapshot.snapshot())
+    after = run_async(snapshot.snapshot())
     assert after is before  # no reload without a version change (edits go through config_edit)
 
 
@@ -161,7 +161,7 @@ def test_decide_answers_many_concurrent_requests_with_one_snapshot() -> None:
         body = load_fixture("main_turn")
         return await asyncio.gather(*(snapshot.decide(body, {}) for _ in range(200)))
 
-    decisions = asyncio.run(many())
+    decisions = run_async(many())
     assert {d.rule for d in decisions} == {"default"}
 
 
@@ -176,7 +176,7 @@ def test_repeated_decisions_reuse_the_snapshot_until_the_version_changes() -> No
         await snapshot.decide(body, {})
         return first, await snapshot.snapshot()
 
-    first, second = asyncio.run(twice())
+    first, second = run_async(twice())
     assert first is second
 
 
@@ -198,7 +198,7 @@ def test_model_ids_lists_aliases() -> None:
             model="claude-haiku-4-5",
             aliases=["claude-fast"],
         )
-    ids = asyncio.run(snapshot.model_ids())
+    ids = run_async(snapshot.model_ids())
     assert ids[0] == "claude-fast"
     assert "claude-opus-4-8" in ids  # the seeded default rule answers to every model
 
@@ -302,7 +302,7 @@ def explain(body: dict[str, Any]) -> Any:
     request = AsyncRequestFactory().post(
         "/api/route/explain", data=json.dumps(body), content_type="application/json"
     )
-    return asyncio.run(api.explain(request))
+    return run_async(api.explain(request))
 
 
 def test_explain_returns_the_decision_without_calling_a_backend() -> None:

@@ -21,7 +21,7 @@ import anthropic
 import httpx
 import pytest
 
-from tests.conftest import ROOT, Server, start_server, stop_server
+from tests.conftest import ROOT, Server, run_async, start_server, stop_server
 from tests.fakes.openai_upstream import FakeOpenAI, completion, error
 from tests.integration.test_clientkeys import ENV_KEY, HI, UPSTREAM_KEY, keyed_env, make_key
 
@@ -50,7 +50,7 @@ class Frames:
         self.ready = threading.Event()
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+        self._thread = threading.Thread(target=lambda: run_async(self._run()), daemon=True)
 
     async def _run(self) -> None:
         import websockets

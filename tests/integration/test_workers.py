@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ROOT, free_port, postgres_database, server_env
+from tests.conftest import ROOT, free_port, postgres_database, run_async, server_env
 from tests.fakes.openai_upstream import FakeOpenAI, completion
 from tests.integration.test_ops import scrape, value
 
@@ -124,7 +124,7 @@ def test_the_live_feed_hears_exchanges_from_every_worker(workers: tuple, upstrea
             await socket_.close()
         return heard
 
-    heard = asyncio.run(scenario())
+    heard = run_async(scenario())  # beside a browser test's event loop, if one ran in this worker
     assert all(len(ids) == len(texts) for ids in heard), heard
 
 

@@ -87,3 +87,22 @@ def test_stop_filter_holds_back_a_possible_start_and_cuts_at_the_match() -> None
 def test_stop_filter_picks_the_sequence_a_model_would_hit_first() -> None:
     f = StopFilter(["world", "lo w"])
     assert f.feed("hello world") == ("hel", "lo w")
+
+
+def test_opaque_thinking_is_an_empty_thinking_block_closed_with_its_signature() -> None:
+    w = AnthropicStreamWriter(message_id="msg_1", model="claude-sonnet-4-5")
+    events = (
+        w.text("Calling.")
+        + w.opaque_thinking("sb1.gemini.cA.xyz")
+        + w.tool_use(tool_id="toolu_1", name="Bash")
+    )
+    events += w.stop("tool_use", usage=zero_usage())
+    assert kinds(events)[4:8] == [
+        "content_block_start",
+        "signature_delta",
+        "content_block_stop",
+        "content_block_start",
+    ]
+    message = accumulate(events)
+    assert message["content"][1] == {"type": "thinking", "thinking": "", "signature": "sb1.gemini.cA.xyz"}
+    assert [b["type"] for b in message["content"]] == ["text", "thinking", "tool_use"]

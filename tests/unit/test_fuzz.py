@@ -58,7 +58,7 @@ def test_a_mutated_upstream_stream_is_translated_or_an_upstream_error(case: tupl
 
 
 @settings(_BOUNDED, max_examples=150)
-@given(dialect=st.sampled_from(["openai", "anthropic"]), body=fuzzing.JSON_VALUES)
+@given(dialect=st.sampled_from(["openai", "anthropic", "gemini"]), body=fuzzing.JSON_VALUES)
 def test_a_random_upstream_reply_is_translated_or_an_upstream_error(dialect: str, body: Any) -> None:
     fuzzing.check_reply(dialect, body)
 

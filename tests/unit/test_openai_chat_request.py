@@ -14,6 +14,7 @@ import pytest
 from proxy.translate.base import TranslationError
 from proxy.translate.ids import tool_id_to_client
 from proxy.translate.openai_chat.request import build_request
+from proxy.translate.openai_chat.state import chat_state
 from proxy.translate.tool_names import shorten
 from proxy.translate.types import Target, Translation
 
@@ -652,7 +653,7 @@ REASONING = make_target(options=frozenset({"reasoning"}))
 def test_thinking_budget_mapped_to_reasoning_effort_bucket(budget: int, effort: str) -> None:
     translation = translate(make_request(thinking={"type": "enabled", "budget_tokens": budget}), REASONING)
     assert translation.upstream.body["reasoning_effort"] == effort
-    assert translation.state["reasoning"] is True
+    assert chat_state(translation).reasoning is True
     assert kinds(translation) == ["thinking_mapped"]
 
 
@@ -680,7 +681,7 @@ def test_thinking_disabled_sends_nothing() -> None:
     request = make_request(thinking={"type": "disabled"}, output_config={"effort": "high"})
     translation = translate(request, REASONING)
     assert "reasoning_effort" not in translation.upstream.body
-    assert translation.state["reasoning"] is False
+    assert chat_state(translation).reasoning is False
     assert translation.changes == []
 
 
@@ -688,7 +689,7 @@ def test_thinking_dropped_when_target_does_not_reason() -> None:
     translation = translate(make_request(thinking={"type": "enabled", "budget_tokens": 5000}))
     assert "reasoning_effort" not in translation.upstream.body
     assert kinds(translation) == ["thinking_dropped"]
-    assert translation.state["reasoning"] is True
+    assert chat_state(translation).reasoning is True
 
 
 def test_thinking_route_override_reasoning_effort_wins() -> None:
@@ -737,18 +738,18 @@ def test_stop_sequences_beyond_limit_matched_locally() -> None:
     request = make_request(stop_sequences=stops)
     translation = translate(request)
     assert translation.upstream.body["stop"] == ["A", "B", "C", "D"]
-    assert translation.state["local_stop_sequences"] == ["E", "F"]
+    assert chat_state(translation).local_stop_sequences == ("E", "F")
     assert translation.stop_sequences == tuple(stops)
     assert kinds(translation) == ["stop_sequences_local"]
     # Kept to estimate the usage of a stream we may cut before the backend reports it.
-    assert translation.state["request"] is request
+    assert chat_state(translation).request is request
 
 
 def test_stop_sequences_limit_from_target_option() -> None:
     target = make_target(options=frozenset({"max_stop_sequences=1"}))
     translation = translate(make_request(stop_sequences=["A", "B"]), target)
     assert translation.upstream.body["stop"] == ["A"]
-    assert translation.state["local_stop_sequences"] == ["B"]
+    assert chat_state(translation).local_stop_sequences == ("B",)
 
 
 def test_stop_sequences_default_limit_when_option_malformed() -> None:
@@ -760,8 +761,8 @@ def test_stop_sequences_default_limit_when_option_malformed() -> None:
 def test_stop_sequences_all_sent_when_within_limit() -> None:
     translation = translate(make_request(stop_sequences=["END"]))
     assert translation.upstream.body["stop"] == ["END"]
-    assert translation.state["local_stop_sequences"] == []
-    assert "request" not in translation.state  # nothing to cut: nothing kept
+    assert chat_state(translation).local_stop_sequences == ()
+    assert chat_state(translation).request is None  # nothing to cut: nothing kept
     assert translation.changes == []
 
 

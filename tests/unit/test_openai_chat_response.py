@@ -15,12 +15,9 @@ import pytest
 from proxy.translate import ids
 from proxy.translate.base import UpstreamError
 from proxy.translate.openai_chat import DIALECT
-from proxy.translate.openai_chat.response import (
-    SIGNATURE_PREFIX,
-    parse_error,
-    parse_response,
-    thinking_signature,
-)
+from proxy.translate.openai_chat.response import parse_error, parse_response
+from proxy.translate.openai_chat.state import ChatState
+from proxy.translate.openai_chat.wire import SIGNATURE_PREFIX, thinking_signature
 from proxy.translate.stops import find_stop_sequence, held_back_length
 from proxy.translate.tool_names import shorten
 from proxy.translate.types import Target, Translation, UpstreamRequest
@@ -34,7 +31,7 @@ def make_translation(
     *,
     tool_names: dict[str, str] | None = None,
     stop_sequences: tuple[str, ...] = (),
-    state: dict[str, Any] | None = None,
+    state: ChatState | None = None,
 ) -> Translation:
     return Translation(
         upstream=UpstreamRequest(
@@ -44,7 +41,7 @@ def make_translation(
         message_id=MESSAGE_ID,
         tool_names=tool_names or {},
         stop_sequences=stop_sequences,
-        state=state if state is not None else {"reasoning": True, "local_stop_sequences": []},
+        state=state if state is not None else ChatState(),
     )
 
 
@@ -189,7 +186,7 @@ def test_openrouter_reasoning_becomes_a_thinking_block_signed_with_its_field() -
 
 def test_reasoning_is_dropped_when_the_client_did_not_ask_for_thinking() -> None:
     body = completion({"content": "42.", "reasoning_content": "Six times seven."})
-    content = parse_response(body, make_translation(state={"reasoning": False}))["content"]
+    content = parse_response(body, make_translation(state=ChatState(reasoning=False)))["content"]
     assert content == [{"type": "text", "text": "42."}]
 
 
@@ -360,7 +357,7 @@ def test_stop_token_ids_are_not_stop_sequences(field: str) -> None:
 def test_local_stop_sequence_cuts_the_text_and_drops_later_tool_calls() -> None:
     translation = make_translation(
         stop_sequences=("a", "b", "c", "d", "STOP"),
-        state={"reasoning": True, "local_stop_sequences": ["STOP"]},
+        state=ChatState(local_stop_sequences=("STOP",)),
     )
     body = completion(
         {"content": "Answer: yes STOP and more", "tool_calls": [call("c1", "Bash", "{}")]}, "tool_calls"
@@ -371,7 +368,7 @@ def test_local_stop_sequence_cuts_the_text_and_drops_later_tool_calls() -> None:
 
 
 def test_local_stop_sequence_at_the_very_start_leaves_no_text_block() -> None:
-    translation = make_translation(state={"reasoning": True, "local_stop_sequences": ["###"]})
+    translation = make_translation(state=ChatState(local_stop_sequences=("###",)))
     message = parse_response(completion({"content": "###rest"}), translation)
     assert message["content"] == [] and message["stop_sequence"] == "###"
 
@@ -520,7 +517,9 @@ def test_dialect_builds_requests_with_the_request_module() -> None:
     assert translation.client_model == request["model"] and translation.message_id == MESSAGE_ID
 
 
-@pytest.mark.parametrize("module", ["__init__.py", "response.py", "stream.py", "../accumulate.py"])
+@pytest.mark.parametrize(
+    "module", ["__init__.py", "response.py", "stream.py", "wire.py", "tool_calls.py", "../accumulate.py"]
+)
 def test_module_imports_only_the_stdlib_and_orjson(module: str) -> None:
     path = ROOT / "proxy" / "translate" / "openai_chat" / module
     imported: set[str] = set()

@@ -22,8 +22,10 @@ from proxy.translate import ids
 from proxy.translate.accumulate import accumulate
 from proxy.translate.base import UpstreamError
 from proxy.translate.openai_chat import DIALECT
-from proxy.translate.openai_chat.response import parse_response, thinking_signature
+from proxy.translate.openai_chat.response import parse_response
+from proxy.translate.openai_chat.state import ChatState
 from proxy.translate.openai_chat.stream import OpenAIStreamTranslator, Phase
+from proxy.translate.openai_chat.wire import thinking_signature
 from proxy.translate.sse import SSEDecoder, encode_events
 from proxy.translate.tokens import count_text_tokens, count_tokens, warm_up
 from proxy.translate.tool_names import shorten
@@ -49,7 +51,7 @@ LOCAL_STOP_REQUEST = {
 SETUP: dict[str, dict[str, Any]] = {
     "local_stop": {
         "stop_sequences": ("###END",),
-        "state": {"local_stop_sequences": ["###END"], "reasoning": False, "request": LOCAL_STOP_REQUEST},
+        "state": ChatState(reasoning=False, local_stop_sequences=("###END",), request=LOCAL_STOP_REQUEST),
     },
     "long_tool_name": {"tool_names": {shorten(LONG_NAME): LONG_NAME}},
     "vllm_stop_reason": {"stop_sequences": ("</sql>",)},
@@ -60,7 +62,7 @@ def make_translation(
     *,
     tool_names: dict[str, str] | None = None,
     stop_sequences: tuple[str, ...] = (),
-    state: dict[str, Any] | None = None,
+    state: ChatState | None = None,
 ) -> Translation:
     upstream = UpstreamRequest(
         method="POST", url="http://upstream/v1/chat/completions", headers={}, body={}, stream=True
@@ -71,7 +73,7 @@ def make_translation(
         message_id=MESSAGE_ID,
         tool_names=tool_names or {},
         stop_sequences=stop_sequences,
-        state=state if state is not None else {"reasoning": True, "local_stop_sequences": []},
+        state=state if state is not None else ChatState(),
     )
 
 
@@ -519,7 +521,7 @@ def test_reasoning_then_text_then_tool_call_keep_their_order() -> None:
 
 
 def test_reasoning_is_dropped_when_the_client_did_not_ask_for_thinking() -> None:
-    _, events = translate("deepseek_reasoning", make_translation(state={"reasoning": False}))
+    _, events = translate("deepseek_reasoning", make_translation(state=ChatState(reasoning=False)))
     assert [b["type"] for b in blocks(events)] == ["text"]
     assert blocks(events)[0]["type"] == "text" and events[1]["index"] == 0
 
@@ -586,7 +588,7 @@ def test_a_stream_that_ends_normally_is_never_estimated() -> None:
 
 
 def test_text_held_for_a_possible_stop_sequence_is_released_before_a_tool_call() -> None:
-    translation = make_translation(state={"reasoning": True, "local_stop_sequences": ["STOP"]})
+    translation = make_translation(state=ChatState(local_stop_sequences=("STOP",)))
     translator = OpenAIStreamTranslator(translation)
     out = feed_chunks(
         translator,

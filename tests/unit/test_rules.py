@@ -551,9 +551,9 @@ def test_validate_config_refuses_a_provider_pointing_at_this_proxy() -> None:
 
 
 def test_validate_config_refuses_an_unknown_dialect() -> None:
-    gemini = ProviderSpec(name="g", dialect="gemini", base_url="https://generativelanguage.googleapis.com")
-    with pytest.raises(ConfigError, match="unknown dialect 'gemini'"):
-        validate_config([gemini], [RuleSpec(name="d", provider="g", model="gemini-2.5-pro", is_default=True)])
+    cohere = ProviderSpec(name="c", dialect="cohere", base_url="https://api.cohere.example")
+    with pytest.raises(ConfigError, match="unknown dialect 'cohere'"):
+        validate_config([cohere], [RuleSpec(name="d", provider="c", model="command-r", is_default=True)])
 
 
 def test_is_own_address_uses_the_scheme_default_port() -> None:

@@ -50,3 +50,26 @@ def test_a_dialects_declared_auth_header_is_secret_even_without_a_hint_in_its_na
     monkeypatch.setitem(DIALECTS, "dummy", Dummy())
     assert is_secret_header("x-goog-credential") and is_secret_header("x-api-key")
     assert safe_headers({"x-goog-credential": "s3cret", "accept": "*/*"}) == {"accept": "*/*"}
+
+
+def test_a_tape_ends_once_with_its_outcome_and_time_and_later_ends_change_nothing(settings) -> None:
+    from proxy.recording.tape import Failure, Tape
+    from tests.conftest import run_async
+
+    settings.RECORD_EXCHANGES = False  # the writer is not what this tests: submit() keeps nothing
+    tape = Tape(endpoint="messages", client_request=None, client_headers={})
+
+    async def end_twice() -> None:
+        tape.end("error", Failure("request_too_large", "too big", 413))
+        first = tape.done_at
+        tape.end("ok")  # e.g. serving's finally after a refusal already ended it
+        assert tape.done_at == first
+
+    run_async(end_twice())
+    assert tape.finished and tape.done_at is not None and tape.done_at > tape.t0
+    assert (tape.status, tape.error_type, tape.error_message, tape.http_status) == (
+        "error",
+        "request_too_large",
+        "too big",
+        413,
+    )

@@ -93,7 +93,7 @@ class Command(BaseCommand):
                 if p.api_key_env
                 else ("stored secret" if p.api_key_secret else "no key")
             )
-            self.stdout.write(f"provider {p.name}: {p.dialect} {p.base_url} ({key})")
+            self.stdout.write(f"provider {p.name}: {p.dialect} {p.base_url} ({key}){_healing(p)}")
         for position, r in enumerate(rules, start=1):
             state = "" if r.enabled else " [disabled]"
             when = (
@@ -106,7 +106,7 @@ class Command(BaseCommand):
                 f" -> {f.get('rule') or f.get('provider', '') + '/' + f.get('model', '')}"
                 for f in r.fallbacks
             )
-            self.stdout.write(f"{position}. rule {r.name}{state}: {when} => {target}{chain}")
+            self.stdout.write(f"{position}. rule {r.name}{state}: {when} => {target}{chain}{_healing(r)}")
         self._warn(rules)
 
     def _warn(self, rules: list[RuleSpec]) -> None:
@@ -121,3 +121,13 @@ class Command(BaseCommand):
                 "no routing configuration yet: `python manage.py serve` seeds it from the environment on "
                 "its first start, or load one with `python manage.py routes import FILE`"
             )
+
+
+def _healing(spec: Any) -> str:
+    """Tool-call healing when it differs from the default (on, one retry); a rule's None is its provider's."""
+    parts = []
+    if spec.heal_tool_calls is False:
+        parts.append("tool-call healing off")
+    if spec.tool_call_retries is not None and spec.tool_call_retries != 1:
+        parts.append(f"tool_call_retries {spec.tool_call_retries}")
+    return f" [{', '.join(parts)}]" if parts else ""

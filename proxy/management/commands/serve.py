@@ -65,10 +65,10 @@ class Command(BaseCommand):
         )
         # No --proxy-headers: any client could claim a loopback address in X-Forwarded-For, and only
         # loopback clients are served without a client key (proxy/security/clientkeys.py).
-        args = ["-e", endpoint]
+        daphne_args = ["-e", endpoint]
         # An access log line per request costs CPU on the hot path; opt in with SWITCHBOARD_ACCESS_LOG=1.
-        args += ["--access-log", "-"] if os.environ.get("SWITCHBOARD_ACCESS_LOG") else ["-v", "0"]
-        argv = [*args, "proxy.asgi:application"]
+        daphne_args += ["--access-log", "-"] if os.environ.get("SWITCHBOARD_ACCESS_LOG") else ["-v", "0"]
+        argv = [*daphne_args, "proxy.asgi:application"]
         code = _run_announced(
             CommandLineInterface(), argv, banner=banner, host=host, port=port, server_class=_graceful_server()
         )
@@ -107,7 +107,7 @@ def _run_announced(
 
     failure: list[str] = []
 
-    class AnnouncingServer(server_class):  # type: ignore[misc,valid-type]
+    class AnnouncingServer(server_class):  # daphne is untyped: its classes are Any to mypy
         def listen_success(self, listening: Any) -> None:
             super().listen_success(listening)
             sys.stdout.write(banner + "\n")
@@ -151,7 +151,7 @@ def _redacted_access_log() -> None:
     ) -> None:
         write_entry(self, host, date, redact(request), *args, **kw)
 
-    AccessLogGenerator.write_entry = write_redacted  # type: ignore[method-assign]
+    AccessLogGenerator.write_entry = write_redacted
 
 
 def _lighter_requests() -> None:
@@ -170,16 +170,15 @@ def _lighter_requests() -> None:
     there changes only that.
     """
     from daphne import http_protocol
-
-    base = http_protocol.WebRequest
-
     from django.conf import settings
 
     from proxy.http.handler import BoundedBody, refuse_unsent_body
 
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE  # the API's limit, with room for a dashboard form
 
-    class WebRequest(base):  # type: ignore[misc,valid-type]
+    class WebRequest(http_protocol.WebRequest):
+        content: Any  # Twisted's file for the body (a BytesIO, or a temporary file), or a BoundedBody
+
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs["parsePOSTFormSubmission"] = False
             super().__init__(*args, **kwargs)
@@ -235,7 +234,7 @@ def _graceful_server() -> type:
     from proxy.ops import shutdown
     from proxy.recording.writer import recorder
 
-    class GracefulServer(Server):  # type: ignore[misc]
+    class GracefulServer(Server):
         ports: list[Any]
 
         def listen_success(self, port: Any) -> None:

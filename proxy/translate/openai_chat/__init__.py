@@ -30,7 +30,7 @@ class OpenAIChatDialect:
         return build_request(request, target, message_id=message_id, client_headers=client_headers)
 
     def build_count_tokens_request(
-        self, request: JSONDict, target: Target, *, client_headers: dict[str, str]
+        self, request: MessagesRequest, target: Target, *, client_headers: dict[str, str]
     ) -> UpstreamRequest | None:
         return None  # Chat Completions has no counting endpoint: counted locally
 

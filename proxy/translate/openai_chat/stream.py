@@ -23,8 +23,9 @@ from ..stops import StopFilter
 from ..tokens import usage_estimate
 from ..types import JSONDict, SSEEvent, StopReason, StreamEvent, Translation, Usage
 from ..upstream_errors import from_error_object
-from .response import (
-    local_stop_sequences,
+from .state import chat_state
+from .tool_calls import ToolCall, ToolCallBuffer
+from .wire import (
     parse_tool_input,
     reasoning_of,
     shape,
@@ -32,9 +33,7 @@ from .response import (
     thinking_signature,
     tool_use_block,
     usage_from_openai,
-    wants_thinking,
 )
-from .tool_calls import ToolCall, ToolCallBuffer
 
 
 class Phase(enum.Enum):
@@ -49,6 +48,7 @@ class OpenAIStreamTranslator:
 
     def __init__(self, translation: Translation) -> None:
         self.translation = translation
+        self.state = state = chat_state(translation)
         self.writer = AnthropicStreamWriter(
             message_id=translation.message_id,
             model=translation.client_model,
@@ -56,10 +56,11 @@ class OpenAIStreamTranslator:
         )
         self.usage: Usage = zero_usage()
         self.usage_estimated = False
-        self._stops = StopFilter(local_stop_sequences(translation))
+        self._stops = StopFilter(state.local_stop_sequences)
+        self._matching = bool(self._stops)  # read per text delta: most requests have no local stops
         self._calls = ToolCallBuffer()
         self._live: ToolCall | None = None  # the call whose tool_use block is open
-        self._thinking = wants_thinking(translation)
+        self._thinking = state.reasoning
         self._refused = False
         self._failed = False
         self._finish_reason: str | None = None
@@ -89,7 +90,7 @@ class OpenAIStreamTranslator:
 
     def feed(self, event: SSEEvent) -> list[StreamEvent]:
         """One upstream SSE event in, 0..n Anthropic events out. Raises UpstreamError (then stays stopped)."""
-        if self.done:
+        if self._failed or self.writer.stopped:
             return []  # after a local stop sequence or [DONE]: the rest of the upstream is ignored
         try:
             return self._feed(event)
@@ -123,7 +124,7 @@ class OpenAIStreamTranslator:
                 assert_never(kind)
 
     def _on_chunk(self, chunk: JSONDict) -> list[StreamEvent]:
-        events = self.writer.start()
+        events = [] if self.writer.started else self.writer.start()
         if chunk.get("usage"):
             self.usage = usage_from_openai(chunk["usage"])
         choices = [
@@ -180,6 +181,8 @@ class OpenAIStreamTranslator:
     def _on_text(self, text: str) -> list[StreamEvent]:
         if self.done:
             return []
+        if not self._matching:
+            return self._emit_text(text)
         send, matched = self._stops.feed(text)
         events = self._emit_text(send)
         if matched is not None:
@@ -189,7 +192,9 @@ class OpenAIStreamTranslator:
     def _emit_text(self, text: str) -> list[StreamEvent]:
         if not text:
             return []
-        return self._leave_tool() + self.writer.text(text)
+        if self._live is None:
+            return self.writer.text(text)
+        return self._close_block() + self.writer.text(text)
 
     def _flush_held(self) -> list[StreamEvent]:
         return self._emit_text(self._stops.flush())
@@ -278,9 +283,7 @@ class OpenAIStreamTranslator:
     def _estimate_usage(self) -> None:
         """We hung up at a local stop sequence, before the backend's usage chunk: count locally rather
         than report zero tokens (an estimate, flagged as such on the exchange)."""
-        input_tokens, output_tokens = usage_estimate(
-            self.translation.state.get("request"), "".join(self._stops.generated)
-        )
+        input_tokens, output_tokens = usage_estimate(self.state.request, "".join(self._stops.generated))
         self.usage = {**self.usage, "input_tokens": input_tokens, "output_tokens": output_tokens}
         self.usage_estimated = True
 

@@ -87,7 +87,7 @@ class OpenAIServer(ScriptedServer):
                     {
                         "id": cid,
                         "type": "function",
-                        "function": {"name": rc.name, "arguments": json.dumps(rc.arguments)},
+                        "function": {"name": rc.name, "arguments": rc.arguments_text()},
                     }
                     for cid, rc in calls
                 ]
@@ -144,7 +144,7 @@ class OpenAIServer(ScriptedServer):
                 "function": {"name": rc.name, "arguments": ""},
             }
             chunk({"tool_calls": [head]})
-            args = json.dumps(rc.arguments)
+            args = rc.arguments_text()
             for piece in pieces(args, rc.chunk or 24):
                 chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
         chunk({}, finish)

@@ -18,6 +18,7 @@ Requests without a marker are Claude Code's side calls (titles, summaries): see 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -60,6 +61,9 @@ class ToolCall:
     tool: str
     args: dict[str, Value]
     chunk: int = 0  # >0: stream the arguments JSON in pieces of this many characters
+    # The arguments' JSON text as the "model" botches it (fences, a trailing comma, a field left out):
+    # tool-call healing (issue #15) has to mend it before Claude Code sees it.
+    mangle: Callable[[str], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,8 @@ class Turn:
     hang_up: bool = False  # ...or by dropping the connection mid-body
     stream_only: bool = False  # the failure hits streaming requests only: a non-streaming retry succeeds
     text_chunk: int = 8  # characters per streamed text delta
+    # Played for the proxy's retry of this turn's broken call (a request ending in its error feedback).
+    retry: Turn | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +104,16 @@ def parallel(*calls: Turn) -> Turn:
 def broken_stream(turn: Turn, after: str, hang_up: bool = False) -> Turn:
     """`turn`, but every streaming attempt breaks after `after`: only a non-streaming retry gets it."""
     return replace(turn, fail_after=after, hang_up=hang_up, stream_only=True)
+
+
+def botched(turn: Turn, mangle: Callable[[str], str], retry: Turn | None = None) -> Turn:
+    """`turn` with its calls' arguments botched by `mangle`; `retry` answers the proxy's retry."""
+    calls = tuple(replace(c, mangle=mangle) for c in turn.calls)
+    return replace(turn, calls=calls, retry=retry)
+
+
+# How Switchboard words the error of a call it retries (proxy/translate/healing/feedback.py).
+RETRY_FEEDBACK = "could not be used, nothing was run"
 
 
 def say(text: Value, thinking: str = "") -> Turn:
@@ -127,6 +143,11 @@ class ResolvedCall:
     name: str
     arguments: JSON
     chunk: int
+    mangle: Callable[[str], str] | None = None
+
+    def arguments_text(self) -> str:
+        text = json.dumps(self.arguments)
+        return self.mangle(text) if self.mangle else text
 
 
 def resolve_call(tc: ToolCall, ctx: Context) -> ResolvedCall:
@@ -137,7 +158,7 @@ def resolve_call(tc: ToolCall, ctx: Context) -> ResolvedCall:
     missing = [r for r in ctx.tools[name].get("required", []) if r not in arguments]
     if missing:
         raise ScriptError(f"tool {name} now requires {missing}; the script gives {sorted(arguments)}")
-    return ResolvedCall(name, arguments, tc.chunk)
+    return ResolvedCall(name, arguments, tc.chunk, tc.mangle)
 
 
 def _find_tool(wanted: str, tools: dict[str, JSON]) -> str:
@@ -180,8 +201,6 @@ def working_directory(system_text: str) -> str:
 def side_answer(ctx: Context) -> str:
     """Claude Code's side calls (title, summary, classifier): valid JSON when a schema is asked for."""
     if ctx.wants_json is not None:
-        import json
-
         return json.dumps(_fill_schema(ctx.wants_json))
     return "Switchboard e2e"
 
@@ -211,6 +230,12 @@ def plan_turn(scenarios: dict[str, Scenario], ctx: Context) -> Turn:
     if name not in scenarios:
         raise ScriptError(f"no scenario {name!r} registered")
     scenario = scenarios[name]
+    if ctx.tool_results and RETRY_FEEDBACK in ctx.tool_results[-1][:300]:
+        # The proxy's retry of the previous turn's broken call: one assistant message more than the turn.
+        retried = scenario.turns[ctx.turn - 1].retry if 0 < ctx.turn <= len(scenario.turns) else None
+        if retried is None:
+            raise ScriptError(f"scenario {name}: a retry of turn {ctx.turn - 1}, which has no retry answer")
+        return retried
     if ctx.turn >= len(scenario.turns):
         if scenario.after is not None:
             return scenario.after
