@@ -82,7 +82,7 @@ def _fill_blobs_sql(name: str, cols: str, rowid: str, when: str) -> str:
 
 
 def install(connection: Any) -> None:
-    """Create the indexes and fill them from the rows already there (migration 0009)."""
+    """Create the indexes and fill them from the rows already there (migration 0010_rollups)."""
     with connection.cursor() as cursor:
         if connection.vendor == "sqlite":
             statements = [

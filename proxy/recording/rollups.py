@@ -7,7 +7,7 @@ its buckets, an update takes the old share out and puts the new one in (a pendin
 fallback that changed the model, a failed tool result credited later), a delete takes it out. So they
 change in the same statement, in the writer's thread and transaction, as the rows they sum, whatever
 writes them (the recorder's multi-row INSERTs, the prune, the ORM), and one recount (`rebuild`, run by
-migration 0009 and `manage.py rollups rebuild`) builds them for rows written before.
+migration 0010_rollups and `manage.py rollups rebuild`) builds them for rows written before.
 
 A delete cannot take a first/last seen out of a session: the prune calls `refresh_sessions` for the
 sessions it touched, which reads them again from their remaining rows (by the session_id index).
@@ -177,7 +177,7 @@ def uninstall_statements(vendor: str) -> list[str]:
 
 
 def rebuild(connection: Any = None) -> None:
-    """Recount both rollups from every exchange row (migration 0009, `manage.py rollups rebuild`)."""
+    """Recount both rollups from every exchange row (migration 0010_rollups, `manage.py rollups rebuild`)."""
     if connection is None:
         from django.db import connection
     vendor = connection.vendor

@@ -32,7 +32,7 @@ def uninstall(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('proxy', '0008_exchange_request_id'),
+        ('proxy', '0009_tool_call_healing'),
     ]
 
     operations = [
