@@ -311,7 +311,7 @@ def _rolled_up_sessions(limit: int) -> list[dict[str, Any]]:
     """The newest sessions' sums from SessionUsage (a row per session and endpoint, added up here)."""
     newest = SessionUsage.objects.order_by("-last_at", "-last_id").values_list("session_id", flat=True)
     ids = list(dict.fromkeys(newest[: limit * 3]))[:limit]  # a session has a row per endpoint it used
-    rows = list(
+    grouped = (
         SessionUsage.objects.filter(session_id__in=ids)
         .values("session_id")
         .annotate(
@@ -334,6 +334,7 @@ def _rolled_up_sessions(limit: int) -> list[dict[str, Any]]:
         )
         .order_by("-last")
     )
+    rows: list[dict[str, Any]] = [dict(r) for r in grouped]
     for r in rows:  # unknown is not $0: None when no exchange of the session has a price
         cost, priced, claude_cost, claude_priced = (
             r.pop(k) for k in ("cost_sum", "priced", "claude_sum", "claude_priced")
