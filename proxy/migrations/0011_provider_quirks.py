@@ -3,7 +3,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("proxy", "0009_tool_call_healing"),
+        ("proxy", "0010_rollups"),
     ]
 
     operations = [
