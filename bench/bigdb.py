@@ -108,7 +108,8 @@ def time_pages(rounds: int = 5) -> None:
         "one session": f"/sessions/{middle}",
         "sessions list": "/sessions",
         "tool-call matrix": "/tools",
-        "costs": "/costs",
+        "costs (30 days)": "/costs",
+        "costs (all time)": "/costs?range=all",
     }
     client = Client(HTTP_HOST="127.0.0.1")
     print(f"{count:,} exchanges on {connection.vendor}; median of {rounds} in-process requests (ms)")

@@ -67,7 +67,7 @@ def run(turns: list[dict], *, blobs_on: bool) -> float:
         start = time.thread_time()
         for i in range(0, len(rows), 20):
             with transaction.atomic():
-                blob_writer.write_exchanges(rows[i : i + 20], updates=[])
+                writer.write_exchanges(rows[i : i + 20], updates=[])
         spent = time.thread_time() - start
         blob_writer.split_client_request, blob_writer.split_upstream_request = originals  # type: ignore
         connections.close_all()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import connection
 from django.db.models import Field, Q, QuerySet, TextField
@@ -18,7 +19,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from proxy.models import Exchange
-from proxy.recording import blobs
+from proxy.recording import blobs, fulltext
 
 PAGE_SIZE = 50
 
@@ -120,12 +121,12 @@ def session_prefix_q(prefix: str) -> Q:
     return Q(session_id__startswith=prefix)
 
 
-def search_q(term: str) -> Q:
+def search_q(term: str, found: tuple[list[str], Any] | None = None) -> Q:
     """Substring search over both bodies, both responses and the error (and session ids by prefix).
 
-    A LIKE scan over the stored JSON text (SQLite has no JSON-aware full-text index here): correct
-    across all rows, and fast enough with keyset paging because the scan stops at a page of hits.
-    Django stores JSON with ASCII escapes, so the term is matched both raw and JSON-escaped.
+    The condition each row is checked against (a LIKE over the stored JSON text). On a page, the
+    full-text indexes first narrow which rows are read (indexed_search_q). Django stores JSON with ASCII
+    escapes, so the term is matched both raw and JSON-escaped. `found`: the matching blobs, if known.
     """
     variants = {term, json.dumps(term)[1:-1]}
     q = Q(request_id=term)  # the req_… id a user quotes from an error (indexed)
@@ -138,14 +139,53 @@ def search_q(term: str) -> Q:
     # Repeated parts are stored once (recording/blobs.py): a row matches when it stored a matching blob first,
     # or refers to one of the first few matching blobs (system prompts and tool lists are few and shared).
     # A term in many messages finds the turns that first sent them, not every later turn resending them.
-    shas, first_senders = blobs.matching(variants)
+    shas, first_senders = found if found is not None else blobs.matching(variants)
     q |= Q(pk__in=first_senders)
     for sha in shas:
         q |= Q(_req_text__contains=sha) | Q(_up_req_text__contains=sha)
     return q
 
 
-def filter_exchanges(qs: QuerySet[Exchange], f: FeedFilters) -> QuerySet[Exchange]:
+SEARCH_BUDGET = 1000  # ids asked of each index per page: a common term fills it from the newest rows
+
+
+def indexed_search_q(term: str, *, before: int | None) -> Q:
+    """What search_q finds, below `before`, with the full-text indexes (recording/fulltext.py) choosing
+    which rows are read.
+
+    Each part (the bodies' text, the request id, the session prefix, the rows referring to a matching
+    blob) gives the newest SEARCH_BUDGET candidate ids below `before`: every match in the range down to
+    the highest id where a part had more is among them. Rows below that are read as before, which only
+    happens for a term so common that a page is found quickly, or with filters that exclude most hits.
+    Each candidate is then checked by search_q itself, so the result is what reading every row finds.
+    A term shorter than three characters (no trigram) is searched the old way."""
+    if len(term) < fulltext.MIN_CHARS or not fulltext.available(connection):
+        return search_q(term)
+    variants = {term, json.dumps(term)[1:-1]}
+    found, complete = fulltext.matching_blobs(connection, variants, limit=SEARCH_BUDGET)
+    if not complete:  # a term in very many stored blobs: the rows are read as before
+        return search_q(term)
+    shas, senders = [sha for sha, _ in found[:20]], [first for _, first in found]
+    exact = search_q(term, found=(shas, senders))
+    below = Q(id__lt=before) if before is not None else Q()
+    newest = Exchange.objects.filter(below).order_by("-id").values_list("id", flat=True)
+    parts = [
+        fulltext.text_ids(connection, variants, before=before, limit=SEARCH_BUDGET),
+        list(newest.filter(request_id=term)[:SEARCH_BUDGET]),
+        list(newest.filter(session_prefix_q(term))[:SEARCH_BUDGET]) if term.strip() else [],
+        fulltext.referring_ids(connection, shas, before=before, limit=SEARCH_BUDGET),
+    ]
+    floor = max((min(p) for p in parts if len(p) >= SEARCH_BUDGET), default=None)
+    candidates = sorted({i for p in [*parts, senders] for i in p if floor is None or i >= floor})
+    where = Q(pk__in=candidates) if floor is None else Q(pk__in=candidates) | Q(pk__lt=floor)
+    return where & exact
+
+
+def filter_exchanges(
+    qs: QuerySet[Exchange], f: FeedFilters, *, before: int | None = None, indexed: bool = True
+) -> QuerySet[Exchange]:
+    """The feed's filters. `indexed`: search by the full-text indexes, for a page below `before`; else by
+    reading each row (one row's live update: cheaper than asking the indexes)."""
     if f.status:
         qs = qs.filter(status=f.status)
     if f.model:
@@ -173,7 +213,7 @@ def filter_exchanges(qs: QuerySet[Exchange], f: FeedFilters) -> QuerySet[Exchang
             _req_text=Cast("client_request", TextField()),
             _resp_text=Cast("client_response", TextField()),
             _up_req_text=Cast("upstream_request", TextField()),
-        ).filter(search_q(f.q))
+        ).filter(indexed_search_q(f.q, before=before) if indexed else search_q(f.q))
     return qs
 
 
@@ -188,7 +228,7 @@ def feed_page(
 
 
 def feed_query(f: FeedFilters, *, before: int | None = None) -> QuerySet[Exchange]:
-    qs = filter_exchanges(Exchange.objects.only(*ROW_FIELDS), f)
+    qs = filter_exchanges(Exchange.objects.only(*ROW_FIELDS), f, before=before)
     if before is not None:
         qs = qs.filter(id__lt=before)
     return qs.order_by("-id")
@@ -196,7 +236,7 @@ def feed_query(f: FeedFilters, *, before: int | None = None) -> QuerySet[Exchang
 
 def row_if_matching(pk: int, f: FeedFilters) -> Exchange | None:
     """The row for a live update, or None if this page's filters exclude it."""
-    qs = filter_exchanges(Exchange.objects.only(*ROW_FIELDS), f)
+    qs = filter_exchanges(Exchange.objects.only(*ROW_FIELDS), f, indexed=False)
     return qs.filter(pk=pk).first()
 
 

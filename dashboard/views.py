@@ -178,6 +178,7 @@ def cost_report(request: HtmxHttpRequest) -> HttpResponse:
         "ranges": list(costs.RANGES),
         "cost_chart": cost_chart,
         "token_chart": token_chart,
+        "latency_sample": f"{costs.LATENCY_SAMPLE:,}",
     }
     return render(request, "dashboard/costs.html", context)
 

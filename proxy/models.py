@@ -184,3 +184,70 @@ class Retention(models.Model):
     days = models.PositiveIntegerField(null=True, blank=True)  # None: no age limit
     max_gb = models.FloatField(null=True, blank=True)  # None: no size limit
     updated_at = models.DateTimeField(auto_now=True)
+
+
+class UsageSums(models.Model):
+    """What the costs page and the sessions list add up, kept per bucket by database triggers on Exchange
+    (recording/rollups.py): every insert, update and delete of an exchange adjusts its buckets in the same
+    statement, so the sums stay equal to a recount whatever writes the rows (the recorder, a prune)."""
+
+    requests = models.BigIntegerField(default=0)
+    errors = models.BigIntegerField(default=0)
+    unpriced = models.BigIntegerField(default=0)  # used tokens on a model with no known price
+    input_tokens = models.BigIntegerField(default=0)
+    cache_write_tokens = models.BigIntegerField(default=0)
+    cache_read_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cost_usd = models.FloatField(default=0.0)  # of the exchanges with a known cost (`priced` of them)
+    priced = models.BigIntegerField(default=0)
+    claude_cost_usd = models.FloatField(default=0.0)  # of the `claude_priced` with a Claude-side cost
+    claude_priced = models.BigIntegerField(default=0)
+    claude_cost_priced_usd = models.FloatField(default=0.0)  # Claude-side cost of the priced exchanges
+    claude_priced_both = models.BigIntegerField(default=0)
+    tool_calls = models.BigIntegerField(default=0)
+    tool_call_errors = models.BigIntegerField(default=0)
+    tool_result_errors = models.BigIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class DailyUsage(UsageSums):
+    """Messages exchanges per UTC day and route: the costs page reads these instead of every row."""
+
+    day = models.DateField()
+    provider = models.CharField(max_length=64, default="")
+    backend_model = models.CharField(max_length=200, default="")
+    client_model = models.CharField(max_length=200, default="")
+    rule = models.CharField(max_length=100, default="")
+    agent = models.CharField(max_length=100, default="")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "provider", "backend_model", "client_model", "rule", "agent"],
+                name="proxy_dailyusage_bucket",
+            )
+        ]
+
+
+class SessionUsage(UsageSums):
+    """One session's exchanges of one endpoint: the sessions list (and the costs page's top sessions)."""
+
+    session_id = models.CharField(max_length=100)
+    endpoint = models.CharField(max_length=32, default="messages")
+    first_at = models.DateTimeField()
+    last_at = models.DateTimeField(db_index=True)
+    first_id = models.BigIntegerField(default=0)
+    last_id = models.BigIntegerField(default=0)
+    user_agent = models.CharField(max_length=300, default="")  # the greatest, as the list showed it
+    # The newest exchange's route (what answered last).
+    last_provider = models.CharField(max_length=64, default="")
+    last_backend_model = models.CharField(max_length=200, default="")
+    last_rule = models.CharField(max_length=100, default="")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["session_id", "endpoint"], name="proxy_sessionusage_bucket")
+        ]
+        indexes = [models.Index(fields=["first_at"], name="proxy_sessionusage_first")]

@@ -27,6 +27,7 @@ from django.db.models import Min, QuerySet, Sum
 from django.utils import timezone
 
 from proxy.models import Blob, Exchange, Retention
+from proxy.recording import fulltext, rollups
 
 logger = logging.getLogger(__name__)
 
@@ -156,8 +157,13 @@ def prune_step(policy: Policy | None = None, *, now: datetime | None = None) -> 
     if not ids:
         return Pruned()
     with transaction.atomic():
+        sessions = set(Exchange.objects.filter(pk__in=ids).values_list("session_id", flat=True))
+        # The rollups' triggers take each row's sums out; its sessions' first/last seen are read again.
         deleted = Exchange.objects.filter(pk__in=ids).delete()[0]
+        rollups.refresh_sessions(sessions)
         blobs = _blobs_left_unreferenced(ids).delete()[0]
+        if policy.max_gb:  # the next step measures the size again: the search index must have shrunk too
+            fulltext.compact(connection)
     logger.info(
         "retention: deleted %d exchanges and %d blobs (keeping %s)", deleted, blobs, policy.describe()
     )
@@ -176,7 +182,9 @@ def vacuum() -> None:
     """Give the free pages back to the disk (SQLite: rewrites the file; PostgreSQL: VACUUM the tables)."""
     with connection.cursor() as cursor:
         if connection.vendor == "sqlite":
+            fulltext.compact(connection)  # the deleted rows' index entries go first, then the file shrinks
             cursor.execute("VACUUM")
+            fulltext.after_vacuum(connection)
             cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         elif connection.vendor == "postgresql":
             for model in (Exchange, Blob):
