@@ -580,6 +580,7 @@ def test_a_malformed_call_whose_retry_fails_is_an_error_event(gemini_server: Ser
     assert "MALFORMED_FUNCTION_CALL" in row["error_message"]
     retry = row["attempts"][-1]
     assert retry["purpose"] == "tool_call_retry" and "MALFORMED_FUNCTION_CALL" in retry["error"]
+    assert [c["kind"] for c in healing_changes(row)] == ["tool_call_unrepairable"]
 
 
 def test_without_healing_a_malformed_call_is_the_error_it_was(gemini_server: Server, gemini: Any) -> None:

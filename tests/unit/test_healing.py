@@ -405,6 +405,8 @@ def test_a_malformed_call_no_retry_heals_is_an_upstream_error_not_a_call() -> No
     assert call is not None
     with pytest.raises(UpstreamError, match=r"malformed tool call \(MALFORMED_FUNCTION_CALL\)"):
         healer.resolve(call, None, usage=None)
+    (change,) = healer.changes  # on the record: what the backend said, and that nothing came of it
+    assert change["kind"] == "tool_call_unrepairable" and change["raw_arguments"] == SAID
 
 
 def test_the_malformed_retry_request_says_what_the_backend_said_after_the_last_user_turn() -> None:

@@ -170,7 +170,9 @@ class ToolCallHealer:
     def _give_up(self, call: HeldCall, error: str) -> None:
         """No valid call came: the original goes out, as an object the tool's schema rejects if it is not
         one (never `{}`: that would run the tool with no arguments). A malformed call has no original."""
-        if call.malformed:
+        if call.malformed:  # recorded (the exchange shows what Gemini said), then the error it was
+            detail = f"{call.name or '?'}: the backend's call was malformed, no retry brought a valid one"
+            self._record("tool_call_unrepairable", call, detail, "")
             raise UpstreamError(
                 f"the backend produced a malformed tool call ({call.malformed}) and no retry brought "
                 f"a valid one: {error[:300]}",
