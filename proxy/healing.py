@@ -1,13 +1,15 @@
 """Tool-call healing on the serving side (issue #15): when it applies, and the retry, which is IO.
 
 The judging and repairing is pure (proxy/translate/healing/); this module decides whether a request is
-healed, sends a broken call's retry to the same target under the same provider timeouts, records it as
-an attempt, and heals a plain (non-streamed) reply with the stream's own stage.
+healed, sends a broken call's retry to the same target within what is left of the original attempt's
+total timeout, records it as an attempt (a cancelled one too: the client left), and heals a plain
+(non-streamed) reply with the stream's own stage.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -22,7 +24,13 @@ from proxy.translate.accumulate import accumulate
 from proxy.translate.base import TranslationError, UpstreamError
 from proxy.translate.dialects import DIALECTS
 from proxy.translate.healing.decide import ToolSet, Verdict
-from proxy.translate.healing.feedback import message_events, retried_call, retry_request
+from proxy.translate.healing.feedback import (
+    feedback_of,
+    malformed_retry_request,
+    message_events,
+    retried_call,
+    retry_request,
+)
 from proxy.translate.healing.stream import HeldCall, ToolCallHealer
 from proxy.translate.types import Message, MessagesRequest, StreamEvent, Target
 
@@ -50,6 +58,7 @@ class Healing:
     target: Target
     message_id: str
     headers: dict[str, str]
+    started: float = 0.0  # perf_counter when the original attempt was sent: its total timeout counts from it
 
     @classmethod
     def of(
@@ -69,27 +78,55 @@ class Healing:
         """One retry of `call` on the same target: (its call judged, or None; the retry's usage)."""
         verdict = call.verdict
         assert verdict is not None
-        body = retry_request(
-            self.request,
-            call_id=call.id,
-            name=call.name,
-            raw_arguments=call.raw,
-            error=verdict.error,
-            intended=verdict.intended,
-        )
+        if call.malformed:  # no call to show the model: what the backend said about it, as text
+            body = malformed_retry_request(self.request, error=verdict.error, intended=verdict.intended)
+        else:
+            body = retry_request(
+                self.request,
+                call_id=call.id,
+                name=call.name,
+                raw_arguments=call.raw,
+                error=verdict.error,
+                intended=verdict.intended,
+            )
         dialect = DIALECTS[self.target.dialect]
         started = time.perf_counter()
         status: int | None = None
         error = ""
         message: Message | None = None
+
+        def note(status: int, error: str) -> None:
+            tape.attempts.append(
+                {
+                    "attempt": len(tape.attempts) + 1,
+                    "purpose": "tool_call_retry",
+                    "provider": self.target.provider,
+                    "model": self.target.model,
+                    "ms": round((time.perf_counter() - started) * 1000, 1),
+                    "status": status,
+                    "error": error,
+                    "tool": call.name,
+                    "tool_use_id": call.id,
+                    "feedback": feedback_of(body),
+                    "response": message,
+                }
+            )
+
+        # The original attempt's total timeout covers its retries (the per-read limits stay per read).
+        timeouts = upstream.Timeouts.of(self.target).after(started - (self.started or started))
         try:
+            if timeouts.total < 0:
+                raise UpstreamError(
+                    f"no time left for a retry within the provider's total timeout "
+                    f"({self.target.total_timeout:g} s)",
+                    error_type="timeout_error",
+                    status=504,
+                )
             translation = dialect.build_request(
                 body, self.target, message_id=self.message_id, client_headers=self.headers
             )
             translation.lenient_tool_input = True
-            reply = await upstream.open_request(
-                translation.upstream, timeouts=upstream.Timeouts.of(self.target)
-            )
+            reply = await upstream.open_request(translation.upstream, timeouts=timeouts)
             try:
                 raw = await reply.read()
             finally:
@@ -103,24 +140,13 @@ class Healing:
             status = status or getattr(exc, "status", None)
         except orjson.JSONDecodeError:
             error = "the retry's answer is not JSON"
+        except asyncio.CancelledError:  # the client left (or the server stops): its request is closed
+            note(499, "cancelled: the client disconnected during the retry")
+            raise
         found = retried_call(message, intended=verdict.intended, tools=self.tools) if message else None
         if message is not None and found is None:
             error = "the retry brought no valid call"
-        tape.attempts.append(
-            {
-                "attempt": len(tape.attempts) + 1,
-                "purpose": "tool_call_retry",
-                "provider": self.target.provider,
-                "model": self.target.model,
-                "ms": round((time.perf_counter() - started) * 1000, 1),
-                "status": status or 502,
-                "error": error,
-                "tool": call.name,
-                "tool_use_id": call.id,
-                "feedback": body["messages"][-1]["content"][0]["content"],
-                "response": message,
-            }
-        )
+        note(status or 502, error)
         usage = dict(message.get("usage") or {}) if message else None
         return found, usage
 
@@ -136,8 +162,10 @@ async def heal_stream(healing: Healing, healer: ToolCallHealer, tape: Tape) -> A
                 if not task.done():
                     yield {"type": "ping"}
         finally:
-            if not task.done():
+            if not task.done():  # the client left: the retry's request is closed before the tape ends
                 task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
         try:
             verdict, usage = task.result()
         except Exception:  # our own bug in a retry: the call goes out as it came, never a stream error
@@ -155,8 +183,10 @@ async def heal_message(healing: Healing, message: Message, tape: Tape) -> Messag
     events: list[StreamEvent] = []
     for event in message_events(message):
         events += healer.feed(event)
-    events += [e async for e in heal_stream(healing, healer, tape) if e["type"] != "ping"]
-    tape.changes.extend(healer.changes)
+    try:
+        events += [e async for e in heal_stream(healing, healer, tape) if e["type"] != "ping"]
+    finally:
+        tape.changes.extend(healer.changes)  # a malformed call's failed retry raises: its record stays
     return accumulate(events)  # its usage has the retries' tokens (the stage adds them to message_delta)
 
 

@@ -119,6 +119,8 @@ async def _serve_messages(routed: Routed, *, message_id: str) -> _Result:
             request_body if keep_request else None, target, message_id=message_id, headers=headers
         )
         translation.lenient_tool_input = heal is not None
+        # A malformed call (Gemini's MALFORMED_FUNCTION_CALL) becomes a healing retry, not an error.
+        translation.heals_malformed_calls = heal is not None and target.tool_call_retries > 0
         if attempt == len(targets) - 1 and heal is None:
             request_body = None
         payload = upstream.encode_body(translation.upstream)
@@ -127,6 +129,8 @@ async def _serve_messages(routed: Routed, *, message_id: str) -> _Result:
         translation.upstream = dataclasses.replace(translation.upstream, body={})
         tape.upstream_chunks = []  # the record keeps the last attempt's reply; earlier ones are in attempts
         started = time.perf_counter()
+        if heal is not None:
+            heal.started = started  # a retry's time counts against this attempt's total timeout
         try:
             reply, first = await _attempt(tape=tape, target=target, translation=translation, payload=payload)
         except UpstreamError as exc:
@@ -259,7 +263,10 @@ async def _answer(
     except orjson.JSONDecodeError:
         return _refuse("api_error", f"upstream returned a body that is not JSON: {body[:200]!r}", 500)
     if heal is not None:  # the same stage as a stream's, over the reply's blocks (retries included)
-        message = await healing.heal_message(heal, message, tape)
+        try:
+            message = await healing.heal_message(heal, message, tape)
+        except UpstreamError as exc:  # a malformed call no retry healed: the backend's error, as before
+            return _refuse(exc.error_type, exc.message, exc.status)
     tape.client_message = message
     tape.usage = dict(message.get("usage") or {})
     return _Result(HttpResponse(orjson.dumps(message), content_type="application/json"))

@@ -16,7 +16,7 @@ import math
 import socket
 import ssl
 from collections.abc import AsyncIterator, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -57,6 +57,13 @@ class Timeouts:
     def of(cls, target: Target) -> Timeouts:
         t = target
         return cls(t.connect_timeout, t.first_byte_timeout, t.idle_timeout, t.total_timeout)
+
+    def after(self, spent: float) -> Timeouts:
+        """What is left of these limits `spent` seconds into the attempt (a retry within it shares its
+        total budget; the per-read limits are per read). `total` <= 0 then: nothing left."""
+        if not self.total:
+            return self  # no limit stays no limit
+        return replace(self, total=self.total - spent if self.total > spent else -1.0)
 
 
 def encode_body(request: UpstreamRequest) -> bytes:

@@ -250,6 +250,10 @@ class Translation:
     # on as they came (a stream's input_json_delta, a reply's `input` as the raw string) instead of
     # failing the response as an upstream error.
     lenient_tool_input: bool = False
+    # Set by serving when a malformed call (Gemini's MALFORMED_FUNCTION_CALL) is retried downstream: the
+    # dialect ends the turn with a placeholder tool_use the healing stage retries (healing/stream.py's
+    # MALFORMED_CALL), instead of raising.
+    heals_malformed_calls: bool = False
     # What a dialect's response side needs from its request side: that dialect's own typed value
     # (e.g. openai_chat.state.ChatState), opaque to everything else.
     state: object = None

@@ -35,6 +35,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
     break_after: int | None = None
+    hold_s: float = 0.0  # wait this long before answering (a slow backend); `aborted` counts who left
 
 
 def signature(n: int) -> str:
@@ -331,6 +332,7 @@ class FakeGemini:
         self.headers: list[dict[str, str]] = []
         self.rejections: list[str] = []
         self.issued: set[str] = set()
+        self.aborted = 0  # requests whose client closed the connection while their reply was held
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._runner: web.AppRunner | None = None
@@ -351,6 +353,7 @@ class FakeGemini:
         self.paths.clear()
         self.headers.clear()
         self.rejections.clear()
+        self.aborted = 0
 
     def __enter__(self) -> FakeGemini:
         self._thread.start()
@@ -405,6 +408,13 @@ class FakeGemini:
             if self._replies
             else (text_stream("ok") if method == "streamGenerateContent" else response([{"text": "ok"}]))
         )
+        if reply.hold_s:
+            held_until = time.monotonic() + reply.hold_s
+            while time.monotonic() < held_until:
+                await asyncio.sleep(0.02)
+                if request.transport is None or request.transport.is_closing():
+                    self.aborted += 1  # aiohttp does not cancel a handler when its client leaves
+                    return web.Response(status=499)
         if not reply.chunks:
             return web.json_response(reply.body, status=reply.status, headers=reply.headers)
         out = web.StreamResponse(

@@ -357,6 +357,9 @@ def test_a_malformed_function_call_mid_stream_is_an_error_event_not_an_empty_tur
         ) as s,
     ):
         s.get_final_message()
+    # Healing is on: one retry, which the fake answers with text only, so no call: the error stands.
+    # (The retry healing it, and the no-healing case: test_tool_call_healing.py.)
+    assert len(gemini.requests) == 2
     row = gemini_server.wait_for_exchange(
         lambda e: e["dialect"] == "gemini" and e["stream"] and e["status"] == "error"
     )

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -379,6 +380,32 @@ dialect = "gemini"
 base_url = "{url}"
 api_key_env = "GEMINI_API_KEY"
 
+[[providers]]
+name = "gemini-unhealed"
+dialect = "gemini"
+base_url = "{url}"
+api_key_env = "GEMINI_API_KEY"
+heal_tool_calls = false
+
+[[providers]]
+name = "gemini-short"
+dialect = "gemini"
+base_url = "{url}"
+api_key_env = "GEMINI_API_KEY"
+total_timeout = 1.5
+
+[[rules]]
+name = "unhealed"
+provider = "gemini-unhealed"
+model = "gemini-3-flash-preview"
+conditions = {{ model = "haiku" }}
+
+[[rules]]
+name = "short"
+provider = "gemini-short"
+model = "gemini-3-flash-preview"
+conditions = {{ model = "sonnet" }}
+
 [[rules]]
 name = "main"
 provider = "gemini"
@@ -431,3 +458,216 @@ def test_a_gemini_call_is_healed_by_the_same_stage(gemini_server: Server, gemini
     final = stream_final(sdk)
     assert final.content[0].input == {"file_path": "/a", "content": "x"}  # type: ignore[union-attr]
     assert len(gemini.requests) == 2 and not gemini.rejections
+
+
+# -- Gemini's MALFORMED_FUNCTION_CALL: a healing retry (issue #16), within the attempt's timeouts ----------
+
+SAID = "Malformed function call: print(default_api.Write(file_path='/a', content=))"
+FIXED = {"functionCall": {"name": "Write", "args": {"file_path": "/a", "content": "x"}}}
+
+
+def malformed(said: str = SAID) -> dict[str, Any]:
+    """Gemini's last chunk (or whole reply) for a call it failed to write: no content, its finishMessage."""
+    from tests.fakes.gemini_upstream import usage
+
+    candidate = {"finishReason": "MALFORMED_FUNCTION_CALL", "finishMessage": said, "index": 0}
+    return {"candidates": [candidate], "usageMetadata": usage(), "modelVersion": "gemini-3-flash-preview"}
+
+
+def retry_asked(gemini: Any) -> None:
+    """The retry request: the same conversation, Gemini's words on the bad call after the last user turn,
+    Write forced."""
+    assert len(gemini.requests) == 2 and not gemini.rejections
+    first, retry = gemini.requests
+    assert len(retry["contents"]) == len(first["contents"])  # one user turn, not two in a row
+    feedback = retry["contents"][-1]["parts"][-1]["text"]
+    assert SAID in feedback and "MALFORMED_FUNCTION_CALL" in feedback
+    assert retry["toolConfig"]["functionCallingConfig"] == {"mode": "ANY", "allowedFunctionNames": ["Write"]}
+
+
+def retry_recorded(row: dict[str, Any]) -> None:
+    assert row["status"] == "ok"
+    (change,) = healing_changes(row)
+    assert change["kind"] == "tool_call_retried" and change["tool"] == "Write"
+    assert change["raw_arguments"] == SAID
+    assert change["edits"][0]["after"] == '{"file_path":"/a","content":"x"}'
+    retry = row["attempts"][-1]
+    assert retry["purpose"] == "tool_call_retry" and retry["status"] == 200 and not retry["error"]
+    assert SAID in retry["feedback"]
+    assert row["output_tokens"] == 10  # the retry's tokens too (5 + 5)
+
+
+def gemini_sdk(server: Server) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=server.url, api_key="sk-ant-client", max_retries=0)
+
+
+def write_it_streamed(server: Server) -> Any:
+    """The SDK's stream of one "write it" turn (a context manager yielding its events)."""
+    return gemini_sdk(server).messages.stream(
+        model="claude-opus-4-8",
+        max_tokens=1000,
+        tools=TOOLS,  # type: ignore[arg-type]
+        messages=[{"role": "user", "content": "write it"}],
+    )
+
+
+def test_a_malformed_gemini_reply_is_retried_and_the_client_gets_the_retrys_call(
+    gemini_server: Server, gemini: Any
+) -> None:
+    from tests.fakes.gemini_upstream import Reply, response
+
+    gemini.reset()
+    gemini.script(Reply(body=malformed()), response([FIXED]))
+    message = gemini_sdk(gemini_server).messages.create(
+        model="claude-opus-4-8",
+        max_tokens=1000,
+        tools=TOOLS,  # type: ignore[arg-type]
+        messages=[{"role": "user", "content": "write it"}],
+    )
+    assert [b.type for b in message.content] == ["tool_use"] and message.stop_reason == "tool_use"
+    assert message.content[0].name == "Write"  # type: ignore[union-attr]
+    assert message.content[0].input == {"file_path": "/a", "content": "x"}  # type: ignore[union-attr]
+    assert message.usage.output_tokens == 10
+    retry_asked(gemini)
+    retry_recorded(record(gemini_server, message._request_id or ""))
+
+
+def test_a_malformed_gemini_stream_is_retried_before_the_client_sees_a_block(
+    gemini_server: Server, gemini: Any
+) -> None:
+    from tests.fakes.gemini_upstream import response, stream
+
+    gemini.reset()
+    gemini.script(stream(malformed()), response([FIXED]))
+    final = stream_final(gemini_sdk(gemini_server), "write it")
+    assert [b.type for b in final.content] == ["tool_use"] and final.stop_reason == "tool_use"
+    assert final.content[0].input == {"file_path": "/a", "content": "x"}  # type: ignore[union-attr]
+    retry_asked(gemini)
+    retry_recorded(record(gemini_server, final._request_id or ""))
+
+
+def test_a_malformed_call_after_streamed_text_is_appended_as_the_next_block(
+    gemini_server: Server, gemini: Any
+) -> None:
+    from tests.fakes.gemini_upstream import chunk, response, stream
+
+    gemini.reset()
+    gemini.script(stream(chunk([{"text": "Writing it."}]), malformed()), response([FIXED]))
+    with write_it_streamed(gemini_server) as s:
+        events = list(s)
+        final = s.get_final_message()
+        request_id = s.response.headers["request-id"]
+    starts = [(e.index, e.content_block.type) for e in events if e.type == "content_block_start"]
+    assert starts == [(0, "text"), (1, "tool_use")]
+    texts = [e.delta.text for e in events if e.type == "content_block_delta" and e.delta.type == "text_delta"]
+    assert "".join(texts) == "Writing it."  # streamed once, not repeated after the retry
+    assert final.content[0].text == "Writing it."  # type: ignore[union-attr]
+    assert final.content[1].input == {"file_path": "/a", "content": "x"}  # type: ignore[union-attr]
+    assert final.stop_reason == "tool_use"
+    retry_asked(gemini)
+    retry_recorded(record(gemini_server, request_id))
+
+
+def test_a_malformed_call_whose_retry_fails_is_an_error_event(gemini_server: Server, gemini: Any) -> None:
+    from tests.fakes.gemini_upstream import Reply, chunk, stream
+
+    gemini.reset()
+    gemini.script(stream(chunk([{"text": "Writing it."}]), malformed()), Reply(body=malformed()))
+    with pytest.raises(anthropic.APIStatusError, match="malformed tool call"):
+        stream_final(gemini_sdk(gemini_server), "write it")
+    assert len(gemini.requests) == 2
+    row = gemini_server.wait_for_exchange(lambda e: e["dialect"] == "gemini" and e["status"] == "error")
+    assert "MALFORMED_FUNCTION_CALL" in row["error_message"]
+    retry = row["attempts"][-1]
+    assert retry["purpose"] == "tool_call_retry" and "MALFORMED_FUNCTION_CALL" in retry["error"]
+    assert [c["kind"] for c in healing_changes(row)] == ["tool_call_unrepairable"]
+
+
+def test_without_healing_a_malformed_call_is_the_error_it_was(gemini_server: Server, gemini: Any) -> None:
+    from tests.fakes.gemini_upstream import Reply, response
+
+    gemini.reset()
+    gemini.script(Reply(body=malformed()), response([FIXED]))
+    with pytest.raises(anthropic.InternalServerError, match="malformed tool call"):
+        gemini_sdk(gemini_server).messages.create(
+            model="claude-haiku-4-5",  # the rule whose provider has heal_tool_calls = false
+            max_tokens=1000,
+            tools=TOOLS,  # type: ignore[arg-type]
+            messages=[{"role": "user", "content": "write it"}],
+        )
+    assert len(gemini.requests) == 1
+    row = gemini_server.wait_for_exchange(lambda e: e["provider"] == "gemini-unhealed")
+    assert row["status"] == "error" and "MALFORMED_FUNCTION_CALL" in row["error_message"]
+    assert not healing_changes(row)
+
+
+def test_the_retry_has_only_what_is_left_of_the_total_timeout(gemini_server: Server, gemini: Any) -> None:
+    from tests.fakes.gemini_upstream import Reply, response
+
+    gemini.reset()
+    # total_timeout = 1.5 s: the first answer takes 1 s, so the retry (which would bring the fixed call
+    # after 1 s, within a fresh 1.5 s) has 0.5 s.
+    retry = response([FIXED])
+    retry.hold_s = 1.0
+    gemini.script(Reply(body=malformed(), hold_s=1.0), retry)
+    with pytest.raises(anthropic.InternalServerError, match="malformed tool call"):
+        gemini_sdk(gemini_server).messages.create(
+            model="claude-sonnet-4-5",  # the rule whose provider has total_timeout = 1.5
+            max_tokens=1000,
+            tools=TOOLS,  # type: ignore[arg-type]
+            messages=[{"role": "user", "content": "write it"}],
+        )
+    row = gemini_server.wait_for_exchange(lambda e: e["provider"] == "gemini-short")
+    retry = row["attempts"][-1]
+    assert retry["purpose"] == "tool_call_retry" and "total timeout" in retry["error"]
+    assert 400 <= retry["ms"] < 900  # cut at what was left (0.5 s), not after a fresh 1.5 s
+    gemini.wait_for_requests(2)
+    assert gemini.aborted == 1  # the retry's request was closed when its time ran out
+
+
+def test_the_retry_is_cancelled_when_the_client_hangs_up(gemini_server: Server, gemini: Any) -> None:
+    from tests.fakes.gemini_upstream import chunk, response, stream
+
+    gemini.reset()
+    retry = response([FIXED])
+    retry.hold_s = 10.0
+    gemini.script(stream(chunk([{"text": "Writing it."}]), malformed()), retry)
+    with write_it_streamed(gemini_server) as s:
+        request_id = s.response.headers["request-id"]
+        for event in s:
+            if event.type == "content_block_stop":  # the text is in: the retry runs now
+                break
+        gemini.wait_for_requests(2)
+    # Leaving the `with` closed the connection mid-stream.
+    deadline = time.monotonic() + 5
+    while gemini.aborted < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert gemini.aborted == 1  # the retry's request to the backend was closed, not left to run 10 s
+    row = record(gemini_server, request_id)
+    assert row["status"] == "cancelled"
+    assert row["attempts"][-1]["purpose"] == "tool_call_retry"
+    assert row["attempts"][-1]["status"] == 499
+
+
+def test_a_plain_replys_retry_is_cancelled_when_the_client_gives_up(
+    gemini_server: Server, gemini: Any
+) -> None:
+    from tests.fakes.gemini_upstream import Reply, response
+
+    gemini.reset()
+    retry = response([FIXED])
+    retry.hold_s = 10.0
+    gemini.script(Reply(body=malformed()), retry)
+    body = {"model": "claude-opus-4-8", "max_tokens": 100, "tools": TOOLS,
+            "messages": [{"role": "user", "content": "write it"}]}  # fmt: skip
+    with pytest.raises(httpx.ReadTimeout):  # the client stops waiting and closes its connection
+        httpx.post(
+            f"{gemini_server.url}/v1/messages", json=body, headers={"x-api-key": "sk-ant-client"}, timeout=1.0
+        )
+    deadline = time.monotonic() + 5
+    while gemini.aborted < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(gemini.requests) == 2 and gemini.aborted == 1
+    row = gemini_server.wait_for_exchange(lambda e: e["dialect"] == "gemini" and not e["stream"])
+    assert row["status"] == "cancelled"
+    assert row["attempts"][-1]["purpose"] == "tool_call_retry" and row["attempts"][-1]["status"] == 499

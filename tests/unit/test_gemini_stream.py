@@ -154,6 +154,20 @@ def test_a_malformed_function_call_is_a_distinct_retryable_error_never_an_empty_
         DIALECT.parse_response(whole("malformed"), translation())
 
 
+def test_with_healing_a_malformed_call_ends_the_turn_as_a_placeholder_call_to_retry() -> None:
+    from proxy.translate.healing.stream import MALFORMED_CALL
+
+    healed = translation()
+    healed.heals_malformed_calls = True
+    message = DIALECT.parse_response(whole("malformed"), healed)
+    text, block = message["content"]
+    assert text == {"type": "text", "text": "Let me"}  # what came before, closed
+    assert block["type"] == "tool_use" and block["name"] == ""
+    assert block[MALFORMED_CALL] == "MALFORMED_FUNCTION_CALL"  # type: ignore[typeddict-item]
+    assert block["input"] == "Malformed function call: print(default_api.Read(file=))"
+    assert message["stop_reason"] == "tool_use"
+
+
 def test_an_error_event_mid_stream_is_an_upstream_error_with_googles_words() -> None:
     with pytest.raises(UpstreamError) as caught:
         replay("error_midstream")

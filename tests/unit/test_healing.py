@@ -9,10 +9,18 @@ import orjson
 import pytest
 
 from proxy.translate.accumulate import accumulate
+from proxy.translate.base import UpstreamError
 from proxy.translate.healing.decide import ToolSet, decide
-from proxy.translate.healing.feedback import message_events, retried_call, retry_request
+from proxy.translate.healing.feedback import (
+    feedback_of,
+    malformed_retry_request,
+    message_events,
+    retried_call,
+    retry_request,
+)
 from proxy.translate.healing.schema import ValidatorCache
-from proxy.translate.healing.stream import ToolCallHealer
+from proxy.translate.healing.stream import MALFORMED_CALL, ToolCallHealer
+from proxy.upstream import Timeouts
 from tests.conftest import load_fixture
 
 REQUEST = load_fixture("main_turn")
@@ -354,3 +362,72 @@ def test_a_plain_reply_passes_the_same_stage_and_comes_back_whole() -> None:
         {"type": "tool_use", "id": "t1", "name": "Bash", "input": {"command": "ls"}},
     ]
     assert healed["stop_reason"] == "tool_use" and healed["usage"]["output_tokens"] == 4
+
+
+# -- a call the backend failed to write (Gemini's MALFORMED_FUNCTION_CALL) -----------------------------
+
+SAID = "Malformed function call: print(default_api.Read(file=))"
+
+
+def malformed_stream(said: str = SAID) -> list[dict[str, Any]]:
+    """Text, then the placeholder a dialect ends such a turn with (its arguments: what the backend said)."""
+    events = stream_of(("text", "Reading."), ("tool", ("", [said])))
+    events[4]["content_block"][MALFORMED_CALL] = "MALFORMED_FUNCTION_CALL"
+    return events
+
+
+def test_a_malformed_call_is_held_for_a_retry_and_replaced_by_the_retrys_call() -> None:
+    healer = ToolCallHealer(TOOLS, retries=1)
+    out = [e for event in malformed_stream() for e in healer.feed(event)]
+    assert [e["type"] for e in out] == ["message_start", "content_block_start", "content_block_delta",
+                                        "content_block_stop"]  # fmt: skip
+    call = healer.pending
+    assert call is not None and call.malformed == "MALFORMED_FUNCTION_CALL"
+    assert call.verdict is not None and call.verdict.intended == "Read"  # named by what Gemini said
+    assert SAID in call.verdict.error
+    fixed = decide("Read", '{"file_path": "/a"}', TOOLS, finished=True)
+    out = healer.resolve(call, fixed, usage={"output_tokens": 4}) + healer.finish()
+    start = out[0]
+    assert start["index"] == 1 and start["content_block"]["name"] == "Read"
+    assert MALFORMED_CALL not in start["content_block"]  # the marker never reaches the client
+    assert out[1]["delta"]["partial_json"] == '{"file_path":"/a"}'
+    assert out[3]["delta"]["stop_reason"] == "tool_use" and out[3]["usage"]["output_tokens"] == 13
+    (change,) = healer.changes
+    assert change["kind"] == "tool_call_retried" and change["tool"] == "Read"
+    assert change["raw_arguments"] == SAID
+
+
+def test_a_malformed_call_no_retry_heals_is_an_upstream_error_not_a_call() -> None:
+    healer = ToolCallHealer(TOOLS, retries=1)
+    for event in malformed_stream():
+        healer.feed(event)
+    call = healer.pending
+    assert call is not None
+    with pytest.raises(UpstreamError, match=r"malformed tool call \(MALFORMED_FUNCTION_CALL\)"):
+        healer.resolve(call, None, usage=None)
+    (change,) = healer.changes  # on the record: what the backend said, and that nothing came of it
+    assert change["kind"] == "tool_call_unrepairable" and change["raw_arguments"] == SAID
+
+
+def test_the_malformed_retry_request_says_what_the_backend_said_after_the_last_user_turn() -> None:
+    request: Any = {
+        **REQUEST,
+        "messages": [{"role": "user", "content": "read /a"}],
+        "thinking": {"type": "enabled"},
+    }
+    retry = malformed_retry_request(request, error=f"it was malformed. {SAID}", intended="Read")
+    (turn,) = retry["messages"]  # still one user turn: no two in a row
+    assert turn["content"][0] == {"type": "text", "text": "read /a"}
+    assert SAID in feedback_of(retry) and "Call Read again" in feedback_of(retry)
+    assert retry["tool_choice"] == {"type": "tool", "name": "Read"} and "thinking" not in retry
+    assert retry["stream"] is False and request["messages"][0]["content"] == "read /a"
+    unnamed = malformed_retry_request(request, error="it was malformed.", intended="")
+    assert unnamed.get("tool_choice") == request.get("tool_choice")  # no tool named: none forced
+    assert "Make the tool call again" in feedback_of(unnamed)
+
+
+def test_a_retry_has_what_is_left_of_the_total_timeout() -> None:
+    assert Timeouts(total=0.0).after(100.0).total == 0.0  # no limit stays no limit
+    assert Timeouts(total=10.0).after(4.0).total == 6.0
+    assert Timeouts(total=10.0).after(12.0).total < 0  # nothing left: no retry is sent
+    assert Timeouts(first_byte=30.0, total=10.0).after(4.0).first_byte == 30.0  # per read, as before

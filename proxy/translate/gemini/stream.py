@@ -16,6 +16,7 @@ import orjson
 
 from ..base import UpstreamError
 from ..emit import AnthropicStreamWriter, zero_usage
+from ..healing.stream import MALFORMED_CALL
 from ..ids import synthetic_tool_id, tool_id_to_client
 from ..stops import StopFilter
 from ..tokens import usage_estimate
@@ -206,10 +207,25 @@ class GeminiStreamTranslator:
 
     def _end(self, finish: str, candidate: JSONDict) -> list[StreamEvent]:
         if finish in ("MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL"):
-            raise MalformedFunctionCall(finish, str(candidate.get("finishMessage") or ""))
+            said = str(candidate.get("finishMessage") or "")  # Gemini's words on the bad call, if any
+            if not self.translation.heals_malformed_calls:
+                raise MalformedFunctionCall(finish, said)
+            return self._malformed(finish, said)
         events = self._end_text(last=True) + self._search_results()
         reason = stop_reason_for(finish, has_calls=self._calls > 0, candidate=candidate)
         return events + self._stop(reason)
+
+    def _malformed(self, finish: str, said: str) -> list[StreamEvent]:
+        """The turn ends with a placeholder call the healing stage retries (never sent as it is): what
+        Gemini said as its arguments, marked with the finish reason."""
+        events = self._end_text(last=True)
+        tool_id = synthetic_tool_id(self.translation.message_id, self._calls)
+        self._calls += 1
+        for event in self.writer.tool_use(tool_id=tool_id, name="", partial_json=said):
+            if event["type"] == "content_block_start":
+                event["content_block"][MALFORMED_CALL] = finish
+            events.append(event)
+        return events + self._stop("tool_use")
 
     def _search_results(self) -> list[StreamEvent]:
         """Gemini's search grounding as Anthropic's web search blocks, so a client lists the sources (as

@@ -52,6 +52,36 @@ def retry_request(
     return retry  # type: ignore[return-value]
 
 
+def malformed_retry_request(request: MessagesRequest, *, error: str, intended: str) -> MessagesRequest:
+    """`request` again after a call the backend failed to write (no call to show it): the error, with what
+    the backend said about it, as text after the last user turn; not streamed, the tool forced if known."""
+    tool = f"Call {intended}" if intended else "Make the tool call"
+    text = (
+        f"Your previous answer could not be used, nothing was run: {error}\n"
+        f"{tool} again now, with arguments that are one JSON object matching its input schema."
+    )
+    messages = list(request.get("messages", []))
+    last = messages[-1] if messages else None
+    if last is not None and last.get("role") == "user":  # one user turn: some backends refuse two in a row
+        content = last.get("content")
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else list(content or [])
+        messages[-1] = {**last, "content": [*blocks, {"type": "text", "text": text}]}
+    else:
+        messages.append({"role": "user", "content": [{"type": "text", "text": text}]})
+    retry: dict[str, Any] = {**request, "messages": messages, "stream": False}
+    if intended:
+        retry["tool_choice"] = {"type": "tool", "name": intended}
+        retry.pop("thinking", None)
+    return retry  # type: ignore[return-value]
+
+
+def feedback_of(retry: MessagesRequest) -> str:
+    """The text a retry request added (what the record shows as its feedback)."""
+    block = retry["messages"][-1]["content"][-1]
+    assert isinstance(block, Mapping)
+    return str(block.get("content") if block.get("type") == "tool_result" else block.get("text"))
+
+
 def retried_call(message: Message, *, intended: str, tools: ToolSet) -> Verdict | None:
     """The retry's answer -> its call to the intended tool (or, with none intended, its first call),
     judged like any; None when it holds no usable call (text only, the token limit, still invalid)."""

@@ -8,18 +8,28 @@ client sees the translator's order exactly. A call whose arguments need the turn
 brackets may be added only when the backend finished on its own) is judged again at message_delta; a
 call that still needs a retry is `pending` once the upstream ended, and `resolve` takes the retry's
 outcome. The stage never raises on a call: what cannot be healed goes out as the original call.
+The one exception is a malformed call (a dialect's placeholder, marked MALFORMED_CALL: the backend said
+it failed to write a call and gave none): there is no original to send, so without a valid retry it is
+the UpstreamError the backend's finish would have been.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import orjson
 
+from ..base import UpstreamError
 from ..types import JSONDict, StreamEvent
 from .decide import ToolSet, Verdict, decide
+
+# A tool_use block's key marking a dialect's placeholder for a call the backend failed to write
+# (Gemini's MALFORMED_FUNCTION_CALL); its value: the backend's finish reason. Its arguments: what the
+# backend said about the call (Gemini's finishMessage), if anything. Never sent to the client.
+MALFORMED_CALL = "switchboard_malformed_call"
 
 USAGE_KEYS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
 
@@ -36,6 +46,7 @@ class HeldCall:
     final: str | None = None  # the input JSON to send; None until decided
     name: str = ""
     retries: int = 0  # retries spent on it
+    malformed: str = ""  # a placeholder for a call the backend failed to write: its finish reason
 
     @property
     def raw(self) -> str:
@@ -72,6 +83,7 @@ class ToolCallHealer:
             held = HeldCall(
                 index=int(event.get("index") or 0), block=dict(block), name=str(block.get("name"))
             )
+            held.malformed = str(held.block.pop(MALFORMED_CALL, "") or "")
             self._open = held
             self._queue.append(held)
             return self._flush()
@@ -91,7 +103,7 @@ class ToolCallHealer:
             self._stop_reason = delta.get("stop_reason")
             finished = self._stop_reason != "max_tokens"
             for held in self._calls():
-                if held.closed and held.final is None:
+                if held.closed and held.final is None and not held.malformed:
                     self._judge(held, finished=finished, last=True)
         self._queue.append(typed)
         return self._flush()
@@ -125,6 +137,8 @@ class ToolCallHealer:
                 self.extra_usage[key] = self.extra_usage.get(key, 0) + usage[key]
         if retried is not None and retried.input is not None:
             after = orjson.dumps(retried.input).decode()
+            if call.malformed:  # it had no name of its own: the change is on the tool it became
+                call.name = retried.name
             self._record("tool_call_retried", call, f"{retried.name}: healed by a retry", after)
             call.final, call.name = after, retried.name
             self.healed_by_retry += 1
@@ -135,6 +149,11 @@ class ToolCallHealer:
     # -- judging -------------------------------------------------------------------------------------
 
     def _judge(self, call: HeldCall, *, finished: bool, last: bool = False) -> None:
+        if call.malformed:
+            call.verdict = _malformed_verdict(call, self.tools)
+            if self.retries <= 0:
+                self._give_up(call, call.verdict.error)
+            return
         verdict = decide(call.name, call.raw, self.tools, finished=finished)
         call.verdict = verdict
         if verdict.outcome == "valid":
@@ -150,7 +169,16 @@ class ToolCallHealer:
 
     def _give_up(self, call: HeldCall, error: str) -> None:
         """No valid call came: the original goes out, as an object the tool's schema rejects if it is not
-        one (never `{}`: that would run the tool with no arguments)."""
+        one (never `{}`: that would run the tool with no arguments). A malformed call has no original."""
+        if call.malformed:  # recorded (the exchange shows what Gemini said), then the error it was
+            detail = f"{call.name or '?'}: the backend's call was malformed, no retry brought a valid one"
+            self._record("tool_call_unrepairable", call, detail, "")
+            raise UpstreamError(
+                f"the backend produced a malformed tool call ({call.malformed}) and no retry brought "
+                f"a valid one: {error[:300]}",
+                error_type="api_error",
+                status=500,
+            )
         try:
             value = orjson.loads(call.raw)
         except orjson.JSONDecodeError:
@@ -213,6 +241,19 @@ class ToolCallHealer:
         if self.healed_by_retry and delta.get("stop_reason") == "max_tokens":
             delta["stop_reason"] = "tool_use"
         return cast(StreamEvent, {**event, "delta": delta, "usage": usage})
+
+
+_NAMED = re.compile(r"default_api[.:]([A-Za-z0-9_\-]+)")  # how Gemini's finishMessage quotes the call
+
+
+def _malformed_verdict(call: HeldCall, tools: ToolSet) -> Verdict:
+    """A malformed call needs a retry; the tool it meant, when what the backend said names exactly one."""
+    named = {found for n in _NAMED.findall(call.raw) if (found := tools.match_name(n)) is not None}
+    intended = named.pop() if len(named) == 1 else ""
+    said = f" The backend reported: {call.raw[:2000]}" if call.raw.strip() else ""
+    error = f"the tool call was malformed ({call.malformed}), so it could not be read at all.{said}"
+    call.name = intended
+    return Verdict("needs_retry", intended, None, error=error, intended=intended)
 
 
 def _call_events(call: HeldCall) -> list[StreamEvent]:
