@@ -156,6 +156,7 @@ class ProviderForm(ModelForm):
             "model_settings",
             "heal_tool_calls",
             "tool_call_retries",
+            "quirks",
         ]
         labels = {
             "api_key_env": "API key from env var",
@@ -174,6 +175,9 @@ class ProviderForm(ModelForm):
             "heal_tool_calls": "check every tool call against its tool's schema before the client sees it: "
             "repair what is certain, else retry the call (not on Anthropic passthrough)",
             "tool_call_retries": "retries per broken call, to this backend (0: repairs only)",
+            "quirks": "what this endpoint lacks, which Switchboard covers (comma separated): no_tool_choice, "
+            "tool_choice_any_is_auto, no_images, no_documents, tool_ids=functions, no_count_tokens, "
+            "replay_reasoning, thought_signatures, top_k",
             # Repointing a provider is how a key would be stolen: say what goes there.
             "base_url": "requests go here; with no key set, each client's own API key is forwarded to it",
         }
@@ -188,6 +192,18 @@ class ProviderForm(ModelForm):
         self.fields["tool_call_retries"].required = False  # empty: the default, one retry
         # Secret extra headers are write-only too: shown as "[stored]", which keeps them on save.
         self.initial["extra_headers"] = masked_headers(self.instance.extra_headers or {})
+        self.fields["quirks"] = forms.CharField(
+            required=False, help_text=self.fields["quirks"].help_text, label="Quirks"
+        )
+        # What a preset leaves to the user (a key) right after what it fills in.
+        self.order_fields(
+            ["name", "dialect", "base_url", "new_secret", "api_key_env", "clear_secret", "quirks"]
+        )
+        quirks = self.initial.get("quirks", self.instance.quirks)
+        self.initial["quirks"] = ", ".join(quirks) if isinstance(quirks, list | tuple) else quirks or ""
+
+    def clean_quirks(self) -> list[str]:
+        return [q.strip() for q in self.cleaned_data.get("quirks", "").split(",") if q.strip()]
 
     def clean_tool_call_retries(self) -> int:
         value = self.cleaned_data.get("tool_call_retries")

@@ -7,6 +7,7 @@ re-read it before its next request.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from typing import Any, cast
@@ -23,9 +24,10 @@ from dashboard import dryrun
 from dashboard.forms import ExplainForm, ProviderForm, RuleForm
 from dashboard.htmx import HtmxHttpRequest
 from proxy.models import Exchange, Provider, Rule
-from proxy.routing import snapshot
+from proxy.routing import presets, snapshot
 from proxy.routing.order import OrderWarning, order_warnings
 from proxy.security import access
+from proxy.translate.dialects import dialect_names
 from proxy.translate.types import MessagesRequest
 
 PAGE = "dashboard/routes.html"
@@ -113,11 +115,17 @@ def _save(form: RuleForm | ProviderForm, request: HtmxHttpRequest) -> bool:
 
 
 def _form_response(
-    request: HtmxHttpRequest, form: Any, *, kind: str, action: str, status: int = 200
+    request: HtmxHttpRequest,
+    form: Any,
+    *,
+    kind: str,
+    action: str,
+    status: int = 200,
+    extra: dict[str, Any] | None = None,
 ) -> HttpResponse:
     key = form.instance.pk or "new"
     partial = PAGE + f"#{kind}-form"
-    context = {"form": form, "action": action, "key": key, "kind": kind, "partial": partial}
+    context = {"form": form, "action": action, "key": key, "kind": kind, "partial": partial, **(extra or {})}
     # htmx swaps the bare form into the routes page; a link opened on its own gets a whole page.
     response = render(request, partial if request.htmx else FORM_PAGE, context, status=status)
     # A form with errors replaces itself, not the whole configuration.
@@ -144,13 +152,22 @@ def rule_form(request: HtmxHttpRequest, pk: int | None = None) -> HttpResponse:
 def provider_form(request: HtmxHttpRequest, pk: int | None = None) -> HttpResponse:
     provider = get_object_or_404(Provider, pk=pk) if pk else None
     action = f"/routes/providers/{pk}" if pk else "/routes/providers/new"
+    # A new provider may start from a preset: choosing one refills the form (an htmx GET with ?preset=).
+    chosen = (
+        None if provider else presets.preset_for(request.GET.get("preset") or request.POST.get("preset", ""))
+    )
+    extra = {"presets": presets.available(dialect_names()), "preset": chosen} if not provider else {}
     if request.method != "POST":
-        form = ProviderForm(instance=provider)
-        return _form_response(request, form, kind="provider", action=action)
+        initial: dict[str, Any] = {}
+        if chosen is not None:
+            taken = set(Provider.objects.values_list("name", flat=True))
+            initial = presets.form_initial(chosen, taken=taken, environ=dict(os.environ))
+        form = ProviderForm(instance=provider, initial=initial)
+        return _form_response(request, form, kind="provider", action=action, extra=extra)
     form = ProviderForm(request.POST, instance=provider)
     if _save(form, request):
         return _config_response(request)
-    return _form_response(request, form, kind="provider", action=action)
+    return _form_response(request, form, kind="provider", action=action, extra=extra)
 
 
 @require_POST

@@ -34,6 +34,9 @@ class Provider(models.Model):
     # Tool-call healing (issue #15): every call checked against its tool's schema, repaired or retried.
     heal_tool_calls = models.BooleanField(default=True)
     tool_call_retries = models.PositiveSmallIntegerField(default=1)  # per broken call; 0: repairs only
+    # The endpoint's capability profile, as Target.options for every model it serves ("no_tool_choice",
+    # "tool_ids=functions", ...): filled from a preset (proxy/routing/presets.py), editable.
+    quirks = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

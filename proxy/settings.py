@@ -231,6 +231,7 @@ LOGGING = {
 # route on first start; the routes editor owns the configuration after that.
 OPENAI_API_KEY = envstr("OPENAI_API_KEY")
 OPENAI_BASE_URL = envstr("OPENAI_BASE_URL", "")
+GEMINI_API_KEY = envstr("GEMINI_API_KEY")  # alone (no OPENAI_*): seeds a Gemini default route
 BIG_MODEL = envstr("BIG_MODEL", "")
 MIDDLE_MODEL = envstr("MIDDLE_MODEL", "") or BIG_MODEL
 SMALL_MODEL = envstr("SMALL_MODEL", "")

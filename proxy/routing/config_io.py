@@ -15,12 +15,14 @@ from urllib.parse import urlsplit
 import orjson
 
 from proxy.routing.order import evaluation_order, order_warnings
+from proxy.routing.presets import BY_KEY
 from proxy.routing.rules import DEFAULT_LONG_CONTEXT_TOKENS, ConfigError, ProviderSpec, RuleSpec
 from proxy.security.redact import masked_headers, unmasked_headers
+from proxy.translate.dialects import DIALECTS
 
 PROVIDER_KEYS = (
     "name", "dialect", "base_url", "api_key_env", "connect_timeout", "first_byte_timeout", "idle_timeout",
-    "total_timeout", "extra_headers", "model_settings", "heal_tool_calls", "tool_call_retries",
+    "total_timeout", "extra_headers", "model_settings", "heal_tool_calls", "tool_call_retries", "quirks",
 )  # fmt: skip
 HEALING_KEYS = ("heal_tool_calls", "tool_call_retries")  # issue #15: fixed names, on providers and rules
 TIMEOUT_KEYS = ("connect_timeout", "first_byte_timeout", "idle_timeout", "total_timeout")
@@ -92,13 +94,14 @@ def export_toml(providers: Sequence[ProviderSpec], rules: Sequence[RuleSpec]) ->
             **{key: float(getattr(p, key)) for key in TIMEOUT_KEYS},
             "extra_headers": masked_headers(p.extra_headers),  # "[stored]" keeps the stored value on import
             "model_settings": dict(p.model_settings),
+            "quirks": list(p.quirks),
         }
         # Only what differs from the defaults (healing on, one retry): files stay as short as before.
         if not p.heal_tool_calls:
             row["heal_tool_calls"] = False
         if p.tool_call_retries != 1:
             row["tool_call_retries"] = p.tool_call_retries
-        lines += [f"{k} = {toml_value(v)}" for k, v in row.items() if v != "" and v != {}]
+        lines += [f"{k} = {toml_value(v)}" for k, v in row.items() if v not in ("", {}, [])]
         lines.append("")
     warnings: dict[str, list[str]] = {}
     for warning in order_warnings(rules):
@@ -161,6 +164,7 @@ def parse_toml(text: str) -> tuple[list[ProviderSpec], list[RuleSpec]]:
                     total_timeout=_timeout(row, "total_timeout"),
                     model_settings=dict(row.get("model_settings", {})),
                     **_healing(row, f"providers[{i}]", problems, default=(True, 1)),
+                    quirks=[str(q) for q in row.get("quirks", [])],
                 )
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -223,9 +227,8 @@ THINK_NOTE = (
     "thinking field there, but Claude Code now sends adaptive thinking on every main turn: those go to "
     "the default rule"
 )
-# The transformers of claude-code-router's format that are carried over as a dialect: its config names
-# them, so they are spelled here (everywhere else the dialects come from proxy.translate.dialects).
-_CCR_DIALECT_TRANSFORMERS = frozenset({"anthropic", "openai"})
+# The transformers of claude-code-router's format that name a dialect (carried over as that dialect).
+_CCR_DIALECT_TRANSFORMERS = frozenset({"anthropic", "openai", "gemini", "openai-responses"})
 _CCR_IGNORED = {"LOG", "LOG_LEVEL", "HOST", "PORT", "NON_INTERACTIVE_MODE", "StatusLine"}
 
 
@@ -233,20 +236,40 @@ def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9_-]+", "-", name.strip().lower()).strip("-") or "provider"
 
 
+def _ccr_dialect(
+    name: str, url: str, uses: set[str], notes: list[str]
+) -> tuple[str, str, tuple[str, ...]] | None:
+    """(dialect, base URL, quirks) for a claude-code-router provider; None (noted) to skip it."""
+    host = urlsplit(url).hostname or ""
+    if "vertex-gemini" in uses or host.endswith("aiplatform.googleapis.com"):
+        notes.append(f"provider '{name}': Vertex AI is not supported yet; it and its routes were skipped")
+        return None
+    if "gemini" in uses or host == "generativelanguage.googleapis.com":
+        preset = BY_KEY["gemini"]
+        if preset.dialect not in DIALECTS:  # a build without the gemini dialect: Gemini's OpenAI endpoint
+            preset = BY_KEY["gemini-openai"]
+            notes.append(f"provider '{name}': imported through Gemini's OpenAI-compatible endpoint")
+        return preset.dialect, preset.base_url, preset.quirks
+    if "openai-responses" in uses or url.endswith("/responses"):
+        if "openai_responses" not in DIALECTS:
+            notes.append(
+                f"provider '{name}': the Responses API is not supported yet; it and its routes were skipped"
+            )
+            return None
+        return "openai_responses", re.sub(r"/responses$", "", url), ()
+    if "anthropic" in uses or url.endswith("/v1/messages"):
+        return "anthropic", re.sub(r"/v1/messages$", "", url), ()
+    return "openai", re.sub(r"/chat/completions$", "", url), ()
+
+
 def _ccr_provider(entry: Mapping[str, Any], timeout: float, notes: list[str]) -> ProviderSpec | None:
     name = _slug(str(entry.get("name", "")))
     url = str(entry.get("api_base_url", "")).rstrip("/")
     uses = _transformer_names(entry.get("transformer"))
-    host = urlsplit(url).hostname or ""
-    if "gemini" in uses or "vertex-gemini" in uses or host.endswith("googleapis.com"):
-        notes.append(
-            f"provider '{name}': the Gemini API is not supported yet; it and its routes were skipped"
-        )
+    found = _ccr_dialect(name, url, uses, notes)
+    if found is None:
         return None
-    if "anthropic" in uses or url.endswith("/v1/messages"):
-        dialect, base_url = "anthropic", re.sub(r"/v1/messages$", "", url)
-    else:
-        dialect, base_url = "openai", re.sub(r"/chat/completions$", "", url)
+    dialect, base_url, quirks = found
     other = sorted(uses - _CCR_DIALECT_TRANSFORMERS)
     if other:
         notes.append(
@@ -267,6 +290,7 @@ def _ccr_provider(entry: Mapping[str, Any], timeout: float, notes: list[str]) ->
         api_key_secret=secret,
         # claude-code-router's API_TIMEOUT_MS bounds the whole request: our total timeout.
         total_timeout=timeout,
+        quirks=quirks,
     )
 
 
@@ -379,6 +403,7 @@ def import_config(providers: Sequence[ProviderSpec], rules: Sequence[RuleSpec], 
                 row.api_key_secret = spec.api_key_secret  # an env reference replaces a stored secret
             row.extra_headers = unmasked_headers(spec.extra_headers, row.extra_headers or {})
             row.model_settings = dict(spec.model_settings)
+            row.quirks = list(spec.quirks)
             for key in (*TIMEOUT_KEYS, *HEALING_KEYS):
                 setattr(row, key, getattr(spec, key))
             row.save()

@@ -63,6 +63,11 @@ class ProviderSpec:
     model_settings: Mapping[str, JSONDict] = field(default_factory=dict)
     heal_tool_calls: bool = True  # issue #15: tool calls checked, repaired, retried
     tool_call_retries: int = 1
+    # The endpoint's capability profile: Target.options for every model (presets.py fills them in).
+    quirks: Sequence[str] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "quirks", tuple(self.quirks))  # lists or tuples in, equal specs out
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,6 +298,8 @@ def _check_provider(p: ProviderSpec, own_port: int | None) -> list[str]:
         isinstance(v, Mapping) for v in p.model_settings.values()
     ):
         problems.append(f"{where}: per-model settings must map model ids to tables")
+    if not all(isinstance(q, str) and q.strip() for q in p.quirks):
+        problems.append(f"{where}: quirks must be a list of names")
     return problems
 
 
@@ -490,7 +497,7 @@ def compile_config(
             # the catalog looks at the provider's own table first (globs allowed), then the shipped one
             limit = max_output_tokens(model, dict(p.model_settings) or None)
         options = (model_options(model, None) if model and model_options else frozenset()) | frozenset(
-            str(o) for o in settings.get("options") or ()
+            str(o) for o in [*(settings.get("options") or ()), *p.quirks]
         )
         return Target(
             provider=p.name,

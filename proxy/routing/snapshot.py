@@ -108,6 +108,7 @@ def provider_spec(p: Any) -> ProviderSpec:
         model_settings=dict(p.model_settings or {}),
         heal_tool_calls=p.heal_tool_calls,
         tool_call_retries=p.tool_call_retries,
+        quirks=list(p.quirks or []),
     )
 
 

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from . import upstream_errors
+from . import anthropic_profile, upstream_errors
 from .base import Capabilities, UpstreamError
 from .claude_code import without_billing_header
 from .types import (
@@ -60,9 +60,12 @@ _MAX_ERROR_TEXT = 2000
 
 
 def is_official(target: Target) -> bool:
-    """True when the target is Anthropic's own API (not marked as a compatible server)."""
+    """True when the target is Anthropic's own API (not marked as a compatible server), or a gateway
+    in front of it marked `anthropic_api` (it checks signatures and counts tokens as Anthropic does)."""
     if "anthropic_compatible" in target.options:
         return False
+    if "anthropic_api" in target.options:
+        return True
     return (urlsplit(target.base_url).hostname or "").lower() == OFFICIAL_HOST
 
 
@@ -160,6 +163,8 @@ class AnthropicDialect:
             changes.append(Change("model_mapped", f"{client_model} -> {target.model}"))
         cap_max_tokens(body, output_ceiling(target), changes)
         official = is_official(target)
+        # Other backends' reasoning kept away, this endpoint's known gaps covered (anthropic_profile.py).
+        anthropic_profile.adapt_request(body, target=target, official=official, changes=changes)
         if not official:
             for name in ANTHROPIC_ONLY_FIELDS:
                 if name in body:
@@ -177,15 +182,23 @@ class AnthropicDialect:
             stream=bool(request.get("stream")),
         )
         return Translation(
-            upstream=upstream, client_model=client_model, message_id=message_id, changes=changes
+            upstream=upstream,
+            client_model=client_model,
+            message_id=message_id,
+            changes=changes,
+            provider=target.provider,
+            # A compatible server's signatures and tool ids are tagged on the way back (not Anthropic's).
+            state=None if official else anthropic_profile.Tagging(provider=target.provider),
         )
 
     def build_count_tokens_request(
         self, request: MessagesRequest, target: Target, *, client_headers: dict[str, str]
     ) -> UpstreamRequest | None:
         """POST /v1/messages/count_tokens passed through (model mapped) to the official API, which counts
-        exactly; None for compatible servers (most lack the endpoint): counted locally."""
-        if not is_official(target):
+        exactly; None for compatible servers (most lack the endpoint; the capability profile says which
+        have one, anthropic_profile.counts_tokens): counted locally."""
+        official = is_official(target)
+        if not anthropic_profile.counts_tokens(target, official=official):
             return None
         body: JSONDict = dict(request)
         if target.model:
@@ -193,7 +206,7 @@ class AnthropicDialect:
         return UpstreamRequest(
             method="POST",
             url=count_tokens_url(target.base_url, client_headers.get(":query", "")),
-            headers=build_headers(target, client_headers, official=True),
+            headers=build_headers(target, client_headers, official=official),
             body=body,
             stream=False,
         )
@@ -205,10 +218,15 @@ class AnthropicDialect:
     def parse_response(self, body: JSONDict, translation: Translation) -> Message:
         """The reply is already a Message; only the model id is the client's own."""
         message: Message = {**body, "model": translation.client_model}  # type: ignore[typeddict-item]
+        tagging = translation.state
+        if isinstance(tagging, anthropic_profile.Tagging) and "content" in body:
+            message["content"] = anthropic_profile.tag_content(body["content"], provider=tagging.provider)  # type: ignore[typeddict-item]
         return message
 
     def stream_translator(self, translation: Translation) -> AnthropicStreamTranslator:
-        return AnthropicStreamTranslator(client_model=translation.client_model)
+        tagging = translation.state
+        tag = tagging.provider if isinstance(tagging, anthropic_profile.Tagging) else None
+        return AnthropicStreamTranslator(client_model=translation.client_model, tag_for=tag)
 
     def parse_error(self, status: int, body: bytes, headers: dict[str, str]) -> UpstreamError:
         """Anthropic error bodies keep their type and status; anything else becomes an api_error."""
@@ -227,11 +245,12 @@ class AnthropicStreamTranslator:
     `stop_sequence`.
     """
 
-    __slots__ = ("_client_model", "_errored", "_usage", "done", "stop_reason", "stop_sequence")
+    __slots__ = ("_client_model", "_errored", "_tag_for", "_usage", "done", "stop_reason", "stop_sequence")
     usage_estimated = False  # the backend's own figures, always
 
-    def __init__(self, *, client_model: str) -> None:
+    def __init__(self, *, client_model: str, tag_for: str | None = None) -> None:
         self._client_model = client_model
+        self._tag_for = tag_for  # a compatible server's provider: its signatures and tool ids are tagged
         self._errored = False
         self.done = False
         self.stop_reason: str | None = None
@@ -256,6 +275,10 @@ class AnthropicStreamTranslator:
             ) from exc
         if not isinstance(parsed, dict):
             raise UpstreamError(f"upstream sent an event that is not an object: {data[:200]!r}", status=502)
+        if "type" not in parsed and "error" in parsed:
+            # Ollama writes a failure into the stream as a bare {"error": "..."}: Anthropic's event: error.
+            self._errored = True
+            raise _stream_error({"error": _bare_error(parsed["error"])})
         # Relayed as decoded: Anthropic's own events (a newer kind than StreamEvent's goes through too).
         relayed = cast(StreamEvent, parsed)
         match parsed.get("type", event.event):
@@ -268,6 +291,8 @@ class AnthropicStreamTranslator:
             case "error":
                 self._errored = True
                 raise _stream_error(parsed)
+            case "content_block_start" | "content_block_delta" if self._tag_for is not None:
+                return [_tagged_event(parsed, provider=self._tag_for)]
             case "content_block_start" | "content_block_delta" | "content_block_stop" | "ping":
                 pass
             case _:
@@ -304,6 +329,25 @@ class AnthropicStreamTranslator:
             # message_delta usage is cumulative; nested objects (cache_creation, server_tool_use) are skipped.
             if isinstance(value, int) and not isinstance(value, bool):
                 self._usage[key] = value
+
+
+def _tagged_event(event: JSONDict, *, provider: str) -> StreamEvent:
+    """A compatible server's block start or delta with its signature tagged and its tool id client-safe."""
+    block = event.get("content_block")
+    if isinstance(block, dict):
+        tagged = anthropic_profile.tag_content([block], provider=provider)
+        return cast(StreamEvent, {**event, "content_block": tagged[0]})  # type: ignore[index]
+    delta = event.get("delta")
+    if isinstance(delta, dict) and delta.get("type") == "signature_delta":
+        signature = anthropic_profile.tag_signature(delta.get("signature"), provider=provider)
+        return cast(StreamEvent, {**event, "delta": {**delta, "signature": signature}})
+    return cast(StreamEvent, event)
+
+
+def _bare_error(error: object) -> JSONDict:
+    if isinstance(error, dict):
+        return error
+    return {"type": "api_error", "message": str(error)}
 
 
 def _error_type(raw: object, status: int) -> ErrorType:

@@ -26,6 +26,9 @@ ROUTINE_KINDS = frozenset(
         "thinking_dropped",  # the model has no reasoning option: a setting, not content
         # Earlier turns' thinking: Anthropic itself does not give those to the model outside a tool loop.
         "reasoning_dropped",
+        # Another backend's opaque reasoning (reasoning.py): only its maker can read it back.
+        "foreign_reasoning_dropped",
+        "tool_choice_emulated",  # a server without (full) tool_choice: by name or as an instruction
         "tool_renamed",  # renamed back in the answer
         "tool_result_image_moved",  # moved to a user message, still sent
         "tool_reference_converted",  # sent as text

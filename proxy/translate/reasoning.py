@@ -19,6 +19,8 @@ import base64
 import binascii
 from dataclasses import dataclass
 
+from .types import Change
+
 TAG = "sb1"
 
 
@@ -56,3 +58,25 @@ def minted_by(signature: object, *, dialect: str, provider: str) -> str | None:
     if minted is None or minted.dialect != dialect or minted.provider != provider:
         return None
     return minted.payload
+
+
+# What every dialect records when it leaves out reasoning another backend minted (one kind, one wording,
+# so the exchange view reads the same whichever backend a session switched to).
+FOREIGN_DROPPED = "foreign_reasoning_dropped"
+# The openai dialect's marks from before these tags (no provider named in them).
+LEGACY_OPENAI_PREFIX = "switchboard.openai."
+
+
+def minter(signature: object) -> str:
+    """Who minted a thinking block's signature, in words: "<dialect> provider '<name>'", or Anthropic."""
+    found = read(signature)
+    if found is not None:
+        return f"{found.dialect} provider '{found.provider}'"
+    if isinstance(signature, str) and signature.startswith(LEGACY_OPENAI_PREFIX):
+        return "the openai dialect (before tagged signatures)"
+    return "Anthropic" if signature else "a client (no signature)"
+
+
+def foreign_dropped(counts: dict[str, int]) -> list[Change]:
+    """The recorded changes for foreign reasoning left out: {minter(...): blocks} -> one change each."""
+    return [Change(FOREIGN_DROPPED, f"{n} thinking block(s) minted by {who}") for who, n in counts.items()]

@@ -237,6 +237,9 @@ class Translation:
     client_model: str  # echoed in every response: the client derives limits and features from it
     message_id: str  # msg_… for the response
     changes: list[Change] = field(default_factory=list)
+    # The target's provider name: the response side tags opaque reasoning with it (reasoning.mint), so
+    # the next turn sends it back only to this provider.
+    provider: str = ""
     # upstream tool name -> the client's original name (names over the backend's limits)
     tool_names: dict[str, str] = field(default_factory=dict)
     stop_sequences: tuple[str, ...] = ()

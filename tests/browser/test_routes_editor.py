@@ -130,3 +130,31 @@ def test_the_routes_page_lists_rules_in_the_order_they_are_tried(
         page.locator("#rules .route-row", has_text=name).first.get_by_role("button", name="Delete").click()
         expect(page.locator("#rules .route-row", has_text=name)).to_have_count(0)
     expect(page.locator("#order-warnings")).to_have_count(0)
+
+
+def test_a_provider_from_a_preset_is_choosing_its_name_and_pasting_a_key(
+    page: Page, server: Server, screenshot
+) -> None:
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.goto(f"{server.url}/routes")
+    page.get_by_role("link", name="New provider").click()
+    form = page.locator("#provider-form-new")
+    form.get_by_label("Preset").select_option(label="DeepSeek")
+    form = page.locator("#provider-form-new")
+    expect(form.get_by_label("Base url")).to_have_value("https://api.deepseek.com/anthropic")
+    expect(form.get_by_label("Dialect")).to_have_value("anthropic")
+    expect(form.get_by_label("Quirks")).to_have_value(
+        "tool_choice_any_is_auto, replay_reasoning, no_images, no_documents, no_count_tokens"
+    )
+    expect(form.get_by_label("Name")).to_have_value("deepseek")
+    form.get_by_label("API key", exact=True).fill("sk-pasted-in-the-browser")
+    screenshot("routes-preset-1440")
+    page.set_viewport_size({"width": 390, "height": 844})
+    screenshot("routes-preset-390")
+    page.set_viewport_size({"width": 1440, "height": 900})
+    form.get_by_role("button", name="Save").click()
+    row = page.locator(".route-row.provider", has_text="deepseek")
+    expect(row).to_contain_text("stored (hidden)")
+    expect(row.locator(".tag.quirk")).to_have_count(5)
+    row.get_by_role("button", name="Delete").click()  # the session's server is shared: leave it as found
+    expect(page.locator(".route-row.provider", has_text="deepseek")).to_have_count(0)

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from proxy.models import ConfigVersion, Exchange, Provider, Rule
 from proxy.routing import snapshot
+from proxy.routing.rules import compile_config
 
 pytestmark = pytest.mark.django_db(transaction=True)
 HX = {"HTTP_HX_REQUEST": "true"}
@@ -313,3 +314,53 @@ def test_tool_call_healing_is_edited_on_providers_and_rules(config: dict[str, An
     assert (rule.heal_tool_calls, rule.tool_call_retries) == (True, 0)
     target = snapshot.current_snapshot_sync().rules[0].targets[0]
     assert (target.heal_tool_calls, target.tool_call_retries) == (True, 0)
+
+
+def test_a_preset_fills_the_new_provider_form_and_its_quirks_are_saved(
+    config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DEEPSEEK_API_KEY", raising=False)
+    client = Client()
+    html = client.get("/routes/providers/new?preset=deepseek", **HX).content.decode()
+    assert 'value="https://api.deepseek.com/anthropic"' in html
+    assert (
+        'value="tool_choice_any_is_auto, replay_reasoning, no_images, no_documents, no_count_tokens"' in html
+    )
+    assert '<option value="anthropic" selected>' in html
+    # The key variable is suggested only when it is set: else a pasted key would lose to an unset one.
+    assert 'value="DEEPSEEK_API_KEY"' not in html
+    monkeypatch.setenv("DEEPSEEK_API_KEY", "sk-ds")
+    html = client.get("/routes/providers/new?preset=deepseek", **HX).content.decode()
+    assert 'value="DEEPSEEK_API_KEY"' in html
+    data = {
+        "preset": "deepseek",
+        "name": "deepseek",
+        "dialect": "anthropic",
+        "base_url": "https://api.deepseek.com/anthropic",
+        "api_key_env": "",
+        "new_secret": "sk-pasted",
+        "extra_headers": "",
+        "model_settings": "",
+        "quirks": "tool_choice_any_is_auto, no_images",
+        "connect_timeout": 10,
+        "first_byte_timeout": 300,
+        "idle_timeout": 120,
+        "total_timeout": 0,
+    }
+    assert client.post("/routes/providers/new", data, **HX).status_code == 200
+    saved = Provider.objects.get(name="deepseek")
+    assert (saved.quirks, saved.api_key_secret) == (["tool_choice_any_is_auto", "no_images"], "sk-pasted")
+    # A second one from the same preset gets a free name.
+    assert (
+        'name="name" value="deepseek-2"'
+        in client.get("/routes/providers/new?preset=deepseek", **HX).content.decode()
+    )
+
+
+def test_a_providers_quirks_reach_its_targets_options(config: dict[str, Any]) -> None:
+    with snapshot.config_edit():
+        Provider.objects.filter(pk=config["openai"].pk).update(quirks=["no_tool_choice"])
+    spec = snapshot.load_specs()[0][0]
+    assert spec.quirks == ("no_tool_choice",)
+    snap = compile_config(*snapshot.load_specs())
+    assert "no_tool_choice" in snap.default.targets[0].options  # type: ignore[union-attr]

@@ -263,7 +263,7 @@ def test_a_tool_call_another_backend_made_is_sent_with_the_placeholder_and_accep
     call = gemini.requests[-1]["contents"][1]["parts"][0]
     assert call["thoughtSignature"] == "skip_thought_signature_validator"
     row = gemini_server.wait_for_exchange(lambda e: e["dialect"] == "gemini" and e["status"] == "ok")
-    assert {"reasoning_placeholder", "reasoning_dropped"} <= {c["kind"] for c in row["changes"]}
+    assert {"reasoning_placeholder", "foreign_reasoning_dropped"} <= {c["kind"] for c in row["changes"]}
 
 
 def test_an_older_model_gets_the_cleaned_schema_subset(gemini_server: Server, gemini: FakeGemini) -> None:

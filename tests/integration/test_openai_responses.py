@@ -305,7 +305,7 @@ def test_a_refused_request_is_recorded_with_what_was_sent(server: Server, respon
     assert response.status_code == 200 and responses.rejections == []
     assert all(item["type"] != "reasoning" for item in responses.requests[-1]["input"])
     row = server.wait_for_exchange(lambda e: e["request_id"] == response.headers["request-id"])
-    assert "reasoning_dropped" in [c["kind"] for c in row["changes"]]
+    assert "foreign_reasoning_dropped" in [c["kind"] for c in row["changes"]]
 
 
 def test_count_tokens_asks_the_input_tokens_endpoint_where_the_provider_counts(

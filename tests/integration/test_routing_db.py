@@ -19,6 +19,7 @@ from proxy.routing import snapshot
 from proxy.routing.rules import ConfigError
 from proxy.routing.seed import ensure_seeded
 from proxy.translate.base import TranslationError
+from proxy.translate.dialects import DIALECTS
 from tests.conftest import load_fixture, run_async
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the snapshot reads on its own thread: commit for real
@@ -29,7 +30,7 @@ CCR_CONFIG = Path(__file__).resolve().parent.parent / "fixtures" / "ccr" / "conf
 @pytest.fixture(autouse=True)
 def fresh_snapshot(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     """No backend in the environment unless a test sets one; no snapshot left by an earlier test."""
-    settings.OPENAI_API_KEY = settings.OPENAI_BASE_URL = ""
+    settings.OPENAI_API_KEY = settings.OPENAI_BASE_URL = settings.GEMINI_API_KEY = ""
     settings.BIG_MODEL = settings.MIDDLE_MODEL = settings.SMALL_MODEL = ""
     settings.ANTHROPIC_UPSTREAM_URL = "https://api.anthropic.com"
     monkeypatch.delenv("SWITCHBOARD_PORT", raising=False)
@@ -87,6 +88,28 @@ def test_ensure_seeded_uses_gpt_4o_models_when_none_are_set(settings: Any) -> No
         "default": "gpt-4o",
     }
     assert Provider.objects.get().base_url == "http://10.0.0.5:8000/v1"
+
+
+def test_ensure_seeded_with_only_a_gemini_key_routes_to_gemini(settings: Any, monkeypatch: Any) -> None:
+    settings.GEMINI_API_KEY = "AIza-test"
+    monkeypatch.setenv("GEMINI_API_KEY", "AIza-test")
+    ensure_seeded()
+    provider = Provider.objects.get()
+    assert (provider.name, provider.api_key_env) == ("gemini", "GEMINI_API_KEY")
+    if "gemini" in DIALECTS:
+        assert (provider.dialect, provider.base_url) == (
+            "gemini",
+            "https://generativelanguage.googleapis.com",
+        )
+    else:  # until the gemini dialect is on main: the same models through Gemini's OpenAI endpoint
+        assert (provider.dialect, provider.quirks) == ("openai", ["thought_signatures"])
+        assert provider.base_url == "https://generativelanguage.googleapis.com/v1beta/openai"
+    assert dict(Rule.objects.values_list("name", "model")) == {
+        "haiku": "gemini-2.5-flash",
+        "opus": "gemini-2.5-pro",
+        "default": "gemini-2.5-pro",
+    }
+    assert decide(load_fixture("main_turn")).targets[0].api_key == "AIza-test"
 
 
 def test_ensure_seeded_refuses_a_backend_url_that_is_this_proxy(settings: Any, monkeypatch: Any) -> None:
@@ -251,10 +274,10 @@ def test_routes_import_from_claude_code_router_reports_what_was_not_carried(tmp_
         "deepseek",
         "ollama",
         "kimi",
+        "gemini",
     }
     assert Provider.objects.get(name="ollama").api_key_secret == "ollama"
-    assert "note: provider 'gemini': the Gemini API is not supported yet" in err.getvalue()
-    assert "imported 4 providers and 5 rules" in err.getvalue()
+    assert "imported 5 providers and 6 rules" in err.getvalue()
     assert decide(load_fixture("background_title")).targets[0].model == "qwen2.5-coder:latest"
 
 

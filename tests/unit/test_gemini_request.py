@@ -206,7 +206,7 @@ def test_foreign_thinking_is_stripped_and_recorded() -> None:
     translation = build(request)
     parts = translation.upstream.body["contents"][1]["parts"]
     assert all(p.get("thoughtSignature") in (None, PLACEHOLDER) for p in parts)
-    assert "reasoning_dropped" in kinds(translation)
+    assert "foreign_reasoning_dropped" in kinds(translation)
 
 
 def test_tool_result_images_ride_inside_the_response_on_gemini_3_and_move_to_the_turn_before() -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
+from proxy.translate import reasoning
 from proxy.translate.base import TranslationError
 from proxy.translate.ids import tool_id_to_client
 from proxy.translate.openai_chat.request import build_request
@@ -395,12 +396,31 @@ def test_backend_tool_ids_restored_exactly_when_replayed() -> None:
 
 def test_thinking_replayed_as_reasoning_content_when_option_set() -> None:
     messages = tool_turn([{"type": "tool_result", "tool_use_id": "toolu_1", "content": "x"}])
-    messages[1]["content"].insert(0, {"type": "thinking", "thinking": "list it", "signature": "sig"})
+    signature = reasoning.mint(dialect="openai", provider="acme", payload="reasoning_content")
+    messages[1]["content"].insert(0, {"type": "thinking", "thinking": "list it", "signature": signature})
     translation = translate(
         make_request(messages=messages), make_target(options=frozenset({"replay_reasoning"}))
     )
     assert translation.upstream.body["messages"][1]["reasoning_content"] == "list it"
     assert "reasoning_dropped" not in kinds(translation)
+
+
+def test_thinking_another_provider_or_anthropic_made_is_never_replayed() -> None:
+    messages = tool_turn([{"type": "tool_result", "tool_use_id": "toolu_1", "content": "x"}])
+    other = reasoning.mint(dialect="openai", provider="deepseek-b", payload="reasoning_content")
+    messages[1]["content"][:0] = [
+        {"type": "thinking", "thinking": "from b", "signature": other},
+        {"type": "thinking", "thinking": "from claude", "signature": "EqQBCkgIARABGAIiQL"},
+    ]
+    translation = translate(
+        make_request(messages=messages), make_target(options=frozenset({"replay_reasoning"}))
+    )
+    # DeepSeek still gets its (empty) reasoning_content on the tool-call turn, none of the others' text.
+    assert translation.upstream.body["messages"][1]["reasoning_content"] == ""
+    assert details(translation, "foreign_reasoning_dropped") == [
+        "1 thinking block(s) minted by openai provider 'deepseek-b'",
+        "1 thinking block(s) minted by Anthropic",
+    ]
 
 
 def test_thinking_replayed_in_the_field_our_signature_names() -> None:
@@ -426,7 +446,11 @@ def test_empty_reasoning_content_on_tool_call_turn_when_replaying_without_thinki
 
 def test_thinking_dropped_once_when_not_replayed() -> None:
     def answer(thought: str, text: str) -> dict[str, Any]:
-        blocks = [{"type": "thinking", "thinking": thought, "signature": "s"}, {"type": "text", "text": text}]
+        signature = reasoning.mint(dialect="openai", provider="acme", payload="reasoning_content")
+        blocks = [
+            {"type": "thinking", "thinking": thought, "signature": signature},
+            {"type": "text", "text": text},
+        ]
         return {"role": "assistant", "content": blocks}
 
     messages = [
@@ -454,7 +478,7 @@ def test_redacted_thinking_always_dropped() -> None:
     translation = translate(
         make_request(messages=messages), make_target(options=frozenset({"replay_reasoning"}))
     )
-    assert details(translation, "reasoning_dropped") == ["1 thinking block(s)"]
+    assert details(translation, "foreign_reasoning_dropped") == ["1 thinking block(s) minted by Anthropic"]
     assert "xyz" not in orjson.dumps(translation.upstream.body).decode()
 
 

@@ -12,12 +12,12 @@ from typing import Any
 import orjson
 import pytest
 
-from proxy.translate import ids
+from proxy.translate import ids, reasoning
 from proxy.translate.base import UpstreamError
 from proxy.translate.openai_chat import DIALECT
 from proxy.translate.openai_chat.response import parse_error, parse_response
 from proxy.translate.openai_chat.state import ChatState
-from proxy.translate.openai_chat.wire import SIGNATURE_PREFIX, thinking_signature
+from proxy.translate.openai_chat.wire import thinking_signature
 from proxy.translate.stops import find_stop_sequence, held_back_length
 from proxy.translate.tool_names import shorten
 from proxy.translate.types import Target, Translation, UpstreamRequest
@@ -180,7 +180,8 @@ def test_deepseek_reasoning_content_becomes_a_signed_thinking_block_first() -> N
 def test_openrouter_reasoning_becomes_a_thinking_block_signed_with_its_field() -> None:
     body = completion({"content": "42.", "reasoning": "Hmm.", "reasoning_details": []})
     thinking = parse_response(body, make_translation())["content"][0]
-    assert thinking["signature"] == thinking_signature("reasoning") == SIGNATURE_PREFIX + "reasoning"
+    assert thinking["signature"] == thinking_signature("reasoning")
+    assert reasoning.read(thinking["signature"]) == reasoning.Minted("openai", "", "reasoning")
     assert thinking["thinking"] == "Hmm."
 
 

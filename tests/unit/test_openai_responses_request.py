@@ -222,7 +222,8 @@ def test_a_foreign_signature_is_dropped_and_recorded(signature: str) -> None:
         )
     )
     assert all(item["type"] != "reasoning" for item in translation.upstream.body["input"])
-    assert "reasoning_dropped" in kinds(translation)
+    # The wording every dialect records foreign reasoning in (reasoning.foreign_dropped).
+    assert "foreign_reasoning_dropped" in kinds(translation)
 
 
 def test_max_tokens_under_the_apis_minimum_is_raised_to_16() -> None:

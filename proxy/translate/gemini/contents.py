@@ -16,6 +16,7 @@ from typing import Any
 from .. import messages_request as read
 from ..base import TranslationError
 from ..ids import tool_id_to_upstream
+from ..reasoning import minter
 from ..tool_names import ToolNameMap
 from ..types import Change, JSONDict, Target
 from . import models
@@ -34,7 +35,8 @@ class Context:
     names: ToolNameMap = field(default_factory=lambda: ToolNameMap(pattern=GEMINI_NAME))
     changes: list[Change] = field(default_factory=list)
     cache_controls: int = 0
-    reasoning_dropped: int = 0
+    # Thinking another backend minted: reasoning.minter(...) -> blocks dropped (reasoning.foreign_dropped).
+    foreign_reasoning: dict[str, int] = field(default_factory=dict)
     placeholders: int = 0
 
     def see(self, block: JSONDict) -> None:
@@ -109,7 +111,8 @@ def _model_parts(
             case "thinking" | "redacted_thinking":
                 found = carried(block.get("signature"), provider=provider)
                 if found is None:  # Anthropic's, another backend's, or unsigned: Gemini cannot read it
-                    ctx.reasoning_dropped += 1
+                    who = minter(block.get("signature"))  # the one wording every dialect records
+                    ctx.foreign_reasoning[who] = ctx.foreign_reasoning.get(who, 0) + 1
                 elif found.where == "x":
                     pass  # reasoning Gemini did not sign: nothing to give back
                 elif found.where == "n":

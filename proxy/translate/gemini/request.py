@@ -12,6 +12,7 @@ from typing import Any
 from ..base import TranslationError
 from ..claude_code import without_billing_header
 from ..messages_request import KNOWN_FIELDS, TOOL_KEYS, number, required, text_of
+from ..reasoning import foreign_dropped
 from ..types import Change, JSONDict, MessagesRequest, Target, Translation, UpstreamRequest
 from . import models
 from .contents import Context, build_contents
@@ -109,10 +110,7 @@ def endpoint(base_url: str, model: str, *, stream: bool) -> str:
 def _note_summary(ctx: Context) -> None:
     for short, original in ctx.names.renamed().items():
         ctx.changes.append(Change("tool_renamed", f"{original} -> {short}"))
-    if ctx.reasoning_dropped:
-        ctx.changes.append(
-            Change("reasoning_dropped", f"{ctx.reasoning_dropped} thinking block(s) Gemini did not sign")
-        )
+    ctx.changes += foreign_dropped(ctx.foreign_reasoning)
     if ctx.placeholders:
         ctx.changes.append(
             Change(

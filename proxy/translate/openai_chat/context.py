@@ -19,6 +19,8 @@ class Context:
     changes: list[Change] = field(default_factory=list)
     cache_controls: int = 0
     reasoning_dropped: int = 0
+    # Thinking another backend minted (Anthropic, another provider or dialect): who -> blocks dropped.
+    foreign_reasoning: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def of(cls, target: Target) -> Context:

@@ -16,10 +16,17 @@ from .. import messages_request as read
 from ..base import TranslationError
 from ..claude_code import without_billing_header
 from ..ids import tool_id_to_upstream
+from ..reasoning import minter
 from ..types import Change, JSONDict
 from .context import Context
 from .documents import document_parts, search_result_part
-from .wire import REASONING_FIELDS, SIGNATURE_PREFIX
+from .signatures import (
+    THOUGHT_PLACEHOLDER,
+    Own,
+    read_own,
+    wants_thought_signatures,
+    with_thought_signature,
+)
 
 
 def system_messages(system: Any, ctx: Context) -> list[JSONDict]:
@@ -199,6 +206,7 @@ def _assistant_message(
     tool_calls: list[JSONDict] = []
     thinking: list[str] = []
     reasoning_field = "reasoning_content"  # DeepSeek's name; vLLM and others accept it too
+    thought_signatures: dict[str, str] = {}  # the client's tool_use id -> Gemini's thought signature
     for j, block in enumerate(blocks):
         bpath = f"{path}.content.{j}"
         ctx.see(block)
@@ -209,31 +217,61 @@ def _assistant_message(
             case "tool_use":
                 tool_calls.append(_tool_call(block, path=bpath, ctx=ctx))
                 pending.ids[block["id"]] = bpath
-            case "thinking" if ctx.quirks.replay_reasoning and isinstance(block.get("thinking"), str):
-                thinking.append(block["thinking"])
-                reasoning_field = _reasoning_field(block.get("signature"), reasoning_field)
             case "thinking" | "redacted_thinking":  # redacted: encrypted for Anthropic only
-                ctx.reasoning_dropped += 1
+                own = _own_reasoning(block, ctx)
+                if own is not None and own.thought_signature:
+                    thought_signatures[own.call_id] = own.thought_signature
+                elif (
+                    own is not None and ctx.quirks.replay_reasoning and isinstance(block.get("thinking"), str)
+                ):
+                    thinking.append(block["thinking"])
+                    reasoning_field = own.field
+                elif own is not None:
+                    ctx.reasoning_dropped += 1
             case other:  # server tool calls and their results: Anthropic ran them, no backend here can
                 ctx.drop_content(f"{bpath}: {other} block")
     if not texts and not tool_calls:
         return []  # nothing a Chat Completions server could use (e.g. only thinking)
     message: JSONDict = {"role": "assistant", "content": "\n\n".join(texts) if texts else None}
     if tool_calls:
-        message["tool_calls"] = tool_calls
+        message["tool_calls"] = _signed_calls(tool_calls, blocks, thought_signatures, path=path, ctx=ctx)
     if ctx.quirks.replay_reasoning and (thinking or tool_calls):
         # DeepSeek returns 400 when a tool-call turn lacks reasoning_content, even an empty one.
         message[reasoning_field] = "\n\n".join(thinking)
     return [message]
 
 
-def _reasoning_field(signature: object, default: str) -> str:
-    """The field a thinking block we made came from (its signature names it), so it goes back there."""
-    if isinstance(signature, str) and signature.startswith(SIGNATURE_PREFIX):
-        named = signature[len(SIGNATURE_PREFIX) :]
-        if named in REASONING_FIELDS:
-            return named
-    return default
+def _own_reasoning(block: JSONDict, ctx: Context) -> Own | None:
+    """What a thinking block carries for this provider; None (counted as foreign) when another minted it.
+
+    Only the provider that produced reasoning can read it back: Anthropic's signatures, another
+    provider's reasoning text or thought signatures would be rejected or mislead the model."""
+    signature = block.get("signature")
+    redacted = block["type"] == "redacted_thinking"
+    own = None if redacted else read_own(signature, provider=ctx.target.provider)
+    if own is None:
+        who = minter(signature or block.get("data"))
+        ctx.foreign_reasoning[who] = ctx.foreign_reasoning.get(who, 0) + 1
+    return own
+
+
+def _signed_calls(
+    calls: list[JSONDict], blocks: list[JSONDict], signatures: dict[str, str], *, path: str, ctx: Context
+) -> list[JSONDict]:
+    """Each call with the thought signature Gemini gave it; Gemini's endpoint rejects a turn whose first
+    call has none, so a call another model made gets Google's documented placeholder there."""
+    if not signatures and not wants_thought_signatures(ctx.target):
+        return calls
+    client_ids = [b["id"] for b in blocks if b["type"] == "tool_use"]
+    out = []
+    for i, (call, client_id) in enumerate(zip(calls, client_ids, strict=True)):
+        if client_id in signatures:
+            call = with_thought_signature(call, signatures[client_id])
+        elif i == 0 and wants_thought_signatures(ctx.target):
+            call = with_thought_signature(call, THOUGHT_PLACEHOLDER)
+            ctx.changes.append(Change("reasoning_placeholder", f"{path}: {client_id}"))
+        out.append(call)
+    return out
 
 
 def _tool_call(block: JSONDict, *, path: str, ctx: Context) -> JSONDict:

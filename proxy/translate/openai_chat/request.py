@@ -10,6 +10,7 @@ Wire format: https://platform.openai.com/docs/api-reference/chat/create
 from __future__ import annotations
 
 from .. import messages_request as read
+from ..reasoning import foreign_dropped
 from ..types import Change, JSONDict, MessagesRequest, Target, Translation, UpstreamRequest
 from .context import Context
 from .messages import chat_messages, system_messages
@@ -54,6 +55,7 @@ def build_request(
         ctx.changes.append(Change("tool_renamed", f"{original} -> {short}"))
     if ctx.reasoning_dropped:
         ctx.changes.append(Change("reasoning_dropped", f"{ctx.reasoning_dropped} thinking block(s)"))
+    ctx.changes += foreign_dropped(ctx.foreign_reasoning)
     if ctx.cache_controls:
         ctx.changes.append(Change("cache_control_stripped", str(ctx.cache_controls)))
 
@@ -75,6 +77,7 @@ def build_request(
         changes=ctx.changes,
         tool_names=ctx.names.renamed(),
         stop_sequences=stop_sequences,
+        provider=target.provider,
         state=ChatState(
             reasoning=reasoning,
             local_stop_sequences=local_stops,

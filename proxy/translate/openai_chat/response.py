@@ -6,6 +6,7 @@ from .. import upstream_errors
 from ..base import UpstreamError
 from ..stops import find_stop_sequence
 from ..types import JSONDict, Message, StopReason, Translation
+from .signatures import thought_signature_block, tool_call_thought_signature
 from .state import chat_state
 from .wire import (
     parse_tool_input,
@@ -32,7 +33,8 @@ def parse_response(body: JSONDict, translation: Translation) -> Message:
     field, reasoning = reasoning_of(message)
     state = chat_state(translation)
     if reasoning and state.reasoning:
-        content.append({"type": "thinking", "thinking": reasoning, "signature": thinking_signature(field)})
+        signature = thinking_signature(field, translation.provider)
+        content.append({"type": "thinking", "thinking": reasoning, "signature": signature})
 
     text = _message_text(message.get("content"))
     refusal = message.get("refusal") if isinstance(message.get("refusal"), str) else ""
@@ -55,6 +57,8 @@ def parse_response(body: JSONDict, translation: Translation) -> Message:
         block["input"] = parse_tool_input(
             function.get("arguments"), name=name, lenient=translation.lenient_tool_input
         )
+        if thought := tool_call_thought_signature(call):  # Gemini's: back on this call next turn
+            content.append(thought_signature_block(block["id"], thought, provider=translation.provider))
         content.append(block)
 
     stop_reason: StopReason

@@ -23,6 +23,7 @@ from ..stops import StopFilter
 from ..tokens import usage_estimate
 from ..types import JSONDict, SSEEvent, StopReason, StreamEvent, Translation, Usage
 from ..upstream_errors import from_error_object
+from .signatures import thought_signature_block, tool_call_thought_signature
 from .state import chat_state
 from .tool_calls import ToolCall, ToolCallBuffer
 from .wire import (
@@ -176,7 +177,8 @@ class OpenAIStreamTranslator:
         events = (
             [] if block is not None and block.kind == "thinking" else self._flush_held() + self._leave_tool()
         )
-        return events + self.writer.thinking(text, signature=thinking_signature(field_name))
+        signature = thinking_signature(field_name, self.translation.provider)
+        return events + self.writer.thinking(text, signature=signature)
 
     def _on_text(self, text: str) -> list[StreamEvent]:
         if self.done:
@@ -205,6 +207,7 @@ class OpenAIStreamTranslator:
         call = self._calls.call_for(fragment)
         if function.get("name") and not call.name:
             call.name = str(function["name"])
+        call.thought_signature = call.thought_signature or tool_call_thought_signature(fragment)
         arguments = function.get("arguments")
         if isinstance(arguments, dict):  # a whole object instead of a JSON string (some local servers)
             arguments = orjson.dumps(arguments).decode()
@@ -238,6 +241,11 @@ class OpenAIStreamTranslator:
         start = tool_use_block(
             upstream_id=call.upstream_id, name=call.name, ordinal=call.ordinal, translation=self.translation
         )
+        if call.thought_signature:  # Gemini's, carried to the next turn in a thinking block before the call
+            signed = thought_signature_block(
+                start["id"], call.thought_signature, provider=self.translation.provider
+            )
+            events += self.writer.block_start(signed)
         call.state, self._live = "live", call
         # The fragments buffered while another call was streaming go out at once.
         return events + self.writer.tool_use(tool_id=start["id"], name=start["name"], partial_json=call.text)

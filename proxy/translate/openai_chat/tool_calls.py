@@ -21,6 +21,7 @@ class ToolCall:
     name: str = ""
     arguments: list[str] = field(default_factory=list)
     state: Literal["pending", "live", "closed"] = "pending"
+    thought_signature: str = ""  # Gemini's, on the call's first fragment (signatures.py)
 
     @property
     def text(self) -> str:

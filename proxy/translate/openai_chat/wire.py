@@ -14,14 +14,14 @@ import orjson
 from .. import ids
 from ..base import UpstreamError
 from ..types import JSONDict, StopReason, Translation, Usage
+from .signatures import LEGACY_PREFIX, REASONING_FIELDS, reasoning_signature
 
-# Where backends put the model's reasoning text, in order of preference (DeepSeek, then OpenRouter).
-REASONING_FIELDS = ("reasoning_content", "reasoning")
+__all__ = ["REASONING_FIELDS", "SIGNATURE_PREFIX"]
 
 # Anthropic clients require a non-empty signature on thinking blocks and send it back unchanged on the
-# next turn. Ours is a plain marker (no cryptography) naming the field the reasoning came from, so the
-# request side can recognise our blocks (`startswith(SIGNATURE_PREFIX)`) and replay them in that field.
-SIGNATURE_PREFIX = "switchboard.openai."
+# next turn. Ours is a tagged marker (signatures.py) naming the field the reasoning came from and the
+# provider that produced it, so the request side replays it there, and only to that provider.
+SIGNATURE_PREFIX = LEGACY_PREFIX  # the untagged marker of sessions recorded before; read, never written
 
 _FINISH_REASONS: dict[str, StopReason] = {
     "stop": "end_turn",
@@ -32,9 +32,9 @@ _FINISH_REASONS: dict[str, StopReason] = {
 }
 
 
-def thinking_signature(field: str) -> str:
+def thinking_signature(field: str, provider: str = "") -> str:
     """The signature we put on a thinking block made from the backend's `field` (deterministic, non-empty)."""
-    return SIGNATURE_PREFIX + field
+    return reasoning_signature(field, provider=provider)
 
 
 def reasoning_of(message: JSONDict) -> tuple[str, str]:

@@ -33,6 +33,8 @@ class Context:
     changes: list[Change] = field(default_factory=list)
     cache_controls: int = 0
     reasoning_dropped: int = 0
+    # Thinking another backend minted: reasoning.minter(...) -> blocks dropped (reasoning.foreign_dropped).
+    foreign_reasoning: dict[str, int] = field(default_factory=dict)
 
     def see(self, block: JSONDict) -> None:
         """Note a block's cache_control: it is never copied, only counted."""
@@ -227,7 +229,11 @@ def _reasoning_item(block: JSONDict, ctx: Context) -> JSONDict | None:
     Another backend's (or Anthropic's own) signature means nothing here: dropped, and recorded."""
     signature = block.get("signature") if block["type"] == "thinking" else block.get("data")
     payload = reasoning.minted_by(signature, dialect=DIALECT_NAME, provider=ctx.target.provider)
-    found = reasoning_of_signature(payload) if payload is not None else None
+    if payload is None:  # recorded in the one wording every dialect uses for foreign reasoning
+        who = reasoning.minter(signature)
+        ctx.foreign_reasoning[who] = ctx.foreign_reasoning.get(who, 0) + 1
+        return None
+    found = reasoning_of_signature(payload)
     if found is None or not ctx.replay_reasoning:
         ctx.reasoning_dropped += 1
         return None

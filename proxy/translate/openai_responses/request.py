@@ -17,6 +17,7 @@ from .. import messages_request as read
 from ..base import TranslationError
 from ..claude_code import session_id
 from ..openai_chat.params import _strict_compatible as strict_compatible
+from ..reasoning import foreign_dropped
 from ..types import Change, JSONDict, MessagesRequest, Target, Translation, UpstreamRequest
 from .items import Context, input_items, instructions
 from .state import ResponsesState
@@ -79,6 +80,7 @@ def build_request(
                 "reasoning_dropped", f"{ctx.reasoning_dropped} thinking block(s) this model cannot take back"
             )
         )
+    ctx.changes += foreign_dropped(ctx.foreign_reasoning)
     if ctx.cache_controls:
         ctx.changes.append(Change("cache_control_stripped", str(ctx.cache_controls)))
 
