@@ -14,13 +14,12 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import orjson
 
 from proxy import upstream
 from proxy.recording.tape import Tape
-from proxy.routing.detect import strip_agent_marker
 from proxy.translate.accumulate import accumulate
 from proxy.translate.base import TranslationError, UpstreamError
 from proxy.translate.dialects import DIALECTS
@@ -52,53 +51,25 @@ def _heals(target: Target) -> bool:
 
 @dataclass(slots=True)
 class Healing:
-    """What healing one attempt's answer needs: the request (for a retry), its tools, where it went.
+    """What healing one attempt's answer needs: the request (for a retry), its tools, where it went."""
 
-    The request is held as the bytes the client sent, parsed again only when a call needs judging or a
-    retry: a parsed 80 KB prompt is ~2x its size, and every stream in flight held one (peak memory at
-    c=200); most streams call no tool that needs it."""
-
-    raw: bytes | None  # the client's request as sent; None: `parsed` is held instead (a replay's body)
+    request: MessagesRequest
     tools: ToolSet
     target: Target
     message_id: str
     headers: dict[str, str]
     started: float = 0.0  # perf_counter when the original attempt was sent: its total timeout counts from it
-    parsed: MessagesRequest | None = None
 
     @classmethod
     def of(
-        cls,
-        request: MessagesRequest | None,
-        target: Target,
-        *,
-        message_id: str,
-        headers: dict[str, str],
-        raw: bytes | None = None,
+        cls, request: MessagesRequest | None, target: Target, *, message_id: str, headers: dict[str, str]
     ) -> Healing | None:
         if request is None or not _heals(target):
             return None
-        tools = request.get("tools") or []
-        if not any(isinstance(t, dict) and isinstance(t.get("name"), str) for t in tools):
+        tools = ToolSet(request.get("tools") or [])
+        if not tools:
             return None
-        heal = cls(
-            raw=raw,
-            tools=ToolSet([]),
-            target=target,
-            message_id=message_id,
-            headers=headers,
-            parsed=None if raw is not None else request,
-        )
-        heal.tools = ToolSet(lambda: heal.request.get("tools") or [])
-        return heal
-
-    @property
-    def request(self) -> MessagesRequest:
-        """The request as routing left it (its agent marker stripped), parsed again from its bytes once."""
-        if self.parsed is None:
-            assert self.raw is not None
-            self.parsed, _ = strip_agent_marker(cast(MessagesRequest, orjson.loads(self.raw)))
-        return self.parsed
+        return cls(request=request, tools=tools, target=target, message_id=message_id, headers=headers)
 
     def healer(self) -> ToolCallHealer:
         return ToolCallHealer(self.tools, retries=max(0, self.target.tool_call_retries))

@@ -48,7 +48,6 @@ class Routed:
     tape: Tape
     decision: Decision | None
     headers: dict[str, str]
-    raw: bytes | None = None  # the body as received (the tape records these same bytes): healing's retry
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,17 +116,13 @@ async def _serve_messages(routed: Routed, *, message_id: str) -> _Result:
         except TranslationError as exc:
             return _refuse(exc.error_type, exc.message, exc.status)
         heal = healing.Healing.of(
-            request_body if keep_request else None,
-            target,
-            message_id=message_id,
-            headers=headers,
-            raw=routed.raw,
+            request_body if keep_request else None, target, message_id=message_id, headers=headers
         )
         translation.lenient_tool_input = heal is not None
         # A malformed call (Gemini's MALFORMED_FUNCTION_CALL) becomes a healing retry, not an error.
         translation.heals_malformed_calls = heal is not None and target.tool_call_retries > 0
-        if attempt == len(targets) - 1 and (heal is None or heal.raw is not None):
-            request_body = None  # healing keeps the request's bytes, not this parsed copy
+        if attempt == len(targets) - 1 and heal is None:
+            request_body = None
         payload = upstream.encode_body(translation.upstream)
         _note_target(tape, target, translation, payload)
         # The bytes are sent and recorded; the response side never reads the translated dict again.

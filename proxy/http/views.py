@@ -103,7 +103,7 @@ async def _route(request: HttpRequest, *, endpoint: str) -> Routed | HttpRespons
         decision.task,
         decision.agent,
     )
-    return Routed(tape, decision, headers, raw=request.body)
+    return Routed(tape, decision, headers)
 
 
 # Anthropic's ModelInfo needs a release date; "may be set to an epoch value if the release date is

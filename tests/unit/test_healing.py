@@ -431,22 +431,3 @@ def test_a_retry_has_what_is_left_of_the_total_timeout() -> None:
     assert Timeouts(total=10.0).after(4.0).total == 6.0
     assert Timeouts(total=10.0).after(12.0).total < 0  # nothing left: no retry is sent
     assert Timeouts(first_byte=30.0, total=10.0).after(4.0).first_byte == 30.0  # per read, as before
-
-
-def test_a_lazy_tool_set_reads_the_tools_once_and_only_when_a_call_is_judged() -> None:
-    reads: list[int] = []
-
-    def load() -> list[object]:
-        reads.append(1)
-        return [
-            {
-                "name": "Bash",
-                "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}},
-            }
-        ]
-
-    tools = ToolSet(load)
-    assert reads == []  # a stream that calls no tool never parses the request again
-    assert decide("bash", '{"command": "ls"}', tools, finished=True).name == "Bash"
-    assert decide("Bash", '{"command": "pwd"}', tools, finished=True).outcome == "valid"
-    assert reads == [1]

@@ -7,7 +7,7 @@ still wrong goes to a retry, never to the bin.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -31,30 +31,17 @@ class Verdict:
 
 
 class ToolSet:
-    """The tools one request offers: name -> input_schema, checked with the process's validator cache.
+    """The tools one request offers: name -> input_schema, checked with the process's validator cache."""
 
-    Given a function instead of the tools, it reads them on first use: a stream that calls no tool (most
-    of them) then never holds the request's parsed tools while it runs."""
+    __slots__ = ("_cache", "schemas")
 
-    __slots__ = ("_cache", "_load", "_schemas")
-
-    def __init__(
-        self, tools: Sequence[object] | Callable[[], Sequence[object]], *, cache: ValidatorCache = VALIDATORS
-    ) -> None:
+    def __init__(self, tools: Sequence[object], *, cache: ValidatorCache = VALIDATORS) -> None:
+        self.schemas: dict[str, object] = {}
+        for tool in tools:
+            if isinstance(tool, dict) and isinstance(tool.get("name"), str):
+                # Server tools (web_search, bash_2025…) have no input_schema: their calls are not checked.
+                self.schemas[tool["name"]] = tool.get("input_schema")
         self._cache = cache
-        self._load: Callable[[], Sequence[object]] | None = None
-        self._schemas: dict[str, object] | None = None
-        if callable(tools):
-            self._load = tools
-        else:
-            self._schemas = _schemas_of(tools)
-
-    @property
-    def schemas(self) -> dict[str, object]:
-        if self._schemas is None:
-            assert self._load is not None
-            self._schemas, self._load = _schemas_of(self._load()), None
-        return self._schemas
 
     def __bool__(self) -> bool:
         return bool(self.schemas)
@@ -67,15 +54,6 @@ class ToolSet:
         key = _loose(name)
         found = [offered for offered in self.schemas if _loose(offered) == key]
         return found[0] if len(found) == 1 else None
-
-
-def _schemas_of(tools: Sequence[object]) -> dict[str, object]:
-    schemas: dict[str, object] = {}
-    for tool in tools:
-        if isinstance(tool, dict) and isinstance(tool.get("name"), str):
-            # Server tools (web_search, bash_2025…) have no input_schema: their calls are not checked.
-            schemas[tool["name"]] = tool.get("input_schema")
-    return schemas
 
 
 def decide(name: str, arguments: str | Mapping[str, Any], tools: ToolSet, *, finished: bool) -> Verdict:
