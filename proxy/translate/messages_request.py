@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .base import TranslationError
-from .types import JSONDict, MessagesRequest
+from .types import Change, JSONDict, MessagesRequest, Target
 
 # Top-level fields the translated dialects map; anything else (context_management, safeguards,
 # container, mcp_servers, service_tier, …) is Anthropic-only or unknown: dropped and listed, never sent.
@@ -150,3 +150,25 @@ def image_url(block: JSONDict, *, path: str) -> tuple[str | None, str]:
             return url, kind
         case _:
             return None, kind
+
+
+def max_tokens(value: Any, *, target: Target, overrides: JSONDict, changes: list[Change]) -> int:
+    """The request's max_tokens, lowered to the model's known output limit or the route's ceiling (listed).
+
+    Only a known limit lowers it: the client derives its own budget from the model it thinks it talks to."""
+    if value is None:
+        raise TranslationError("max_tokens: required")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise TranslationError("max_tokens: must be a positive integer")
+    limits: list[tuple[int, str]] = []
+    if target.max_output_tokens is not None:
+        limits.append((target.max_output_tokens, "model output limit"))
+    ceiling = overrides.get("max_tokens")
+    if isinstance(ceiling, int) and not isinstance(ceiling, bool) and ceiling > 0:
+        limits.append((ceiling, "route override"))
+    if limits:
+        limit, reason = min(limits)
+        if limit < value:
+            changes.append(Change("max_tokens_lowered", f"{value} -> {limit} ({reason})"))
+            return limit
+    return value

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..base import TranslationError
 from ..claude_code import without_billing_header
-from ..messages_request import KNOWN_FIELDS, TOOL_KEYS, number, required, text_of
+from ..messages_request import KNOWN_FIELDS, TOOL_KEYS, max_tokens, number, required, text_of
 from ..reasoning import foreign_dropped
 from ..types import Change, JSONDict, MessagesRequest, Target, Translation, UpstreamRequest
 from . import models
@@ -51,8 +51,8 @@ def build_request(
         body["toolConfig"] = config
     generation: JSONDict = {}
     overrides = dict(target.overrides)
-    generation["maxOutputTokens"] = _max_tokens(
-        request.get("max_tokens"), target=target, overrides=overrides, ctx=ctx
+    generation["maxOutputTokens"] = max_tokens(
+        request.get("max_tokens"), target=target, overrides=overrides, changes=ctx.changes
     )
     local_stops = _stop(request.get("stop_sequences"), generation)
     if local_stops:
@@ -129,25 +129,6 @@ def _system(system: Any, ctx: Context) -> str:
     for header in dropped:
         ctx.changes.append(Change("billing_header_dropped", header[:200]))
     return text_of(system, path="system", notes=ctx)
-
-
-def _max_tokens(value: Any, *, target: Target, overrides: JSONDict, ctx: Context) -> int:
-    if value is None:
-        raise TranslationError("max_tokens: required")
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise TranslationError("max_tokens: must be a positive integer")
-    limits: list[tuple[int, str]] = []
-    if target.max_output_tokens is not None:
-        limits.append((target.max_output_tokens, "model output limit"))
-    ceiling = overrides.get("max_tokens")
-    if isinstance(ceiling, int) and not isinstance(ceiling, bool) and ceiling > 0:
-        limits.append((ceiling, "route override"))
-    if limits:
-        limit, reason = min(limits)
-        if limit < value:
-            ctx.changes.append(Change("max_tokens_lowered", f"{value} -> {limit} ({reason})"))
-            return limit
-    return value
 
 
 # --- tools -------------------------------------------------------------------------------------------

@@ -11,30 +11,10 @@ from typing import Any
 
 from .. import messages_request as read
 from ..base import TranslationError
-from ..types import Change, JSONDict, MessagesRequest, Target
+from ..types import Change, JSONDict, MessagesRequest
 from .context import Context
 
 _USER_ID_LIMIT = 64  # OpenAI rejects a longer `user`
-
-
-def max_tokens(value: Any, *, target: Target, overrides: JSONDict, ctx: Context) -> int:
-    if value is None:
-        raise TranslationError("max_tokens: required")
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise TranslationError("max_tokens: must be a positive integer")
-    # Only a known limit lowers it: the client derives its own budget from the model it thinks it talks to.
-    limits: list[tuple[int, str]] = []
-    if target.max_output_tokens is not None:
-        limits.append((target.max_output_tokens, "model output limit"))
-    ceiling = overrides.get("max_tokens")
-    if isinstance(ceiling, int) and not isinstance(ceiling, bool) and ceiling > 0:
-        limits.append((ceiling, "route override"))
-    if limits:
-        limit, reason = min(limits)
-        if limit < value:
-            ctx.changes.append(Change("max_tokens_lowered", f"{value} -> {limit} ({reason})"))
-            return limit
-    return value
 
 
 def _budget_effort(budget: int) -> str:
@@ -100,7 +80,7 @@ def response_format(output_config: Any, ctx: Context) -> JSONDict:
         schema = value.get("schema")
         if not isinstance(schema, dict):
             raise TranslationError("output_config.format.schema: must be an object")
-        strict = _strict_compatible(schema)
+        strict = strict_compatible(schema)
         out["response_format"] = {
             "type": "json_schema",
             "json_schema": {"name": "output", "schema": schema, "strict": strict},
@@ -109,10 +89,10 @@ def response_format(output_config: Any, ctx: Context) -> JSONDict:
     return out
 
 
-def _strict_compatible(schema: Any) -> bool:
+def strict_compatible(schema: Any) -> bool:
     """OpenAI strict mode needs every object closed (additionalProperties false), all properties required."""
     if isinstance(schema, list):
-        return all(_strict_compatible(item) for item in schema)
+        return all(strict_compatible(item) for item in schema)
     if not isinstance(schema, dict):
         return True
     kind = schema.get("type")
@@ -125,14 +105,14 @@ def _strict_compatible(schema: Any) -> bool:
             return False
         if not all(isinstance(r, str) for r in required) or set(required) != set(properties):
             return False
-        if not all(_strict_compatible(sub) for sub in properties.values()):
+        if not all(strict_compatible(sub) for sub in properties.values()):
             return False
     for key in ("items", "prefixItems", "anyOf", "oneOf", "allOf", "not"):
-        if key in schema and not _strict_compatible(schema[key]):
+        if key in schema and not strict_compatible(schema[key]):
             return False
     for key in ("$defs", "definitions"):
         defs = schema.get(key)
-        if isinstance(defs, dict) and not all(_strict_compatible(sub) for sub in defs.values()):
+        if isinstance(defs, dict) and not all(strict_compatible(sub) for sub in defs.values()):
             return False
     return True
 

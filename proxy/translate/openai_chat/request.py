@@ -14,7 +14,7 @@ from ..reasoning import foreign_dropped
 from ..types import Change, JSONDict, MessagesRequest, Target, Translation, UpstreamRequest
 from .context import Context
 from .messages import chat_messages, system_messages
-from .params import max_tokens, reasoning_effort, response_format, sampling, stop_param, user
+from .params import reasoning_effort, response_format, sampling, stop_param, user
 from .state import ChatState
 from .tools import tool_choice, tool_definitions
 
@@ -37,7 +37,9 @@ def build_request(
     tools = tool_definitions(request.get("tools"), ctx)  # first: tool names registered in a stable order
     body["messages"] = system_messages(request.get("system"), ctx) + chat_messages(messages, ctx)
     key = "max_completion_tokens" if ctx.quirks.max_completion_tokens else "max_tokens"
-    body[key] = max_tokens(request.get("max_tokens"), target=target, overrides=overrides, ctx=ctx)
+    body[key] = read.max_tokens(
+        request.get("max_tokens"), target=target, overrides=overrides, changes=ctx.changes
+    )
     stream = bool(request.get("stream"))
     if stream:
         body["stream"] = True

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from .. import messages_request as read
 from ..base import TranslationError
 from ..claude_code import session_id
-from ..openai_chat.params import _strict_compatible as strict_compatible
+from ..openai_chat.params import strict_compatible  # both OpenAI APIs share strict mode's rules
 from ..reasoning import foreign_dropped
 from ..types import Change, JSONDict, MessagesRequest, Target, Translation, UpstreamRequest
 from .items import Context, input_items, instructions
@@ -112,19 +112,7 @@ def build_request(
 
 
 def _max_output_tokens(value: Any, *, overrides: JSONDict, ctx: Context) -> int:
-    if value is None:
-        raise TranslationError("max_tokens: required")
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise TranslationError("max_tokens: must be a positive integer")
-    asked: int = value
-    limits = [(ctx.target.max_output_tokens, "model output limit"), (overrides.get("max_tokens"), "route")]
-    known: list[tuple[int, str]] = [
-        (n, why) for n, why in limits if isinstance(n, int) and not isinstance(n, bool) and n > 0
-    ]
-    if known and min(known)[0] < asked:
-        limit, why = min(known)
-        ctx.changes.append(Change("max_tokens_lowered", f"{asked} -> {limit} ({why})"))
-        asked = limit
+    asked = read.max_tokens(value, target=ctx.target, overrides=overrides, changes=ctx.changes)
     if asked < MIN_OUTPUT_TOKENS:  # Claude Code's one-token probes: the API's floor is 16
         ctx.changes.append(Change("max_tokens_raised", f"{asked} -> {MIN_OUTPUT_TOKENS} (the API's minimum)"))
         return MIN_OUTPUT_TOKENS
